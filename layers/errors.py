@@ -1,0 +1,50 @@
+"""The error types of lamina; every other part imports them from here."""
+
+from __future__ import annotations
+
+
+def format_shape(shape) -> str:
+    """Per-sample shape -> '(n, 784)'; None stands for any size."""
+    if isinstance(shape, str):
+        return shape
+    sizes = ["n", *("?" if s is None else str(s) for s in shape)]
+    return "(" + ", ".join(sizes) + ")"
+
+
+class ShapeError(ValueError):
+    """A layer was given an input of a shape it cannot take.
+
+    ``path`` names the layer (``layers[2].layers[0]``), ``layer`` is its short repr,
+    ``expected`` and ``received`` are per-sample shapes (batch axis left out) or text, and
+    ``source`` is what gave the received shape (``layers[1] ReLU``, or None for the input).
+    A ``Sequence`` fills in ``path`` and ``source`` as the error passes through it.
+    """
+
+    def __init__(self, layer: str, expected, received, *, path: str = "", source: str | None = None):
+        super().__init__(layer, expected, received)
+        self.layer, self.expected, self.received = layer, expected, received
+        self.path, self.source = path, source
+
+    def within(self, step: str, source: str | None) -> "ShapeError":
+        """Prefix the path with ``step`` (and the source, if it has one) as the error leaves a Sequence."""
+        self.path = f"{step}.{self.path}" if self.path else step
+        self.source = source if self.source is None else f"{step}.{self.source}"
+        return self
+
+    def __str__(self) -> str:
+        where = f"{self.path} {self.layer}" if self.path else self.layer
+        gives = f"{self.source} gives" if self.source else "the input is"
+        return (f"{where} expects input {format_shape(self.expected)}, "
+                f"but {gives} {format_shape(self.received)}")
+
+
+class ModelFileError(ValueError):
+    """A model or checkpoint file is damaged, foreign, or holds something lamina will not load."""
+
+    def __init__(self, path, problem: str):
+        super().__init__(f"{path}: {problem}")
+        self.path, self.problem = path, problem
+
+
+class StructureError(ValueError):
+    """Two trees of records (a model and its gradients, say) differ; names the first place by path."""

@@ -1,0 +1,98 @@
+"""Gradient checks: backward against central finite differences, in float64.
+
+For a layer f and a fixed random projection r, the scalar L(x, params) = sum(f(x) * r) has
+d L / d x = backward(cache, r)[0] and d L / d params = backward(cache, r)[1]; each is compared
+with (L(v + eps) - L(v - eps)) / (2 eps), element by element. Errors are relative to the size
+of the gradient: ||analytic - numeric|| / max(||analytic|| + ||numeric||, tiny).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from lamina.layers.tree import map_parameters, named_parameters, parameters, replace_parameters
+
+
+class GradientCheckError(AssertionError):
+    """An analytic gradient disagrees with finite differences; the message lists each place and its error."""
+
+
+def as_float64(record):
+    """The same record with every parameter cast to float64."""
+    return map_parameters(lambda p: p.astype(np.float64), record)
+
+
+def relative_error(analytic: np.ndarray, numeric: np.ndarray) -> float:
+    scale = np.linalg.norm(analytic) + np.linalg.norm(numeric)
+    return float(np.linalg.norm(analytic - numeric) / max(scale, 1e-300))
+
+
+def _numeric_gradient(f, value: np.ndarray, eps: float) -> np.ndarray:
+    """Central differences of the scalar f(v) at v = value, one element at a time."""
+    grad = np.zeros_like(value)
+    flat, out = value.reshape(-1), grad.reshape(-1)
+    for k in range(flat.size):
+        plus, minus = flat.copy(), flat.copy()
+        plus[k] += eps
+        minus[k] -= eps
+        out[k] = (f(plus.reshape(value.shape)) - f(minus.reshape(value.shape))) / (2 * eps)
+    return grad
+
+
+def _forward(layer, x, seed):
+    if getattr(layer, "needs_rng", False):
+        return layer.forward(x, rng=np.random.default_rng(seed))
+    return layer.forward(x)
+
+
+def gradient_errors(layer, x, *, seed: int = 0, eps: float = 1e-6) -> dict[str, float]:
+    """Relative error of ``layer.backward`` for the input ("input") and each parameter (by path), in float64."""
+    layer = as_float64(layer)
+    x = np.asarray(x, dtype=np.float64)
+    y, cache = _forward(layer, x, seed)
+    r = np.random.default_rng(seed + 1).standard_normal(np.shape(y))
+    dx, grads = layer.backward(cache, r)
+
+    def loss_at(record, x_):
+        return float(np.sum(_forward(record, x_, seed)[0] * r))
+
+    errors = {"input": relative_error(dx, _numeric_gradient(lambda v: loss_at(layer, v), x, eps))}
+    arrays = parameters(layer)
+    analytic = dict(named_parameters(grads))
+    for k, (path, p) in enumerate(named_parameters(layer)):
+        def loss_of_param(v, k=k):
+            return loss_at(replace_parameters(layer, iter(arrays[:k] + [v] + arrays[k + 1:])), x)
+        errors[path] = relative_error(analytic[path], _numeric_gradient(loss_of_param, p, eps))
+    return errors
+
+
+def loss_gradient_error(loss, pred, target, *, eps: float = 1e-6) -> float:
+    """Relative error of ``loss.backward`` (d value / d pred) against finite differences, in float64."""
+    pred = np.asarray(pred, dtype=np.float64)
+    target = np.asarray(target)
+    if target.dtype.kind == "f":
+        target = target.astype(np.float64)
+    _, cache = loss.forward(pred, target)
+    analytic = loss.backward(cache)
+    numeric = _numeric_gradient(lambda v: loss.forward(v, target)[0], pred, eps)
+    return relative_error(analytic, numeric)
+
+
+def check_gradients(layer, x, *, tol: float = 1e-6, seed: int = 0, eps: float = 1e-6) -> dict[str, float]:
+    """``gradient_errors``, raising ``GradientCheckError`` if any error exceeds ``tol``."""
+    errors = gradient_errors(layer, x, seed=seed, eps=eps)
+    bad = {k: v for k, v in errors.items() if not v <= tol}
+    if bad:
+        lines = ", ".join(f"{k}: {v:.2e}" for k, v in bad.items())
+        raise GradientCheckError(f"{type(layer).__name__} gradients disagree with finite differences "
+                                 f"(tolerance {tol:.0e}): {lines}")
+    return errors
+
+
+def check_loss_gradient(loss, pred, target, *, tol: float = 1e-6, eps: float = 1e-6) -> float:
+    """``loss_gradient_error``, raising ``GradientCheckError`` above ``tol``."""
+    error = loss_gradient_error(loss, pred, target, eps=eps)
+    if not error <= tol:
+        raise GradientCheckError(f"{type(loss).__name__} gradient disagrees with finite differences: "
+                                 f"{error:.2e} > {tol:.0e}")
+    return error

@@ -1,0 +1,27 @@
+"""mlp: the original notebook's shape list [784, 128, 10] as a Sequence."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from lamina.layers.activations import ReLU
+from lamina.layers.dense import Dense
+from lamina.layers.sequence import Sequence
+
+
+def mlp(rng: np.random.Generator, sizes, activation=ReLU, *, dtype=np.float32, init: str | None = None) -> Sequence:
+    """Dense layers of the given sizes with ``activation()`` between them (none after the last).
+
+    ``init`` defaults to "he" for ReLU and "glorot" for other activations.
+    """
+    sizes = list(sizes)
+    if len(sizes) < 2:
+        raise ValueError(f"mlp needs at least an input and an output size, got {sizes}")
+    if init is None:
+        init = "he" if activation is ReLU else "glorot"
+    layers = []
+    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        if i:
+            layers.append(activation())
+        layers.append(Dense.init(rng, n_in, n_out, dtype=dtype, init=init))
+    return Sequence(layers)

@@ -1,0 +1,48 @@
+"""``param()``: the attrs field for a parameter array (read-only, compared by value)."""
+
+from __future__ import annotations
+
+import attrs
+import numpy as np
+
+PARAM = "lamina.param"
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def frozen_array(value) -> np.ndarray:
+    """The parameter as a read-only float32/float64 array: a writable array is copied, a read-only one kept."""
+    array = np.asarray(value)
+    if array.dtype not in FLOAT_DTYPES:
+        raise TypeError(f"a parameter must be a float32 or float64 array, got dtype {array.dtype}")
+    if array.flags.writeable:
+        array = array.copy()
+    array.flags.writeable = False
+    return array
+
+
+def readonly(array: np.ndarray) -> np.ndarray:
+    """Mark a freshly computed array read-only, so a record can take it without a copy."""
+    array.flags.writeable = False
+    return array
+
+
+def array_repr(array: np.ndarray) -> str:
+    """An array as its dtype and shape: 'float32(784, 128)'."""
+    return f"{array.dtype}{tuple(array.shape)}"
+
+
+def param(**kwargs):
+    """A parameter field: read-only array, compared with ``np.array_equal``, shown as dtype and shape."""
+    metadata = {**kwargs.pop("metadata", {}), PARAM: True}
+    return attrs.field(
+        converter=frozen_array,
+        eq=attrs.cmp_using(eq=np.array_equal),
+        hash=False,
+        repr=array_repr,
+        metadata=metadata,
+        **kwargs,
+    )
+
+
+def is_param(field: attrs.Attribute) -> bool:
+    return field.metadata.get(PARAM, False)

@@ -1,0 +1,159 @@
+"""Sequence: layers applied one after another, y = f_k(... f_1(x)); itself a layer, so they nest."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+
+import attrs
+import numpy as np
+
+from lamina.layers.errors import ShapeError, format_shape
+from lamina.layers.tree import count_parameters, parameters
+
+
+@functools.lru_cache(maxsize=None)
+def _takes_keyword(cls: type, method: str, keyword: str) -> bool:
+    """Whether ``cls.method`` accepts ``keyword`` (looked up once per class)."""
+    try:
+        return keyword in inspect.signature(getattr(cls, method)).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def _as_layers(layers) -> tuple:
+    layers = tuple(layers)
+    if not layers:
+        raise ValueError("Sequence needs at least one layer, got none")
+    for i, layer in enumerate(layers):
+        if not (attrs.has(type(layer)) and hasattr(layer, "forward") and hasattr(layer, "backward")):
+            raise TypeError(f"Sequence: layers[{i}] must be a layer record (an attrs class with forward "
+                            f"and backward), got {type(layer).__name__}")
+    return layers
+
+
+def describe(layer) -> str:
+    """A short name for messages: the repr, or the class name when the repr is long."""
+    if isinstance(layer, Sequence):
+        return f"Sequence({len(layer.layers)} layers)"
+    text = repr(layer)
+    return text if len(text) <= 60 else type(layer).__name__
+
+
+def _check_numeric(x) -> np.ndarray:
+    x = np.asarray(x)
+    if x.dtype.kind not in "fiu":
+        raise TypeError(f"model input must be a float or integer array, got dtype {x.dtype}")
+    return x
+
+
+def _check_finite(x: np.ndarray, what: str = "model input") -> None:
+    """Raise ValueError naming the first row with NaN or inf (a fast sum first, an exact scan only if it is not finite)."""
+    if x.dtype.kind == "f" and not np.isfinite(x.sum()):
+        bad = ~np.isfinite(x.reshape(len(x), -1)).all(axis=1)
+        if bad.any():
+            row = int(np.argmax(bad))
+            raise ValueError(f"{what} row {row} holds NaN or inf; expected finite values")
+
+
+@attrs.frozen(repr=False)
+class Sequence:
+    """The layers in order; ``forward`` (n, ...) -> (n, ...), caches and gradients are per layer."""
+
+    layers: tuple = attrs.field(converter=_as_layers)
+    dtype: np.dtype | None = attrs.field(init=False, eq=False, repr=False)
+    needs_rng: bool = attrs.field(init=False, eq=False, repr=False)
+
+    def __attrs_post_init__(self):
+        dtypes = {array.dtype for array in parameters(self)}
+        if len(dtypes) > 1:
+            raise TypeError(f"Sequence: all parameters must share one dtype, got {sorted(map(str, dtypes))}")
+        object.__setattr__(self, "dtype", dtypes.pop() if dtypes else None)
+        object.__setattr__(self, "needs_rng", any(getattr(l, "needs_rng", False) for l in self.layers))
+        self.output_shape(None)
+
+    def __repr__(self) -> str:
+        inner = ",\n".join("    " + repr(layer).replace("\n", "\n    ") for layer in self.layers)
+        return f"Sequence([\n{inner},\n])"
+
+    def _source(self, i: int) -> str | None:
+        return None if i == 0 else f"layers[{i - 1}] {describe(self.layers[i - 1])}"
+
+    def output_shape(self, input_shape):
+        """Per-sample output shape for a per-sample input shape (None: unknown); checks that the layers fit."""
+        shape = input_shape
+        for i, layer in enumerate(self.layers):
+            if not hasattr(layer, "output_shape"):
+                shape = None
+                continue
+            try:
+                shape = layer.output_shape(shape)
+            except ShapeError as error:
+                raise error.within(f"layers[{i}]", self._source(i)) from None
+        return shape
+
+    def _entry(self, x) -> np.ndarray:
+        """The batch as an array of the model's dtype (one cast), refusing non-numeric, empty or non-finite input."""
+        x = _check_numeric(x)
+        if x.ndim == 0 or x.shape[0] == 0 or x.size == 0:
+            raise ShapeError(describe(self), "a batch with at least one sample and one feature", str(x.shape))
+        if x.dtype != self.dtype:
+            x = x.astype(self.dtype or np.float64)
+        _check_finite(x)
+        return x
+
+    def forward(self, x, *, rng: np.random.Generator | None = None, check: bool = True):
+        """(n, ...) -> (y, cache); ``rng`` goes to the layers with ``needs_rng``; ``check=False`` skips the entry checks."""
+        if check:
+            x = self._entry(x)
+        caches = []
+        for i, layer in enumerate(self.layers):
+            try:
+                if getattr(layer, "needs_rng", False):
+                    x, cache = layer.forward(x, rng=rng)
+                else:
+                    x, cache = layer.forward(x)
+            except ShapeError as error:
+                raise error.within(f"layers[{i}]", self._source(i)) from None
+            caches.append(cache)
+        return x, tuple(caches)
+
+    def __call__(self, x) -> np.ndarray:
+        """Inference: the output only, no cache, no randomness."""
+        x = self._entry(x)
+        for i, layer in enumerate(self.layers):
+            try:
+                x = layer(x) if callable(layer) else layer.forward(x)[0]
+            except ShapeError as error:
+                raise error.within(f"layers[{i}]", self._source(i)) from None
+        return x
+
+    def backward(self, cache: tuple, dy: np.ndarray, *, input_grad: bool = True):
+        """dy -> (dx, gradients as a Sequence); ``input_grad=False`` gives dx None and skips it where the first layer can."""
+        if not isinstance(cache, tuple) or len(cache) != len(self.layers):
+            raise ValueError(f"Sequence.backward needs the cache of this Sequence's forward "
+                             f"({len(self.layers)} entries), got {type(cache).__name__}")
+        grads = [None] * len(self.layers)
+        for i in range(len(self.layers) - 1, -1, -1):
+            layer = self.layers[i]
+            if i == 0 and not input_grad and _takes_keyword(type(layer), "backward", "input_grad"):
+                dy, grads[i] = layer.backward(cache[i], dy, input_grad=False)
+            else:
+                dy, grads[i] = layer.backward(cache[i], dy)
+        return (dy if input_grad else None), Sequence(grads)
+
+    def summary(self, input_shape=None) -> str:
+        """One line per layer: path, layer, output shape and parameter count; then the total."""
+        rows, shape = [], input_shape
+        for i, layer in enumerate(self.layers):
+            shape = layer.output_shape(shape) if hasattr(layer, "output_shape") else None
+            rows.append((f"layers[{i}]", describe(layer),
+                         "?" if shape is None else format_shape(shape), f"{count_parameters(layer):,}"))
+        header = ("path", "layer", "output", "parameters")
+        widths = [max(len(r[k]) for r in [header, *rows]) for k in range(4)]
+        line = lambda r: "  ".join([r[0].ljust(widths[0]), r[1].ljust(widths[1]),
+                                    r[2].ljust(widths[2]), r[3].rjust(widths[3])]).rstrip()
+        total = f"total: {count_parameters(self):,} parameters"
+        if self.dtype is not None:
+            total += f" ({self.dtype})"
+        return "\n".join([line(header), *map(line, rows), total])

@@ -1,0 +1,60 @@
+"""Learning-rate schedules: small records, each a function of the step count (0 for the first update)."""
+
+from __future__ import annotations
+
+import math
+
+import attrs
+
+
+def _positive(instance, attribute, value) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{type(instance).__name__}.{attribute.name} must be a positive finite number, got {value!r}")
+
+
+def _non_negative(instance, attribute, value) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+        raise ValueError(f"{type(instance).__name__}.{attribute.name} must be a finite number >= 0, got {value!r}")
+
+
+def _fraction(instance, attribute, value) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
+        raise ValueError(f"{type(instance).__name__}.{attribute.name} must be in (0, 1], got {value!r}")
+
+
+@attrs.frozen
+class Constant:
+    """lr(t) = value."""
+
+    value: float = attrs.field(validator=_positive)
+
+    def __call__(self, step: int) -> float:
+        return float(self.value)
+
+
+@attrs.frozen
+class StepDecay:
+    """lr(t) = initial * factor ** (t // every)."""
+
+    initial: float = attrs.field(validator=_positive)
+    factor: float = attrs.field(validator=_fraction)
+    every: int = attrs.field(validator=_positive)
+
+    def __call__(self, step: int) -> float:
+        return float(self.initial * self.factor ** (step // self.every))
+
+
+@attrs.frozen
+class Cosine:
+    """lr(t) = final + (initial - final) (1 + cos(pi min(t, total) / total)) / 2, after ``warmup`` linear steps up from 0."""
+
+    initial: float = attrs.field(validator=_positive)
+    total: int = attrs.field(validator=_positive)
+    final: float = attrs.field(default=0.0, validator=_non_negative)
+    warmup: int = attrs.field(default=0, validator=_non_negative)
+
+    def __call__(self, step: int) -> float:
+        if step < self.warmup:
+            return float(self.initial * (step + 1) / self.warmup)
+        t = min(step - self.warmup, self.total) / self.total
+        return float(self.final + (self.initial - self.final) * (1 + math.cos(math.pi * t)) / 2)
