@@ -72,23 +72,73 @@ class SGD:
             return SGDState(step=0, velocity=None)
         return SGDState(step=0, velocity=map_parameters(lambda p: readonly(np.zeros_like(p)), model))
 
-    def update(self, model, grads, state: SGDState):
-        """(model, gradients, state) -> (new model, new state); nothing given is changed."""
+    def update(self, model, grads, state: SGDState, *, donate: bool = False):
+        """(model, gradients, state) -> (new model, new state); nothing given is changed.
+
+        ``donate=True`` is the caller's promise that ``model``, ``grads`` and ``state`` are dead
+        after this call (as JAX's donated arguments): their buffers are then updated in place and
+        become the new model's and state's. The values are bit-identical either way. ``fit`` uses
+        it for the arrays it allocated itself, never for the caller's.
+        """
         check_same_structure(model, grads)
-        if self.momentum and state.velocity is not None:
-            check_same_structure(model, state.velocity, names=("model", "optimizer state"))
-        lr = self.rate(state.step)
-        ps, gs = parameters(model), parameters(grads)
-        if self.weight_decay:
-            gs = [g + self.weight_decay * p for p, g in zip(ps, gs)]
         if self.momentum:
             if state.velocity is None:
                 raise ValueError("SGD: this optimizer has momentum but the state has no velocity; "
                                  "make the state with opt.init(model)")
-            vs = [self.momentum * v + g for v, g in zip(parameters(state.velocity), gs)]
-            directions = [g + self.momentum * v for g, v in zip(gs, vs)] if self.nesterov else vs
-            velocity = replace_parameters(state.velocity, iter([readonly(v) for v in vs]))
+            check_same_structure(model, state.velocity, names=("model", "optimizer state"))
+        lr = self.rate(state.step)
+        ps, gs = parameters(model), parameters(grads)
+        vs = parameters(state.velocity) if self.momentum else None
+        if donate and _make_writable([*ps, *gs, *(vs or [])]):
+            self._step_in_place(lr, ps, gs, vs)
+            new_ps, new_vs = ps, vs
+            for a in [*ps, *(vs or [])]:
+                a.flags.writeable = False
         else:
-            directions, velocity = gs, None
-        new = [readonly(p - lr * d) for p, d in zip(ps, directions)]
-        return replace_parameters(model, iter(new)), SGDState(step=state.step + 1, velocity=velocity)
+            new_ps, new_vs = self._step(lr, ps, gs, vs)
+        velocity = replace_parameters(state.velocity, iter(new_vs)) if self.momentum else None
+        return replace_parameters(model, iter(new_ps)), SGDState(step=state.step + 1, velocity=velocity)
+
+    def _step(self, lr, ps, gs, vs):
+        """The update on fresh arrays: returns (new parameters, new velocities)."""
+        m, wd = self.momentum, self.weight_decay
+        if wd:
+            gs = [g + wd * p for p, g in zip(ps, gs)]
+        if m:
+            vs = [readonly(m * v + g) for v, g in zip(vs, gs)]
+            directions = [g + m * v for g, v in zip(gs, vs)] if self.nesterov else vs
+        else:
+            directions = gs
+        return [readonly(p - lr * d) for p, d in zip(ps, directions)], vs
+
+    def _step_in_place(self, lr, ps, gs, vs):
+        """The same arithmetic as ``_step``, written into the donated p, g and v (g is scratch)."""
+        m, wd = self.momentum, self.weight_decay
+        for k, (p, g) in enumerate(zip(ps, gs)):
+            if wd:
+                g += wd * p
+            if m:
+                v = vs[k]
+                v *= m
+                v += g                      # v = m v + g
+                if self.nesterov:
+                    g += m * v              # d = g + m v
+                else:
+                    np.copyto(g, v)         # d = v
+            g *= lr
+            p -= g                          # p = p - lr d
+
+
+def _make_writable(arrays) -> bool:
+    """Make donated arrays writable again; False (and nothing changed) if one does not own its buffer."""
+    flipped = []
+    try:
+        for array in arrays:
+            if not array.flags.writeable:
+                array.flags.writeable = True
+                flipped.append(array)
+    except ValueError:
+        for array in flipped:
+            array.flags.writeable = False
+        return False
+    return True

@@ -1,0 +1,307 @@
+"""fit and evaluate: the training loop around forward, loss, backward and the optimizer's update."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from pathlib import Path
+
+import attrs
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from lamina.layers.sequence import Sequence, _takes_keyword
+from lamina.layers.tree import check_same_structure, map_parameters, named_parameters, parameters
+from lamina.optim.checkpoints import Checkpoint, latest_checkpoint, load_checkpoint, save_checkpoint
+from lamina.optim.checks import check_inputs, check_targets, is_classification
+
+DEFAULT_THREADS = 1
+"""BLAS threads for fit and evaluate: one thread is as fast as two on small batches and
+does not collapse when another process holds the second core (see bench/mlp.py)."""
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The loss became NaN or inf; carries the epoch, batch (0-based), loss value and the first layer with a non-finite gradient."""
+
+    def __init__(self, epoch: int, batch: int, loss: float, layer: str | None):
+        self.epoch, self.batch, self.loss, self.layer = epoch, batch, loss, layer
+        where = f"; first non-finite gradient in forward order: {layer}" if layer else ""
+        super().__init__(f"loss is {loss} at epoch {epoch}, batch {batch} (0-based){where}. "
+                         f"Try a smaller learning rate; the last checkpoint written is still good.")
+
+
+@attrs.define
+class _Running:
+    """Running sums of the current epoch (kept in checkpoints so a resumed epoch ends with the same mean)."""
+
+    loss_sum: float = 0.0
+    correct: int = 0
+    seen: int = 0
+    batches: int = 0
+
+
+class _StopRequests:
+    """Turns SIGINT and SIGTERM into a request to stop at the next batch boundary (main thread only)."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self):
+        self.requested: int | None = None
+        self._previous = {}
+
+    def _handle(self, signum, frame):
+        self.requested = self.requested or signum
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for signum in self.SIGNALS:
+                self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def restore(self):
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        self._previous = {}
+
+    def __exit__(self, *exc):
+        self.restore()
+
+    def act(self):
+        """Restore the handlers, then end as the signal would have: KeyboardInterrupt, or SIGTERM's default."""
+        signum, self.requested = self.requested, None
+        self.restore()
+        if signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        signal.raise_signal(signum)
+        raise SystemExit(128 + signum)  # a handler that returned: still stop
+
+
+def _as_sequence(model) -> Sequence:
+    return model if isinstance(model, Sequence) else Sequence([model])
+
+
+def _n_outputs(model: Sequence, x: np.ndarray) -> int | None:
+    shape = model.output_shape(x.shape[1:])
+    return shape[-1] if shape else None
+
+
+def _settings(model, loss, optimizer, x, batch_size, transform) -> dict:
+    """What a resumed run must share with the run that wrote the checkpoint."""
+    return {"model": repr(model), "loss": repr(loss), "optimizer": repr(optimizer),
+            "batch_size": batch_size, "data": [int(d) for d in x.shape],
+            "transform": repr(transform)}
+
+
+def _first_nonfinite(record) -> str | None:
+    """The path of the first parameter (in forward order) holding NaN or inf."""
+    for path, g in named_parameters(record):
+        if not np.isfinite(g).all():
+            return path
+    return None
+
+
+def _check_positive_int(name, value, allow_none=False):
+    if value is None and allow_none:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"fit: {name} must be a positive int, got {value!r}")
+
+
+def evaluate(model, loss, x, y, batch_size: int = 1000, *, transform=None, threads: int | None = DEFAULT_THREADS) -> dict:
+    """{"loss": mean loss over the samples, "accuracy": for class labels} of ``model`` on (x, y), in batches."""
+    _check_positive_int("batch_size", batch_size)
+    x = check_inputs(x)
+    model = _as_sequence(model)
+    y = check_targets(y, len(x), _n_outputs(model, x if transform is None else transform(x[:1])))
+    return _evaluate(model, loss, x, y, batch_size, transform, threads)
+
+
+def _evaluate(model, loss, x, y, batch_size, transform, threads) -> dict:
+    total, correct = 0.0, 0
+    with threadpool_limits(threads, user_api="blas"):
+        for start in range(0, len(x), batch_size):
+            xb, yb = x[start:start + batch_size], y[start:start + batch_size]
+            pred = model(xb if transform is None else transform(xb))
+            value, _ = loss.forward(pred, yb)
+            total += value * len(xb)
+            if is_classification(y):
+                correct += int(np.count_nonzero(pred.argmax(axis=1) == yb))
+    result = {"loss": total / len(x)}
+    if is_classification(y):
+        result["accuracy"] = correct / len(x)
+    return result
+
+
+def fit(model, loss, optimizer, x, y, *, epochs: int, batch_size: int, rng: np.random.Generator,
+        validation=None, progress: bool = True, checkpoint=None, resume=None,
+        checkpoint_every: int | None = None, keep: int = 3, keep_best: bool = False,
+        patience: int | None = None, threads: int | None = DEFAULT_THREADS, transform=None):
+    """Train ``model`` on (x, y) for ``epochs`` epochs (the total, also on resume) -> (model, history).
+
+    One shuffle per epoch from ``rng``, one ``optimizer.update`` per batch of ``batch_size``.
+    ``validation=(x_val, y_val)`` adds val_loss/val_accuracy; ``keep_best`` returns the model
+    of the best val_loss and ``patience`` stops after that many epochs without improvement.
+    ``checkpoint`` is a folder written after every epoch and every ``checkpoint_every``
+    batches (the last ``keep`` kept); ``resume`` is such a folder or one checkpoint file.
+    ``threads`` sets the BLAS thread count (None: leave it); ``transform`` converts each batch
+    (e.g. ``data.Rescale()`` for uint8 images).
+    """
+    _check_positive_int("epochs", epochs)
+    _check_positive_int("batch_size", batch_size)
+    _check_positive_int("checkpoint_every", checkpoint_every, allow_none=True)
+    _check_positive_int("keep", keep)
+    _check_positive_int("patience", patience, allow_none=True)
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(f"fit: rng must be a numpy.random.Generator, got {type(rng).__name__}")
+    if (keep_best or patience) and validation is None:
+        raise ValueError("fit: keep_best and patience need validation=(x_val, y_val)")
+    net = _as_sequence(model)
+    x = check_inputs(x)
+    n_outputs = _n_outputs(net, x if transform is None else transform(x[:1]))
+    y = check_targets(y, len(x), n_outputs)
+    if validation is not None:
+        x_val = check_inputs(validation[0], "validation x")
+        y_val = check_targets(validation[1], len(x_val), n_outputs, "validation y")
+    classify = is_classification(y)
+    settings = _settings(net, loss, optimizer, x, batch_size, transform)
+
+    history = {"loss": [], **({"accuracy": []} if classify else {}),
+               **({"val_loss": []} if validation is not None else {}),
+               **({"val_accuracy": []} if validation is not None and classify else {}),
+               "seconds": [], "learning_rate": []}
+    state, start_epoch, position, running = optimizer.init(net), 0, 0, _Running()
+    epoch_rng_state = None
+    resumed_from = None
+    if resume is not None:
+        ckpt = load_checkpoint(resume)
+        ckpt.check_matches(settings, rng)
+        check_same_structure(net, ckpt.model, names=("model given to fit", "checkpoint's model"))
+        net, state, history = ckpt.model, ckpt.state, ckpt.history
+        start_epoch, position = ckpt.epoch, ckpt.position
+        running = _Running(**ckpt.running)
+        epoch_rng_state = ckpt.epoch_rng_state
+        rng.bit_generator.state = ckpt.rng_state
+        resumed_from = ckpt.path
+    best = {"loss": min(history.get("val_loss") or [np.inf]), "model": None, "epoch": history.get("best_epoch")}
+
+    n = len(x)
+    n_batches = -(-n // batch_size)
+    forward_kw = {"check": False} if _takes_keyword(type(net), "forward", "check") else {}
+    loss_kw = {"check": False} if _takes_keyword(type(loss), "forward", "check") else {}
+    donates = _takes_keyword(type(optimizer), "update", "donate")
+    rate = getattr(optimizer, "rate", None)
+    donate = False  # never on the first step: the model and state may be the caller's
+    folder = Path(checkpoint) if checkpoint is not None else None
+
+    def write_checkpoint(epoch, position):
+        bad = _first_nonfinite(net)
+        if bad is not None:
+            raise NonFiniteLossError(epoch, position - 1, history["loss"][-1] if history["loss"] else float("nan"), bad)
+        return save_checkpoint(folder, Checkpoint(
+            model=net, state=state, epoch=epoch, position=position, history=history,
+            rng_state=rng.bit_generator.state, epoch_rng_state=epoch_rng_state,
+            running=attrs.asdict(running), settings=settings), keep=keep, protect=resumed_from)
+
+    stopped_early = False
+    with threadpool_limits(threads, user_api="blas"), _StopRequests() as stop:
+        for epoch in range(start_epoch, epochs):
+            started = time.perf_counter()
+            if position == 0:
+                epoch_rng_state = rng.bit_generator.state
+                order = rng.permutation(n)
+            else:  # resumed mid-epoch: the same order from the state the epoch began with
+                replay = np.random.Generator(type(rng.bit_generator)())
+                replay.bit_generator.state = epoch_rng_state
+                order = replay.permutation(n)
+            bar = _progress_bar(progress, epoch, epochs, n_batches, position)
+            for b in range(position, n_batches):
+                idx = order[b * batch_size:(b + 1) * batch_size]
+                xb, yb = x[idx], y[idx]
+                if transform is not None:
+                    xb = transform(xb)
+                if net.needs_rng:
+                    pred, cache = net.forward(xb, rng=rng, **forward_kw)
+                else:
+                    pred, cache = net.forward(xb, **forward_kw)
+                value, loss_cache = loss.forward(pred, yb, **loss_kw)
+                _, grads = net.backward(cache, loss.backward(loss_cache), input_grad=False)
+                if not np.isfinite(value):
+                    raise NonFiniteLossError(epoch, b, value, _first_nonfinite(grads))
+                net, state = (optimizer.update(net, grads, state, donate=donate) if donates
+                              else optimizer.update(net, grads, state))
+                donate = True
+                running.loss_sum += value
+                running.batches += 1
+                running.seen += len(idx)
+                if classify:
+                    running.correct += int(np.count_nonzero(pred.argmax(axis=1) == yb))
+                if bar is not None:
+                    _update_bar(bar, b, running, classify)
+                if stop.requested and b + 1 < n_batches:  # at the epoch's end, finish the epoch first
+                    if bar is not None:
+                        bar.close()
+                    if folder is not None:
+                        write_checkpoint(epoch, b + 1)
+                    stop.act()
+                if folder is not None and checkpoint_every and (b + 1) % checkpoint_every == 0 and b + 1 < n_batches:
+                    write_checkpoint(epoch, b + 1)
+            if bar is not None:
+                bar.close()
+            history["loss"].append(running.loss_sum / running.batches)
+            if classify:
+                history["accuracy"].append(running.correct / running.seen)
+            if validation is not None:
+                val = _evaluate(net, loss, x_val, y_val, 1000, transform, None)
+                history["val_loss"].append(val["loss"])
+                if classify:
+                    history["val_accuracy"].append(val["accuracy"])
+            history["seconds"].append(time.perf_counter() - started)
+            history["learning_rate"].append(rate(state.step - 1) if rate and hasattr(state, "step") else None)
+            position, running = 0, _Running()
+            if validation is not None and (keep_best or patience):
+                if history["val_loss"][-1] < best["loss"]:
+                    best = {"loss": history["val_loss"][-1], "epoch": epoch,
+                            "model": map_parameters(np.copy, net) if keep_best else None}
+                history["best_epoch"] = best["epoch"]
+            if progress:
+                _print_epoch(epoch, epochs, history)
+            if patience and epoch - best["epoch"] >= patience:
+                stopped_early = True
+            if patience:
+                history["stopped_early"] = stopped_early
+            if folder is not None:
+                write_checkpoint(epoch + 1, 0)
+            if stop.requested:
+                stop.act()
+            if stopped_early:
+                break
+    result = best["model"] if keep_best and best["model"] is not None else net
+    return (result if isinstance(model, Sequence) else result.layers[0]), history
+
+
+def _progress_bar(progress, epoch, epochs, n_batches, position):
+    if not progress:
+        return None
+    from tqdm.auto import tqdm
+    return tqdm(total=n_batches, initial=position, desc=f"epoch {epoch + 1}/{epochs}", unit="batch",
+                leave=False, dynamic_ncols=True, mininterval=0.2)
+
+
+def _update_bar(bar, b, running, classify):
+    if (b + 1) % 25 == 0 or b + 1 == bar.total:
+        bar.update(b + 1 - bar.n)
+        postfix = {"loss": f"{running.loss_sum / running.batches:.4f}"}
+        if classify:
+            postfix["accuracy"] = f"{running.correct / running.seen:.4f}"
+        bar.set_postfix(postfix, refresh=False)
+
+
+def _print_epoch(epoch, epochs, history):
+    from tqdm.auto import tqdm
+    parts = [f"epoch {epoch + 1}/{epochs}"]
+    for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
+        if key in history:
+            parts.append(f"{key} {history[key][-1]:.4f}")
+    parts.append(f"{history['seconds'][-1]:.1f} s")
+    tqdm.write("  ".join(parts))
