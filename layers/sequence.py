@@ -97,8 +97,10 @@ class Sequence:
         x = _check_numeric(x)
         if x.ndim == 0 or x.shape[0] == 0 or x.size == 0:
             raise ShapeError(describe(self), "a batch with at least one sample and one feature", str(x.shape))
-        if x.dtype != self.dtype:
-            x = x.astype(self.dtype or np.float64)
+        # without parameters (activations only, say) a float batch keeps its dtype
+        dtype = self.dtype or (x.dtype if x.dtype.kind == "f" else np.dtype(np.float64))
+        if x.dtype != dtype:
+            x = x.astype(dtype)
         _check_finite(x)
         return x
 
@@ -123,7 +125,12 @@ class Sequence:
         x = self._entry(x)
         for i, layer in enumerate(self.layers):
             try:
-                x = layer(x) if callable(layer) else layer.forward(x)[0]
+                if callable(layer):
+                    x = layer(x)
+                elif getattr(layer, "needs_rng", False):
+                    x = layer.forward(x, rng=None)[0]
+                else:
+                    x = layer.forward(x)[0]
             except ShapeError as error:
                 raise error.within(f"layers[{i}]", self._source(i)) from None
         return x
@@ -140,7 +147,19 @@ class Sequence:
                 dy, grads[i] = layer.backward(cache[i], dy, input_grad=False)
             else:
                 dy, grads[i] = layer.backward(cache[i], dy)
-        return (dy if input_grad else None), Sequence(grads)
+        return (dy if input_grad else None), self._mirror(grads)
+
+    def _mirror(self, layers) -> "Sequence":
+        """A Sequence of ``layers`` that mirror this one's (its gradients): the derived fields are copied.
+
+        The layers were built by their own constructors; the shape chain they form is this
+        Sequence's, already checked, so it is not walked again on every backward pass.
+        """
+        mirror = object.__new__(Sequence)
+        object.__setattr__(mirror, "layers", tuple(layers))
+        object.__setattr__(mirror, "dtype", self.dtype)
+        object.__setattr__(mirror, "needs_rng", self.needs_rng)
+        return mirror
 
     def summary(self, input_shape=None) -> str:
         """One line per layer: path, layer, output shape and parameter count; then the total."""

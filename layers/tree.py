@@ -1,12 +1,14 @@
 """Walking records: a model is a tree whose leaves are the parameter fields.
 
 A field is walked when it is a parameter (declared with ``param()``), a record (an attrs
-instance), or a non-empty tuple of records (that is how a ``Sequence`` is walked). Paths name
-places the way Python would reach them: ``layers[2].weight``.
+instance), or a non-empty tuple of records (that is how a ``Sequence`` is walked). Fields with
+``init=False`` are derived by the constructor and never walked. Paths name places the way
+Python would reach them: ``layers[2].weight``.
 """
 
 from __future__ import annotations
 
+import functools
 from typing import Callable, Iterator
 
 import attrs
@@ -20,29 +22,39 @@ def is_record(value) -> bool:
     return attrs.has(type(value))
 
 
+@functools.lru_cache(maxsize=None)
+def _plan(cls: type) -> tuple[tuple[str, str, bool], ...]:
+    """(name, init alias, is parameter) of each init field of a record class, looked up once per class."""
+    return tuple((f.name, f.alias, is_param(f)) for f in attrs.fields(cls) if f.init)
+
+
+def _kind(value, param: bool) -> str | None:
+    if param:
+        return "param"
+    if attrs.has(type(value)):
+        return "record"
+    if type(value) is tuple and value and all(attrs.has(type(v)) for v in value):
+        return "records"
+    return None
+
+
 def _join(path: str, name: str) -> str:
     return f"{path}.{name}" if path else name
 
 
-def _walked_fields(record):
-    """(field, kind) for each walked field of a record: kind is 'param', 'record' or 'records'."""
-    for field in attrs.fields(type(record)):
-        if not field.init:  # derived by the constructor, never walked
-            continue
-        value = getattr(record, field.name)
-        if is_param(field):
-            yield field, "param"
-        elif is_record(value):
-            yield field, "record"
-        elif isinstance(value, tuple) and value and all(is_record(v) for v in value):
-            yield field, "records"
+def _walked(record):
+    """(name, alias, kind, value) for each walked field: kind is 'param', 'record' or 'records'."""
+    for name, alias, param in _plan(type(record)):
+        value = getattr(record, name)
+        kind = _kind(value, param)
+        if kind is not None:
+            yield name, alias, kind, value
 
 
 def named_parameters(record, path: str = "") -> Iterator[tuple[str, np.ndarray]]:
     """(path, array) for every parameter, in field order (forward order for a Sequence)."""
-    for field, kind in _walked_fields(record):
-        value = getattr(record, field.name)
-        name = _join(path, field.name)
+    for name, _, kind, value in _walked(record):
+        name = _join(path, name)
         if kind == "param":
             yield name, value
         elif kind == "record":
@@ -52,9 +64,28 @@ def named_parameters(record, path: str = "") -> Iterator[tuple[str, np.ndarray]]
                 yield from named_parameters(child, f"{name}[{i}]")
 
 
+def flatten(record, leaves: list | None = None):
+    """(parameter arrays in forward order, structure): equal structures mean same classes, shapes and dtypes."""
+    if leaves is None:
+        leaves = []
+        return leaves, flatten(record, leaves)
+    spec = [type(record)]
+    for name, _, param in _plan(type(record)):
+        value = getattr(record, name)
+        kind = _kind(value, param)
+        if kind == "param":
+            leaves.append(value)
+            spec.append((value.shape, value.dtype))
+        elif kind == "record":
+            spec.append(flatten(value, leaves))
+        elif kind == "records":
+            spec.append(tuple(flatten(child, leaves) for child in value))
+    return tuple(spec)
+
+
 def parameters(record) -> list[np.ndarray]:
     """Every parameter array of a record, in forward order."""
-    return [array for _, array in named_parameters(record)]
+    return flatten(record)[0]
 
 
 def count_parameters(record) -> int:
@@ -63,40 +94,53 @@ def count_parameters(record) -> int:
 
 def check_same_structure(a, b, path: str = "", names: tuple[str, str] = ("model", "gradients")) -> None:
     """Raise ``StructureError`` naming the first place where record trees ``a`` and ``b`` differ."""
+    if flatten(a)[1] == flatten(b)[1]:
+        return
+    _find_difference(a, b, path, names)
+
+
+def _find_difference(a, b, path, names):
     where = path or "the top"
     if type(a) is not type(b):
         raise StructureError(f"at {where}: the {names[0]} has {type(a).__name__}, "
                              f"the {names[1]} has {type(b).__name__}")
-    for field, kind in _walked_fields(a):
-        x, y = getattr(a, field.name), getattr(b, field.name)
-        name = _join(path, field.name)
+    for name, _, kind, x in _walked(a):
+        y = getattr(b, name)
+        name = _join(path, name)
         if kind == "param":
             if not isinstance(y, np.ndarray) or x.shape != y.shape or x.dtype != y.dtype:
                 got = f"{y.dtype}{y.shape}" if isinstance(y, np.ndarray) else type(y).__name__
                 raise StructureError(f"at {name}: the {names[0]} has {x.dtype}{x.shape}, the {names[1]} has {got}")
         elif kind == "record":
-            check_same_structure(x, y, name, names)
+            _find_difference(x, y, name, names)
         else:
             if not isinstance(y, tuple) or len(x) != len(y):
                 got = f"{len(y)} layers" if isinstance(y, tuple) else type(y).__name__
                 raise StructureError(f"at {name}: the {names[0]} has {len(x)} layers, the {names[1]} has {got}")
             for i, (u, v) in enumerate(zip(x, y)):
-                check_same_structure(u, v, f"{name}[{i}]", names)
+                _find_difference(u, v, f"{name}[{i}]", names)
+    raise StructureError(f"at {where}: the {names[0]} and the {names[1]} differ in a field that is not walked")
 
 
 def replace_parameters(record, arrays: Iterator[np.ndarray]):
-    """The record rebuilt through its constructors with the parameters taken in order from ``arrays``."""
-    changes = {}
-    for field, kind in _walked_fields(record):
-        value = getattr(record, field.name)
+    """The record rebuilt through its constructors with the parameters taken in order from ``arrays``.
+
+    A record whose parameters all come back as the very same arrays is returned as it is.
+    """
+    changes, same = {}, True
+    for _, alias, kind, value in _walked(record):
         if kind == "param":
             new = next(arrays)
         elif kind == "record":
             new = replace_parameters(value, arrays)
         else:
             new = tuple(replace_parameters(child, arrays) for child in value)
-        changes[field.alias] = new
-    return attrs.evolve(record, **changes) if changes else record
+            same = same and all(n is c for n, c in zip(new, value))
+            changes[alias] = new
+            continue
+        same = same and new is value
+        changes[alias] = new
+    return record if same else attrs.evolve(record, **changes)
 
 
 def map_parameters(fn: Callable[..., np.ndarray], record, *others):

@@ -20,20 +20,21 @@ class SoftmaxCrossEntropy:
         z = check_pred(pred, "SoftmaxCrossEntropy") if check else pred
         target = np.asarray(target)
         n, k = z.shape
-        shift = z.max(axis=1, keepdims=True)
-        e = np.exp(z - shift)
+        shifted = z - z.max(axis=1, keepdims=True)
+        e = np.exp(shifted)
         total = e.sum(axis=1, keepdims=True)
-        p = e / total
-        log_normalizer = shift + np.log(total)  # log sum_j exp z_ij, (n, 1)
+        p = np.divide(e, total, out=e)  # e is ours: softmax in its place
+        # log softmax = shifted - log total; never (max + log total) - z, which rounds away a small loss
+        log_total = np.log(total)  # (n, 1)
         if is_labels(target):
             if check:
                 target = check_labels(target, n, k, "SoftmaxCrossEntropy")
             rows = np.arange(n)
-            value = float(np.mean(log_normalizer[:, 0] - z[rows, target]))
+            value = float(np.add.reduce(log_total[:, 0] - shifted[rows, target])) / n
         else:
             if check:
                 target = check_array_target(target, z, "SoftmaxCrossEntropy")
-            value = float(-np.sum(target * (z - log_normalizer)) / n)
+            value = float(-np.sum(target * (shifted - log_total)) / n)
         if check and not np.isfinite(value):
             check_finite_rows(z, "SoftmaxCrossEntropy: predictions")
         return value, (p, target)

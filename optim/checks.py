@@ -47,7 +47,7 @@ def check_targets(y, n: int, n_outputs: int | None, name: str = "y") -> np.ndarr
     if y.ndim == 0 or len(y) != n:
         got = f"{len(y)} targets" if y.ndim else "a scalar"
         raise ValueError(f"{name} must have one target per sample: x has {n} samples, {name} has {got}")
-    if y.ndim == 1 and y.dtype.kind != "f":
+    if y.ndim == 1:  # class labels; a regression target has shape (n, 1)
         if n_outputs is None:
             raise ValueError(f"{name} holds class labels, but the model's number of outputs is unknown")
         return check_labels(y, n, n_outputs, "fit" if name == "y" else name)

@@ -14,7 +14,7 @@ import attrs
 import numpy as np
 
 from lamina.layers.param import readonly
-from lamina.layers.tree import check_same_structure, map_parameters, parameters, replace_parameters
+from lamina.layers.tree import check_same_structure, flatten, map_parameters, replace_parameters
 
 
 def _check_rate(instance, attribute, value) -> None:
@@ -80,15 +80,19 @@ class SGD:
         become the new model's and state's. The values are bit-identical either way. ``fit`` uses
         it for the arrays it allocated itself, never for the caller's.
         """
-        check_same_structure(model, grads)
+        ps, structure = flatten(model)
+        gs, grads_structure = flatten(grads)
+        if grads_structure != structure:
+            check_same_structure(model, grads)
+        vs = None
         if self.momentum:
             if state.velocity is None:
                 raise ValueError("SGD: this optimizer has momentum but the state has no velocity; "
                                  "make the state with opt.init(model)")
-            check_same_structure(model, state.velocity, names=("model", "optimizer state"))
+            vs, velocity_structure = flatten(state.velocity)
+            if velocity_structure != structure:
+                check_same_structure(model, state.velocity, names=("model", "optimizer state"))
         lr = self.rate(state.step)
-        ps, gs = parameters(model), parameters(grads)
-        vs = parameters(state.velocity) if self.momentum else None
         if donate and _make_writable([*ps, *gs, *(vs or [])]):
             self._step_in_place(lr, ps, gs, vs)
             new_ps, new_vs = ps, vs
