@@ -1,1 +1,12 @@
-"""lamina.data"""
+"""lamina.data: the IDX reader, MNIST (shipped) and Fashion-MNIST loaders, batching."""
+
+from lamina.data.batching import Rescale, batches, one_hot, split
+from lamina.data.errors import ChecksumError, DatasetNotFoundError, IDXError
+from lamina.data.fashion_mnist import fashion_mnist
+from lamina.data.idx import read_idx
+from lamina.data.mnist import mnist
+
+__all__ = [
+    "read_idx", "IDXError", "ChecksumError", "DatasetNotFoundError",
+    "mnist", "fashion_mnist", "batches", "Rescale", "one_hot", "split",
+]
