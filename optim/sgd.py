@@ -14,6 +14,7 @@ import attrs
 import numpy as np
 
 from lamina.layers.param import readonly
+from lamina.layers.registry import register
 from lamina.layers.tree import check_same_structure, flatten, map_parameters, replace_parameters
 
 
@@ -42,6 +43,7 @@ def _check_decay(instance, attribute, value) -> None:
         raise ValueError(f"SGD: weight_decay must be a finite number >= 0, got {value!r}")
 
 
+@register
 @attrs.frozen
 class SGDState:
     """Optimizer state: the number of updates done, and the velocity (a record shaped like the model; None without momentum)."""
