@@ -3,6 +3,7 @@
 from lamina.layers.activations import ReLU, Sigmoid, Tanh
 from lamina.layers.dense import Dense
 from lamina.layers.errors import ModelFileError, ShapeError, StructureError
+from lamina.layers.files import load, load_extra, save
 from lamina.layers.gradient_check import (
     GradientCheckError,
     check_gradients,
@@ -12,6 +13,7 @@ from lamina.layers.gradient_check import (
 )
 from lamina.layers.mlp import mlp
 from lamina.layers.param import param
+from lamina.layers.registry import register
 from lamina.layers.sequence import Sequence
 from lamina.layers.tree import map_parameters, named_parameters, parameters
 
@@ -21,4 +23,5 @@ __all__ = [
     "parameters", "named_parameters", "map_parameters",
     "check_gradients", "check_loss_gradient", "gradient_errors", "loss_gradient_error",
     "GradientCheckError",
+    "save", "load", "load_extra", "register",
 ]
