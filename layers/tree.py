@@ -31,10 +31,13 @@ def _plan(cls: type) -> tuple[tuple[str, str, bool], ...]:
 def _kind(value, param: bool) -> str | None:
     if param:
         return "param"
-    if attrs.has(type(value)):
+    cls = type(value)
+    if cls is tuple:
+        if value and all(hasattr(type(v), "__attrs_attrs__") for v in value):
+            return "records"
+        return None
+    if hasattr(cls, "__attrs_attrs__"):
         return "record"
-    if type(value) is tuple and value and all(attrs.has(type(v)) for v in value):
-        return "records"
     return None
 
 
@@ -72,14 +75,15 @@ def flatten(record, leaves: list | None = None):
     spec = [type(record)]
     for name, _, param in _plan(type(record)):
         value = getattr(record, name)
-        kind = _kind(value, param)
-        if kind == "param":
+        if param:
             leaves.append(value)
             spec.append((value.shape, value.dtype))
-        elif kind == "record":
+            continue
+        kind = _kind(value, False)
+        if kind == "record":
             spec.append(flatten(value, leaves))
         elif kind == "records":
-            spec.append(tuple(flatten(child, leaves) for child in value))
+            spec.append(tuple([flatten(child, leaves) for child in value]))
     return tuple(spec)
 
 

@@ -95,15 +95,16 @@ class SGD:
             if velocity_structure != structure:
                 check_same_structure(model, state.velocity, names=("model", "optimizer state"))
         lr = self.rate(state.step)
+        next_state = attrs.evolve(state, step=state.step + 1)
         if donate and _make_writable([*ps, *gs, *(vs or [])]):
             self._step_in_place(lr, ps, gs, vs)
-            new_ps, new_vs = ps, vs
             for a in [*ps, *(vs or [])]:
                 a.flags.writeable = False
-        else:
-            new_ps, new_vs = self._step(lr, ps, gs, vs)
-        velocity = replace_parameters(state.velocity, iter(new_vs)) if self.momentum else None
-        return replace_parameters(model, iter(new_ps)), SGDState(step=state.step + 1, velocity=velocity)
+            return model, next_state  # the same records now hold the new values
+        new_ps, new_vs = self._step(lr, ps, gs, vs)
+        if self.momentum:
+            next_state = attrs.evolve(next_state, velocity=replace_parameters(state.velocity, iter(new_vs)))
+        return replace_parameters(model, iter(new_ps)), next_state
 
     def _step(self, lr, ps, gs, vs):
         """The update on fresh arrays: returns (new parameters, new velocities)."""
