@@ -5,10 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import attrs
+import numpy as np
 
 from lamina.layers.errors import ModelFileError
 
 PATTERN = "checkpoint-*.npz"
+BIT_GENERATORS = {cls.__name__: cls for cls in (np.random.PCG64, np.random.PCG64DXSM, np.random.MT19937,
+                                                np.random.Philox, np.random.SFC64)}
+EXTRA_KEYS = ("epoch", "position", "history", "rng_state", "epoch_rng_state", "running", "settings")
+RUNNING_KEYS = {"loss_sum", "correct", "seen", "batches"}
 
 
 @attrs.frozen
@@ -41,6 +46,75 @@ def _file_name(epoch: int, position: int) -> str:
     return f"checkpoint-{epoch:05d}-{position:07d}.npz"
 
 
+def _state_to_json(state):
+    """A bit generator's state as JSON: its arrays (MT19937, Philox, SFC64) become {"ndarray": [...], "dtype": ...}."""
+    if isinstance(state, dict):
+        return {key: _state_to_json(value) for key, value in state.items()}
+    if isinstance(state, np.ndarray):
+        return {"ndarray": state.tolist(), "dtype": state.dtype.str}
+    if isinstance(state, np.integer):
+        return int(state)
+    return state
+
+
+def _state_from_json(state, where: str):
+    """The inverse of ``_state_to_json``; integer arrays only."""
+    if isinstance(state, dict) and set(state) == {"ndarray", "dtype"}:
+        try:
+            dtype = np.dtype(state["dtype"])
+            if dtype.kind not in "iu" or not isinstance(state["ndarray"], list):
+                raise TypeError(f"dtype {dtype}")
+            return np.array(state["ndarray"], dtype=dtype)
+        except (TypeError, ValueError, OverflowError) as error:
+            raise ValueError(f"{where} holds a bad integer array ({error})") from None
+    if isinstance(state, dict):
+        return {key: _state_from_json(value, f"{where}[{key!r}]") for key, value in state.items()}
+    return state
+
+
+def _generator_state(state, where: str) -> dict:
+    """A checked Generator state from a file: a known bit generator that accepts it."""
+    state = _state_from_json(state, where)
+    kind = state.get("bit_generator") if isinstance(state, dict) else None
+    if kind not in BIT_GENERATORS:
+        raise ValueError(f"{where} names the bit generator {str(kind)[:40]!r}; expected one of {sorted(BIT_GENERATORS)}")
+    try:
+        BIT_GENERATORS[kind]().state = state
+    except (TypeError, ValueError, KeyError, OverflowError) as error:
+        raise ValueError(f"{where} is not a valid {kind} state ({type(error).__name__}: {error})") from None
+    return state
+
+
+def _is_count(value) -> bool:
+    return type(value) is int and value >= 0
+
+
+def _checked_extra(extra: dict) -> dict:
+    """The checkpoint fields in ``extra``, checked (ValueError saying what is wrong)."""
+    missing = [key for key in EXTRA_KEYS if key not in extra]
+    if missing:
+        raise ValueError(f"the checkpoint lacks {missing}")
+    fields = {key: extra[key] for key in EXTRA_KEYS}
+    for key in ("epoch", "position"):
+        if not _is_count(fields[key]):
+            raise ValueError(f"the checkpoint's {key} is {str(fields[key])[:40]}; expected an int >= 0")
+    history, running = fields["history"], fields["running"]
+    if type(history) is not dict or not all(type(v) is list for k, v in history.items() if k not in
+                                            ("best_epoch", "stopped_early")):
+        raise ValueError("the checkpoint's history is not a dict of per-epoch lists")
+    if type(running) is not dict or set(running) != RUNNING_KEYS or \
+            not all(type(v) in (int, float) for v in running.values()):
+        raise ValueError(f"the checkpoint's running sums are {str(running)[:100]}; expected numbers {sorted(RUNNING_KEYS)}")
+    if type(fields["settings"]) is not dict:
+        raise ValueError("the checkpoint's settings are not a dict")
+    fields["rng_state"] = _generator_state(fields["rng_state"], "the checkpoint's rng_state")
+    if fields["epoch_rng_state"] is not None:
+        fields["epoch_rng_state"] = _generator_state(fields["epoch_rng_state"], "the checkpoint's epoch_rng_state")
+    elif fields["position"] > 0:
+        raise ValueError("the checkpoint is in the middle of an epoch but lacks the epoch's rng state")
+    return fields
+
+
 def save_checkpoint(folder, checkpoint: Checkpoint, *, keep: int = 3, protect=None) -> Path:
     """Write ``checkpoint`` atomically into ``folder``, then delete all but the newest ``keep`` (never ``protect``)."""
     from lamina.layers.files import write_records
@@ -48,24 +122,32 @@ def save_checkpoint(folder, checkpoint: Checkpoint, *, keep: int = 3, protect=No
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / _file_name(checkpoint.epoch, checkpoint.position)
-    extra = {key: getattr(checkpoint, key) for key in
-             ("epoch", "position", "history", "rng_state", "epoch_rng_state", "running", "settings")}
+    extra = {key: getattr(checkpoint, key) for key in EXTRA_KEYS}
+    for key in ("rng_state", "epoch_rng_state"):
+        extra[key] = _state_to_json(extra[key])
     write_records(path, {"model": checkpoint.model, "state": checkpoint.state}, extra, kind="checkpoint")
-    protect = Path(protect).resolve() if protect is not None else None
+    # the newest `keep` by name stay, and so do the one just written (a resumed run may be behind
+    # checkpoints of an earlier run in the same folder) and the one resumed from
+    spared = {path.resolve()} | ({Path(protect).resolve()} if protect is not None else set())
     for old in sorted(folder.glob(PATTERN))[:-keep]:
-        if old.resolve() != protect:
+        if old.resolve() not in spared:
             old.unlink(missing_ok=True)
     return path
 
 
 def latest_checkpoint(folder) -> Path:
     """The newest checkpoint in ``folder`` that loads; FileNotFoundError if there is none."""
-    folder = Path(folder)
+    return _newest(Path(folder)).path
+
+
+def _newest(folder: Path) -> Checkpoint:
+    """The newest checkpoint in ``folder`` that loads, loaded (damaged ones are skipped)."""
+    if not folder.is_dir():
+        raise FileNotFoundError(f"no checkpoint folder {folder}")
     problems = []
     for path in sorted(folder.glob(PATTERN), reverse=True):
         try:
-            load_checkpoint(path)
-            return path
+            return _load_file(path)
         except ModelFileError as error:
             problems.append(str(error))
     detail = "; ".join(problems) if problems else "no files named checkpoint-*.npz"
@@ -74,17 +156,18 @@ def latest_checkpoint(folder) -> Path:
 
 def load_checkpoint(path) -> Checkpoint:
     """Everything a checkpoint file holds (``path`` may be a folder: its newest valid checkpoint)."""
+    path = Path(path)
+    return _newest(path) if path.is_dir() else _load_file(path)
+
+
+def _load_file(path: Path) -> Checkpoint:
     from lamina.layers.files import read_records
 
-    path = Path(path)
-    if path.is_dir():
-        path = latest_checkpoint(path)
     records, extra, kind = read_records(path)
-    if kind != "checkpoint" or "state" not in records:
-        raise ModelFileError(path, f"this is a {kind} file, not a checkpoint")
+    if kind != "checkpoint" or set(records) != {"model", "state"}:
+        raise ModelFileError(path, f"this is a {kind} file holding {sorted(records)}, not a checkpoint")
     try:
-        return Checkpoint(model=records["model"], state=records["state"], path=path,
-                          **{key: extra[key] for key in ("epoch", "position", "history", "rng_state",
-                                                         "epoch_rng_state", "running", "settings")})
-    except KeyError as missing:
-        raise ModelFileError(path, f"the checkpoint lacks {missing}") from None
+        fields = _checked_extra(extra)
+    except ValueError as problem:
+        raise ModelFileError(path, str(problem)) from None
+    return Checkpoint(model=records["model"], state=records["state"], path=path, **fields)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import signal
 import threading
 import time
@@ -22,13 +23,21 @@ does not collapse when another process holds the second core (see bench/mlp.py).
 
 
 class NonFiniteLossError(FloatingPointError):
-    """The loss became NaN or inf; carries the epoch, batch (0-based), loss value and the first layer with a non-finite gradient."""
+    """The loss became NaN or inf; carries the epoch, batch (0-based), loss value and the first layer with a non-finite gradient.
 
-    def __init__(self, epoch: int, batch: int, loss: float, layer: str | None):
+    With ``parameter=True`` the loss was finite but the update after that batch made a parameter
+    NaN or inf (found before a checkpoint was written); ``layer`` is then the parameter's path.
+    """
+
+    def __init__(self, epoch: int, batch: int, loss: float, layer: str | None, *, parameter: bool = False):
         self.epoch, self.batch, self.loss, self.layer = epoch, batch, loss, layer
-        where = f"; first non-finite gradient in forward order: {layer}" if layer else ""
-        super().__init__(f"loss is {loss} at epoch {epoch}, batch {batch} (0-based){where}. "
-                         f"Try a smaller learning rate; the last checkpoint written is still good.")
+        if parameter:
+            what = (f"the update after epoch {epoch}, batch {batch} (0-based; loss {loss}) made the parameter "
+                    f"{layer} NaN or inf")
+        else:
+            where = f"; first non-finite gradient in forward order: {layer}" if layer else ""
+            what = f"loss is {loss} at epoch {epoch}, batch {batch} (0-based){where}"
+        super().__init__(f"{what}. Try a smaller learning rate; the last checkpoint written is still good.")
 
 
 @attrs.define
@@ -56,7 +65,10 @@ class _StopRequests:
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():
             for signum in self.SIGNALS:
-                self._previous[signum] = signal.signal(signum, self._handle)
+                previous = signal.getsignal(signum)
+                # an ignored signal stays ignored; a handler set outside Python (None) could not be restored
+                if previous is not None and previous != signal.SIG_IGN:
+                    self._previous[signum] = signal.signal(signum, self._handle)
         return self
 
     def restore(self):
@@ -88,9 +100,14 @@ def _n_outputs(model: Sequence, x: np.ndarray) -> int | None:
 
 def _settings(model, loss, optimizer, x, batch_size, transform) -> dict:
     """What a resumed run must share with the run that wrote the checkpoint."""
-    return {"model": repr(model), "loss": repr(loss), "optimizer": repr(optimizer),
+    return {"model": _stable_repr(model), "loss": _stable_repr(loss), "optimizer": _stable_repr(optimizer),
             "batch_size": batch_size, "data": [int(d) for d in x.shape],
-            "transform": repr(transform)}
+            "transform": _stable_repr(transform)}
+
+
+def _stable_repr(value) -> str:
+    """repr without memory addresses (``<function f at 0x7f...>`` -> ``<function f>``), the same in every process."""
+    return re.sub(r" at 0x[0-9a-fA-F]+", "", repr(value))
 
 
 def _first_nonfinite(record) -> str | None:
@@ -196,8 +213,9 @@ def fit(model, loss, optimizer, x, y, *, epochs: int, batch_size: int, rng: np.r
 
     def write_checkpoint(epoch, position):
         bad = _first_nonfinite(net)
-        if bad is not None:
-            raise NonFiniteLossError(epoch, position - 1, history["loss"][-1] if history["loss"] else float("nan"), bad)
+        if bad is not None:  # the last update overflowed on a finite loss: keep the last good checkpoint
+            last_epoch, last_batch = (epoch, position - 1) if position else (epoch - 1, n_batches - 1)
+            raise NonFiniteLossError(last_epoch, last_batch, value, bad, parameter=True)
         return save_checkpoint(folder, Checkpoint(
             model=net, state=state, epoch=epoch, position=position, history=history,
             rng_state=rng.bit_generator.state, epoch_rng_state=epoch_rng_state,
@@ -248,6 +266,9 @@ def fit(model, loss, optimizer, x, y, *, epochs: int, batch_size: int, rng: np.r
                     write_checkpoint(epoch, b + 1)
             if bar is not None:
                 bar.close()
+            bad = _first_nonfinite(net)  # once an epoch: never validate, checkpoint or return a broken model
+            if bad is not None:
+                raise NonFiniteLossError(epoch, n_batches - 1, value, bad, parameter=True)
             history["loss"].append(running.loss_sum / running.batches)
             if classify:
                 history["accuracy"].append(running.correct / running.seen)
