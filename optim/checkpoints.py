@@ -18,7 +18,10 @@ RUNNING_KEYS = {"loss_sum", "correct", "seen", "batches"}
 
 @attrs.frozen
 class Checkpoint:
-    """A training run at a batch boundary: after ``position`` batches of epoch ``epoch`` (0-based)."""
+    """A training run at a batch boundary: after ``position`` batches of epoch ``epoch`` (0-based).
+
+    ``best`` is the best-validation model so far, kept when the run uses ``keep_best``.
+    """
 
     model: object
     state: object
@@ -29,6 +32,7 @@ class Checkpoint:
     epoch_rng_state: dict | None
     running: dict
     settings: dict
+    best: object = None
     path: Path | None = None
 
     def check_matches(self, settings: dict, rng) -> None:
@@ -125,7 +129,10 @@ def save_checkpoint(folder, checkpoint: Checkpoint, *, keep: int = 3, protect=No
     extra = {key: getattr(checkpoint, key) for key in EXTRA_KEYS}
     for key in ("rng_state", "epoch_rng_state"):
         extra[key] = _state_to_json(extra[key])
-    write_records(path, {"model": checkpoint.model, "state": checkpoint.state}, extra, kind="checkpoint")
+    records = {"model": checkpoint.model, "state": checkpoint.state}
+    if checkpoint.best is not None:
+        records["best"] = checkpoint.best
+    write_records(path, records, extra, kind="checkpoint")
     # the newest `keep` by name stay, and so do the one just written (a resumed run may be behind
     # checkpoints of an earlier run in the same folder) and the one resumed from
     spared = {path.resolve()} | ({Path(protect).resolve()} if protect is not None else set())
@@ -133,6 +140,12 @@ def save_checkpoint(folder, checkpoint: Checkpoint, *, keep: int = 3, protect=No
         if old.resolve() not in spared:
             old.unlink(missing_ok=True)
     return path
+
+
+def remove_stale_temporaries(folder) -> None:
+    """Delete what writers killed mid-write left in a checkpoint folder (``.checkpoint-*.tmp``)."""
+    for stale in Path(folder).glob(".checkpoint-*.tmp"):
+        stale.unlink(missing_ok=True)
 
 
 def latest_checkpoint(folder) -> Path:
@@ -164,10 +177,10 @@ def _load_file(path: Path) -> Checkpoint:
     from lamina.layers.files import read_records
 
     records, extra, kind = read_records(path)
-    if kind != "checkpoint" or set(records) != {"model", "state"}:
+    if kind != "checkpoint" or set(records) - {"best"} != {"model", "state"}:
         raise ModelFileError(path, f"this is a {kind} file holding {sorted(records)}, not a checkpoint")
     try:
         fields = _checked_extra(extra)
     except ValueError as problem:
         raise ModelFileError(path, str(problem)) from None
-    return Checkpoint(model=records["model"], state=records["state"], path=path, **fields)
+    return Checkpoint(model=records["model"], state=records["state"], best=records.get("best"), path=path, **fields)

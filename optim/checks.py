@@ -41,7 +41,7 @@ def check_inputs(x, name: str = "x") -> np.ndarray:
     return x
 
 
-def check_targets(y, n: int, n_outputs: int | None, name: str = "y") -> np.ndarray:
+def check_targets(y, n: int, n_outputs: int | None, name: str = "y", who: str = "fit") -> np.ndarray:
     """y as labels (n,) in [0, n_outputs) or a float array with n rows, all finite."""
     y = np.asarray(y)
     if y.ndim == 0 or len(y) != n:
@@ -50,7 +50,7 @@ def check_targets(y, n: int, n_outputs: int | None, name: str = "y") -> np.ndarr
     if y.ndim == 1:  # class labels; a regression target has shape (n, 1)
         if n_outputs is None:
             raise ValueError(f"{name} holds class labels, but the model's number of outputs is unknown")
-        return check_labels(y, n, n_outputs, "fit" if name == "y" else name)
+        return check_labels(y, n, n_outputs, who if name == "y" else f"{who}: {name}")
     if y.dtype.kind != "f":
         raise TypeError(f"{name} must be int class labels (n,) or a float array, got dtype {y.dtype} "
                         f"with shape {y.shape}")

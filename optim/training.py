@@ -13,8 +13,9 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from lamina.layers.sequence import Sequence, _takes_keyword
-from lamina.layers.tree import check_same_structure, map_parameters, named_parameters, parameters
-from lamina.optim.checkpoints import Checkpoint, latest_checkpoint, load_checkpoint, save_checkpoint
+from lamina.layers.tree import check_same_structure, map_parameters, named_parameters
+from lamina.layers.errors import ShapeError
+from lamina.optim.checkpoints import Checkpoint, load_checkpoint, remove_stale_temporaries, save_checkpoint
 from lamina.optim.checks import check_inputs, check_targets, is_classification
 
 DEFAULT_THREADS = 1
@@ -130,7 +131,7 @@ def evaluate(model, loss, x, y, batch_size: int = 1000, *, transform=None, threa
     _check_positive_int("batch_size", batch_size)
     x = check_inputs(x)
     model = _as_sequence(model)
-    y = check_targets(y, len(x), _n_outputs(model, x if transform is None else transform(x[:1])))
+    y = check_targets(y, len(x), _n_outputs(model, x if transform is None else transform(x[:1])), who="evaluate")
     return _evaluate(model, loss, x, y, batch_size, transform, threads)
 
 
@@ -150,6 +151,54 @@ def _evaluate(model, loss, x, y, batch_size, transform, threads) -> dict:
     return result
 
 
+@attrs.define
+class _Run:
+    """Where a training run is: all that a checkpoint holds besides the data and settings."""
+
+    model: object
+    state: object
+    history: dict
+    epoch: int = 0
+    position: int = 0
+    running: _Running = attrs.Factory(_Running)
+    epoch_rng_state: dict | None = None
+    best: object = None
+    resumed_from: Path | None = None
+
+    def checkpoint(self, rng, settings) -> Checkpoint:
+        return Checkpoint(model=self.model, state=self.state, epoch=self.epoch, position=self.position,
+                          history=self.history, rng_state=rng.bit_generator.state,
+                          epoch_rng_state=self.epoch_rng_state, running=attrs.asdict(self.running),
+                          settings=settings, best=self.best)
+
+
+def _new_history(classify: bool, validation: bool) -> dict:
+    keys = ["loss", *(["accuracy"] if classify else []), *(["val_loss"] if validation else []),
+            *(["val_accuracy"] if validation and classify else []), "seconds", "learning_rate"]
+    return {key: [] for key in keys}
+
+
+def _resumed(resume, net, settings, rng) -> _Run:
+    """The run a checkpoint holds, after checking it matches this one; sets ``rng`` to its state."""
+    ckpt = load_checkpoint(resume)
+    ckpt.check_matches(settings, rng)
+    check_same_structure(net, ckpt.model, names=("model given to fit", "checkpoint's model"))
+    rng.bit_generator.state = ckpt.rng_state
+    return _Run(model=ckpt.model, state=ckpt.state, history=ckpt.history, epoch=ckpt.epoch,
+                position=ckpt.position, running=_Running(**ckpt.running),
+                epoch_rng_state=ckpt.epoch_rng_state, best=ckpt.best, resumed_from=ckpt.path)
+
+
+def _epoch_order(run: _Run, rng, n: int) -> np.ndarray:
+    """This epoch's permutation: drawn from ``rng``, or replayed from the epoch's start when resumed mid-epoch."""
+    if run.position == 0:
+        run.epoch_rng_state = rng.bit_generator.state
+        return rng.permutation(n)
+    replay = np.random.Generator(type(rng.bit_generator)())
+    replay.bit_generator.state = run.epoch_rng_state
+    return replay.permutation(n)
+
+
 def fit(model, loss, optimizer, x, y, *, epochs: int, batch_size: int, rng: np.random.Generator,
         validation=None, progress: bool = True, checkpoint=None, resume=None,
         checkpoint_every: int | None = None, keep: int = 3, keep_best: bool = False,
@@ -164,10 +213,9 @@ def fit(model, loss, optimizer, x, y, *, epochs: int, batch_size: int, rng: np.r
     ``threads`` sets the BLAS thread count (None: leave it); ``transform`` converts each batch
     (e.g. ``data.Rescale()`` for uint8 images).
     """
-    _check_positive_int("epochs", epochs)
-    _check_positive_int("batch_size", batch_size)
+    for name, value in (("epochs", epochs), ("batch_size", batch_size), ("keep", keep)):
+        _check_positive_int(name, value)
     _check_positive_int("checkpoint_every", checkpoint_every, allow_none=True)
-    _check_positive_int("keep", keep)
     _check_positive_int("patience", patience, allow_none=True)
     if not isinstance(rng, np.random.Generator):
         raise TypeError(f"fit: rng must be a numpy.random.Generator, got {type(rng).__name__}")
@@ -179,28 +227,23 @@ def fit(model, loss, optimizer, x, y, *, epochs: int, batch_size: int, rng: np.r
     y = check_targets(y, len(x), n_outputs)
     if validation is not None:
         x_val = check_inputs(validation[0], "validation x")
+        if x_val.shape[1:] != x.shape[1:]:
+            raise ShapeError("fit", f"validation samples shaped like x's {x.shape[1:]}", str(x_val.shape),
+                             source="validation x")
         y_val = check_targets(validation[1], len(x_val), n_outputs, "validation y")
     classify = is_classification(y)
     settings = _settings(net, loss, optimizer, x, batch_size, transform)
+    folder = Path(checkpoint) if checkpoint is not None else None
+    if folder is not None:
+        remove_stale_temporaries(folder)
 
-    history = {"loss": [], **({"accuracy": []} if classify else {}),
-               **({"val_loss": []} if validation is not None else {}),
-               **({"val_accuracy": []} if validation is not None and classify else {}),
-               "seconds": [], "learning_rate": []}
-    state, start_epoch, position, running = optimizer.init(net), 0, 0, _Running()
-    epoch_rng_state = None
-    resumed_from = None
     if resume is not None:
-        ckpt = load_checkpoint(resume)
-        ckpt.check_matches(settings, rng)
-        check_same_structure(net, ckpt.model, names=("model given to fit", "checkpoint's model"))
-        net, state, history = ckpt.model, ckpt.state, ckpt.history
-        start_epoch, position = ckpt.epoch, ckpt.position
-        running = _Running(**ckpt.running)
-        epoch_rng_state = ckpt.epoch_rng_state
-        rng.bit_generator.state = ckpt.rng_state
-        resumed_from = ckpt.path
-    best = {"loss": min(history.get("val_loss") or [np.inf]), "model": None, "epoch": history.get("best_epoch")}
+        run = _resumed(resume, net, settings, rng)
+    else:
+        run = _Run(model=net, state=optimizer.init(net), history=_new_history(classify, validation is not None))
+    history = run.history
+    track_best = validation is not None and (keep_best or patience)
+    best_loss = history["val_loss"][history["best_epoch"]] if history.get("best_epoch") is not None else np.inf
 
     n = len(x)
     n_batches = -(-n // batch_size)
@@ -209,31 +252,23 @@ def fit(model, loss, optimizer, x, y, *, epochs: int, batch_size: int, rng: np.r
     donates = _takes_keyword(type(optimizer), "update", "donate")
     rate = getattr(optimizer, "rate", None)
     donate = False  # never on the first step: the model and state may be the caller's
-    folder = Path(checkpoint) if checkpoint is not None else None
+    value = np.nan
 
-    def write_checkpoint(epoch, position):
-        bad = _first_nonfinite(net)
+    def write_checkpoint():
+        bad = _first_nonfinite(run.model)
         if bad is not None:  # the last update overflowed on a finite loss: keep the last good checkpoint
-            last_epoch, last_batch = (epoch, position - 1) if position else (epoch - 1, n_batches - 1)
-            raise NonFiniteLossError(last_epoch, last_batch, value, bad, parameter=True)
-        return save_checkpoint(folder, Checkpoint(
-            model=net, state=state, epoch=epoch, position=position, history=history,
-            rng_state=rng.bit_generator.state, epoch_rng_state=epoch_rng_state,
-            running=attrs.asdict(running), settings=settings), keep=keep, protect=resumed_from)
+            epoch, batch = (run.epoch, run.position - 1) if run.position else (run.epoch - 1, n_batches - 1)
+            raise NonFiniteLossError(epoch, batch, value, bad, parameter=True)
+        save_checkpoint(folder, run.checkpoint(rng, settings), keep=keep, protect=run.resumed_from)
 
-    stopped_early = False
     with threadpool_limits(threads, user_api="blas"), _StopRequests() as stop:
-        for epoch in range(start_epoch, epochs):
+        while run.epoch < epochs and not history.get("stopped_early"):
             started = time.perf_counter()
-            if position == 0:
-                epoch_rng_state = rng.bit_generator.state
-                order = rng.permutation(n)
-            else:  # resumed mid-epoch: the same order from the state the epoch began with
-                replay = np.random.Generator(type(rng.bit_generator)())
-                replay.bit_generator.state = epoch_rng_state
-                order = replay.permutation(n)
-            bar = _progress_bar(progress, epoch, epochs, n_batches, position)
-            for b in range(position, n_batches):
+            order = _epoch_order(run, rng, n)
+            bar = _progress_bar(progress, run.epoch, epochs, n_batches, run.position)
+            net, state, running = run.model, run.state, run.running
+            for b in range(run.position, n_batches):
+                # the step: forward, loss, backward, update
                 idx = order[b * batch_size:(b + 1) * batch_size]
                 xb, yb = x[idx], y[idx]
                 if transform is not None:
@@ -245,10 +280,11 @@ def fit(model, loss, optimizer, x, y, *, epochs: int, batch_size: int, rng: np.r
                 value, loss_cache = loss.forward(pred, yb, **loss_kw)
                 _, grads = net.backward(cache, loss.backward(loss_cache), input_grad=False)
                 if not np.isfinite(value):
-                    raise NonFiniteLossError(epoch, b, value, _first_nonfinite(grads))
+                    raise NonFiniteLossError(run.epoch, b, value, _first_nonfinite(grads))
                 net, state = (optimizer.update(net, grads, state, donate=donate) if donates
                               else optimizer.update(net, grads, state))
                 donate = True
+                # the bookkeeping
                 running.loss_sum += value
                 running.batches += 1
                 running.seen += len(idx)
@@ -256,19 +292,21 @@ def fit(model, loss, optimizer, x, y, *, epochs: int, batch_size: int, rng: np.r
                     running.correct += int(np.count_nonzero(pred.argmax(axis=1) == yb))
                 if bar is not None:
                     _update_bar(bar, b, running, classify)
-                if stop.requested and b + 1 < n_batches:  # at the epoch's end, finish the epoch first
-                    if bar is not None:
-                        bar.close()
+                if b + 1 < n_batches and (stop.requested or (checkpoint_every and (b + 1) % checkpoint_every == 0)):
+                    run.model, run.state, run.position = net, state, b + 1
                     if folder is not None:
-                        write_checkpoint(epoch, b + 1)
-                    stop.act()
-                if folder is not None and checkpoint_every and (b + 1) % checkpoint_every == 0 and b + 1 < n_batches:
-                    write_checkpoint(epoch, b + 1)
+                        write_checkpoint()
+                    if stop.requested:  # at the epoch's end, the epoch is finished first
+                        if bar is not None:
+                            bar.close()
+                        stop.act()
             if bar is not None:
                 bar.close()
+            run.model, run.state = net, state
             bad = _first_nonfinite(net)  # once an epoch: never validate, checkpoint or return a broken model
             if bad is not None:
-                raise NonFiniteLossError(epoch, n_batches - 1, value, bad, parameter=True)
+                raise NonFiniteLossError(run.epoch, n_batches - 1, value, bad, parameter=True)
+
             history["loss"].append(running.loss_sum / running.batches)
             if classify:
                 history["accuracy"].append(running.correct / running.seen)
@@ -279,25 +317,22 @@ def fit(model, loss, optimizer, x, y, *, epochs: int, batch_size: int, rng: np.r
                     history["val_accuracy"].append(val["accuracy"])
             history["seconds"].append(time.perf_counter() - started)
             history["learning_rate"].append(rate(state.step - 1) if rate and hasattr(state, "step") else None)
-            position, running = 0, _Running()
-            if validation is not None and (keep_best or patience):
-                if history["val_loss"][-1] < best["loss"]:
-                    best = {"loss": history["val_loss"][-1], "epoch": epoch,
-                            "model": map_parameters(np.copy, net) if keep_best else None}
-                history["best_epoch"] = best["epoch"]
+            if track_best:
+                if history["val_loss"][-1] < best_loss:
+                    best_loss = history["val_loss"][-1]
+                    history["best_epoch"] = run.epoch
+                    if keep_best:  # a copy: the next update may reuse the buffers
+                        run.best = map_parameters(np.copy, net)
+                if patience:
+                    history["stopped_early"] = run.epoch - history["best_epoch"] >= patience
             if progress:
-                _print_epoch(epoch, epochs, history)
-            if patience and epoch - best["epoch"] >= patience:
-                stopped_early = True
-            if patience:
-                history["stopped_early"] = stopped_early
+                _print_epoch(run.epoch, epochs, history)
+            run.epoch, run.position, run.running = run.epoch + 1, 0, _Running()
             if folder is not None:
-                write_checkpoint(epoch + 1, 0)
+                write_checkpoint()
             if stop.requested:
                 stop.act()
-            if stopped_early:
-                break
-    result = best["model"] if keep_best and best["model"] is not None else net
+    result = run.best if keep_best and run.best is not None else run.model
     return (result if isinstance(model, Sequence) else result.layers[0]), history
 
 

@@ -321,3 +321,50 @@ def test_an_overflow_in_the_very_last_update_is_an_error_not_a_returned_model():
     with pytest.raises(optim.NonFiniteLossError, match="made the parameter") as info, np.errstate(all="ignore"):
         fit(optim.SGD(Blowup(last, 1e300)), epochs=2, validation=None)
     assert (info.value.epoch, info.value.batch) == divmod(last, N_BATCHES)
+
+
+# ---- keep_best, early stopping and stale files across a resume ---------------------------------------
+
+def test_keep_best_and_early_stopping_resume_to_the_uninterrupted_result(tmp_path):
+    """Validation labels that disagree with training make val_loss rise: keep_best and patience act."""
+    x_val, y_val = VALIDATION[0], (VALIDATION[1] + 1) % K
+    kwargs = dict(validation=(x_val, y_val), keep_best=True, patience=2)
+    full, full_history = fit(epochs=12, **kwargs)
+    assert full_history["stopped_early"] is True
+    fit(epochs=12, checkpoint=tmp_path, keep=1000, **kwargs)
+    stop_epoch = len(full_history["loss"])
+    for resume_at in range(1, stop_epoch + 1):  # every epoch boundary, the last (stopped) one included
+        path = tmp_path / f"checkpoint-{resume_at:05d}-0000000.npz"
+        model, history = fit(epochs=12, resume=path, checkpoint=tmp_path / "again", **kwargs)
+        assert same_bits(model, full), resume_at
+        assert without_seconds(history) == without_seconds(full_history)
+
+
+def test_a_keep_best_checkpoint_holds_the_best_model(tmp_path):
+    x_val, y_val = VALIDATION[0], (VALIDATION[1] + 1) % K
+    best, history = fit(epochs=4, validation=(x_val, y_val), keep_best=True, checkpoint=tmp_path)
+    ckpt = optim.load_checkpoint(tmp_path)
+    assert same_bits(ckpt.best, best)
+    assert history["best_epoch"] == int(np.argmin(history["val_loss"]))
+    assert not same_bits(ckpt.model, best) or history["best_epoch"] == 3
+
+
+def test_validation_of_the_wrong_width_fails_before_training(tmp_path):
+    with pytest.raises(layers.ShapeError, match=r"validation x gives \(40, 5\)"):
+        fit(epochs=3, validation=(VALIDATION[0][:, :5], VALIDATION[1]), checkpoint=tmp_path)
+    assert files(tmp_path) == []
+
+
+def test_temporaries_left_by_a_killed_writer_are_removed(tmp_path):
+    stale = tmp_path / ".checkpoint-00001-0000000.npz.0123456789abcdef.tmp"
+    other = tmp_path / "notes.txt"
+    stale.write_bytes(b"half a checkpoint")
+    other.write_text("mine")
+    fit(epochs=1, checkpoint=tmp_path)
+    assert not stale.exists() and other.read_text() == "mine"
+    assert len(files(tmp_path)) == 1
+
+
+def test_evaluate_names_itself_in_label_errors():
+    with pytest.raises(ValueError, match=r"^evaluate: labels must be in \[0, 3\), but labels\[2\] is 7"):
+        optim.evaluate(new_model(), LOSS, X[:4], np.array([0, 1, 7, 2]))
