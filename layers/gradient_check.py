@@ -29,13 +29,15 @@ def relative_error(analytic: np.ndarray, numeric: np.ndarray) -> float:
 
 def _numeric_gradient(f, value: np.ndarray, eps: float) -> np.ndarray:
     """Central differences of the scalar f(v) at v = value, one element at a time."""
-    grad = np.zeros_like(value)
+    grad = np.zeros(value.shape)  # C order, so that out below is a view whatever the layout of value
     flat, out = value.reshape(-1), grad.reshape(-1)
     for k in range(flat.size):
+        # a step that v + step and v - step both take exactly, so the two points sit symmetric about v
+        step = (abs(flat[k]) + eps) - abs(flat[k])
         plus, minus = flat.copy(), flat.copy()
-        plus[k] += eps
-        minus[k] -= eps
-        out[k] = (f(plus.reshape(value.shape)) - f(minus.reshape(value.shape))) / (2 * eps)
+        plus[k] += step
+        minus[k] -= step
+        out[k] = (f(plus.reshape(value.shape)) - f(minus.reshape(value.shape))) / (2 * step)
     return grad
 
 

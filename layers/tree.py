@@ -101,9 +101,12 @@ def check_same_structure(a, b, path: str = "", names: tuple[str, str] = ("model"
     if flatten(a)[1] == flatten(b)[1]:
         return
     _find_difference(a, b, path, names)
+    raise StructureError(f"at {path or 'the top'}: the {names[0]} and the {names[1]} "
+                         f"differ in a field that is not walked")
 
 
-def _find_difference(a, b, path, names):
+def _find_difference(a, b, path, names) -> None:
+    """Raise ``StructureError`` at the first walked place where ``a`` and ``b`` differ; return if there is none."""
     where = path or "the top"
     if type(a) is not type(b):
         raise StructureError(f"at {where}: the {names[0]} has {type(a).__name__}, "
@@ -123,7 +126,6 @@ def _find_difference(a, b, path, names):
                 raise StructureError(f"at {name}: the {names[0]} has {len(x)} layers, the {names[1]} has {got}")
             for i, (u, v) in enumerate(zip(x, y)):
                 _find_difference(u, v, f"{name}[{i}]", names)
-    raise StructureError(f"at {where}: the {names[0]} and the {names[1]} differ in a field that is not walked")
 
 
 def replace_parameters(record, arrays: Iterator[np.ndarray]):
