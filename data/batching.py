@@ -7,6 +7,8 @@ import math
 import attrs
 import numpy as np
 
+from lamina.data.checks import check_inputs
+
 
 def _as_array(a) -> np.ndarray:
     return a if isinstance(a, np.ndarray) else np.asarray(a)
@@ -43,6 +45,7 @@ def batches(x, y, batch_size: int, rng: np.random.Generator | None = None, *, tr
     ``transform`` converts each ``xb`` as it is yielded (``Rescale``), so x can be a uint8 memmap.
     """
     x, y = _check_pair(x, y, "batches")
+    check_inputs(x, "batches: x")
     if not _is_int(batch_size) or batch_size < 1:
         raise ValueError(f"batches: batch_size must be a positive int, got {batch_size!r}")
     if rng is not None:

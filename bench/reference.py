@@ -1,0 +1,159 @@
+"""The yardsticks lamina is measured against: a careful hand-written NumPy MLP, and the matmul floor.
+
+``MLP`` is what a careful person writes by hand with NumPy: float32 throughout, ``x @ w + b``,
+ReLU, the fused softmax-cross-entropy gradient ``(p - onehot) / n``, the textbook backward,
+SGD (optionally with momentum, as torch.optim.SGD with dampening 0) updating the weight arrays
+in place. Gradient and velocity buffers are allocated once; activations are allocated by the
+matmuls (``x @ w``) each step and then worked on in place. Per batch it also computes the loss
+and the number of correct predictions, because ``optim.fit`` reports both in its history. The
+step is split into four plain methods (forward_train, softmax_cross_entropy, backward, update)
+so that bench/profile_fit.py can time each part; that costs four method calls per batch.
+
+``floor_epoch`` is the matmul floor: only the matrix multiplies one epoch needs, with the same
+shapes and the same number of batches (the last one partial) as training: per batch the forward
+``a @ W`` of every layer, the weight gradient ``a.T @ d`` of every layer and the input gradient
+``d @ W.T`` of every layer but the first. Nothing else: no bias, no ReLU, no softmax, no update,
+no allocation (outputs go to buffers made once), and no gather: batch i is the contiguous slice
+``x[i*b:(i+1)*b]`` (a view) instead of ``x[order[i*b:(i+1)*b]]``, since the cost of a matmul does
+not depend on which rows it gets. The output of the forward pass stands in for d loss / d logits.
+
+Both follow ``optim.fit``'s batch order: one ``rng.permutation(n)`` per epoch, batches of
+consecutive entries of that order, the last one partial.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+class MLP:
+    """A ReLU MLP on plain float32 arrays: weights[l] (n_in, n_out), biases[l] (n_out,), changed in place by training."""
+
+    def __init__(self, arrays, learning_rate: float, momentum: float = 0.0):
+        self.weights = [np.array(w, dtype=np.float32) for w, _ in arrays]
+        self.biases = [np.array(b, dtype=np.float32) for _, b in arrays]
+        self.learning_rate, self.momentum = float(learning_rate), float(momentum)
+        self.velocity = ([np.zeros_like(p) for p in self.weights + self.biases] if momentum else None)
+        self.grads = None          # gradient buffers, made on the first step and reused
+        self._arange = None
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        """Inference: logits (n, k) for x (n, n_in)."""
+        a = x
+        last = len(self.weights) - 1
+        for l, (w, b) in enumerate(zip(self.weights, self.biases)):
+            z = a @ w
+            z += b
+            if l < last:
+                np.maximum(z, 0, out=z)
+            a = z
+        return a
+
+    def train_epoch(self, x, y, batch_size: int, rng: np.random.Generator, transform=None):
+        """One epoch of mini-batch SGD in fit's batch order; returns (mean batch loss, training accuracy)."""
+        n = len(x)
+        order = rng.permutation(n)
+        loss_sum, correct, batches = 0.0, 0, 0
+        for start in range(0, n, batch_size):
+            idx = order[start:start + batch_size]
+            xb, yb = x[idx], y[idx]
+            if transform is not None:
+                xb = transform(xb)
+            value, right = self.train_step(xb, yb)
+            loss_sum += value
+            correct += right
+            batches += 1
+        return loss_sum / batches, correct / n
+
+    def train_step(self, xb, yb):
+        """One SGD step on a batch; returns (its mean loss, its number of correct predictions)."""
+        acts = self.forward_train(xb)
+        value, right = self.softmax_cross_entropy(acts[-1], yb)
+        self.backward(acts, acts.pop())
+        self.update()
+        return value, right
+
+    def forward_train(self, xb):
+        """[x, h_1, ..., logits]: each layer's input, then the logits (all but x allocated here)."""
+        acts = [xb]
+        a = xb
+        last = len(self.weights) - 1
+        for l, (w, b) in enumerate(zip(self.weights, self.biases)):
+            z = a @ w
+            z += b
+            if l < last:
+                np.maximum(z, 0, out=z)
+            acts.append(z)
+            a = z
+        return acts
+
+    def softmax_cross_entropy(self, logits, yb):
+        """Fused softmax cross-entropy, in place: logits become d loss / d logits = (p - onehot) / m.
+
+        Returns (mean loss, number of correct predictions), as fit records them.
+        """
+        m = len(yb)
+        r = self._rows(m)
+        right = int(np.count_nonzero(logits.argmax(axis=1) == yb))
+        logits -= logits.max(axis=1, keepdims=True)
+        picked = logits[r, yb]
+        np.exp(logits, out=logits)
+        total = logits.sum(axis=1, keepdims=True)
+        value = float(np.log(total).sum() - picked.sum()) / m
+        logits /= total
+        logits[r, yb] -= 1
+        logits *= 1 / m
+        return value, right
+
+    def backward(self, acts, d):
+        """The textbook backward from d = d loss / d logits into the gradient buffers; no input gradient."""
+        if self.grads is None:
+            self.grads = [np.empty_like(p) for p in self.weights + self.biases]
+        grad_w, grad_b = self.grads[:len(self.weights)], self.grads[len(self.weights):]
+        for l in range(len(self.weights) - 1, -1, -1):
+            np.matmul(acts[l].T, d, out=grad_w[l])
+            np.sum(d, axis=0, out=grad_b[l])
+            if l > 0:
+                d = d @ self.weights[l].T
+                d *= acts[l] > 0          # ReLU: acts[l] is the ReLU output of layer l - 1
+
+    def update(self):
+        """SGD, in place: p -= lr g, or with momentum v = mu v + g, p -= lr v (the gradient buffer is scratch)."""
+        lr, mu = self.learning_rate, self.momentum
+        if mu:
+            for p, g, v in zip(self.weights + self.biases, self.grads, self.velocity):
+                v *= mu
+                v += g
+                np.multiply(v, lr, out=g)
+                p -= g
+        else:
+            for p, g in zip(self.weights + self.biases, self.grads):
+                g *= lr
+                p -= g
+
+    def _rows(self, m):
+        if self._arange is None or len(self._arange) < m:
+            self._arange = np.arange(m)
+        return self._arange[:m]
+
+
+def floor_epoch(weights, x: np.ndarray, batch_size: int) -> None:
+    """The matmuls of one training epoch (see the module docstring), into preallocated buffers."""
+    n = len(x)
+    last = len(weights) - 1
+    out = [np.empty((batch_size, w.shape[1]), dtype=np.float32) for w in weights]
+    grad_w = [np.empty_like(w) for w in weights]
+    grad_in = [np.empty((batch_size, w.shape[0]), dtype=np.float32) for w in weights]
+    for start in range(0, n, batch_size):
+        xb = x[start:start + batch_size]
+        m = len(xb)
+        acts = [xb]
+        a = xb
+        for l, w in enumerate(weights):
+            a = np.matmul(a, w, out=out[l][:m])
+            acts.append(a)
+        d = a
+        for l in range(last, -1, -1):
+            np.matmul(acts[l].T, d, out=grad_w[l])
+            if l > 0:
+                d = np.matmul(d, weights[l].T, out=grad_in[l][:m])
