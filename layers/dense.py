@@ -67,12 +67,16 @@ class Dense:
     def __call__(self, x: np.ndarray) -> np.ndarray:
         """Inference: (n, n_in) -> (n, n_out)."""
         self._check_input(x)
-        return x @ self.weight + self.bias
+        y = x @ self.weight
+        y += self.bias
+        return y
 
     def forward(self, x: np.ndarray):
         """(n, n_in) -> y (n, n_out), cache x."""
         self._check_input(x)
-        return x @ self.weight + self.bias, x
+        y = x @ self.weight
+        y += self.bias
+        return y, x
 
     def backward(self, x: np.ndarray, dy: np.ndarray, *, input_grad: bool = True):
         """dy (n, n_out) -> dx (n, n_in) (None without ``input_grad``), gradients as a Dense."""

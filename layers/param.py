@@ -22,7 +22,7 @@ def frozen_array(value) -> np.ndarray:
 
 def readonly(array: np.ndarray) -> np.ndarray:
     """Mark a freshly computed array read-only, so a record can take it without a copy."""
-    array.flags.writeable = False
+    array.setflags(write=False)
     return array
 
 

@@ -9,6 +9,7 @@ With g = grad + weight_decay * p, and velocity v (zero before the first step):
 from __future__ import annotations
 
 import math
+import numbers
 
 import attrs
 import numpy as np
@@ -18,16 +19,21 @@ from lamina.layers.registry import register
 from lamina.layers.tree import check_same_structure, flatten, map_parameters, replace_parameters
 
 
+def _is_number(value) -> bool:
+    """A real number (Python or NumPy), not a bool."""
+    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+
+
 def _check_rate(instance, attribute, value) -> None:
     if callable(value):
         return
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+    if not _is_number(value) or not math.isfinite(value) or value <= 0:
         raise ValueError(f"SGD: learning_rate must be a positive finite number or a schedule "
                          f"(a callable of the step), got {value!r}")
 
 
 def _check_momentum(instance, attribute, value) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+    if not _is_number(value) or not 0 <= value < 1:
         raise ValueError(f"SGD: momentum must be in [0, 1), got {value!r}")
 
 
@@ -39,7 +45,7 @@ def _check_nesterov(instance, attribute, value) -> None:
 
 
 def _check_decay(instance, attribute, value) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+    if not _is_number(value) or not math.isfinite(value) or value < 0:
         raise ValueError(f"SGD: weight_decay must be a finite number >= 0, got {value!r}")
 
 
@@ -63,7 +69,9 @@ class SGD:
 
     def rate(self, step: int) -> float:
         """The learning rate for update number ``step`` (0-based)."""
-        lr = self.learning_rate(step) if callable(self.learning_rate) else self.learning_rate
+        if not callable(self.learning_rate):
+            return float(self.learning_rate)  # checked when the optimizer was made
+        lr = self.learning_rate(step)
         if not (isinstance(lr, (int, float, np.floating)) and math.isfinite(lr) and lr >= 0):
             raise ValueError(f"SGD: the learning-rate schedule gave {lr!r} at step {step}; expected a finite number >= 0")
         return float(lr)
@@ -99,7 +107,7 @@ class SGD:
         if donate and _make_writable([*ps, *gs, *(vs or [])]):
             self._step_in_place(lr, ps, gs, vs)
             for a in [*ps, *(vs or [])]:
-                a.flags.writeable = False
+                a.setflags(write=False)
             return model, next_state  # the same records now hold the new values
         new_ps, new_vs = self._step(lr, ps, gs, vs)
         if self.momentum:
@@ -130,9 +138,11 @@ class SGD:
                 v += g                      # v = m v + g
                 if self.nesterov:
                     g += m * v              # d = g + m v
+                    g *= lr
                 else:
-                    np.copyto(g, v)         # d = v
-            g *= lr
+                    np.multiply(v, lr, out=g)   # d = v, and g is scratch for lr d
+            else:
+                g *= lr
             p -= g                          # p = p - lr d
 
 
@@ -142,10 +152,10 @@ def _make_writable(arrays) -> bool:
     try:
         for array in arrays:
             if not array.flags.writeable:
-                array.flags.writeable = True
+                array.setflags(write=True)
                 flipped.append(array)
     except ValueError:
         for array in flipped:
-            array.flags.writeable = False
+            array.setflags(write=False)
         return False
     return True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 import signal
 import threading
@@ -279,7 +280,7 @@ def fit(model, loss, optimizer, x, y, *, epochs: int, batch_size: int, rng: np.r
                     pred, cache = net.forward(xb, **forward_kw)
                 value, loss_cache = loss.forward(pred, yb, **loss_kw)
                 _, grads = net.backward(cache, loss.backward(loss_cache), input_grad=False)
-                if not np.isfinite(value):
+                if not math.isfinite(value):
                     raise NonFiniteLossError(run.epoch, b, value, _first_nonfinite(grads))
                 net, state = (optimizer.update(net, grads, state, donate=donate) if donates
                               else optimizer.update(net, grads, state))
