@@ -6,7 +6,7 @@ import attrs
 import numpy as np
 
 from lamina.layers.errors import ShapeError
-from lamina.layers.param import param, readonly
+from lamina.layers.param import param, readonly, writable
 
 INITS = ("he", "glorot")
 
@@ -78,10 +78,19 @@ class Dense:
         y += self.bias
         return y, x
 
-    def backward(self, x: np.ndarray, dy: np.ndarray, *, input_grad: bool = True):
-        """dy (n, n_out) -> dx (n, n_in) (None without ``input_grad``), gradients as a Dense."""
+    def backward(self, x: np.ndarray, dy: np.ndarray, *, input_grad: bool = True, out: "Dense | None" = None):
+        """dy (n, n_out) -> dx (n, n_in) (None without ``input_grad``), gradients as a Dense.
+
+        ``out`` is a dead gradient record of this layer's shape that the caller donates (as
+        ``fit`` does with the previous step's): the gradients are written into its buffers.
+        """
         if dy.shape != (x.shape[0], self.n_out):
             raise ShapeError(repr(self), f"an output gradient of shape ({x.shape[0]}, {self.n_out})",
                              f"{dy.shape}", source="backward")
-        grads = Dense(weight=readonly(x.T @ dy), bias=readonly(dy.sum(axis=0)))
+        if out is None:
+            weight, bias = x.T @ dy, dy.sum(axis=0)
+        else:
+            weight = np.matmul(x.T, dy, out=writable(out.weight))
+            bias = np.sum(dy, axis=0, out=writable(out.bias))
+        grads = Dense(weight=readonly(weight), bias=readonly(bias))
         return (dy @ self.weight.T if input_grad else None), grads

@@ -26,6 +26,12 @@ def readonly(array: np.ndarray) -> np.ndarray:
     return array
 
 
+def writable(array: np.ndarray) -> np.ndarray:
+    """Make a donated array writable again (it must own its buffer), to compute into it."""
+    array.setflags(write=True)
+    return array
+
+
 def array_repr(array: np.ndarray) -> str:
     """An array as its dtype and shape: 'float32(784, 128)'."""
     return f"{array.dtype}{tuple(array.shape)}"

@@ -135,18 +135,24 @@ class Sequence:
                 raise error.within(f"layers[{i}]", self._source(i)) from None
         return x
 
-    def backward(self, cache: tuple, dy: np.ndarray, *, input_grad: bool = True):
-        """dy -> (dx, gradients as a Sequence); ``input_grad=False`` gives dx None and skips it where the first layer can."""
+    def backward(self, cache: tuple, dy: np.ndarray, *, input_grad: bool = True, out: "Sequence | None" = None):
+        """dy -> (dx, gradients as a Sequence); ``input_grad=False`` gives dx None and skips it where the first layer can.
+
+        ``out``: dead gradients of this Sequence donated by the caller (``fit``); the layers
+        whose ``backward`` takes ``out`` write their gradients into its buffers.
+        """
         if not isinstance(cache, tuple) or len(cache) != len(self.layers):
             raise ValueError(f"Sequence.backward needs the cache of this Sequence's forward "
                              f"({len(self.layers)} entries), got {type(cache).__name__}")
         grads = [None] * len(self.layers)
         for i in range(len(self.layers) - 1, -1, -1):
             layer = self.layers[i]
+            kwargs = {}
             if i == 0 and not input_grad and _takes_keyword(type(layer), "backward", "input_grad"):
-                dy, grads[i] = layer.backward(cache[i], dy, input_grad=False)
-            else:
-                dy, grads[i] = layer.backward(cache[i], dy)
+                kwargs["input_grad"] = False
+            if out is not None and _takes_keyword(type(layer), "backward", "out"):
+                kwargs["out"] = out.layers[i]
+            dy, grads[i] = layer.backward(cache[i], dy, **kwargs)
         return (dy if input_grad else None), self._mirror(grads)
 
     def _mirror(self, layers) -> "Sequence":

@@ -56,6 +56,9 @@ class SGDState:
 
     step: int = 0
     velocity: object = None
+    # (model, its leaves and structure, velocity leaves) left by a donated update, so the next
+    # donated update of that same model need not walk it again; never saved, never compared
+    flat: tuple | None = attrs.field(default=None, init=False, eq=False, repr=False)
 
 
 @attrs.frozen
@@ -90,29 +93,33 @@ class SGD:
         become the new model's and state's. The values are bit-identical either way. ``fit`` uses
         it for the arrays it allocated itself, never for the caller's.
         """
-        ps, structure = flatten(model)
+        cached = state.flat if donate else None
+        if cached is not None and cached[0] is model:
+            ps, structure, vs = cached[1], cached[2], cached[3]
+        else:
+            ps, structure = flatten(model)
+            vs = None
+            if self.momentum:
+                if state.velocity is None:
+                    raise ValueError("SGD: this optimizer has momentum but the state has no velocity; "
+                                     "make the state with opt.init(model)")
+                vs, velocity_structure = flatten(state.velocity)
+                if velocity_structure != structure:
+                    check_same_structure(model, state.velocity, names=("model", "optimizer state"))
         gs, grads_structure = flatten(grads)
         if grads_structure != structure:
             check_same_structure(model, grads)
-        vs = None
-        if self.momentum:
-            if state.velocity is None:
-                raise ValueError("SGD: this optimizer has momentum but the state has no velocity; "
-                                 "make the state with opt.init(model)")
-            vs, velocity_structure = flatten(state.velocity)
-            if velocity_structure != structure:
-                check_same_structure(model, state.velocity, names=("model", "optimizer state"))
         lr = self.rate(state.step)
-        next_state = attrs.evolve(state, step=state.step + 1)
         if donate and _make_writable([*ps, *gs, *(vs or [])]):
             self._step_in_place(lr, ps, gs, vs)
             for a in [*ps, *(vs or [])]:
                 a.setflags(write=False)
+            next_state = SGDState(step=state.step + 1, velocity=state.velocity)
+            object.__setattr__(next_state, "flat", (model, ps, structure, vs))
             return model, next_state  # the same records now hold the new values
         new_ps, new_vs = self._step(lr, ps, gs, vs)
-        if self.momentum:
-            next_state = attrs.evolve(next_state, velocity=replace_parameters(state.velocity, iter(new_vs)))
-        return replace_parameters(model, iter(new_ps)), next_state
+        velocity = replace_parameters(state.velocity, iter(new_vs)) if self.momentum else None
+        return replace_parameters(model, iter(new_ps)), SGDState(step=state.step + 1, velocity=velocity)
 
     def _step(self, lr, ps, gs, vs):
         """The update on fresh arrays: returns (new parameters, new velocities)."""

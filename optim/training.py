@@ -253,6 +253,7 @@ def fit(model, loss, optimizer, x, y, *, epochs: int, batch_size: int, rng: np.r
     donates = _takes_keyword(type(optimizer), "update", "donate")
     rate = getattr(optimizer, "rate", None)
     donate = False  # never on the first step: the model and state may be the caller's
+    backward_takes_out, donated_grads = _takes_keyword(type(net), "backward", "out"), {}
     value = np.nan
 
     def write_checkpoint():
@@ -279,12 +280,13 @@ def fit(model, loss, optimizer, x, y, *, epochs: int, batch_size: int, rng: np.r
                 else:
                     pred, cache = net.forward(xb, **forward_kw)
                 value, loss_cache = loss.forward(pred, yb, **loss_kw)
-                _, grads = net.backward(cache, loss.backward(loss_cache), input_grad=False)
+                _, grads = net.backward(cache, loss.backward(loss_cache), input_grad=False, **donated_grads)
                 if not math.isfinite(value):
                     raise NonFiniteLossError(run.epoch, b, value, _first_nonfinite(grads))
                 net, state = (optimizer.update(net, grads, state, donate=donate) if donates
                               else optimizer.update(net, grads, state))
-                donate = True
+                if donates:  # the gradients are dead after a donated update: the next backward reuses them
+                    donate, donated_grads = True, ({"out": grads} if backward_takes_out else {})
                 # the bookkeeping
                 running.loss_sum += value
                 running.batches += 1
