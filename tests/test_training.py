@@ -242,3 +242,42 @@ def test_short_real_mnist_run_is_well_above_chance():
                          optim.SGD(0.05, momentum=0.9), x[:6000], y[:6000], epochs=1, batch_size=32,
                          rng=np.random.default_rng(0), progress=False)
     assert optim.evaluate(model, losses.SoftmaxCrossEntropy(), x_test[:2000], y_test[:2000])["accuracy"] > 0.8
+
+
+def test_backward_into_donated_gradients_is_the_same_and_reuses_their_buffers():
+    x, y = blobs(32)
+    model, loss = small_model(), losses.SoftmaxCrossEntropy()
+    pred, cache = model.forward(x)
+    _, lc = loss.forward(pred, y)
+    d = loss.backward(lc)
+    _, fresh = model.backward(cache, d, input_grad=False)
+    dead = layers.map_parameters(lambda g: np.full_like(g, 7.0), fresh)
+    _, reused = model.backward(cache, d, input_grad=False, out=dead)
+    assert reused == fresh
+    assert all(a is b or np.shares_memory(a, b) for a, b in zip(layers.parameters(reused), layers.parameters(dead)))
+    assert all(not a.flags.writeable for a in layers.parameters(reused))
+
+
+def test_a_donated_update_remembers_the_model_only_for_that_model():
+    x, y = blobs(32)
+    loss, opt = losses.SoftmaxCrossEntropy(), optim.SGD(0.1, momentum=0.9)
+
+    def grads_of(model):
+        pred, cache = model.forward(x)
+        _, lc = loss.forward(pred, y)
+        return model.backward(cache, loss.backward(lc))[1]
+
+    owned = layers.map_parameters(np.copy, small_model())
+    state = optim.SGDState(0, layers.map_parameters(np.copy, opt.init(owned).velocity))
+    pure_model, pure_state = small_model(), opt.init(small_model())
+    for _ in range(3):
+        owned, state = opt.update(owned, grads_of(owned), state, donate=True)
+        pure_model, pure_state = opt.update(pure_model, grads_of(pure_model), pure_state)
+        assert owned == pure_model and state == pure_state  # the remembered leaves never enter ==
+    assert state.flat[0] is owned
+    other = layers.map_parameters(np.copy, owned)  # another model with the same state: walked afresh
+    g = grads_of(other)
+    velocity = layers.map_parameters(np.copy, state.velocity)
+    expected, _ = opt.update(layers.map_parameters(np.copy, other), g, optim.SGDState(state.step, velocity))
+    new, _ = opt.update(other, layers.map_parameters(np.copy, g), state, donate=True)
+    assert new is other and new == expected
