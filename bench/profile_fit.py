@@ -62,7 +62,7 @@ def interleaved(fns, rounds):
 
 
 STEP_MODULES = ("lamina.optim.training", "lamina.optim.sgd", "lamina.layers.sequence", "lamina.layers.dense",
-                "lamina.layers.activations", "lamina.layers.tree", "lamina.layers.param",
+                "lamina.layers.activations", "lamina.layers.tree", "lamina.layers.parameter",
                 "lamina.losses.cross_entropy", "lamina.losses.targets")
 
 

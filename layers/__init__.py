@@ -11,8 +11,8 @@ from lamina.layers.gradient_check import (
     gradient_errors,
     loss_gradient_error,
 )
-from lamina.layers.mlp import mlp
-from lamina.layers.param import param
+from lamina.layers.multilayer import mlp
+from lamina.layers.parameter import param
 from lamina.layers.registry import register
 from lamina.layers.sequence import Sequence
 from lamina.layers.tree import map_parameters, named_parameters, parameters

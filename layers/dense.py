@@ -6,7 +6,7 @@ import attrs
 import numpy as np
 
 from lamina.layers.errors import ShapeError
-from lamina.layers.param import param, readonly, writable
+from lamina.layers.parameter import param, readonly, writable
 
 INITS = ("he", "glorot")
 

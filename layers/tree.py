@@ -15,7 +15,7 @@ import attrs
 import numpy as np
 
 from lamina.layers.errors import StructureError
-from lamina.layers.param import is_param
+from lamina.layers.parameter import is_param
 
 
 def is_record(value) -> bool:

@@ -2,6 +2,6 @@
 
 from lamina.losses.cross_entropy import SoftmaxCrossEntropy
 from lamina.losses.mse import MSE
-from lamina.losses.softmax import softmax
+from lamina.losses.probabilities import softmax
 
 __all__ = ["SoftmaxCrossEntropy", "MSE", "softmax"]

@@ -14,7 +14,7 @@ import numbers
 import attrs
 import numpy as np
 
-from lamina.layers.param import readonly
+from lamina.layers.parameter import readonly
 from lamina.layers.registry import register
 from lamina.layers.tree import check_same_structure, flatten, map_parameters, replace_parameters
 
