@@ -13,12 +13,12 @@ INITS = ("he", "glorot")
 
 def _check_bias(dense: "Dense", attribute, bias: np.ndarray) -> None:
     weight = dense.weight
-    if weight.ndim != 2:
-        raise ShapeError("Dense", "a 2-D weight (n_in, n_out)", f"weight of shape {weight.shape}")
-    if bias.shape != (weight.shape[1],):
+    if weight.ndim != 2 or bias.shape != weight.shape[1:]:
+        if weight.ndim != 2:
+            raise ShapeError("Dense", "a 2-D weight (n_in, n_out)", f"weight of shape {weight.shape}")
         raise ShapeError("Dense", f"bias of shape ({weight.shape[1]},) to match weight {weight.shape}",
                          f"bias of shape {bias.shape}")
-    if bias.dtype != weight.dtype:
+    if bias.dtype is not weight.dtype and bias.dtype != weight.dtype:
         raise TypeError(f"Dense weight and bias must share a dtype, got {weight.dtype} and {bias.dtype}")
 
 
@@ -61,7 +61,7 @@ class Dense:
         return (self.n_out,)
 
     def _check_input(self, x: np.ndarray) -> None:
-        if x.ndim != 2 or x.shape[1] != self.n_in:
+        if x.ndim != 2 or x.shape[1] != self.weight.shape[0]:
             raise ShapeError(repr(self), (self.n_in,), str(x.shape))
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
@@ -88,9 +88,9 @@ class Dense:
             raise ShapeError(repr(self), f"an output gradient of shape ({x.shape[0]}, {self.n_out})",
                              f"{dy.shape}", source="backward")
         if out is None:
-            weight, bias = x.T @ dy, dy.sum(axis=0)
+            weight, bias = x.T @ dy, np.add.reduce(dy, axis=0)  # dy.sum(axis=0), minus a Python wrapper
         else:
             weight = np.matmul(x.T, dy, out=writable(out.weight))
-            bias = np.sum(dy, axis=0, out=writable(out.bias))
+            bias = np.add.reduce(dy, axis=0, out=writable(out.bias))
         grads = Dense(weight=readonly(weight), bias=readonly(bias))
         return (dy @ self.weight.T if input_grad else None), grads

@@ -11,12 +11,12 @@ FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 def frozen_array(value) -> np.ndarray:
     """The parameter as a read-only float32/float64 array: a writable array is copied, a read-only one kept."""
-    array = np.asarray(value)
-    if array.dtype not in FLOAT_DTYPES:
+    array = value if type(value) is np.ndarray else np.asarray(value)
+    if array.dtype.char not in "fd" or not array.dtype.isnative:  # native float32, float64
         raise TypeError(f"a parameter must be a float32 or float64 array, got dtype {array.dtype}")
     if array.flags.writeable:
         array = array.copy()
-    array.flags.writeable = False
+        array.setflags(write=False)
     return array
 
 

@@ -63,13 +63,21 @@ class Sequence:
     layers: tuple = attrs.field(converter=_as_layers)
     dtype: np.dtype | None = attrs.field(init=False, eq=False, repr=False)
     needs_rng: bool = attrs.field(init=False, eq=False, repr=False)
+    # per layer, looked up once rather than per batch: whether it needs the rng, and whether its
+    # backward takes ``input_grad`` and ``out``
+    _needs_rng: tuple = attrs.field(init=False, eq=False, repr=False)
+    _backward_keywords: tuple = attrs.field(init=False, eq=False, repr=False)
 
     def __attrs_post_init__(self):
         dtypes = {array.dtype for array in parameters(self)}
         if len(dtypes) > 1:
             raise TypeError(f"Sequence: all parameters must share one dtype, got {sorted(map(str, dtypes))}")
         object.__setattr__(self, "dtype", dtypes.pop() if dtypes else None)
-        object.__setattr__(self, "needs_rng", any(getattr(l, "needs_rng", False) for l in self.layers))
+        object.__setattr__(self, "_needs_rng", tuple(bool(getattr(l, "needs_rng", False)) for l in self.layers))
+        object.__setattr__(self, "needs_rng", any(self._needs_rng))
+        object.__setattr__(self, "_backward_keywords", tuple(
+            (_takes_keyword(type(l), "backward", "input_grad"), _takes_keyword(type(l), "backward", "out"))
+            for l in self.layers))
         self.output_shape(None)
 
     def __repr__(self) -> str:
@@ -109,12 +117,9 @@ class Sequence:
         if check:
             x = self._entry(x)
         caches = []
-        for i, layer in enumerate(self.layers):
+        for i, (layer, needs_rng) in enumerate(zip(self.layers, self._needs_rng)):
             try:
-                if getattr(layer, "needs_rng", False):
-                    x, cache = layer.forward(x, rng=rng)
-                else:
-                    x, cache = layer.forward(x)
+                x, cache = layer.forward(x, rng=rng) if needs_rng else layer.forward(x)
             except ShapeError as error:
                 raise error.within(f"layers[{i}]", self._source(i)) from None
             caches.append(cache)
@@ -146,13 +151,13 @@ class Sequence:
                              f"({len(self.layers)} entries), got {type(cache).__name__}")
         grads = [None] * len(self.layers)
         for i in range(len(self.layers) - 1, -1, -1):
-            layer = self.layers[i]
+            takes_input_grad, takes_out = self._backward_keywords[i]
             kwargs = {}
-            if i == 0 and not input_grad and _takes_keyword(type(layer), "backward", "input_grad"):
+            if i == 0 and not input_grad and takes_input_grad:
                 kwargs["input_grad"] = False
-            if out is not None and _takes_keyword(type(layer), "backward", "out"):
+            if out is not None and takes_out:
                 kwargs["out"] = out.layers[i]
-            dy, grads[i] = layer.backward(cache[i], dy, **kwargs)
+            dy, grads[i] = self.layers[i].backward(cache[i], dy, **kwargs)
         return (dy if input_grad else None), self._mirror(grads)
 
     def _mirror(self, layers) -> "Sequence":
@@ -165,6 +170,8 @@ class Sequence:
         object.__setattr__(mirror, "layers", tuple(layers))
         object.__setattr__(mirror, "dtype", self.dtype)
         object.__setattr__(mirror, "needs_rng", self.needs_rng)
+        object.__setattr__(mirror, "_needs_rng", self._needs_rng)
+        object.__setattr__(mirror, "_backward_keywords", self._backward_keywords)
         return mirror
 
     def summary(self, input_shape=None) -> str:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
+
 import attrs
 import numpy as np
 
-from lamina.losses.targets import check_array_target, check_finite_rows, check_labels, check_pred, is_labels
+from lamina.losses.targets import check_array_target, check_finite_rows, check_labels, check_pred
 
 
 @attrs.frozen
@@ -20,31 +22,35 @@ class SoftmaxCrossEntropy:
         z = check_pred(pred, "SoftmaxCrossEntropy") if check else pred
         target = np.asarray(target)
         n, k = z.shape
-        shifted = z - z.max(axis=1, keepdims=True)
-        e = np.exp(shifted)
-        total = e.sum(axis=1, keepdims=True)
-        p = np.divide(e, total, out=e)  # e is ours: softmax in its place
-        # log softmax = shifted - log total; never (max + log total) - z, which rounds away a small loss
-        log_total = np.log(total)  # (n, 1)
-        if is_labels(target):
+        shifted = z - np.maximum.reduce(z, axis=1, keepdims=True)  # z - max_j z_ij
+        if target.ndim == 1:  # class labels
             if check:
                 target = check_labels(target, n, k, "SoftmaxCrossEntropy")
             rows = np.arange(n)
-            value = float(np.add.reduce(log_total[:, 0] - shifted[rows, target])) / n
+            picked = shifted[rows, target]  # (z - max z) at each row's label
         else:
             if check:
                 target = check_array_target(target, z, "SoftmaxCrossEntropy")
+            rows = None
+        e = np.exp(shifted)
+        total = np.add.reduce(e, axis=1, keepdims=True)  # sum_j e_ij
+        # log softmax = shifted - log total; never (max + log total) - z, which rounds away a small loss
+        log_total = np.log(total)  # (n, 1)
+        if rows is not None:
+            value = float(np.add.reduce(log_total[:, 0] - picked)) / n
+        else:
             value = float(-np.sum(target * (shifted - log_total)) / n)
-        if check and not np.isfinite(value):
+        if check and not math.isfinite(value):
             check_finite_rows(z, "SoftmaxCrossEntropy: predictions")
-        return value, (p, target)
+        p = np.divide(e, total, out=e)  # e is ours: softmax in its place
+        return value, (p, target, rows)
 
     def backward(self, cache) -> np.ndarray:
         """d L / d logits, (n, k)."""
-        p, target = cache
+        p, target, rows = cache
         n = p.shape[0]
-        if target.ndim == 1:
+        if rows is not None:
             d = p / n
-            d[np.arange(n), target] -= 1 / n
+            d[rows, target] -= 1 / n
             return d
         return (p * target.sum(axis=1, keepdims=True) - target) / n
