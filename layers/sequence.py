@@ -48,9 +48,18 @@ def _check_numeric(x) -> np.ndarray:
 
 
 def _check_finite(x: np.ndarray, what: str = "model input") -> None:
-    """Raise ValueError naming the first row with NaN or inf (a fast sum first, an exact scan only if it is not finite)."""
-    if x.dtype.kind == "f" and not np.isfinite(x.sum()):
-        bad = ~np.isfinite(x.reshape(len(x), -1)).all(axis=1)
+    """Raise ValueError naming the first row with NaN or inf.
+
+    One BLAS pass first: the column sums ones @ x are finite unless x holds NaN or inf (or a
+    sum overflows); only then an exact scan.
+    """
+    if x.dtype.kind != "f":
+        return
+    flat = x.reshape(len(x), -1)
+    with np.errstate(over="ignore", invalid="ignore"):
+        column_sums = np.ones(len(flat), x.dtype) @ flat
+    if not np.isfinite(column_sums).all():
+        bad = ~np.isfinite(flat).all(axis=1)
         if bad.any():
             row = int(np.argmax(bad))
             raise ValueError(f"{what} row {row} holds NaN or inf; expected finite values")

@@ -1,29 +1,19 @@
 """data.fashion_mnist: the places it looks, and the download path against a local server (never the internet)."""
 
 import gzip
-import importlib.util
 import sys
-from pathlib import Path
 
 import attrs
 import numpy as np
 import pytest
+
+import data_fixtures as fx
 
 from lamina import data
 
 sources = sys.modules["lamina.data.sources"]
 
 
-def _fixtures():
-    name = "lamina_tests_data_fixtures"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("data_fixtures.py"))
-        sys.modules[name] = module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-fx = _fixtures()
 FILES = fx.FILES
 UNREACHABLE = "http://127.0.0.1:1/"
 

@@ -2,26 +2,15 @@
 
 import ast
 import gzip
-import importlib.util
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+import data_fixtures as fx
+
 from lamina import data
 
-
-def _fixtures():
-    name = "lamina_tests_data_fixtures"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("data_fixtures.py"))
-        sys.modules[name] = module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-fx = _fixtures()
 
 ARRAYS = {
     "ubyte": np.arange(24, dtype=np.uint8).reshape(2, 3, 4) * 10,

@@ -9,19 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import data_fixtures as fx
+
 from lamina import data
 
-
-def _fixtures():
-    name = "lamina_tests_data_fixtures"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("data_fixtures.py"))
-        sys.modules[name] = module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-fx = _fixtures()
 
 # the published class counts of MNIST, digits 0..9
 TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]

@@ -22,24 +22,13 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+from user_layers import Scale
+
 from lamina import layers, losses
 
 TOL = 1e-6
 KINK_MARGIN = 1e-2
 DEEP_EPS = 1e-4
-
-
-@attrs.frozen
-class Scale:
-    """DESIGN.md's user layer: y = x * gain, one gain per feature."""
-
-    gain: np.ndarray = layers.param()
-
-    def forward(self, x):
-        return x * self.gain, x
-
-    def backward(self, x, dy):
-        return dy * self.gain, Scale(gain=(dy * x).sum(axis=0))
 
 
 # --- strategies -------------------------------------------------------------------------------

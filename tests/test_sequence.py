@@ -8,6 +8,8 @@ import attrs
 import numpy as np
 import pytest
 
+from user_layers import Scale
+
 from lamina import layers
 
 rng0 = np.random.default_rng(0)
@@ -15,19 +17,6 @@ rng0 = np.random.default_rng(0)
 
 def dense(n_in, n_out, dtype=np.float32):
     return layers.Dense.init(np.random.default_rng(n_in * 100 + n_out), n_in, n_out, dtype=dtype)
-
-
-@attrs.frozen
-class Scale:
-    """DESIGN.md's user layer: y = x * gain; it declares no output_shape and no input_grad."""
-
-    gain: np.ndarray = layers.param()
-
-    def forward(self, x):
-        return x * self.gain, x
-
-    def backward(self, x, dy):
-        return dy * self.gain, Scale(gain=(dy * x).sum(axis=0))
 
 
 # --- shape checks at construction ------------------------------------------------------------

@@ -1,0 +1,21 @@
+"""Layers written the way a user would, for the tests: lamina knows nothing about them."""
+
+from __future__ import annotations
+
+import attrs
+import numpy as np
+
+from lamina import layers
+
+
+@attrs.frozen
+class Scale:
+    """DESIGN.md's user layer: y = x * gain, one gain per feature; no output_shape, no input_grad."""
+
+    gain: np.ndarray = layers.param()
+
+    def forward(self, x):
+        return x * self.gain, x
+
+    def backward(self, x, dy):
+        return dy * self.gain, Scale(gain=(dy * x).sum(axis=0))
