@@ -110,6 +110,7 @@ def plot(out: Path, history: dict, model, x_test, y_test, n_classes: int) -> Non
         sys.exit("--plot needs matplotlib: pip install -e '.[plot]'")
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     epochs = np.arange(1, len(history["loss"]) + 1)
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
@@ -120,6 +121,7 @@ def plot(out: Path, history: dict, model, x_test, y_test, n_classes: int) -> Non
             right.plot(epochs, history[key], marker="o", label=key)
     for ax, name in ((left, "loss"), (right, "accuracy")):
         ax.set_xlabel("epoch"), ax.set_ylabel(name), ax.legend(), ax.grid(alpha=0.3)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     fig.tight_layout()
     curves = out.with_name(out.stem + "-curves.png")
     fig.savefig(curves, dpi=100)

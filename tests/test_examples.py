@@ -95,3 +95,16 @@ def test_diabetes_regression_matches_least_squares():
     result = example("diabetes").main([])
     assert result["least_squares_r2"] > 0.4
     assert result["mlp_r2"] > result["least_squares_r2"] - 0.05
+
+
+def test_plot_writes_the_curves_and_the_confusion_matrix(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    model = layers.mlp(rng, [4, 3])
+    x = rng.normal(size=(50, 4)).astype(np.float32)
+    y = rng.integers(0, 3, size=50)
+    history = {"loss": [1.0, 0.5], "val_loss": [1.1, 0.7], "accuracy": [0.5, 0.7], "val_accuracy": [0.4, 0.6]}
+    classifier.plot(tmp_path / "run.npz", history, model, x, y, 3)
+    for name in ("run-curves.png", "run-confusion.png"):
+        png = (tmp_path / name).read_bytes()
+        assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
+    assert "run-curves.png" in capsys.readouterr().out
