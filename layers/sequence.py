@@ -2,23 +2,12 @@
 
 from __future__ import annotations
 
-import functools
-import inspect
-
 import attrs
 import numpy as np
 
 from lamina.layers.errors import ShapeError, format_shape
+from lamina.layers.protocol import takes_keyword
 from lamina.layers.tree import count_parameters, parameters
-
-
-@functools.lru_cache(maxsize=None)
-def _takes_keyword(cls: type, method: str, keyword: str) -> bool:
-    """Whether ``cls.method`` accepts ``keyword`` (looked up once per class)."""
-    try:
-        return keyword in inspect.signature(getattr(cls, method)).parameters
-    except (TypeError, ValueError):
-        return False
 
 
 def _as_layers(layers) -> tuple:
@@ -85,7 +74,7 @@ class Sequence:
         object.__setattr__(self, "_needs_rng", tuple(bool(getattr(l, "needs_rng", False)) for l in self.layers))
         object.__setattr__(self, "needs_rng", any(self._needs_rng))
         object.__setattr__(self, "_backward_keywords", tuple(
-            (_takes_keyword(type(l), "backward", "input_grad"), _takes_keyword(type(l), "backward", "out"))
+            (takes_keyword(type(l), "backward", "input_grad"), takes_keyword(type(l), "backward", "out"))
             for l in self.layers))
         self.output_shape(None)
 
@@ -109,22 +98,27 @@ class Sequence:
                 raise error.within(f"layers[{i}]", self._source(i)) from None
         return shape
 
-    def _entry(self, x) -> np.ndarray:
-        """The batch as an array of the model's dtype (one cast), refusing non-numeric, empty or non-finite input."""
-        x = _check_numeric(x)
-        if x.ndim == 0 or x.shape[0] == 0 or x.size == 0:
-            raise ShapeError(describe(self), "a batch with at least one sample and one feature", str(x.shape))
+    def _entry(self, x, check: bool = True) -> np.ndarray:
+        """The batch as an array of the model's dtype (one cast); with ``check``, non-numeric, empty or non-finite input is refused."""
+        if check:
+            x = _check_numeric(x)
+            if x.ndim == 0 or x.shape[0] == 0 or x.size == 0:
+                raise ShapeError(describe(self), "a batch with at least one sample and one feature", str(x.shape))
         # without parameters (activations only, say) a float batch keeps its dtype
         dtype = self.dtype or (x.dtype if x.dtype.kind == "f" else np.dtype(np.float64))
         if x.dtype != dtype:
             x = x.astype(dtype)
-        _check_finite(x)
+        if check:
+            _check_finite(x)
         return x
 
     def forward(self, x, *, rng: np.random.Generator | None = None, check: bool = True):
-        """(n, ...) -> (y, cache); ``rng`` goes to the layers with ``needs_rng``; ``check=False`` skips the entry checks."""
-        if check:
-            x = self._entry(x)
+        """(n, ...) -> (y, cache); ``rng`` goes to the layers with ``needs_rng``.
+
+        ``check=False`` skips the entry checks (for data checked once, as ``fit`` does); the
+        cast to the model's dtype stays.
+        """
+        x = self._entry(x, check)
         caches = []
         for i, (layer, needs_rng) in enumerate(zip(self.layers, self._needs_rng)):
             try:
@@ -134,9 +128,9 @@ class Sequence:
             caches.append(cache)
         return x, tuple(caches)
 
-    def __call__(self, x) -> np.ndarray:
-        """Inference: the output only, no cache, no randomness."""
-        x = self._entry(x)
+    def __call__(self, x, *, check: bool = True) -> np.ndarray:
+        """Inference: the output only, no cache, no randomness; ``check=False`` as in ``forward``."""
+        x = self._entry(x, check)
         for i, layer in enumerate(self.layers):
             try:
                 if callable(layer):

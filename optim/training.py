@@ -13,9 +13,10 @@ import attrs
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from lamina.layers.sequence import Sequence, _takes_keyword
-from lamina.layers.tree import check_same_structure, map_parameters, named_parameters
 from lamina.layers.errors import ShapeError
+from lamina.layers.protocol import takes_keyword
+from lamina.layers.sequence import Sequence
+from lamina.layers.tree import check_same_structure, map_parameters, named_parameters
 from lamina.optim.checkpoints import Checkpoint, load_checkpoint, remove_stale_temporaries, save_checkpoint
 from lamina.optim.checks import check_inputs, check_targets, is_classification
 
@@ -141,7 +142,7 @@ def _evaluate(model, loss, x, y, batch_size, transform, threads) -> dict:
     with threadpool_limits(threads, user_api="blas"):
         for start in range(0, len(x), batch_size):
             xb, yb = x[start:start + batch_size], y[start:start + batch_size]
-            pred = model(xb if transform is None else transform(xb))
+            pred = model(xb if transform is None else transform(xb), check=False)  # x was checked once
             value, _ = loss.forward(pred, yb)
             total += value * len(xb)
             if is_classification(y):
@@ -248,12 +249,12 @@ def fit(model, loss, optimizer, x, y, *, epochs: int, batch_size: int, rng: np.r
 
     n = len(x)
     n_batches = -(-n // batch_size)
-    forward_kw = {"check": False} if _takes_keyword(type(net), "forward", "check") else {}
-    loss_kw = {"check": False} if _takes_keyword(type(loss), "forward", "check") else {}
-    donates = _takes_keyword(type(optimizer), "update", "donate")
+    forward_kw = {"check": False} if takes_keyword(type(net), "forward", "check") else {}
+    loss_kw = {"check": False} if takes_keyword(type(loss), "forward", "check") else {}
+    donates = takes_keyword(type(optimizer), "update", "donate")
     rate = getattr(optimizer, "rate", None)
     donate = False  # never on the first step: the model and state may be the caller's
-    backward_takes_out, donated_grads = _takes_keyword(type(net), "backward", "out"), {}
+    backward_takes_out, donated_grads = takes_keyword(type(net), "backward", "out"), {}
     value = np.nan
 
     def write_checkpoint():

@@ -281,3 +281,21 @@ def test_a_donated_update_remembers_the_model_only_for_that_model():
     expected, _ = opt.update(layers.map_parameters(np.copy, other), g, optim.SGDState(state.step, velocity))
     new, _ = opt.update(other, layers.map_parameters(np.copy, g), state, donate=True)
     assert new is other and new == expected
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.uint8])
+def test_fit_computes_in_the_models_dtype_whatever_the_data(dtype):
+    """A float64 or integer x into a float32 model: every step, loss and gradient stays float32."""
+    x, y = blobs(64)
+    x = (np.abs(x) * 10).astype(dtype)
+    seen = []
+
+    class Watching(losses.SoftmaxCrossEntropy):
+        def forward(self, pred, target, *, check=True):
+            seen.append(pred.dtype)
+            return super().forward(pred, target, check=check)
+
+    model, _ = optim.fit(small_model(), Watching(), optim.SGD(0.01), x, y, epochs=1, batch_size=16,
+                         rng=np.random.default_rng(0), validation=(x, y), progress=False)
+    assert set(seen) == {np.dtype(np.float32)} and len(seen) == 4 + 1
+    assert all(a.dtype == np.float32 for a in layers.parameters(model))

@@ -1,0 +1,25 @@
+"""The optional parts of the layer protocol, and how lamina finds out whether a record has them.
+
+A layer needs only ``forward(x) -> (y, cache)`` and ``backward(cache, dy) -> (dx, grads)``. It
+may also declare, and lamina then uses:
+
+- ``output_shape(input_shape)``: per-sample shapes, so a Sequence checks its wiring when built;
+- ``needs_rng = True`` with ``forward(x, *, rng)``: randomness in training (Dropout and friends);
+- ``backward(..., *, input_grad=True)``: skip dx when the layer comes first in training;
+- ``backward(..., *, out=None)``: write the gradients into a dead gradient record (donation);
+- ``forward(..., *, check=True)`` (models and losses): skip entry checks on data checked once.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+
+
+@functools.lru_cache(maxsize=None)
+def takes_keyword(cls: type, method: str, keyword: str) -> bool:
+    """Whether ``cls.method`` accepts the keyword argument ``keyword`` (looked up once per class)."""
+    try:
+        return keyword in inspect.signature(getattr(cls, method)).parameters
+    except (AttributeError, TypeError, ValueError):
+        return False
