@@ -24,7 +24,8 @@ def _as_layers(layers) -> tuple:
 def describe(layer) -> str:
     """A short name for messages: the repr, or the class name when the repr is long."""
     if isinstance(layer, Sequence):
-        return f"Sequence({len(layer.layers)} layers)"
+        n = len(layer.layers)
+        return f"Sequence({n} layer{'s' if n != 1 else ''})"
     text = repr(layer)
     return text if len(text) <= 60 else type(layer).__name__
 
