@@ -6,7 +6,7 @@ import attrs
 import numpy as np
 
 from lamina.layers.errors import ShapeError
-from lamina.layers.parameter import param, readonly, writable
+from lamina.layers.parameter import buffer_of, frozen_view, param
 
 INITS = ("he", "glorot")
 
@@ -82,15 +82,17 @@ class Dense:
         """dy (n, n_out) -> dx (n, n_in) (None without ``input_grad``), gradients as a Dense.
 
         ``out`` is a dead gradient record of this layer's shape that the caller donates (as
-        ``fit`` does with the previous step's): the gradients are written into its buffers.
+        ``fit`` does with the previous step's): the gradients are written into its buffers and
+        ``out`` itself is returned.
         """
         if dy.shape != (x.shape[0], self.n_out):
             raise ShapeError(repr(self), f"an output gradient of shape ({x.shape[0]}, {self.n_out})",
                              f"{dy.shape}", source="backward")
-        if out is None:
-            weight, bias = x.T @ dy, np.add.reduce(dy, axis=0)  # dy.sum(axis=0), minus a Python wrapper
-        else:
-            weight = np.matmul(x.T, dy, out=writable(out.weight))
-            bias = np.add.reduce(dy, axis=0, out=writable(out.bias))
-        grads = Dense(weight=readonly(weight), bias=readonly(bias))
+        if out is not None:
+            weight, bias = buffer_of(out.weight), buffer_of(out.bias)
+            if weight is not None and bias is not None:
+                np.matmul(x.T, dy, out=weight)
+                np.add.reduce(dy, axis=0, out=bias)  # dy.sum(axis=0)
+                return (dy @ self.weight.T if input_grad else None), out  # out now holds these gradients
+        grads = Dense(weight=frozen_view(x.T @ dy), bias=frozen_view(np.add.reduce(dy, axis=0)))
         return (dy @ self.weight.T if input_grad else None), grads

@@ -26,6 +26,26 @@ def readonly(array: np.ndarray) -> np.ndarray:
     return array
 
 
+def frozen_view(array: np.ndarray) -> np.ndarray:
+    """A read-only view of a freshly computed array, for a record to take without a copy.
+
+    The array behind it stays writable: whoever the record is later donated to (``fit``, which
+    updates its own model in place) reaches it through ``buffer_of``.
+    """
+    view = array.view()
+    view.setflags(write=False)
+    return view
+
+
+def buffer_of(array: np.ndarray) -> np.ndarray | None:
+    """The writable array behind a ``frozen_view`` (the whole of it), or None."""
+    base = array.base
+    if (type(base) is np.ndarray and base.flags.writeable and base.shape == array.shape
+            and base.dtype == array.dtype and base.flags.c_contiguous and array.flags.c_contiguous):
+        return base
+    return None
+
+
 def writable(array: np.ndarray) -> np.ndarray:
     """Make a donated array writable again (it must own its buffer), to compute into it."""
     array.setflags(write=True)

@@ -162,6 +162,8 @@ class Sequence:
             if out is not None and takes_out:
                 kwargs["out"] = out.layers[i]
             dy, grads[i] = self.layers[i].backward(cache[i], dy, **kwargs)
+        if out is not None and all(g is o for g, o in zip(grads, out.layers)):
+            return (dy if input_grad else None), out  # every layer wrote into the donated record
         return (dy if input_grad else None), self._mirror(grads)
 
     def _mirror(self, layers) -> "Sequence":

@@ -14,9 +14,9 @@ import numbers
 import attrs
 import numpy as np
 
-from lamina.layers.parameter import readonly
+from lamina.layers.parameter import buffer_of, frozen_view
 from lamina.layers.registry import register
-from lamina.layers.tree import check_same_structure, flatten, map_parameters, replace_parameters
+from lamina.layers.tree import check_same_structure, flatten, map_parameters, parameters, replace_parameters
 
 
 def _is_number(value) -> bool:
@@ -56,9 +56,19 @@ class SGDState:
 
     step: int = 0
     velocity: object = None
-    # (model, its leaves and structure, velocity leaves) left by a donated update, so the next
-    # donated update of that same model need not walk it again; never saved, never compared
-    flat: tuple | None = attrs.field(default=None, init=False, eq=False, repr=False)
+    # What a donated update leaves for the next one (never saved, never compared): the model and
+    # gradient records it updated and the writable buffers behind their arrays, so that the next
+    # donated update of the same records walks nothing again.
+    donated: "_Donated | None" = attrs.field(default=None, init=False, eq=False, repr=False)
+
+
+@attrs.frozen
+class _Donated:
+    model: object
+    grads: object
+    params: list      # writable buffers of the model's parameters, in forward order
+    gradients: list   # of the gradients' arrays: scratch for lr * direction
+    velocities: list | None
 
 
 @attrs.frozen
@@ -83,43 +93,56 @@ class SGD:
         """Step 0 and, with momentum, a zero velocity shaped like the model."""
         if self.momentum == 0:
             return SGDState(step=0, velocity=None)
-        return SGDState(step=0, velocity=map_parameters(lambda p: readonly(np.zeros_like(p)), model))
+        return SGDState(step=0, velocity=map_parameters(lambda p: frozen_view(np.zeros_like(p)), model))
 
     def update(self, model, grads, state: SGDState, *, donate: bool = False):
         """(model, gradients, state) -> (new model, new state); nothing given is changed.
 
         ``donate=True`` is the caller's promise that ``model``, ``grads`` and ``state`` are dead
-        after this call (as JAX's donated arguments): their buffers are then updated in place and
-        become the new model's and state's. The values are bit-identical either way. ``fit`` uses
-        it for the arrays it allocated itself, never for the caller's.
+        after this call (as JAX's donated arguments): the update is then written into their
+        buffers, and the same records are returned holding the new values. The numbers are
+        bit-identical either way. ``fit`` donates what it allocated itself, never the caller's.
         """
-        cached = state.flat if donate else None
-        if cached is not None and cached[0] is model:
-            ps, structure, vs = cached[1], cached[2], cached[3]
-        else:
-            ps, structure = flatten(model)
-            vs = None
-            if self.momentum:
-                if state.velocity is None:
-                    raise ValueError("SGD: this optimizer has momentum but the state has no velocity; "
-                                     "make the state with opt.init(model)")
-                vs, velocity_structure = flatten(state.velocity)
-                if velocity_structure != structure:
-                    check_same_structure(model, state.velocity, names=("model", "optimizer state"))
-        gs, grads_structure = flatten(grads)
-        if grads_structure != structure:
-            check_same_structure(model, grads)
-        lr = self.rate(state.step)
-        if donate and _make_writable([*ps, *gs, *(vs or [])]):
-            self._step_in_place(lr, ps, gs, vs)
-            for a in [*ps, *(vs or [])]:
-                a.setflags(write=False)
-            next_state = SGDState(step=state.step + 1, velocity=state.velocity)
-            object.__setattr__(next_state, "flat", (model, ps, structure, vs))
-            return model, next_state  # the same records now hold the new values
-        new_ps, new_vs = self._step(lr, ps, gs, vs)
+        if donate:
+            donated = self._donated(model, grads, state)
+            if donated is not None:
+                self._step_in_place(self.rate(state.step), donated.params, donated.gradients, donated.velocities)
+                next_state = SGDState(step=state.step + 1, velocity=state.velocity)
+                object.__setattr__(next_state, "donated", donated)
+                return model, next_state
+        ps, vs = self._checked_leaves(model, grads, state)
+        new_ps, new_vs = self._step(self.rate(state.step), ps, parameters(grads), vs)
         velocity = replace_parameters(state.velocity, iter(new_vs)) if self.momentum else None
         return replace_parameters(model, iter(new_ps)), SGDState(step=state.step + 1, velocity=velocity)
+
+    def _checked_leaves(self, model, grads, state):
+        """The model's and the velocity's parameters, after checking that grads and velocity have the model's structure."""
+        ps, structure = flatten(model)
+        if flatten(grads)[1] != structure:
+            check_same_structure(model, grads)
+        if not self.momentum:
+            return ps, None
+        if state.velocity is None:
+            raise ValueError("SGD: this optimizer has momentum but the state has no velocity; "
+                             "make the state with opt.init(model)")
+        vs, velocity_structure = flatten(state.velocity)
+        if velocity_structure != structure:
+            check_same_structure(model, state.velocity, names=("model", "optimizer state"))
+        return ps, vs
+
+    def _donated(self, model, grads, state) -> "_Donated | None":
+        """The writable buffers behind a donated model, gradients and velocity; None if a parameter has none."""
+        last = state.donated
+        if last is not None and last.model is model and last.grads is grads:
+            return last  # the same records as the last step: nothing to walk
+        ps, vs = self._checked_leaves(model, grads, state)
+        params = [buffer_of(p) for p in ps]
+        velocities = [buffer_of(v) for v in vs] if vs is not None else None
+        if any(b is None for b in params + (velocities or [])):
+            return None
+        # a gradient without a buffer of its own (a user layer's, say) is copied to serve as scratch
+        gradients = [g if b is None else b for g, b in ((g.copy(), buffer_of(g)) for g in parameters(grads))]
+        return _Donated(model=model, grads=grads, params=params, gradients=gradients, velocities=velocities)
 
     def _step(self, lr, ps, gs, vs):
         """The update on fresh arrays: returns (new parameters, new velocities)."""
@@ -127,14 +150,14 @@ class SGD:
         if wd:
             gs = [g + wd * p for p, g in zip(ps, gs)]
         if m:
-            vs = [readonly(m * v + g) for v, g in zip(vs, gs)]
+            vs = [frozen_view(m * v + g) for v, g in zip(vs, gs)]
             directions = [g + m * v for g, v in zip(gs, vs)] if self.nesterov else vs
         else:
             directions = gs
-        return [readonly(p - lr * d) for p, d in zip(ps, directions)], vs
+        return [frozen_view(p - lr * d) for p, d in zip(ps, directions)], vs
 
     def _step_in_place(self, lr, ps, gs, vs):
-        """The same arithmetic as ``_step``, written into the donated p, g and v (g is scratch)."""
+        """The same arithmetic as ``_step``, written into the buffers p and v (g is scratch)."""
         m, wd = self.momentum, self.weight_decay
         for k, (p, g) in enumerate(zip(ps, gs)):
             if wd:
@@ -151,18 +174,3 @@ class SGD:
             else:
                 g *= lr
             p -= g                          # p = p - lr d
-
-
-def _make_writable(arrays) -> bool:
-    """Make donated arrays writable again; False (and nothing changed) if one does not own its buffer."""
-    flipped = []
-    try:
-        for array in arrays:
-            if not array.flags.writeable:
-                array.setflags(write=True)
-                flipped.append(array)
-    except ValueError:
-        for array in flipped:
-            array.setflags(write=False)
-        return False
-    return True

@@ -88,25 +88,37 @@ def test_fit_never_changes_the_callers_model_or_data():
     assert np.array_equal(x, x0) and np.array_equal(y, y0)
 
 
-def test_donated_update_reuses_buffers_and_matches_the_pure_update():
-    x, y = blobs(32)
-    model, loss = small_model(), losses.SoftmaxCrossEntropy()
-    opt = optim.SGD(0.1, momentum=0.9, nesterov=True, weight_decay=1e-3)
+def gradients(model, x, y, loss=losses.SoftmaxCrossEntropy()):
     pred, cache = model.forward(x)
     _, lc = loss.forward(pred, y)
-    _, grads = model.backward(cache, loss.backward(lc))
-    # an owned copy to donate, so that `model` itself stays intact for the pure update
-    owned = layers.map_parameters(np.copy, model)
-    state = opt.init(model)
-    owned_state = optim.SGDState(step=0, velocity=layers.map_parameters(np.copy, state.velocity))
+    return model.backward(cache, loss.backward(lc))[1]
+
+
+def test_donated_update_writes_into_the_buffers_and_matches_the_pure_update():
+    x, y = blobs(32)
+    opt = optim.SGD(0.1, momentum=0.9, nesterov=True, weight_decay=1e-3)
+    # one pure update first: the optimizer's own fresh arrays, with writable buffers behind them
+    model, state = opt.update(small_model(), gradients(small_model(), x, y), opt.init(small_model()))
+    before = arrays_of(model)
+    grads = gradients(model, x, y)
     pure, pure_state = opt.update(model, grads, state)
-    donated_grads = layers.map_parameters(np.copy, grads)
-    new, new_state = opt.update(owned, donated_grads, owned_state, donate=True)
-    assert new == pure and new_state.velocity == pure_state.velocity
-    assert all(a is b for a, b in zip(layers.parameters(new), layers.parameters(owned)))
+    assert all(np.array_equal(a, b) for a, b in zip(before, layers.parameters(model)))  # pure: untouched
+    new, new_state = opt.update(model, grads, state, donate=True)
+    assert new is model and new == pure and new_state.velocity == pure_state.velocity
+    assert new_state.velocity is state.velocity
     assert all(not a.flags.writeable for a in layers.parameters(new))
-    # the pure update left its inputs alone
-    assert not any(np.shares_memory(a, b) for a, b in zip(layers.parameters(pure), layers.parameters(model)))
+    with pytest.raises(ValueError, match="read-only"):
+        layers.parameters(new)[0][0, 0] = 1.0
+
+
+def test_donating_records_without_buffers_falls_back_to_the_pure_update():
+    """Arrays a user built (copied by the constructor, read-only, nothing behind them) are never written."""
+    x, y = blobs(32)
+    opt = optim.SGD(0.1, momentum=0.9)
+    model = small_model()
+    before = arrays_of(model)
+    new, _ = opt.update(model, gradients(model, x, y), opt.init(model), donate=True)
+    assert new is not model and all(np.array_equal(a, b) for a, b in zip(before, layers.parameters(model)))
 
 
 def test_regression_targets_have_no_accuracy():
@@ -246,57 +258,51 @@ def test_short_real_mnist_run_is_well_above_chance():
 
 
 def test_backward_into_donated_gradients_is_the_same_and_reuses_their_buffers():
-    x, y = blobs(32)
-    model, loss = small_model(), losses.SoftmaxCrossEntropy()
-    pred, cache = model.forward(x)
-    _, lc = loss.forward(pred, y)
-    d = loss.backward(lc)
-    _, fresh = model.backward(cache, d, input_grad=False)
-    dead = layers.map_parameters(lambda g: np.full_like(g, 7.0), fresh)
-    _, reused = model.backward(cache, d, input_grad=False, out=dead)
-    assert reused == fresh
-    assert all(a is b or np.shares_memory(a, b) for a, b in zip(layers.parameters(reused), layers.parameters(dead)))
+    x, y = blobs(64)
+    model = small_model()
+    _, fresh = model.backward(*_forward_for_backward(model, x[:32], y[:32]), input_grad=False)
+    _, dead = model.backward(*_forward_for_backward(model, x[32:], y[32:]), input_grad=False)
+    buffers = [a.base for a in layers.parameters(dead)]
+    _, reused = model.backward(*_forward_for_backward(model, x[:32], y[:32]), input_grad=False, out=dead)
+    assert reused is dead and reused == fresh
+    assert all(a.base is b for a, b in zip(layers.parameters(reused), buffers))
     assert all(not a.flags.writeable for a in layers.parameters(reused))
 
 
-def test_a_donated_update_remembers_the_model_only_for_that_model():
+def test_backward_never_writes_into_gradients_it_does_not_own():
     x, y = blobs(32)
-    loss, opt = losses.SoftmaxCrossEntropy(), optim.SGD(0.1, momentum=0.9)
+    model = small_model()
+    _, fresh = model.backward(*_forward_for_backward(model, x, y), input_grad=False)
+    users = layers.map_parameters(lambda g: np.full_like(g, 7.0), fresh)  # copied by the constructor
+    _, new = model.backward(*_forward_for_backward(model, x, y), input_grad=False, out=users)
+    assert new is not users and new == fresh
+    assert all((a == 7.0).all() for a in layers.parameters(users))
 
-    def grads_of(model):
-        pred, cache = model.forward(x)
-        _, lc = loss.forward(pred, y)
-        return model.backward(cache, loss.backward(lc))[1]
 
-    owned = layers.map_parameters(np.copy, small_model())
-    state = optim.SGDState(0, layers.map_parameters(np.copy, opt.init(owned).velocity))
-    pure_model, pure_state = small_model(), opt.init(small_model())
+def test_a_donated_update_remembers_the_records_only_while_they_are_the_same():
+    x, y = blobs(32)
+    opt = optim.SGD(0.1, momentum=0.9)
+    owned, state = opt.update(small_model(), gradients(small_model(), x, y), opt.init(small_model()))
+    pure_model, pure_state = owned, state
+    grads = None
     for _ in range(3):
-        owned, state = opt.update(owned, grads_of(owned), state, donate=True)
-        pure_model, pure_state = opt.update(pure_model, grads_of(pure_model), pure_state)
-        assert owned == pure_model and state == pure_state  # the remembered leaves never enter ==
-    assert state.flat[0] is owned
-    other = layers.map_parameters(np.copy, owned)  # another model with the same state: walked afresh
-    g = grads_of(other)
-    velocity = layers.map_parameters(np.copy, state.velocity)
-    expected, _ = opt.update(layers.map_parameters(np.copy, other), g, optim.SGDState(state.step, velocity))
-    new, _ = opt.update(other, layers.map_parameters(np.copy, g), state, donate=True)
-    assert new is other and new == expected
+        # backward into the donated gradients, as fit does: the same record comes back
+        new_grads = owned.backward(*_forward_for_backward(owned, x, y), out=grads)[1]
+        assert grads is None or new_grads is grads
+        grads = new_grads
+        expected, pure_state = opt.update(pure_model, gradients(pure_model, x, y), pure_state)
+        owned, state = opt.update(owned, grads, state, donate=True)
+        pure_model = layers.map_parameters(np.copy, expected)
+        assert owned == expected and state == pure_state  # what is remembered never enters ==
+    assert state.donated.model is owned and state.donated.grads is grads
+    other = layers.map_parameters(np.copy, owned)  # no buffers: the pure update, not the remembered ones
+    g = gradients(other, x, y)
+    expected, _ = opt.update(other, g, state)
+    new, _ = opt.update(other, g, state, donate=True)
+    assert new == expected and new is not other
 
 
-@pytest.mark.parametrize("dtype", [np.float64, np.uint8])
-def test_fit_computes_in_the_models_dtype_whatever_the_data(dtype):
-    """A float64 or integer x into a float32 model: every step, loss and gradient stays float32."""
-    x, y = blobs(64)
-    x = (np.abs(x) * 10).astype(dtype)
-    seen = []
-
-    class Watching(losses.SoftmaxCrossEntropy):
-        def forward(self, pred, target, *, check=True):
-            seen.append(pred.dtype)
-            return super().forward(pred, target, check=check)
-
-    model, _ = optim.fit(small_model(), Watching(), optim.SGD(0.01), x, y, epochs=1, batch_size=16,
-                         rng=np.random.default_rng(0), validation=(x, y), progress=False)
-    assert set(seen) == {np.dtype(np.float32)} and len(seen) == 4 + 1
-    assert all(a.dtype == np.float32 for a in layers.parameters(model))
+def _forward_for_backward(model, x, y, loss=losses.SoftmaxCrossEntropy()):
+    pred, cache = model.forward(x)
+    _, lc = loss.forward(pred, y)
+    return cache, loss.backward(lc)
