@@ -61,6 +61,8 @@ class Dense:
         return (self.n_out,)
 
     def _check_input(self, x: np.ndarray) -> None:
+        if type(x) is not np.ndarray:
+            raise TypeError(f"{self!r} needs a NumPy array (n, {self.n_in}), got {type(x).__name__}")
         if x.ndim != 2 or x.shape[1] != self.weight.shape[0]:
             raise ShapeError(repr(self), (self.n_in,), str(x.shape))
 
@@ -90,7 +92,8 @@ class Dense:
                              f"{dy.shape}", source="backward")
         if out is not None:
             weight, bias = buffer_of(out.weight), buffer_of(out.bias)
-            if weight is not None and bias is not None:
+            if (weight is not None and bias is not None and weight.shape == self.weight.shape
+                    and weight.dtype == self.weight.dtype and bias.dtype == self.bias.dtype):
                 np.matmul(x.T, dy, out=weight)
                 np.add.reduce(dy, axis=0, out=bias)  # dy.sum(axis=0)
                 return (dy @ self.weight.T if input_grad else None), out  # out now holds these gradients

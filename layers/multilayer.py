@@ -14,6 +14,9 @@ def mlp(rng: np.random.Generator, sizes, activation=ReLU, *, dtype=np.float32, i
 
     ``init`` defaults to "he" for ReLU and "glorot" for other activations.
     """
+    if not isinstance(activation, type):
+        raise TypeError(f"mlp: activation must be a layer class such as layers.ReLU (not an instance: "
+                        f"layers.ReLU, not layers.ReLU()), got {activation!r}")
     sizes = list(sizes)
     if len(sizes) < 2:
         raise ValueError(f"mlp needs at least an input and an output size, got {sizes}")

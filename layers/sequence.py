@@ -65,6 +65,7 @@ class Sequence:
     # per layer, looked up once rather than per batch: whether it needs the rng, and whether its
     # backward takes ``input_grad`` and ``out``
     _needs_rng: tuple = attrs.field(init=False, eq=False, repr=False)
+    _inner: tuple = attrs.field(init=False, eq=False, repr=False)  # {"check": False} for a nested model, else {}
     _backward_keywords: tuple = attrs.field(init=False, eq=False, repr=False)
 
     def __attrs_post_init__(self):
@@ -74,6 +75,9 @@ class Sequence:
         object.__setattr__(self, "dtype", dtypes.pop() if dtypes else None)
         object.__setattr__(self, "_needs_rng", tuple(bool(getattr(l, "needs_rng", False)) for l in self.layers))
         object.__setattr__(self, "needs_rng", any(self._needs_rng))
+        # a nested model takes what this one passes on as it is: its input was checked on entry here
+        object.__setattr__(self, "_inner", tuple({"check": False} if takes_keyword(type(l), "forward", "check") else {}
+                                                 for l in self.layers))
         object.__setattr__(self, "_backward_keywords", tuple(
             (takes_keyword(type(l), "backward", "input_grad"), takes_keyword(type(l), "backward", "out"))
             for l in self.layers))
@@ -121,9 +125,9 @@ class Sequence:
         """
         x = self._entry(x, check)
         caches = []
-        for i, (layer, needs_rng) in enumerate(zip(self.layers, self._needs_rng)):
+        for i, (layer, needs_rng, inner) in enumerate(zip(self.layers, self._needs_rng, self._inner)):
             try:
-                x, cache = layer.forward(x, rng=rng) if needs_rng else layer.forward(x)
+                x, cache = layer.forward(x, rng=rng, **inner) if needs_rng else layer.forward(x, **inner)
             except ShapeError as error:
                 raise error.within(f"layers[{i}]", self._source(i)) from None
             caches.append(cache)
@@ -132,14 +136,14 @@ class Sequence:
     def __call__(self, x, *, check: bool = True) -> np.ndarray:
         """Inference: the output only, no cache, no randomness; ``check=False`` as in ``forward``."""
         x = self._entry(x, check)
-        for i, layer in enumerate(self.layers):
+        for i, (layer, needs_rng, inner) in enumerate(zip(self.layers, self._needs_rng, self._inner)):
             try:
                 if callable(layer):
-                    x = layer(x)
-                elif getattr(layer, "needs_rng", False):
-                    x = layer.forward(x, rng=None)[0]
+                    x = layer(x, **inner) if takes_keyword(type(layer), "__call__", "check") else layer(x)
+                elif needs_rng:
+                    x = layer.forward(x, rng=None, **inner)[0]
                 else:
-                    x = layer.forward(x)[0]
+                    x = layer.forward(x, **inner)[0]
             except ShapeError as error:
                 raise error.within(f"layers[{i}]", self._source(i)) from None
         return x
@@ -177,6 +181,7 @@ class Sequence:
         object.__setattr__(mirror, "dtype", self.dtype)
         object.__setattr__(mirror, "needs_rng", self.needs_rng)
         object.__setattr__(mirror, "_needs_rng", self._needs_rng)
+        object.__setattr__(mirror, "_inner", self._inner)
         object.__setattr__(mirror, "_backward_keywords", self._backward_keywords)
         return mirror
 

@@ -14,6 +14,9 @@ def check_targets(y, n: int, n_outputs: int | None, name: str = "y", who: str = 
         got = f"{len(y)} targets" if y.ndim else "a scalar"
         raise ValueError(f"{name} must have one target per sample: x has {n} samples, {name} has {got}")
     if y.ndim == 1:  # class labels; a regression target has shape (n, 1)
+        if y.dtype.kind == "f":
+            raise ValueError(f"{who}: {name} is 1-D float (shape {y.shape}); class labels must be integers, and a "
+                             f"regression target has shape (n, k): use {name}[:, None] for one output")
         if n_outputs is None:
             raise ValueError(f"{name} holds class labels, but the model's number of outputs is unknown")
         return check_labels(y, n, n_outputs, who if name == "y" else f"{who}: {name}")

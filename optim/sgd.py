@@ -16,7 +16,7 @@ import numpy as np
 
 from lamina.layers.parameter import buffer_of, frozen_view
 from lamina.layers.registry import register
-from lamina.layers.tree import check_same_structure, flatten, map_parameters, parameters, replace_parameters
+from lamina.layers.tree import check_same_structure, flatten, map_parameters, replace_parameters
 
 
 def _is_number(value) -> bool:
@@ -56,19 +56,20 @@ class SGDState:
 
     step: int = 0
     velocity: object = None
-    # What a donated update leaves for the next one (never saved, never compared): the model and
-    # gradient records it updated and the writable buffers behind their arrays, so that the next
-    # donated update of the same records walks nothing again.
+    # What a donated update leaves for the next one (never saved, never compared): the records
+    # it updated and the writable buffers behind their arrays, so that the next donated update
+    # of the same records walks nothing again.
     donated: "_Donated | None" = attrs.field(default=None, init=False, eq=False, repr=False)
 
 
 @attrs.frozen
 class _Donated:
     model: object
-    grads: object
-    params: list      # writable buffers of the model's parameters, in forward order
-    gradients: list   # of the gradients' arrays: scratch for lr * direction
-    velocities: list | None
+    params: list            # the writable buffers behind the model's parameters, in forward order
+    velocities: list | None  # and behind the velocity's
+    scratch: list           # one array per parameter for lr * direction (gradients are only read)
+    grads: object = None    # the gradient record of the last update, and its arrays
+    gradients: list | None = None
 
 
 @attrs.frozen
@@ -98,28 +99,28 @@ class SGD:
     def update(self, model, grads, state: SGDState, *, donate: bool = False):
         """(model, gradients, state) -> (new model, new state); nothing given is changed.
 
-        ``donate=True`` is the caller's promise that ``model``, ``grads`` and ``state`` are dead
-        after this call (as JAX's donated arguments): the update is then written into their
-        buffers, and the same records are returned holding the new values. The numbers are
-        bit-identical either way. ``fit`` donates what it allocated itself, never the caller's.
+        ``donate=True`` is the caller's promise that ``model`` and ``state`` are dead after this
+        call, and with them every array they share with other records (as JAX's donated
+        arguments): the update is then written into the buffers behind their arrays, and the
+        same records come back holding the new values. The numbers are bit-identical either way.
+        ``fit`` donates only what the optimizer made itself, never the caller's model.
         """
         if donate:
             donated = self._donated(model, grads, state)
             if donated is not None:
-                self._step_in_place(self.rate(state.step), donated.params, donated.gradients, donated.velocities)
+                self._step_in_place(self.rate(state.step), donated)
                 next_state = SGDState(step=state.step + 1, velocity=state.velocity)
                 object.__setattr__(next_state, "donated", donated)
                 return model, next_state
-        ps, vs = self._checked_leaves(model, grads, state)
-        new_ps, new_vs = self._step(self.rate(state.step), ps, parameters(grads), vs)
+        ps, vs = self._checked_leaves(model, state)
+        gs = self._checked_gradients(model, grads)
+        new_ps, new_vs = self._step(self.rate(state.step), ps, gs, vs)
         velocity = replace_parameters(state.velocity, iter(new_vs)) if self.momentum else None
         return replace_parameters(model, iter(new_ps)), SGDState(step=state.step + 1, velocity=velocity)
 
-    def _checked_leaves(self, model, grads, state):
-        """The model's and the velocity's parameters, after checking that grads and velocity have the model's structure."""
+    def _checked_leaves(self, model, state):
+        """The model's and the velocity's parameters, after checking that the velocity has the model's structure."""
         ps, structure = flatten(model)
-        if flatten(grads)[1] != structure:
-            check_same_structure(model, grads)
         if not self.momentum:
             return ps, None
         if state.velocity is None:
@@ -130,23 +131,32 @@ class SGD:
             check_same_structure(model, state.velocity, names=("model", "optimizer state"))
         return ps, vs
 
+    @staticmethod
+    def _checked_gradients(model, grads) -> list:
+        """The gradients' arrays, after checking that they have the model's structure."""
+        gs, structure = flatten(grads)
+        if structure != flatten(model)[1]:
+            check_same_structure(model, grads)
+        return gs
+
     def _donated(self, model, grads, state) -> "_Donated | None":
-        """The writable buffers behind a donated model, gradients and velocity; None if a parameter has none."""
+        """The buffers behind a donated model and velocity, and the gradients; None if a parameter has no buffer."""
         last = state.donated
-        if last is not None and last.model is model and last.grads is grads:
+        if last is None or last.model is not model:
+            ps, vs = self._checked_leaves(model, state)
+            params = [buffer_of(p) for p in ps]
+            velocities = [buffer_of(v) for v in vs] if vs is not None else None
+            if any(b is None for b in params + (velocities or [])):
+                return None
+            last = _Donated(model=model, params=params, velocities=velocities,
+                            scratch=[np.empty_like(p) for p in params])
+        if last.grads is grads:
             return last  # the same records as the last step: nothing to walk
-        ps, vs = self._checked_leaves(model, grads, state)
-        params = [buffer_of(p) for p in ps]
-        velocities = [buffer_of(v) for v in vs] if vs is not None else None
-        if any(b is None for b in params + (velocities or [])):
-            return None
-        # a gradient without a buffer of its own (a user layer's, say) is copied to serve as scratch
-        gradients = [g if b is None else b for g, b in ((g.copy(), buffer_of(g)) for g in parameters(grads))]
-        return _Donated(model=model, grads=grads, params=params, gradients=gradients, velocities=velocities)
+        return attrs.evolve(last, grads=grads, gradients=self._checked_gradients(model, grads))
 
     def _step(self, lr, ps, gs, vs):
         """The update on fresh arrays: returns (new parameters, new velocities)."""
-        m, wd = self.momentum, self.weight_decay
+        m, wd = float(self.momentum), float(self.weight_decay)
         if wd:
             gs = [g + wd * p for p, g in zip(ps, gs)]
         if m:
@@ -156,21 +166,30 @@ class SGD:
             directions = gs
         return [frozen_view(p - lr * d) for p, d in zip(ps, directions)], vs
 
-    def _step_in_place(self, lr, ps, gs, vs):
-        """The same arithmetic as ``_step``, written into the buffers p and v (g is scratch)."""
-        m, wd = self.momentum, self.weight_decay
-        for k, (p, g) in enumerate(zip(ps, gs)):
+    def _step_in_place(self, lr, donated: _Donated):
+        """The same arithmetic as ``_step``, written into the buffers p and v through the scratch s."""
+        m, wd = float(self.momentum), float(self.weight_decay)
+        for k, (p, g, s) in enumerate(zip(donated.params, donated.gradients, donated.scratch)):
             if wd:
-                g += wd * p
+                np.multiply(p, wd, out=s)
+                s += g
+                g = s                           # g + wd p
             if m:
-                v = vs[k]
+                v = donated.velocities[k]
                 v *= m
-                v += g                      # v = m v + g
-                if self.nesterov:
-                    g += m * v              # d = g + m v
-                    g *= lr
+                v += g                          # v = m v + g
+                if not self.nesterov:
+                    np.multiply(v, lr, out=s)   # lr d, with d = v
+                    p -= s
+                    continue
+                if g is s:
+                    s += m * v
                 else:
-                    np.multiply(v, lr, out=g)   # d = v, and g is scratch for lr d
+                    np.multiply(v, m, out=s)
+                    s += g                      # d = g + m v
+                s *= lr
+            elif g is s:
+                s *= lr
             else:
-                g *= lr
-            p -= g                          # p = p - lr d
+                np.multiply(g, lr, out=s)       # lr d, with d = g
+            p -= s                              # p = p - lr d

@@ -17,6 +17,7 @@ from lamina.layers.errors import ShapeError
 from lamina.layers.protocol import takes_keyword
 from lamina.layers.sequence import Sequence
 from lamina.layers.tree import check_same_structure, map_parameters, named_parameters
+from lamina.optim.checkpoints import PATTERN as CHECKPOINTS
 from lamina.optim.checkpoints import Checkpoint, load_checkpoint, remove_stale_temporaries, save_checkpoint
 from lamina.optim.checks import check_inputs, check_targets, is_classification
 
@@ -30,11 +31,15 @@ class NonFiniteLossError(FloatingPointError):
 
     With ``parameter=True`` the loss was finite but the update after that batch made a parameter
     NaN or inf (found before a checkpoint was written); ``layer`` is then the parameter's path.
+    With ``validation=True`` the validation loss after the epoch was not finite.
     """
 
-    def __init__(self, epoch: int, batch: int, loss: float, layer: str | None, *, parameter: bool = False):
+    def __init__(self, epoch: int, batch: int, loss: float, layer: str | None, *, parameter: bool = False,
+                 validation: bool = False):
         self.epoch, self.batch, self.loss, self.layer = epoch, batch, loss, layer
-        if parameter:
+        if validation:
+            what = f"the validation loss is {loss} after epoch {epoch} (0-based): the model overflows on x_val"
+        elif parameter:
             what = (f"the update after epoch {epoch}, batch {batch} (0-based; loss {loss}) made the parameter "
                     f"{layer} NaN or inf")
         else:
@@ -96,9 +101,11 @@ def _as_sequence(model) -> Sequence:
     return model if isinstance(model, Sequence) else Sequence([model])
 
 
-def _n_outputs(model: Sequence, x: np.ndarray) -> int | None:
-    shape = model.output_shape(x.shape[1:])
-    return shape[-1] if shape else None
+def _n_outputs(model: Sequence, x: np.ndarray, transform) -> int:
+    """The model's number of outputs for samples like x's: from ``output_shape``, else from one sample."""
+    first = x[:1] if transform is None else transform(x[:1])
+    shape = model.output_shape(first.shape[1:])
+    return shape[-1] if shape else model(first).shape[-1]
 
 
 def _settings(model, loss, optimizer, x, batch_size, transform) -> dict:
@@ -121,19 +128,19 @@ def _first_nonfinite(record) -> str | None:
     return None
 
 
-def _check_positive_int(name, value, allow_none=False):
+def _check_positive_int(name, value, allow_none=False, who="fit"):
     if value is None and allow_none:
         return
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"fit: {name} must be a positive int, got {value!r}")
+        raise ValueError(f"{who}: {name} must be a positive int, got {value!r}")
 
 
 def evaluate(model, loss, x, y, batch_size: int = 1000, *, transform=None, threads: int | None = DEFAULT_THREADS) -> dict:
     """{"loss": mean loss over the samples, "accuracy": for class labels} of ``model`` on (x, y), in batches."""
-    _check_positive_int("batch_size", batch_size)
+    _check_positive_int("batch_size", batch_size, who="evaluate")
     x = check_inputs(x)
     model = _as_sequence(model)
-    y = check_targets(y, len(x), _n_outputs(model, x if transform is None else transform(x[:1])), who="evaluate")
+    y = check_targets(y, len(x), _n_outputs(model, x, transform), who="evaluate")
     return _evaluate(model, loss, x, y, batch_size, transform, threads)
 
 
@@ -143,7 +150,8 @@ def _evaluate(model, loss, x, y, batch_size, transform, threads) -> dict:
         for start in range(0, len(x), batch_size):
             xb, yb = x[start:start + batch_size], y[start:start + batch_size]
             pred = model(xb if transform is None else transform(xb), check=False)  # x was checked once
-            value, _ = loss.forward(pred, yb)
+            value, _ = loss.forward(pred, yb, check=False) if takes_keyword(type(loss), "forward", "check") \
+                else loss.forward(pred, yb)  # the targets were checked once; a NaN loss is a result
             total += value * len(xb)
             if is_classification(y):
                 correct += int(np.count_nonzero(pred.argmax(axis=1) == yb))
@@ -225,22 +233,35 @@ def fit(model, loss, optimizer, x, y, *, epochs: int, batch_size: int, rng: np.r
         raise ValueError("fit: keep_best and patience need validation=(x_val, y_val)")
     net = _as_sequence(model)
     x = check_inputs(x)
-    n_outputs = _n_outputs(net, x if transform is None else transform(x[:1]))
+    n_outputs = _n_outputs(net, x, transform)
     y = check_targets(y, len(x), n_outputs)
     if validation is not None:
+        if not (isinstance(validation, (tuple, list)) and len(validation) == 2):
+            raise TypeError(f"fit: validation must be a pair (x_val, y_val), got {type(validation).__name__}"
+                            f"{f' of length {len(validation)}' if isinstance(validation, (tuple, list)) else ''}")
         x_val = check_inputs(validation[0], "validation x")
         if x_val.shape[1:] != x.shape[1:]:
             raise ShapeError("fit", f"validation samples shaped like x's {x.shape[1:]}", str(x_val.shape),
                              source="validation x")
         y_val = check_targets(validation[1], len(x_val), n_outputs, "validation y")
+    if y.dtype.kind == "f" and net.dtype is not None:  # targets in the model's dtype, cast once
+        y = y.astype(net.dtype, copy=False)
+        if validation is not None:
+            y_val = y_val.astype(net.dtype, copy=False)
     classify = is_classification(y)
     settings = _settings(net, loss, optimizer, x, batch_size, transform)
     folder = Path(checkpoint) if checkpoint is not None else None
     if folder is not None:
         remove_stale_temporaries(folder)
+        if resume is None and any(folder.glob(CHECKPOINTS)):
+            raise FileExistsError(f"fit: {folder} holds checkpoints of another run; resume from it "
+                                  f"(resume={str(folder)!r}) or give an empty folder")
 
     if resume is not None:
         run = _resumed(resume, net, settings, rng)
+        if run.epoch > epochs:
+            raise ValueError(f"fit: the checkpoint is at epoch {run.epoch}, past epochs={epochs} "
+                             f"(epochs is the total, counting the epochs before the checkpoint)")
     else:
         run = _Run(model=net, state=optimizer.init(net), history=_new_history(classify, validation is not None))
     history = run.history
@@ -316,6 +337,8 @@ def fit(model, loss, optimizer, x, y, *, epochs: int, batch_size: int, rng: np.r
                 history["accuracy"].append(running.correct / running.seen)
             if validation is not None:
                 val = _evaluate(net, loss, x_val, y_val, 1000, transform, None)
+                if not math.isfinite(val["loss"]):
+                    raise NonFiniteLossError(run.epoch, n_batches - 1, val["loss"], None, validation=True)
                 history["val_loss"].append(val["loss"])
                 if classify:
                     history["val_accuracy"].append(val["accuracy"])
@@ -328,7 +351,7 @@ def fit(model, loss, optimizer, x, y, *, epochs: int, batch_size: int, rng: np.r
                     if keep_best:  # a copy: the next update may reuse the buffers
                         run.best = map_parameters(np.copy, net)
                 if patience:
-                    history["stopped_early"] = run.epoch - history["best_epoch"] >= patience
+                    history["stopped_early"] = run.epoch - history.get("best_epoch", -1) >= patience
             if progress:
                 _print_epoch(run.epoch, epochs, history)
             run.epoch, run.position, run.running = run.epoch + 1, 0, _Running()

@@ -117,7 +117,7 @@ def test_evaluate_refuses_bad_x(name, x, error, match):
     (np.int64(1), ValueError, r"one target per sample: x has 4 samples, y has a scalar"),
     (np.array([0, 1, 2, 3]), ValueError, r"labels must be in \[0, 3\), but labels\[3\] is 3"),
     (np.array([0, 1, -2, 0]), ValueError, r"labels\[2\] is -2"),
-    (LABELS.astype(np.float32), ValueError, r"labels must be integers in \[0, 3\), got float32"),
+    (LABELS.astype(np.float32), ValueError, r"^evaluate: y is 1-D float.*class labels must be integers.*y\[:, None\]"),
     (with_value(PROBS, 2, 1, np.nan), ValueError, r"y row 2 holds NaN or inf; expected finite values"),
     (np.ones((4, 3), np.int64), TypeError, r"int class labels \(n,\) or a float array, got dtype int64"),
 ], ids=["short", "scalar", "label 3", "label -2", "float labels", "nan target", "int 2-D target"])

@@ -186,7 +186,7 @@ def test_non_finite_loss_names_epoch_batch_and_first_layer():
     (np.ones((4, 5), np.float32), np.zeros(3, np.int64), ValueError, r"x has 4 samples, y has 3"),
     (np.ones((4, 5), np.float32), np.array([0, 1, 3, 2]), ValueError, r"labels\[2\] is 3"),
     (np.ones((4, 5), np.float32), np.array([0, -1, 0, 2]), ValueError, r"labels\[1\] is -1"),
-    (np.ones((4, 5), np.float32), np.array([0.0, 1.0, 0.0, 2.0]), ValueError, r"integers.*float64"),
+    (np.ones((4, 5), np.float32), np.array([0.0, 1.0, 0.0, 2.0]), ValueError, r"1-D float.*class labels must be integers"),
 ])
 def test_fit_rejects_bad_data_before_training(x, y, error, match):
     model = small_model()
