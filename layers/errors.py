@@ -34,8 +34,8 @@ class ShapeError(ValueError):
     def __str__(self) -> str:
         where = f"{self.path} {self.layer}" if self.path else self.layer
         gives = f"{self.source} gives" if self.source else "the input is"
-        return (f"{where} expects input {format_shape(self.expected)}, "
-                f"but {gives} {format_shape(self.received)}")
+        expects = self.expected if isinstance(self.expected, str) else f"input {format_shape(self.expected)}"
+        return f"{where} expects {expects}, but {gives} {format_shape(self.received)}"
 
 
 class ModelFileError(ValueError):

@@ -20,12 +20,6 @@ def frozen_array(value) -> np.ndarray:
     return array
 
 
-def readonly(array: np.ndarray) -> np.ndarray:
-    """Mark a freshly computed array read-only, so a record can take it without a copy."""
-    array.setflags(write=False)
-    return array
-
-
 def frozen_view(array: np.ndarray) -> np.ndarray:
     """A read-only view of a freshly computed array, for a record to take without a copy.
 
@@ -44,12 +38,6 @@ def buffer_of(array: np.ndarray) -> np.ndarray | None:
             and base.dtype == array.dtype and base.flags.c_contiguous and array.flags.c_contiguous):
         return base
     return None
-
-
-def writable(array: np.ndarray) -> np.ndarray:
-    """Make a donated array writable again (it must own its buffer), to compute into it."""
-    array.setflags(write=True)
-    return array
 
 
 def array_repr(array: np.ndarray) -> str:

@@ -98,7 +98,7 @@ def test_the_losses_refuse_bad_input(loss, name, pred, target, error, match):
 
 # ---- evaluate -------------------------------------------------------------------------------------------
 
-EVALUATE_SHAPE = {"1-D": r"x expects input a 2-D array \(n_samples, n_features\), but the data x gives \(5,\)",
+EVALUATE_SHAPE = {"1-D": r"x expects a 2-D array \(n_samples, n_features\), but the data x gives \(5,\)",
                   "3-D": r"layers\[0\] Dense\(5 -> 8, float32\) expects input \(n, 5\), but the input is "
                          r"\(n, 5, 1\)"}
 
@@ -135,7 +135,7 @@ def fit(x=GOOD, y=LABELS, **kwargs):
 
 @pytest.mark.parametrize("x, match", [
     (GOOD.astype(object), r"x must be an array of floats or integers, got dtype object"),
-    (GOOD[:, :0], r"x expects input at least one sample and one feature, but the data x gives \(4, 0\)"),
+    (GOOD[:, :0], r"x expects at least one sample and one feature, but the data x gives \(4, 0\)"),
     (GOOD > 0.5, r"got dtype bool"),
 ])
 def test_fit_refuses_more_bad_x(x, match):
@@ -153,8 +153,8 @@ def test_fit_names_the_row_of_a_non_finite_regression_target():
 
 @pytest.mark.parametrize("validation, error, match", [
     ((with_value(GOOD, 3, 0, np.nan), LABELS), ValueError, r"^validation x row 3 holds NaN or inf"),
-    ((GOOD[0], LABELS), ShapeError, r"validation x expects input a 2-D array .* gives \(5,\)"),
-    ((GOOD[:0], LABELS[:0]), ShapeError, r"validation x expects input at least one sample"),
+    ((GOOD[0], LABELS), ShapeError, r"validation x expects a 2-D array .* gives \(5,\)"),
+    ((GOOD[:0], LABELS[:0]), ShapeError, r"validation x expects at least one sample"),
     ((GOOD.astype(complex), LABELS), TypeError, r"validation x must be an array of floats or integers, "
                                                 r"got dtype complex128"),
     ((GOOD, LABELS[:2]), ValueError, r"validation y must have one target per sample: x has 4 samples, "
