@@ -81,8 +81,9 @@ def _positive_finite(instance, attribute, value) -> None:
 class Rescale:
     """xb -> xb * scale in ``dtype``, one batch at a time, with no float64 step (uint8 (n, ...) -> float32 (n, ...)).
 
-    A scale of 1/k for a whole number k is applied as a division by k, so ``Rescale(np.float32,
-    1/255)`` gives exactly ``x.astype(np.float32) / np.float32(255)``.
+    A scale whose inverse is a whole number in floating point (1/255, 1/256, ...) is applied as a
+    division by it, so ``Rescale(np.float32, 1/255)`` gives exactly ``x.astype(np.float32) /
+    np.float32(255)``; any other scale multiplies.
     """
 
     dtype: np.dtype = attrs.field(default=np.float32, converter=np.dtype, validator=_float_dtype)

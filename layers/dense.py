@@ -89,7 +89,7 @@ class Dense:
         """
         if dy.shape != (x.shape[0], self.n_out):
             raise ShapeError(f"{self!r}.backward", f"an output gradient of shape ({x.shape[0]}, {self.n_out})",
-                             f"{dy.shape}", source="the output gradient")
+                             f"one of shape {dy.shape}")
         if out is not None:
             weight, bias = buffer_of(out.weight), buffer_of(out.bias)
             if (weight is not None and bias is not None and weight.shape == self.weight.shape

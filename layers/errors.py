@@ -33,7 +33,11 @@ class ShapeError(ValueError):
 
     def __str__(self) -> str:
         where = f"{self.path} {self.layer}" if self.path else self.layer
-        gives = f"{self.source} gives" if self.source else "the input is"
+        if self.source:
+            gives = f"{self.source} gives"
+        else:
+            described = isinstance(self.received, str) and not self.received.startswith("(")
+            gives = "got" if described else "the input is"
         expects = self.expected if isinstance(self.expected, str) else f"input {format_shape(self.expected)}"
         return f"{where} expects {expects}, but {gives} {format_shape(self.received)}"
 

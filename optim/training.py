@@ -14,6 +14,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from lamina.layers.errors import ShapeError
+from lamina.layers.parameter import frozen_view
 from lamina.layers.protocol import takes_keyword
 from lamina.layers.sequence import Sequence
 from lamina.layers.tree import check_same_structure, map_parameters, named_parameters
@@ -349,7 +350,7 @@ def fit(model, loss, optimizer, x, y, *, epochs: int, batch_size: int, rng: np.r
                     best_loss = history["val_loss"][-1]
                     history["best_epoch"] = run.epoch
                     if keep_best:  # a copy: the next update may reuse the buffers
-                        run.best = map_parameters(np.copy, net)
+                        run.best = map_parameters(lambda p: frozen_view(p.copy()), net)
                 if patience:
                     history["stopped_early"] = run.epoch - history.get("best_epoch", -1) >= patience
             if progress:
