@@ -67,7 +67,7 @@ class _Donated:
     model: object
     params: list            # the writable buffers behind the model's parameters, in forward order
     velocities: list | None  # and behind the velocity's
-    scratch: list           # one array per parameter for lr * direction (gradients are only read)
+    scratch: list           # per parameter, where lr * direction is made: the gradient's own buffer if it has one
     grads: object = None    # the gradient record of the last update, and its arrays
     gradients: list | None = None
 
@@ -99,8 +99,8 @@ class SGD:
     def update(self, model, grads, state: SGDState, *, donate: bool = False):
         """(model, gradients, state) -> (new model, new state); nothing given is changed.
 
-        ``donate=True`` is the caller's promise that ``model`` and ``state`` are dead after this
-        call, and with them every array they share with other records (as JAX's donated
+        ``donate=True`` is the caller's promise that ``model``, ``grads`` and ``state`` are dead
+        after this call, and with them every array they share with other records (as JAX's donated
         arguments): the update is then written into the buffers behind their arrays, and the
         same records come back holding the new values. The numbers are bit-identical either way.
         ``fit`` donates only what the optimizer made itself, never the caller's model.
@@ -148,11 +148,16 @@ class SGD:
             velocities = [buffer_of(v) for v in vs] if vs is not None else None
             if any(b is None for b in params + (velocities or [])):
                 return None
-            last = _Donated(model=model, params=params, velocities=velocities,
-                            scratch=[np.empty_like(p) for p in params])
+            last = _Donated(model=model, params=params, velocities=velocities, scratch=[])
         if last.grads is grads:
             return last  # the same records as the last step: nothing to walk
-        return attrs.evolve(last, grads=grads, gradients=self._checked_gradients(model, grads))
+        gs = self._checked_gradients(model, grads)
+        # a gradient's own buffer is the scratch, unless it is a parameter's or velocity's (a user
+        # layer may hand back a parameter array as its gradient): then a scratch array of its own
+        owned = {id(b) for b in last.params + (last.velocities or [])}
+        scratch = [b if b is not None and id(b) not in owned else np.empty_like(p)
+                   for b, p in ((buffer_of(g), p) for g, p in zip(gs, last.params))]
+        return attrs.evolve(last, grads=grads, gradients=gs, scratch=scratch)
 
     def _step(self, lr, ps, gs, vs):
         """The update on fresh arrays: returns (new parameters, new velocities)."""
@@ -167,13 +172,17 @@ class SGD:
         return [frozen_view(p - lr * d) for p, d in zip(ps, directions)], vs
 
     def _step_in_place(self, lr, donated: _Donated):
-        """The same arithmetic as ``_step``, written into the buffers p and v through the scratch s."""
+        """The same arithmetic as ``_step``, written into the buffers p and v through the scratch s (often g's own)."""
         m, wd = float(self.momentum), float(self.weight_decay)
         for k, (p, g, s) in enumerate(zip(donated.params, donated.gradients, donated.scratch)):
+            in_g = g.base is s                  # s is g's buffer: g is read through s
             if wd:
-                np.multiply(p, wd, out=s)
-                s += g
-                g = s                           # g + wd p
+                if in_g:
+                    s += wd * p
+                else:
+                    np.multiply(p, wd, out=s)
+                    s += g
+                g, in_g = s, True               # g + wd p
             if m:
                 v = donated.velocities[k]
                 v *= m
@@ -182,13 +191,13 @@ class SGD:
                     np.multiply(v, lr, out=s)   # lr d, with d = v
                     p -= s
                     continue
-                if g is s:
+                if in_g:
                     s += m * v
                 else:
                     np.multiply(v, m, out=s)
                     s += g                      # d = g + m v
                 s *= lr
-            elif g is s:
+            elif in_g:
                 s *= lr
             else:
                 np.multiply(g, lr, out=s)       # lr d, with d = g
