@@ -12,6 +12,8 @@ import attrs
 import numpy as np
 import pytest
 
+from comparisons import same_bits, without_seconds
+
 from lamina import layers, losses, optim
 from lamina.layers.files import read_records, write_records
 
@@ -56,17 +58,6 @@ def files(folder):
 def where(path):
     ckpt = optim.load_checkpoint(path)
     return ckpt.epoch, ckpt.position
-
-
-def same_bits(a, b) -> bool:
-    """Same structure, and every parameter array the same dtype, shape and bytes."""
-    pa, pb = layers.parameters(a), layers.parameters(b)
-    return a == b and len(pa) == len(pb) and all(
-        p.dtype == q.dtype and p.shape == q.shape and p.tobytes() == q.tobytes() for p, q in zip(pa, pb))
-
-
-def without_seconds(history):
-    return {key: value for key, value in history.items() if key != "seconds"}
 
 
 # ---- what is written, and what is kept --------------------------------------------------------------

@@ -23,6 +23,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from comparisons import same_bits, without_seconds
+
 from lamina import layers, optim
 
 WORKER_PATH = Path(__file__).with_name("train_worker.py")
@@ -68,16 +70,6 @@ def wait_for(condition, what: str, timeout: float = TIMEOUT):
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.001)
-
-
-def same_bits(a, b) -> bool:
-    pa, pb = layers.parameters(a), layers.parameters(b)
-    return a == b and len(pa) == len(pb) and all(
-        p.dtype == q.dtype and p.shape == q.shape and p.tobytes() == q.tobytes() for p, q in zip(pa, pb))
-
-
-def without_seconds(history):
-    return {key: value for key, value in history.items() if key != "seconds"}
 
 
 # ---- the fork server --------------------------------------------------------------------------------
