@@ -39,7 +39,8 @@ def parser(description: str, default_out: str) -> argparse.ArgumentParser:
     p.add_argument("--patience", type=int, default=None, help="early stopping (needs --val-fraction)")
     p.add_argument("--out", type=Path, default=Path(default_out), help="where the trained model is saved")
     p.add_argument("--checkpoint", type=Path, default=None, help="checkpoint folder (one file per epoch)")
-    p.add_argument("--resume", type=Path, default=None, help="a checkpoint folder or file to resume from")
+    p.add_argument("--resume", type=Path, default=None,
+                   help="a checkpoint folder or file to resume from (and to go on checkpointing into)")
     p.add_argument("--plot", action="store_true", help="write training curves and a confusion matrix as PNG")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
     return p
@@ -88,9 +89,12 @@ def run(args, load, title: str) -> float:
     print(f"{title}: {len(x_train)} training samples, {len(x_test)} test samples")
     print(model.summary())
     print(f"{loss!r}, {opt!r}, batch size {args.batch_size}, {args.epochs} epochs")
+    checkpoint = args.checkpoint
+    if checkpoint is None and args.resume is not None:  # a resumed run goes on checkpointing where it was
+        checkpoint = args.resume if args.resume.is_dir() else args.resume.parent
     model, history = optim.fit(
         model, loss, opt, x_train, y_train, epochs=args.epochs, batch_size=args.batch_size, rng=rng,
-        validation=(x_val, y_val), progress=args.progress, checkpoint=args.checkpoint, resume=args.resume,
+        validation=(x_val, y_val), progress=args.progress, checkpoint=checkpoint, resume=args.resume,
         keep_best=args.keep_best, patience=args.patience, threads=args.threads)
     test = optim.evaluate(model, loss, x_test, y_test, threads=args.threads)
     settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
