@@ -168,22 +168,7 @@ class Sequence:
             dy, grads[i] = self.layers[i].backward(cache[i], dy, **kwargs)
         if out is not None and all(g is o for g, o in zip(grads, out.layers)):
             return (dy if input_grad else None), out  # every layer wrote into the donated record
-        return (dy if input_grad else None), self._mirror(grads)
-
-    def _mirror(self, layers) -> "Sequence":
-        """A Sequence of ``layers`` that mirror this one's (its gradients): the derived fields are copied.
-
-        The layers were built by their own constructors; the shape chain they form is this
-        Sequence's, already checked, so it is not walked again on every backward pass.
-        """
-        mirror = object.__new__(Sequence)
-        object.__setattr__(mirror, "layers", tuple(layers))
-        object.__setattr__(mirror, "dtype", self.dtype)
-        object.__setattr__(mirror, "needs_rng", self.needs_rng)
-        object.__setattr__(mirror, "_needs_rng", self._needs_rng)
-        object.__setattr__(mirror, "_inner", self._inner)
-        object.__setattr__(mirror, "_backward_keywords", self._backward_keywords)
-        return mirror
+        return (dy if input_grad else None), Sequence(grads)
 
     def summary(self, input_shape=None) -> str:
         """One line per layer: path, layer, output shape and parameter count; then the total."""
