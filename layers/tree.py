@@ -18,10 +18,6 @@ from lamina.layers.errors import StructureError
 from lamina.layers.parameter import is_param
 
 
-def is_record(value) -> bool:
-    return attrs.has(type(value))
-
-
 @functools.lru_cache(maxsize=None)
 def _plan(cls: type) -> tuple[tuple[str, str, bool], ...]:
     """(name, init alias, is parameter) of each init field of a record class, looked up once per class."""
@@ -67,11 +63,14 @@ def named_parameters(record, path: str = "") -> Iterator[tuple[str, np.ndarray]]
                 yield from named_parameters(child, f"{name}[{i}]")
 
 
-def flatten(record, leaves: list | None = None):
+def flatten(record) -> tuple[list[np.ndarray], tuple]:
     """(parameter arrays in forward order, structure): equal structures mean same classes, shapes and dtypes."""
-    if leaves is None:
-        leaves = []
-        return leaves, flatten(record, leaves)
+    leaves: list[np.ndarray] = []
+    return leaves, _structure(record, leaves)
+
+
+def _structure(record, leaves: list) -> tuple:
+    """The structure of ``record`` (class, then per walked field), appending its parameters to ``leaves``."""
     spec = [type(record)]
     for name, _, param in _plan(type(record)):
         value = getattr(record, name)
@@ -81,9 +80,9 @@ def flatten(record, leaves: list | None = None):
             continue
         kind = _kind(value, False)
         if kind == "record":
-            spec.append(flatten(value, leaves))
+            spec.append(_structure(value, leaves))
         elif kind == "records":
-            spec.append(tuple([flatten(child, leaves) for child in value]))
+            spec.append(tuple([_structure(child, leaves) for child in value]))
     return tuple(spec)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import attrs
 import numpy as np
 
-from lamina.losses.targets import check_array_target, check_finite_rows, check_labels, check_pred, is_labels
+from lamina.losses.targets import check_array_target, check_finite_rows, check_labels, check_pred
 
 
 @attrs.frozen
@@ -16,7 +16,7 @@ class MSE:
         """(pred (n, k), target (n, k) or labels (n,)) -> (value as a Python float, cache)."""
         pred = check_pred(pred, "MSE") if check else pred
         target = np.asarray(target)
-        if is_labels(target):
+        if target.ndim == 1:  # int labels stand for their one-hot rows
             if check:
                 target = check_labels(target, pred.shape[0], pred.shape[1], "MSE")
             diff = pred.copy()

@@ -51,8 +51,3 @@ def check_array_target(target: np.ndarray, pred: np.ndarray, loss: str) -> np.nd
     if not np.isfinite(target.sum()):
         check_finite_rows(target, f"{loss}: target")
     return target
-
-
-def is_labels(target: np.ndarray) -> bool:
-    """A 1-D target is class labels (any dtype, validated by ``check_labels``)."""
-    return target.ndim == 1

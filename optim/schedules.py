@@ -9,23 +9,23 @@ import attrs
 import numpy as np
 
 
-def _is_number(value) -> bool:
+def is_number(value) -> bool:
     """A real number (Python or NumPy), not a bool."""
     return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
 
 
 def _positive(instance, attribute, value) -> None:
-    if not _is_number(value) or not math.isfinite(value) or value <= 0:
+    if not is_number(value) or not math.isfinite(value) or value <= 0:
         raise ValueError(f"{type(instance).__name__}.{attribute.name} must be a positive finite number, got {value!r}")
 
 
 def _non_negative(instance, attribute, value) -> None:
-    if not _is_number(value) or not math.isfinite(value) or value < 0:
+    if not is_number(value) or not math.isfinite(value) or value < 0:
         raise ValueError(f"{type(instance).__name__}.{attribute.name} must be a finite number >= 0, got {value!r}")
 
 
 def _fraction(instance, attribute, value) -> None:
-    if not _is_number(value) or not 0 < value <= 1:
+    if not is_number(value) or not 0 < value <= 1:
         raise ValueError(f"{type(instance).__name__}.{attribute.name} must be in (0, 1], got {value!r}")
 
 

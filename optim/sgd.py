@@ -9,7 +9,6 @@ With g = grad + weight_decay * p, and velocity v (zero before the first step):
 from __future__ import annotations
 
 import math
-import numbers
 
 import attrs
 import numpy as np
@@ -17,23 +16,19 @@ import numpy as np
 from lamina.layers.parameter import buffer_of, frozen_view
 from lamina.layers.registry import register
 from lamina.layers.tree import check_same_structure, flatten, map_parameters, replace_parameters
-
-
-def _is_number(value) -> bool:
-    """A real number (Python or NumPy), not a bool."""
-    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+from lamina.optim.schedules import is_number
 
 
 def _check_rate(instance, attribute, value) -> None:
     if callable(value):
         return
-    if not _is_number(value) or not math.isfinite(value) or value <= 0:
+    if not is_number(value) or not math.isfinite(value) or value <= 0:
         raise ValueError(f"SGD: learning_rate must be a positive finite number or a schedule "
                          f"(a callable of the step), got {value!r}")
 
 
 def _check_momentum(instance, attribute, value) -> None:
-    if not _is_number(value) or not 0 <= value < 1:
+    if not is_number(value) or not 0 <= value < 1:
         raise ValueError(f"SGD: momentum must be in [0, 1), got {value!r}")
 
 
@@ -45,7 +40,7 @@ def _check_nesterov(instance, attribute, value) -> None:
 
 
 def _check_decay(instance, attribute, value) -> None:
-    if not _is_number(value) or not math.isfinite(value) or value < 0:
+    if not is_number(value) or not math.isfinite(value) or value < 0:
         raise ValueError(f"SGD: weight_decay must be a finite number >= 0, got {value!r}")
 
 

@@ -271,12 +271,11 @@ def fit(model, loss, optimizer, x, y, *, epochs: int, batch_size: int, rng: np.r
 
     n = len(x)
     n_batches = -(-n // batch_size)
-    forward_kw = {"check": False} if takes_keyword(type(net), "forward", "check") else {}
     loss_kw = {"check": False} if takes_keyword(type(loss), "forward", "check") else {}
     donates = takes_keyword(type(optimizer), "update", "donate")
     rate = getattr(optimizer, "rate", None)
     donate = False  # never on the first step: the model and state may be the caller's
-    backward_takes_out, donated_grads = takes_keyword(type(net), "backward", "out"), {}
+    out = None  # the dead gradients the next backward may write into
     value = np.nan
 
     def write_checkpoint():
@@ -298,18 +297,15 @@ def fit(model, loss, optimizer, x, y, *, epochs: int, batch_size: int, rng: np.r
                 xb, yb = x[idx], y[idx]
                 if transform is not None:
                     xb = transform(xb)
-                if net.needs_rng:
-                    pred, cache = net.forward(xb, rng=rng, **forward_kw)
-                else:
-                    pred, cache = net.forward(xb, **forward_kw)
+                pred, cache = net.forward(xb, rng=rng, check=False)  # x was checked once; rng goes where needed
                 value, loss_cache = loss.forward(pred, yb, **loss_kw)
-                _, grads = net.backward(cache, loss.backward(loss_cache), input_grad=False, **donated_grads)
+                _, grads = net.backward(cache, loss.backward(loss_cache), input_grad=False, out=out)
                 if not math.isfinite(value):
                     raise NonFiniteLossError(run.epoch, b, value, _first_nonfinite(grads))
                 net, state = (optimizer.update(net, grads, state, donate=donate) if donates
                               else optimizer.update(net, grads, state))
                 if donates:  # the gradients are dead after a donated update: the next backward reuses them
-                    donate, donated_grads = True, ({"out": grads} if backward_takes_out else {})
+                    donate, out = True, grads
                 # the bookkeeping
                 running.loss_sum += value
                 running.batches += 1
