@@ -33,6 +33,10 @@ class ReLU(_Elementwise):
     def apply(self, x):
         return np.maximum(x, 0)
 
+    def forward(self, x: np.ndarray):
+        y = np.maximum(x, 0)
+        return y, y
+
     def derivative(self, y, dy):
         """dx = dy where y > 0, else 0."""
         return dy * (y > 0)

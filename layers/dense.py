@@ -75,7 +75,8 @@ class Dense:
 
     def forward(self, x: np.ndarray):
         """(n, n_in) -> y (n, n_out), cache x."""
-        self._check_input(x)
+        if type(x) is not np.ndarray or x.ndim != 2 or x.shape[1] != self.weight.shape[0]:
+            self._check_input(x)
         y = x @ self.weight
         y += self.bias
         return y, x
@@ -87,7 +88,7 @@ class Dense:
         ``fit`` does with the previous step's): the gradients are written into its buffers and
         ``out`` itself is returned.
         """
-        if dy.shape != (x.shape[0], self.n_out):
+        if dy.shape != (x.shape[0], self.weight.shape[1]):
             raise ShapeError(f"{self!r}.backward", f"an output gradient of shape ({x.shape[0]}, {self.n_out})",
                              f"one of shape {dy.shape}")
         if out is not None:

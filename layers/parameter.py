@@ -34,9 +34,10 @@ def frozen_view(array: np.ndarray) -> np.ndarray:
 def buffer_of(array: np.ndarray) -> np.ndarray | None:
     """The writable array behind a ``frozen_view`` (the whole of it), or None."""
     base = array.base
-    if (type(base) is np.ndarray and base.flags.writeable and base.shape == array.shape
-            and base.dtype == array.dtype and base.flags.c_contiguous and array.flags.c_contiguous):
-        return base
+    if type(base) is np.ndarray and base.shape == array.shape and base.dtype == array.dtype:
+        flags = base.flags
+        if flags.writeable and flags.c_contiguous and array.flags.c_contiguous:
+            return base
     return None
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import attrs
 import numpy as np
 
@@ -62,25 +64,25 @@ class Sequence:
     layers: tuple = attrs.field(converter=_as_layers)
     dtype: np.dtype | None = attrs.field(init=False, eq=False, repr=False)
     needs_rng: bool = attrs.field(init=False, eq=False, repr=False)
-    # per layer, looked up once rather than per batch: whether it needs the rng, and whether its
-    # backward takes ``input_grad`` and ``out``
-    _needs_rng: tuple = attrs.field(init=False, eq=False, repr=False)
-    _inner: tuple = attrs.field(init=False, eq=False, repr=False)  # {"check": False} for a nested model, else {}
-    _backward_keywords: tuple = attrs.field(init=False, eq=False, repr=False)
+    # per layer, looked up once rather than per batch: (forward, whether it needs the rng), with
+    # check=False bound for a nested model; (backward, whether it takes input_grad, whether it takes out)
+    _forwards: tuple = attrs.field(init=False, eq=False, repr=False)
+    _backwards: tuple = attrs.field(init=False, eq=False, repr=False)
 
     def __attrs_post_init__(self):
         dtypes = {array.dtype for array in parameters(self)}
         if len(dtypes) > 1:
             raise TypeError(f"Sequence: all parameters must share one dtype, got {sorted(map(str, dtypes))}")
         object.__setattr__(self, "dtype", dtypes.pop() if dtypes else None)
-        object.__setattr__(self, "_needs_rng", tuple(bool(getattr(l, "needs_rng", False)) for l in self.layers))
-        object.__setattr__(self, "needs_rng", any(self._needs_rng))
+        needs_rng = tuple(bool(getattr(layer, "needs_rng", False)) for layer in self.layers)
+        object.__setattr__(self, "needs_rng", any(needs_rng))
         # a nested model takes what this one passes on as it is: its input was checked on entry here
-        object.__setattr__(self, "_inner", tuple({"check": False} if takes_keyword(type(l), "forward", "check") else {}
-                                                 for l in self.layers))
-        object.__setattr__(self, "_backward_keywords", tuple(
-            (takes_keyword(type(l), "backward", "input_grad"), takes_keyword(type(l), "backward", "out"))
-            for l in self.layers))
+        object.__setattr__(self, "_forwards", tuple(
+            (functools.partial(layer.forward, check=False) if takes_keyword(type(layer), "forward", "check")
+             else layer.forward, rng) for layer, rng in zip(self.layers, needs_rng)))
+        object.__setattr__(self, "_backwards", tuple(
+            (layer.backward, takes_keyword(type(layer), "backward", "input_grad"),
+             takes_keyword(type(layer), "backward", "out")) for layer in self.layers))
         self.output_shape(None)
 
     def __repr__(self) -> str:
@@ -125,9 +127,9 @@ class Sequence:
         """
         x = self._entry(x, check)
         caches = []
-        for i, (layer, needs_rng, inner) in enumerate(zip(self.layers, self._needs_rng, self._inner)):
+        for i, (forward, needs_rng) in enumerate(self._forwards):
             try:
-                x, cache = layer.forward(x, rng=rng, **inner) if needs_rng else layer.forward(x, **inner)
+                x, cache = forward(x, rng=rng) if needs_rng else forward(x)
             except ShapeError as error:
                 raise error.within(f"layers[{i}]", self._source(i)) from None
             caches.append(cache)
@@ -136,14 +138,14 @@ class Sequence:
     def __call__(self, x, *, check: bool = True) -> np.ndarray:
         """Inference: the output only, no cache, no randomness; ``check=False`` as in ``forward``."""
         x = self._entry(x, check)
-        for i, (layer, needs_rng, inner) in enumerate(zip(self.layers, self._needs_rng, self._inner)):
+        for i, (layer, (forward, needs_rng)) in enumerate(zip(self.layers, self._forwards)):
             try:
                 if callable(layer):
-                    x = layer(x, **inner) if takes_keyword(type(layer), "__call__", "check") else layer(x)
+                    x = layer(x, check=False) if takes_keyword(type(layer), "__call__", "check") else layer(x)
                 elif needs_rng:
-                    x = layer.forward(x, rng=None, **inner)[0]
+                    x = forward(x, rng=None)[0]
                 else:
-                    x = layer.forward(x, **inner)[0]
+                    x = forward(x)[0]
             except ShapeError as error:
                 raise error.within(f"layers[{i}]", self._source(i)) from None
         return x
@@ -158,16 +160,19 @@ class Sequence:
             raise ValueError(f"Sequence.backward needs the cache of this Sequence's forward "
                              f"({len(self.layers)} entries), got {type(cache).__name__}")
         grads = [None] * len(self.layers)
+        into = out.layers if out is not None else None
+        wrote_all = into is not None  # whether every layer wrote into the donated record
         for i in range(len(self.layers) - 1, -1, -1):
-            takes_input_grad, takes_out = self._backward_keywords[i]
-            kwargs = {}
+            backward, takes_input_grad, takes_out = self._backwards[i]
             if i == 0 and not input_grad and takes_input_grad:
-                kwargs["input_grad"] = False
-            if out is not None and takes_out:
-                kwargs["out"] = out.layers[i]
-            dy, grads[i] = self.layers[i].backward(cache[i], dy, **kwargs)
-        if out is not None and all(g is o for g, o in zip(grads, out.layers)):
-            return (dy if input_grad else None), out  # every layer wrote into the donated record
+                dy, grads[i] = (backward(cache[i], dy, input_grad=False, out=into[i]) if into is not None and takes_out
+                                else backward(cache[i], dy, input_grad=False))
+            else:
+                dy, grads[i] = backward(cache[i], dy, out=into[i]) if into is not None and takes_out \
+                    else backward(cache[i], dy)
+            wrote_all = wrote_all and grads[i] is into[i]
+        if wrote_all:
+            return (dy if input_grad else None), out
         return (dy if input_grad else None), Sequence(grads)
 
     def summary(self, input_shape=None) -> str:
