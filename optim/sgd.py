@@ -62,9 +62,10 @@ class _Donated:
     model: object
     params: list            # the writable buffers behind the model's parameters, in forward order
     velocities: list | None  # and behind the velocity's
-    scratch: list           # per parameter, where lr * direction is made: the gradient's own buffer if it has one
-    grads: object = None    # the gradient record of the last update, and its arrays
-    gradients: list | None = None
+    grads: object = None    # the gradient record of the last update
+    # per parameter (p, g, s, v, in_g): its buffer, gradient, scratch (where lr * direction is
+    # made: the gradient's own buffer if it has one), velocity buffer (or None), and whether s is g's buffer
+    steps: list | None = None
 
 
 @attrs.frozen
@@ -101,10 +102,13 @@ class SGD:
         ``fit`` donates only what the optimizer made itself, never the caller's model.
         """
         if donate:
-            donated = self._donated(model, grads, state)
+            donated = state.donated
+            if donated is None or donated.model is not model or donated.grads is not grads:
+                donated = self._donated(model, grads, state)  # new records: walk them once
             if donated is not None:
-                self._step_in_place(self.rate(state.step), donated)
-                next_state = SGDState(step=state.step + 1, velocity=state.velocity)
+                lr = float(self.learning_rate) if not callable(self.learning_rate) else self.rate(state.step)
+                self._step_in_place(lr, donated)
+                next_state = SGDState(state.step + 1, state.velocity)
                 object.__setattr__(next_state, "donated", donated)
                 return model, next_state
         ps, vs = self._checked_leaves(model, state)
@@ -143,7 +147,7 @@ class SGD:
             velocities = [buffer_of(v) for v in vs] if vs is not None else None
             if any(b is None for b in params + (velocities or [])):
                 return None
-            last = _Donated(model=model, params=params, velocities=velocities, scratch=[])
+            last = _Donated(model=model, params=params, velocities=velocities)
         if last.grads is grads:
             return last  # the same records as the last step: nothing to walk
         gs = self._checked_gradients(model, grads)
@@ -152,7 +156,9 @@ class SGD:
         owned = {id(b) for b in last.params + (last.velocities or [])}
         scratch = [b if b is not None and id(b) not in owned else np.empty_like(p)
                    for b, p in ((buffer_of(g), p) for g, p in zip(gs, last.params))]
-        return attrs.evolve(last, grads=grads, gradients=gs, scratch=scratch)
+        velocities = last.velocities or [None] * len(gs)
+        steps = [(p, g, s, v, g.base is s) for p, g, s, v in zip(last.params, gs, scratch, velocities)]
+        return attrs.evolve(last, grads=grads, steps=steps)
 
     def _step(self, lr, ps, gs, vs):
         """The update on fresh arrays: returns (new parameters, new velocities)."""
@@ -169,8 +175,7 @@ class SGD:
     def _step_in_place(self, lr, donated: _Donated):
         """The same arithmetic as ``_step``, written into the buffers p and v through the scratch s (often g's own)."""
         m, wd = float(self.momentum), float(self.weight_decay)
-        for k, (p, g, s) in enumerate(zip(donated.params, donated.gradients, donated.scratch)):
-            in_g = g.base is s                  # s is g's buffer: g is read through s
+        for p, g, s, v, in_g in donated.steps:  # in_g: s is g's buffer, g is read through s
             if wd:
                 if in_g:
                     s += wd * p
@@ -179,7 +184,6 @@ class SGD:
                     s += g
                 g, in_g = s, True               # g + wd p
             if m:
-                v = donated.velocities[k]
                 v *= m
                 v += g                          # v = m v + g
                 if not self.nesterov:
