@@ -32,7 +32,8 @@ class SoftmaxCrossEntropy:
             if check:
                 target = check_array_target(target, z, "SoftmaxCrossEntropy")
             rows = None
-        e = np.exp(shifted)
+        # labels need shifted only at the picked entries (taken): e goes into its place
+        e = np.exp(shifted, out=shifted if rows is not None else None)
         total = np.add.reduce(e, axis=1, keepdims=True)  # sum_j e_ij
         # log softmax = shifted - log total; never (max + log total) - z, which rounds away a small loss
         log_total = np.log(total)  # (n, 1)
@@ -42,15 +43,14 @@ class SoftmaxCrossEntropy:
             value = float(-np.sum(target * (shifted - log_total)) / n)
         if check and not math.isfinite(value):
             check_finite_rows(z, "SoftmaxCrossEntropy: predictions")
-        p = np.divide(e, total, out=e)  # e is ours: softmax in its place
-        return value, (p, target, rows)
+        return value, (e, total, target, rows)
 
     def backward(self, cache) -> np.ndarray:
-        """d L / d logits, (n, k)."""
-        p, target, rows = cache
-        n = p.shape[0]
+        """d L / d logits, (n, k): softmax(z) = e / total, made here in one pass."""
+        e, total, target, rows = cache
+        n = e.shape[0]
         if rows is not None:
-            d = p / n
+            d = np.divide(e, total * n)  # p / n
             d[rows, target] -= 1 / n
             return d
-        return (p * target.sum(axis=1, keepdims=True) - target) / n
+        return (e / total * target.sum(axis=1, keepdims=True) - target) / n
