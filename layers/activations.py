@@ -7,16 +7,20 @@ import numpy as np
 
 
 class _Elementwise:
-    """Shared plumbing: the output shape is the input shape; the cache is the output y."""
+    """Shared plumbing: the output shape is the input shape; the cache is the output y.
+
+    ``overwrite=True`` (given by a Sequence when the layer before made x and keeps no reference
+    to it, see layers/protocol.py) writes y into x's buffer instead of a new array.
+    """
 
     def output_shape(self, input_shape):
         return input_shape
 
-    def __call__(self, x: np.ndarray) -> np.ndarray:
-        return self.apply(x)
+    def __call__(self, x: np.ndarray, *, overwrite: bool = False) -> np.ndarray:
+        return self.apply(x, out=x if overwrite else None)
 
-    def forward(self, x: np.ndarray):
-        y = self.apply(x)
+    def forward(self, x: np.ndarray, *, overwrite: bool = False):
+        y = self.apply(x, out=x if overwrite else None)
         return y, y
 
     def backward(self, y: np.ndarray, dy: np.ndarray, *, input_grad: bool = True):
@@ -30,38 +34,44 @@ class _Elementwise:
 class ReLU(_Elementwise):
     """y = max(x, 0)."""
 
-    def apply(self, x):
-        return np.maximum(x, 0)
-
-    def forward(self, x: np.ndarray):
-        y = np.maximum(x, 0)
-        return y, y
+    def apply(self, x, out=None):
+        return np.maximum(x, 0, out=out)
 
     def derivative(self, y, dy):
         """dx = dy where y > 0, else 0."""
-        return dy * (y > 0)
+        dx = (y > 0).astype(dy.dtype)
+        dx *= dy
+        return dx
 
 
 @attrs.frozen
 class Sigmoid(_Elementwise):
     """y = 1 / (1 + exp(-x)), computed from exp(-|x|) so it never overflows."""
 
-    def apply(self, x):
+    def apply(self, x, out=None):
         e = np.exp(-np.abs(x))
-        return np.where(x >= 0, 1, e) / (1 + e)
+        numerator = np.where(x >= 0, 1, e)  # read x before out (which may be x) is written
+        e += 1
+        return np.divide(numerator, e, out=out)
 
     def derivative(self, y, dy):
         """dx = dy * y * (1 - y)."""
-        return dy * y * (1 - y)
+        dx = 1 - y
+        dx *= y
+        dx *= dy
+        return dx
 
 
 @attrs.frozen
 class Tanh(_Elementwise):
     """y = tanh(x)."""
 
-    def apply(self, x):
-        return np.tanh(x)
+    def apply(self, x, out=None):
+        return np.tanh(x, out=out)
 
     def derivative(self, y, dy):
         """dx = dy * (1 - y**2)."""
-        return dy * (1 - y * y)
+        dx = y * y
+        np.subtract(1, dx, out=dx)
+        dx *= dy
+        return dx

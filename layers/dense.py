@@ -28,6 +28,7 @@ class Dense:
 
     weight: np.ndarray = param()
     bias: np.ndarray = param(validator=_check_bias)
+    fresh_outputs = True  # y and dx are new arrays it keeps no reference to (layers/protocol.py)
 
     @classmethod
     def init(cls, rng: np.random.Generator, n_in: int, n_out: int, dtype=np.float32, init: str = "he") -> "Dense":

@@ -7,7 +7,14 @@ may also declare, and lamina then uses:
 - ``needs_rng = True`` with ``forward(x, *, rng)``: randomness in training (Dropout and friends);
 - ``backward(..., *, input_grad=True)``: skip dx when the layer comes first in training;
 - ``backward(..., *, out=None)``: write the gradients into a dead gradient record (donation);
-- ``forward(..., *, check=True)`` (models and losses): skip entry checks on data checked once.
+- ``forward(..., *, check=True)`` (models and losses): skip entry checks on data checked once;
+- ``fresh_outputs = True``: ``forward``'s y (and ``__call__``'s) and ``backward``'s dx are new
+  arrays that the layer keeps no reference to (not in its cache): in a Sequence the next layer
+  may then be handed y to overwrite. A layer that sets it promises exactly that (Dense does);
+- ``forward(x, *, overwrite=False)`` and ``__call__(x, *, overwrite=False)``: with True, x is
+  dead after the call and y may be written into its buffer (the activations do, so ReLU after
+  Dense works in Dense's output instead of allocating). A Sequence passes it only when the
+  layer before declares ``fresh_outputs``; it never hands over the caller's input.
 """
 
 from __future__ import annotations

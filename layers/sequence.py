@@ -57,6 +57,22 @@ def _check_finite(x: np.ndarray, what: str = "model input") -> None:
             raise ValueError(f"{what} row {row} holds NaN or inf; expected finite values")
 
 
+def _bound(layer, method: str, previous):
+    """``layer.method`` with the keywords this Sequence passes every batch bound once.
+
+    check=False for a nested model (its input was checked on entry here); overwrite=True for a
+    layer that takes it when the layer before declares ``fresh_outputs``: its output is then
+    dead after this layer has read it (see layers/protocol.py).
+    """
+    keywords = {}
+    if takes_keyword(type(layer), method, "check"):
+        keywords["check"] = False
+    if getattr(previous, "fresh_outputs", False) is True and takes_keyword(type(layer), method, "overwrite"):
+        keywords["overwrite"] = True
+    bound = getattr(layer, method)
+    return functools.partial(bound, **keywords) if keywords else bound
+
+
 @attrs.frozen(repr=False)
 class Sequence:
     """The layers in order; ``forward`` (n, ...) -> (n, ...), caches and gradients are per layer."""
@@ -67,6 +83,7 @@ class Sequence:
     # per layer, looked up once rather than per batch: (forward, whether it needs the rng), with
     # check=False bound for a nested model; (backward, whether it takes input_grad, whether it takes out)
     _forwards: tuple = attrs.field(init=False, eq=False, repr=False)
+    _calls: tuple = attrs.field(init=False, eq=False, repr=False)  # the same for inference (None: no __call__)
     _backwards: tuple = attrs.field(init=False, eq=False, repr=False)
 
     def __attrs_post_init__(self):
@@ -76,10 +93,12 @@ class Sequence:
         object.__setattr__(self, "dtype", dtypes.pop() if dtypes else None)
         needs_rng = tuple(bool(getattr(layer, "needs_rng", False)) for layer in self.layers)
         object.__setattr__(self, "needs_rng", any(needs_rng))
-        # a nested model takes what this one passes on as it is: its input was checked on entry here
         object.__setattr__(self, "_forwards", tuple(
-            (functools.partial(layer.forward, check=False) if takes_keyword(type(layer), "forward", "check")
-             else layer.forward, rng) for layer, rng in zip(self.layers, needs_rng)))
+            (_bound(layer, "forward", previous), rng)
+            for layer, previous, rng in zip(self.layers, (None, *self.layers), needs_rng)))
+        object.__setattr__(self, "_calls", tuple(
+            _bound(layer, "__call__", previous) if callable(layer) else None
+            for layer, previous in zip(self.layers, (None, *self.layers))))
         object.__setattr__(self, "_backwards", tuple(
             (layer.backward, takes_keyword(type(layer), "backward", "input_grad"),
              takes_keyword(type(layer), "backward", "out")) for layer in self.layers))
@@ -138,10 +157,10 @@ class Sequence:
     def __call__(self, x, *, check: bool = True) -> np.ndarray:
         """Inference: the output only, no cache, no randomness; ``check=False`` as in ``forward``."""
         x = self._entry(x, check)
-        for i, (layer, (forward, needs_rng)) in enumerate(zip(self.layers, self._forwards)):
+        for i, (call, (forward, needs_rng)) in enumerate(zip(self._calls, self._forwards)):
             try:
-                if callable(layer):
-                    x = layer(x, check=False) if takes_keyword(type(layer), "__call__", "check") else layer(x)
+                if call is not None:
+                    x = call(x)
                 elif needs_rng:
                     x = forward(x, rng=None)[0]
                 else:

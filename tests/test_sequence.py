@@ -256,6 +256,73 @@ def test_call_uses_a_layers_own_call_not_its_forward():
     np.testing.assert_array_equal(layers.Sequence([InferenceOnly()])(np.zeros((1, 2))), [[1.0, 1.0]])
 
 
+# --- overwrite: an activation works in the buffer of the layer before it -----------------------
+
+@attrs.frozen
+class Doubler:
+    """y = 2 x as a new array, remembered in ``made`` (for the test to look at)."""
+
+    made: list = attrs.field(factory=list, eq=False)
+
+    def forward(self, x):
+        y = 2 * x
+        self.made.append(y)
+        return y, None
+
+    def backward(self, cache, dy):
+        return 2 * dy, self
+
+    def __call__(self, x):
+        return self.forward(x)[0]
+
+
+@attrs.frozen
+class FreshDoubler(Doubler):
+    fresh_outputs = True  # y is new and not kept: the next layer may overwrite it
+
+
+@pytest.mark.parametrize("activation", [layers.ReLU(), layers.Sigmoid(), layers.Tanh()], ids=repr)
+@pytest.mark.parametrize("inference", [False, True], ids=["forward", "call"])
+def test_an_activation_overwrites_the_output_of_a_layer_that_declares_it_fresh(activation, inference):
+    x = np.linspace(-3, 3, 12, dtype=np.float32).reshape(4, 3)
+    expected = activation(2 * x)
+    for first, shared in ((FreshDoubler(), True), (Doubler(), False)):
+        model = layers.Sequence([first, activation])
+        y = model(x) if inference else model.forward(x)[0]
+        np.testing.assert_array_equal(y, expected)
+        assert np.shares_memory(y, first.made[-1]) is shared
+    assert np.array_equal(x, np.linspace(-3, 3, 12, dtype=np.float32).reshape(4, 3))
+
+
+def test_relu_after_dense_works_in_dense_output():
+    model = layers.Sequence([dense(3, 4), layers.ReLU(), dense(4, 2)])
+    assert layers.Dense.fresh_outputs is True
+    x = np.random.default_rng(3).standard_normal((5, 3)).astype(np.float32)
+    y, cache = model.forward(x)
+    first = model.layers[0]
+    np.testing.assert_array_equal(cache[1], np.maximum(x @ first.weight + first.bias, 0))
+    assert cache[2] is cache[1]  # the second Dense caches the ReLU output as its input
+    np.testing.assert_array_equal(y, model(x))
+
+
+def test_the_callers_input_is_never_overwritten():
+    x = np.linspace(-1, 1, 6, dtype=np.float32).reshape(2, 3)
+    for model in (layers.Sequence([layers.ReLU()]), layers.Sequence([layers.ReLU(), dense(3, 3), layers.ReLU()])):
+        before = x.copy()
+        model.forward(x)
+        model(x)
+        np.testing.assert_array_equal(x, before)
+
+
+@pytest.mark.parametrize("activation", [layers.ReLU(), layers.Sigmoid(), layers.Tanh()], ids=repr)
+def test_an_activation_told_to_overwrite_writes_into_its_input(activation):
+    x = np.linspace(-3, 3, 8, dtype=np.float32)
+    expected = activation(x)
+    y, cache = activation.forward(x, overwrite=True)
+    assert y is x and cache is x
+    np.testing.assert_array_equal(y, expected)
+
+
 # --- input_grad ------------------------------------------------------------------------------
 
 @attrs.frozen
