@@ -124,8 +124,8 @@ class Sequence:
                 raise error.within(f"layers[{i}]", self._source(i)) from None
         return shape
 
-    def _entry(self, x, check: bool = True) -> np.ndarray:
-        """The batch as an array of the model's dtype (one cast); with ``check``, non-numeric, empty or non-finite input is refused."""
+    def _entry(self, x, check: bool = True, finite: bool = True) -> np.ndarray:
+        """The batch as an array of the model's dtype (one cast); with ``check``, non-numeric, empty or (``finite``) non-finite input is refused."""
         if check:
             x = _check_numeric(x)
             if x.ndim == 0 or x.shape[0] == 0 or x.size == 0:
@@ -134,7 +134,7 @@ class Sequence:
         dtype = self.dtype or (x.dtype if x.dtype.kind == "f" else np.dtype(np.float64))
         if x.dtype != dtype:
             x = x.astype(dtype)
-        if check:
+        if check and finite:
             _check_finite(x)
         return x
 
@@ -155,8 +155,19 @@ class Sequence:
         return x, tuple(caches)
 
     def __call__(self, x, *, check: bool = True) -> np.ndarray:
-        """Inference: the output only, no cache, no randomness; ``check=False`` as in ``forward``."""
-        x = self._entry(x, check)
+        """Inference: the output only, no cache, no randomness; ``check=False`` as in ``forward``.
+
+        Here the check for NaN and inf looks at the output, which is small: when it is not
+        finite, the input is scanned and a NaN or inf row named. (An inf the model maps to a
+        finite number, as ReLU does -inf, passes: the output is what that row computes.)
+        """
+        x = self._entry(x, check, finite=False)
+        y = self._infer(x)
+        if check and y.dtype.kind == "f" and not np.isfinite(y).all():
+            _check_finite(x)  # a non-finite input row is named; otherwise the model itself overflowed
+        return y
+
+    def _infer(self, x) -> np.ndarray:
         for i, (call, (forward, needs_rng)) in enumerate(zip(self._calls, self._forwards)):
             try:
                 if call is not None:

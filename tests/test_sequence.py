@@ -145,6 +145,7 @@ def test_non_numeric_input_is_refused(x):
 
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")  # inf * 0 in the matmul, before the error
 def test_non_finite_input_names_the_row(bad):
     model = layers.mlp(rng0, [2, 2])
     x = np.zeros((5, 2))
@@ -153,6 +154,18 @@ def test_non_finite_input_names_the_row(bad):
         model.forward(x)
     with pytest.raises(ValueError, match=r"row 3 holds NaN or inf"):
         model(x)
+
+
+def test_inference_checks_the_output_and_names_the_input_row_only_when_it_caused_a_non_finite_output():
+    # -inf through a leading ReLU is 0: the output is finite and is what that row computes
+    np.testing.assert_array_equal(layers.Sequence([layers.ReLU()])(np.array([[-np.inf, 1.0]])), [[0.0, 1.0]])
+    with pytest.raises(ValueError, match=r"row 0 holds NaN or inf"):
+        layers.Sequence([layers.ReLU()])(np.array([[np.nan, 1.0]]))
+    # a finite input the model overflows on: no input row to blame, the output comes back as it is
+    huge = layers.Dense(weight=np.full((2, 1), 3e38, np.float32), bias=np.zeros(1, np.float32))
+    with np.errstate(over="ignore"):
+        y = layers.Sequence([huge])(np.ones((3, 2), np.float32))
+    assert np.isinf(y).all()
 
 
 @pytest.mark.parametrize("shape", [(0, 2), (0,), (), (3, 0)])
