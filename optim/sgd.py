@@ -57,6 +57,22 @@ class SGDState:
     donated: "_Donated | None" = attrs.field(default=None, init=False, eq=False, repr=False)
 
 
+BLOCK_BYTES = 256 * 1024
+"""The in-place update takes a large parameter in blocks of this size and makes all its passes
+over one block before the next, so that the blocks of p, g and v stay in a core's L2 cache
+between the passes instead of streaming three arrays from memory four times (W2's momentum
+update: about 0.69 instead of 0.80 ms a step, bench/mlp.py). The numbers are the same."""
+
+
+def _blocks(p, g, s, v, *, in_g: bool) -> list:
+    """[(p, g, s, v, in_g)] for one parameter: itself, or flat views of BLOCK_BYTES of each array."""
+    size = max(BLOCK_BYTES // p.itemsize, 1)
+    if p.size <= size or not g.flags.c_contiguous:  # (p, s and v are C-contiguous buffers)
+        return [(p, g, s, v, in_g)]
+    flat = [a.reshape(-1) if a is not None else None for a in (p, g, s, v)]
+    return [(*(a[i:i + size] if a is not None else None for a in flat), in_g) for i in range(0, p.size, size)]
+
+
 @attrs.frozen
 class _Donated:
     model: object
@@ -157,7 +173,8 @@ class SGD:
         scratch = [b if b is not None and id(b) not in owned else np.empty_like(p)
                    for b, p in ((buffer_of(g), p) for g, p in zip(gs, last.params))]
         velocities = last.velocities or [None] * len(gs)
-        steps = [(p, g, s, v, g.base is s) for p, g, s, v in zip(last.params, gs, scratch, velocities)]
+        steps = [block for p, g, s, v in zip(last.params, gs, scratch, velocities)
+                 for block in _blocks(p, g, s, v, in_g=g.base is s)]
         return attrs.evolve(last, grads=grads, steps=steps)
 
     def _step(self, lr, ps, gs, vs):

@@ -111,6 +111,26 @@ def test_donated_update_writes_into_the_buffers_and_matches_the_pure_update():
         layers.parameters(new)[0][0, 0] = 1.0
 
 
+@pytest.mark.parametrize("block_bytes", [None, 40], ids=["default blocks", "blocks of 10 floats"])
+@pytest.mark.parametrize("settings", [dict(), dict(momentum=0.9), dict(momentum=0.9, nesterov=True, weight_decay=1e-3),
+                                      dict(weight_decay=1e-2)], ids=["plain", "momentum", "nesterov+decay", "decay"])
+def test_the_blocked_in_place_update_is_the_pure_update_bit_for_bit(settings, block_bytes, monkeypatch):
+    """Large parameters are updated block by block (all passes over one block, then the next): same numbers."""
+    from lamina.optim import sgd
+    if block_bytes is not None:
+        monkeypatch.setattr(sgd, "BLOCK_BYTES", block_bytes)  # 16 x 5 weights: 8 blocks, the last one short
+    x, y = blobs(32)
+    opt = optim.SGD(0.1, **settings)
+    model, state = opt.update(small_model(), gradients(small_model(), x, y), opt.init(small_model()))
+    for _ in range(3):  # the steady state: the same records donated again and again
+        grads = gradients(model, x, y)
+        pure, pure_state = opt.update(model, grads, state)
+        model, state = opt.update(model, grads, state, donate=True)
+        assert model == pure and state.velocity == pure_state.velocity
+    if block_bytes is not None:
+        assert len(state.donated.steps) > len(layers.parameters(model))  # it did split the weights
+
+
 def test_donating_records_without_buffers_falls_back_to_the_pure_update():
     """Arrays a user built (copied by the constructor, read-only, nothing behind them) are never written."""
     x, y = blobs(32)
