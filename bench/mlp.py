@@ -319,6 +319,14 @@ def report(threads, rounds, names, times, cpu, checks, rates, rss, rss_threads) 
             if "torch" in names:
                 row.append(f"{m['lamina'] / m['torch']:.2f}")
             rows.append(row)
+        # each round's own ratio (its columns ran one after another, seconds apart), then the median:
+        # a disturbance that lasts a round cancels out of that round's ratios
+        ratio = lambda a, b: med([x / y for x, y in zip(times[wl][a], times[wl][b])])
+        row = [wl, "median of the rounds' own ratios, wall", f"{ratio('lamina', 'reference'):.2f}",
+               f"{ratio('lamina', 'floor'):.2f}", f"{ratio('reference', 'floor'):.2f}"]
+        if "torch" in names:
+            row.append(f"{ratio('lamina', 'torch'):.2f}")
+        rows.append(row)
         # the training step alone: each round's lamina epoch less fit's one-off check of x, timed right after it
         m = {n: med(v) for n, v in times[wl].items()}
         m["lamina"] = med([t - c for t, c in zip(times[wl]["lamina"], checks[wl]["data_check"])])
