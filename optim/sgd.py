@@ -80,8 +80,9 @@ class _Donated:
     params: list            # the writable buffers behind the model's parameters, in forward order
     velocities: list | None  # and behind the velocity's
     grads: object = None    # the gradient record of the last update
-    # per parameter (p, g, s, v, in_g): its buffer, gradient, scratch (where lr * direction is
-    # made: the gradient's own buffer if it has one), velocity buffer (or None), and whether s is g's buffer
+    # per parameter, or per block of a large one (_blocks), (p, g, s, v, in_g): its buffer,
+    # gradient, scratch (where lr * direction is made: the gradient's own buffer if it has one),
+    # velocity buffer (or None), and whether s is g's buffer
     steps: list | None = None
 
 
