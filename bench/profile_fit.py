@@ -205,8 +205,9 @@ def anatomy(workload, x, y):
     update()
     lamina.append((f"optimizer.update ({'donated' if donate else 'allocating'})", _best(update) - _best(restore)))
     if donate:
+        state0 = opt.init(model)
         lamina.append(("  optimizer.update (allocating, as on the first step)",
-                       _best(lambda: opt.update(model, grads, opt.init(model)))))
+                       _best(lambda: opt.update(model, grads, state0))))
 
     ref = R.MLP(H.lamina_arrays(model), w["learning_rate"], w["momentum"])
     reference = [("gather x[idx], y[idx]", lamina[0][1])]

@@ -39,7 +39,7 @@ class ReLU(_Elementwise):
 
     def derivative(self, y, dy):
         """dx = dy where y > 0, else 0."""
-        dx = (y > 0).astype(dy.dtype)
+        dx = (y > 0).astype(np.result_type(y, dy))
         dx *= dy
         return dx
 
@@ -56,7 +56,7 @@ class Sigmoid(_Elementwise):
 
     def derivative(self, y, dy):
         """dx = dy * y * (1 - y)."""
-        dx = 1 - y
+        dx = np.subtract(1, y, dtype=np.result_type(y, dy))
         dx *= y
         dx *= dy
         return dx
@@ -71,7 +71,7 @@ class Tanh(_Elementwise):
 
     def derivative(self, y, dy):
         """dx = dy * (1 - y**2)."""
-        dx = y * y
+        dx = np.multiply(y, y, dtype=np.result_type(y, dy))
         np.subtract(1, dx, out=dx)
         dx *= dy
         return dx

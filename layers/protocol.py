@@ -10,11 +10,16 @@ may also declare, and lamina then uses:
 - ``forward(..., *, check=True)`` (models and losses): skip entry checks on data checked once;
 - ``fresh_outputs = True``: ``forward``'s y (and ``__call__``'s) and ``backward``'s dx are new
   arrays that the layer keeps no reference to (not in its cache): in a Sequence the next layer
-  may then be handed y to overwrite. A layer that sets it promises exactly that (Dense does);
+  may then be handed y to overwrite. A class that sets it promises exactly that (Dense does);
+  a subclass does not inherit the promise (it may keep y), it has to declare it again;
 - ``forward(x, *, overwrite=False)`` and ``__call__(x, *, overwrite=False)``: with True, x is
   dead after the call and y may be written into its buffer (the activations do, so ReLU after
   Dense works in Dense's output instead of allocating). A Sequence passes it only when the
   layer before declares ``fresh_outputs``; it never hands over the caller's input.
+
+Arrays may arrive in any memory order: the softmax cross-entropy's gradient, for one, is a
+transposed view (F-ordered), so a layer should not assume C order (``np.ascontiguousarray``
+where it matters).
 """
 
 from __future__ import annotations

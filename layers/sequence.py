@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import warnings
 
 import attrs
 import numpy as np
@@ -67,7 +68,8 @@ def _bound(layer, method: str, previous):
     keywords = {}
     if takes_keyword(type(layer), method, "check"):
         keywords["check"] = False
-    if getattr(previous, "fresh_outputs", False) is True and takes_keyword(type(layer), method, "overwrite"):
+    # the promise is the class's own: a subclass (which may keep y in its cache) does not inherit it
+    if vars(type(previous)).get("fresh_outputs") is True and takes_keyword(type(layer), method, "overwrite"):
         keywords["overwrite"] = True
     bound = getattr(layer, method)
     return functools.partial(bound, **keywords) if keywords else bound
@@ -81,7 +83,8 @@ class Sequence:
     dtype: np.dtype | None = attrs.field(init=False, eq=False, repr=False)
     needs_rng: bool = attrs.field(init=False, eq=False, repr=False)
     # per layer, looked up once rather than per batch: (forward, whether it needs the rng), with
-    # check=False bound for a nested model; (backward, whether it takes input_grad, whether it takes out)
+    # check=False (a nested model) and overwrite=True (after a fresh_outputs layer) bound as _bound
+    # decides; (backward, whether it takes input_grad, whether it takes out)
     _forwards: tuple = attrs.field(init=False, eq=False, repr=False)
     _calls: tuple = attrs.field(init=False, eq=False, repr=False)  # the same for inference (None: no __call__)
     _backwards: tuple = attrs.field(init=False, eq=False, repr=False)
@@ -158,13 +161,21 @@ class Sequence:
         """Inference: the output only, no cache, no randomness; ``check=False`` as in ``forward``.
 
         Here the check for NaN and inf looks at the output, which is small: when it is not
-        finite, the input is scanned and a NaN or inf row named. (An inf the model maps to a
-        finite number, as ReLU does -inf, passes: the output is what that row computes.)
+        finite, the input is scanned and a NaN or inf row named; when the input is finite, the
+        model itself overflowed and a RuntimeWarning says so. (An inf the model maps to a finite
+        number, as ReLU does -inf, passes: the output is what that row computes. ``forward``
+        scans its input first and refuses it.)
         """
         x = self._entry(x, check, finite=False)
-        y = self._infer(x)
-        if check and y.dtype.kind == "f" and not np.isfinite(y).all():
-            _check_finite(x)  # a non-finite input row is named; otherwise the model itself overflowed
+        if not check:
+            return self._infer(x)
+        with np.errstate(over="ignore", invalid="ignore"):  # bad input is reported below, not as a warning
+            y = self._infer(x)
+        if y.dtype.kind != "f" or not np.isfinite(y).all():  # (an integer output says nothing: scan)
+            _check_finite(x)  # names a non-finite input row
+            if y.dtype.kind == "f":
+                warnings.warn("the model's output holds NaN or inf for a finite input: the model overflows",
+                              RuntimeWarning, stacklevel=2)
         return y
 
     def _infer(self, x) -> np.ndarray:

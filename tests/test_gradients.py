@@ -312,3 +312,13 @@ def test_catches_a_wrong_loss_gradient():
     pred = np.random.default_rng(5).standard_normal((3, 2))
     with pytest.raises(layers.GradientCheckError, match="HalfMSE"):
         layers.check_loss_gradient(HalfMSE(), pred, np.zeros((3, 2)))
+
+
+@pytest.mark.parametrize("activation", [layers.ReLU(), layers.Sigmoid(), layers.Tanh()], ids=repr)
+@pytest.mark.parametrize("y_dtype, dy_dtype", [(np.float32, np.float64), (np.float64, np.float32), (np.float32, np.float32)])
+def test_an_activation_gradient_has_the_dtype_numpy_would_give(activation, y_dtype, dy_dtype):
+    x = np.linspace(-2, 2, 6).astype(y_dtype).reshape(2, 3)
+    y, cache = activation.forward(x)
+    dy = np.linspace(1, 2, 6).astype(dy_dtype).reshape(2, 3)
+    dx, _ = activation.backward(cache, dy)
+    assert dx.dtype == np.result_type(y_dtype, dy_dtype)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import warnings
 
 import attrs
 import numpy as np
@@ -145,15 +146,16 @@ def test_non_numeric_input_is_refused(x):
 
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
-@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")  # inf * 0 in the matmul, before the error
 def test_non_finite_input_names_the_row(bad):
     model = layers.mlp(rng0, [2, 2])
     x = np.zeros((5, 2))
     x[3, 1] = bad
-    with pytest.raises(ValueError, match=r"row 3 holds NaN or inf"):
-        model.forward(x)
-    with pytest.raises(ValueError, match=r"row 3 holds NaN or inf"):
-        model(x)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the error itself, not a NumPy warning on the way to it
+        with pytest.raises(ValueError, match=r"row 3 holds NaN or inf"):
+            model.forward(x)
+        with pytest.raises(ValueError, match=r"row 3 holds NaN or inf"):
+            model(x)
 
 
 def test_inference_checks_the_output_and_names_the_input_row_only_when_it_caused_a_non_finite_output():
@@ -161,11 +163,31 @@ def test_inference_checks_the_output_and_names_the_input_row_only_when_it_caused
     np.testing.assert_array_equal(layers.Sequence([layers.ReLU()])(np.array([[-np.inf, 1.0]])), [[0.0, 1.0]])
     with pytest.raises(ValueError, match=r"row 0 holds NaN or inf"):
         layers.Sequence([layers.ReLU()])(np.array([[np.nan, 1.0]]))
-    # a finite input the model overflows on: no input row to blame, the output comes back as it is
+    # a finite input the model overflows on: no input row to blame, the output comes back as it is, with a warning
     huge = layers.Dense(weight=np.full((2, 1), 3e38, np.float32), bias=np.zeros(1, np.float32))
-    with np.errstate(over="ignore"):
+    with pytest.warns(RuntimeWarning, match="overflows"):
         y = layers.Sequence([huge])(np.ones((3, 2), np.float32))
     assert np.isinf(y).all()
+
+
+@attrs.frozen
+class Argmax:
+    """A last layer with an integer output, (n, k) -> (n,)."""
+
+    def forward(self, x):
+        return x.argmax(axis=1), None
+
+    def backward(self, cache, dy):
+        raise NotImplementedError
+
+
+def test_inference_with_an_integer_output_still_names_a_nan_input_row():
+    model = layers.Sequence([dense(2, 3), Argmax()])
+    x = np.ones((4, 2), np.float32)
+    assert model(x).dtype.kind == "i"
+    x[2, 0] = np.nan
+    with pytest.raises(ValueError, match=r"row 2 holds NaN or inf"):
+        model(x)
 
 
 @pytest.mark.parametrize("shape", [(0, 2), (0,), (), (3, 0)])
@@ -307,15 +329,31 @@ def test_an_activation_overwrites_the_output_of_a_layer_that_declares_it_fresh(a
     assert np.array_equal(x, np.linspace(-3, 3, 12, dtype=np.float32).reshape(4, 3))
 
 
-def test_relu_after_dense_works_in_dense_output():
+def test_relu_after_dense_works_in_dense_output(monkeypatch):
+    told = []
+    apply = layers.ReLU.apply
+    monkeypatch.setattr(layers.ReLU, "apply", lambda self, x, out=None: told.append(out is x) or apply(self, x, out))
     model = layers.Sequence([dense(3, 4), layers.ReLU(), dense(4, 2)])
-    assert layers.Dense.fresh_outputs is True
     x = np.random.default_rng(3).standard_normal((5, 3)).astype(np.float32)
     y, cache = model.forward(x)
+    model(x)
+    assert told == [True, True]  # forward and inference: the ReLU wrote into Dense's output
     first = model.layers[0]
     np.testing.assert_array_equal(cache[1], np.maximum(x @ first.weight + first.bias, 0))
     assert cache[2] is cache[1]  # the second Dense caches the ReLU output as its input
     np.testing.assert_array_equal(y, model(x))
+
+
+def test_a_subclass_of_dense_does_not_inherit_the_fresh_outputs_promise():
+    @attrs.frozen(repr=False)
+    class DenseKeepingY(layers.Dense):
+        def forward(self, x):
+            y = x @ self.weight + self.bias
+            return y, (x, y)  # keeps y: the next layer must not write into it
+
+    keeper = DenseKeepingY(weight=np.array([[1.0, -1.0]], np.float32), bias=np.zeros(2, np.float32))
+    _, cache = layers.Sequence([keeper, layers.ReLU()]).forward(np.array([[2.0]], np.float32))
+    np.testing.assert_array_equal(cache[0][1], [[2.0, -2.0]])
 
 
 def test_the_callers_input_is_never_overwritten():

@@ -120,15 +120,21 @@ def test_the_blocked_in_place_update_is_the_pure_update_bit_for_bit(settings, bl
     if block_bytes is not None:
         monkeypatch.setattr(sgd, "BLOCK_BYTES", block_bytes)  # 16 x 5 weights: 8 blocks, the last one short
     x, y = blobs(32)
+    loss = losses.SoftmaxCrossEntropy()
     opt = optim.SGD(0.1, **settings)
     model, state = opt.update(small_model(), gradients(small_model(), x, y), opt.init(small_model()))
-    for _ in range(3):  # the steady state: the same records donated again and again
-        grads = gradients(model, x, y)
+    grads, plans = gradients(model, x, y), []
+    for _ in range(3):  # the steady state, as in fit: the same records donated again and again
         pure, pure_state = opt.update(model, grads, state)
         model, state = opt.update(model, grads, state, donate=True)
         assert model == pure and state.velocity == pure_state.velocity
+        plans.append(state.donated)
+        pred, cache = model.forward(x)  # the next gradients, into the dead record
+        _, lc = loss.forward(pred, y)
+        assert model.backward(cache, loss.backward(lc), input_grad=False, out=grads)[1] is grads
+    assert plans[1] is plans[0] and plans[2] is plans[0]  # walked once, then reused
     if block_bytes is not None:
-        assert len(state.donated.steps) > len(layers.parameters(model))  # it did split the weights
+        assert len(plans[0].steps) > len(layers.parameters(model))  # it did split the weights
 
 
 def test_donating_records_without_buffers_falls_back_to_the_pure_update():
