@@ -6,6 +6,11 @@ import attrs
 import numpy as np
 
 
+def _dtype(y, dy) -> np.dtype:
+    """The dtype of dx: NumPy's for y and dy (looked up only when they differ)."""
+    return dy.dtype if dy.dtype == y.dtype else np.result_type(y, dy)
+
+
 class _Elementwise:
     """Shared plumbing: the output shape is the input shape; the cache is the output y.
 
@@ -39,7 +44,7 @@ class ReLU(_Elementwise):
 
     def derivative(self, y, dy):
         """dx = dy where y > 0, else 0."""
-        dx = (y > 0).astype(np.result_type(y, dy))
+        dx = (y > 0).astype(_dtype(y, dy))
         dx *= dy
         return dx
 
@@ -56,7 +61,7 @@ class Sigmoid(_Elementwise):
 
     def derivative(self, y, dy):
         """dx = dy * y * (1 - y)."""
-        dx = np.subtract(1, y, dtype=np.result_type(y, dy))
+        dx = np.subtract(1, y, dtype=_dtype(y, dy))
         dx *= y
         dx *= dy
         return dx
@@ -71,7 +76,7 @@ class Tanh(_Elementwise):
 
     def derivative(self, y, dy):
         """dx = dy * (1 - y**2)."""
-        dx = np.multiply(y, y, dtype=np.result_type(y, dy))
+        dx = np.multiply(y, y, dtype=_dtype(y, dy))
         np.subtract(1, dx, out=dx)
         dx *= dy
         return dx
