@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import signal
@@ -271,7 +272,9 @@ def fit(model, loss, optimizer, x, y, *, epochs: int, batch_size: int, rng: np.r
 
     n = len(x)
     n_batches = -(-n // batch_size)
-    loss_kw = {"check": False} if takes_keyword(type(loss), "forward", "check") else {}
+    # the targets were checked once: the loss need not check them again every batch
+    loss_forward = (functools.partial(loss.forward, check=False) if takes_keyword(type(loss), "forward", "check")
+                    else loss.forward)
     donates = takes_keyword(type(optimizer), "update", "donate")
     rate = getattr(optimizer, "rate", None)
     donate = False  # never on the first step: the model and state may be the caller's
@@ -298,7 +301,7 @@ def fit(model, loss, optimizer, x, y, *, epochs: int, batch_size: int, rng: np.r
                 if transform is not None:
                     xb = transform(xb)
                 pred, cache = net.forward(xb, rng=rng, check=False)  # x was checked once; rng goes where needed
-                value, loss_cache = loss.forward(pred, yb, **loss_kw)
+                value, loss_cache = loss_forward(pred, yb)
                 _, grads = net.backward(cache, loss.backward(loss_cache), input_grad=False, out=out)
                 if not math.isfinite(value):
                     raise NonFiniteLossError(run.epoch, b, value, _first_nonfinite(grads))
