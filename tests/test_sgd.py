@@ -228,3 +228,41 @@ def test_mismatched_state_is_named():
         opt.update(model, grads, opt.init(other))
     with pytest.raises(ValueError, match=r"opt\.init\(model\)"):
         opt.update(model, grads, optim.SGD(0.1).init(model))  # a state without velocity
+
+
+# --- subnormal velocities -------------------------------------------------------------------
+
+@pytest.mark.parametrize("nesterov", [False, True])
+@pytest.mark.parametrize("donate", [False, True], ids=["pure", "donated"])
+def test_subnormal_velocities_are_flushed_and_the_weights_are_the_textbook_ones(nesterov, donate):
+    """A velocity decaying with no gradient reaches the subnormals (slow on CPUs); every FLUSH_EVERY
+    updates those entries become 0, and the weights stay bit for bit what the unflushed rule gives."""
+    from lamina.optim.sgd import FLUSH_EVERY
+    tiny = np.finfo(np.float32).tiny
+    opt = optim.SGD(0.1, momentum=0.9, nesterov=nesterov)
+    # entry 0 decays from just above the smallest normal (0.9 a step: ~150 steps among the
+    # subnormals); entry 1 keeps a normal gradient; entry 2 never has one
+    p0 = np.array([1.0, 1.0, 1.0], np.float32)
+    first = np.array([2 * tiny, 0.25, 0.0], np.float32)
+    later = np.array([0.0, 0.25, 0.0], np.float32)
+    model = Scale(gain=p0)
+    model, state = opt.update(model, Scale(gain=first), opt.init(model))  # allocating: the optimizer's own arrays
+    p, v = p0.copy(), first.copy()  # the unflushed rule in NumPy float32
+    p -= np.float32(0.1) * ((first + np.float32(0.9) * v) if nesterov else v)
+    for step in range(1, FLUSH_EVERY):  # updates number 1 .. FLUSH_EVERY - 1 (0-based): the flush comes after the last
+        if step == FLUSH_EVERY - 1:
+            assert 0 < state.velocity.gain[0] < tiny  # subnormal, not yet flushed
+        model, state = opt.update(model, Scale(gain=later), state, donate=donate)
+        v = np.float32(0.9) * v + later
+        p -= np.float32(0.1) * ((later + np.float32(0.9) * v) if nesterov else v)
+    assert 0 < v[0] < tiny and state.velocity.gain[0] == 0  # the rule alone: still subnormal; lamina: flushed
+    np.testing.assert_array_equal(state.velocity.gain[1:], v[1:])  # normal (and zero) entries untouched
+    np.testing.assert_array_equal(model.gain, p)  # the weights: bit for bit
+
+
+def test_flushing_keeps_nan_and_inf():
+    from lamina.optim.sgd import _flush_subnormals
+    tiny = np.finfo(np.float32).tiny
+    v = np.array([np.nan, np.inf, -np.inf, tiny / 2, -tiny / 4, tiny, -1.0, 0.0], np.float32)
+    _flush_subnormals(v)
+    np.testing.assert_array_equal(v, np.array([np.nan, np.inf, -np.inf, 0, 0, tiny, -1.0, 0.0], np.float32))
