@@ -66,9 +66,9 @@ CPU 10-100x more: Fashion-MNIST's epochs took 2.3x longer after the first. Such 
 moves no weight by anything a float32 weight can hold."""
 
 
-def _flush_subnormals(v: np.ndarray) -> None:
-    """v's subnormal entries set to 0, in place (NaN and inf stay)."""
-    np.multiply(v, np.abs(v) >= np.finfo(v.dtype).tiny, out=v)
+def _flush_subnormals(v: np.ndarray, scratch: np.ndarray | None = None) -> None:
+    """v's subnormal entries set to 0, in place (NaN and inf stay); |v| goes into ``scratch`` if given."""
+    np.multiply(v, np.abs(v, out=scratch) >= np.finfo(v.dtype).tiny, out=v)
 
 
 BLOCK_BYTES = 512 * 1024
@@ -139,10 +139,7 @@ class SGD:
                 donated = self._donated(model, grads, state)  # new records: walk them once
             if donated is not None:
                 lr = float(self.learning_rate) if not callable(self.learning_rate) else self.rate(state.step)
-                self._step_in_place(lr, donated)
-                if donated.velocities is not None and (state.step + 1) % FLUSH_EVERY == 0:
-                    for v in donated.velocities:
-                        _flush_subnormals(v)
+                self._step_in_place(lr, donated, flush=(state.step + 1) % FLUSH_EVERY == 0)
                 next_state = SGDState(state.step + 1, state.velocity)
                 object.__setattr__(next_state, "donated", donated)
                 return model, next_state
@@ -212,8 +209,11 @@ class SGD:
                 _flush_subnormals(v)
         return new_ps, ([frozen_view(v) for v in vs] if m else vs)
 
-    def _step_in_place(self, lr, donated: _Donated):
-        """The same arithmetic as ``_step``, written into the buffers p and v through the scratch s (often g's own)."""
+    def _step_in_place(self, lr, donated: _Donated, flush: bool = False):
+        """The same arithmetic as ``_step``, written into the buffers p and v through the scratch s (often g's own).
+
+        ``flush``: v's subnormals are then set to 0 (FLUSH_EVERY), block by block while in cache.
+        """
         m, wd = float(self.momentum), float(self.weight_decay)
         for p, g, s, v, in_g in donated.steps:  # in_g: s is g's buffer, g is read through s
             if wd:
@@ -229,6 +229,8 @@ class SGD:
                 if not self.nesterov:
                     np.multiply(v, lr, out=s)   # lr d, with d = v
                     p -= s
+                    if flush:
+                        _flush_subnormals(v, scratch=s)
                     continue
                 if in_g:
                     s += m * v
@@ -236,6 +238,10 @@ class SGD:
                     np.multiply(v, m, out=s)
                     s += g                      # d = g + m v
                 s *= lr
+                p -= s
+                if flush:
+                    _flush_subnormals(v, scratch=s)
+                continue
             elif in_g:
                 s *= lr
             else:
