@@ -306,6 +306,12 @@ def report(threads, rounds, names, times, cpu, checks, rates, rss, rss_threads) 
     header = ["workload", "estimator", "lamina / reference", "lamina / floor", "reference / floor"]
     if "torch" in names:
         header.append("lamina / torch")
+    pairs = [("lamina", "reference"), ("lamina", "floor"), ("reference", "floor")]
+    pairs += [("lamina", "torch")] if "torch" in names else []
+
+    def row(wl, label, ratio):
+        return [wl, label, *(f"{ratio(a, b):.2f}" for a, b in pairs)]
+
     rows = []
     for wl in times:
         quiet = min(range(rounds), key=lambda r: sum(v[r] for v in times[wl].values()))
@@ -314,27 +320,15 @@ def report(threads, rounds, names, times, cpu, checks, rates, rss, rss_threads) 
                                    lambda v: v[quiet]),
                                   ("median process CPU", cpu, med)):
             m = {n: fn(v) for n, v in source[wl].items()}
-            row = [wl, label, f"{m['lamina'] / m['reference']:.2f}", f"{m['lamina'] / m['floor']:.2f}",
-                   f"{m['reference'] / m['floor']:.2f}"]
-            if "torch" in names:
-                row.append(f"{m['lamina'] / m['torch']:.2f}")
-            rows.append(row)
+            rows.append(row(wl, label, lambda a, b: m[a] / m[b]))
         # each round's own ratio (its columns ran one after another, seconds apart), then the median:
         # a disturbance that lasts a round cancels out of that round's ratios
-        ratio = lambda a, b: med([x / y for x, y in zip(times[wl][a], times[wl][b])])
-        row = [wl, "median of the rounds' own ratios, wall", f"{ratio('lamina', 'reference'):.2f}",
-               f"{ratio('lamina', 'floor'):.2f}", f"{ratio('reference', 'floor'):.2f}"]
-        if "torch" in names:
-            row.append(f"{ratio('lamina', 'torch'):.2f}")
-        rows.append(row)
+        rows.append(row(wl, "median of the rounds' own ratios, wall",
+                        lambda a, b: med([x / y for x, y in zip(times[wl][a], times[wl][b])])))
         # the training step alone: each round's lamina epoch less fit's one-off check of x, timed right after it
         m = {n: med(v) for n, v in times[wl].items()}
         m["lamina"] = med([t - c for t, c in zip(times[wl]["lamina"], checks[wl]["data_check"])])
-        row = [wl, "median wall, lamina less fit's one-off data check", f"{m['lamina'] / m['reference']:.2f}",
-               f"{m['lamina'] / m['floor']:.2f}", f"{m['reference'] / m['floor']:.2f}"]
-        if "torch" in names:
-            row.append(f"{m['lamina'] / m['torch']:.2f}")
-        rows.append(row)
+        rows.append(row(wl, "median wall, lamina less fit's one-off data check", lambda a, b: m[a] / m[b]))
     out.append(table(header, rows))
     out += ["", "fit checks x once per call before training (dtype, shape, and NaN/inf in one BLAS pass over all of x); "
                 "on a one-epoch run that one-off is: " + "; ".join(

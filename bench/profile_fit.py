@@ -141,6 +141,7 @@ def _best(fn, number=100, repeat=7) -> float:
 def anatomy(workload, x, y):
     """Rows (part, µs per step): each piece of lamina's step and of the floor, timed alone on one real batch."""
     from lamina import layers
+    from lamina.layers.parameter import buffer_of
     w = H.WORKLOADS[workload]
     model, loss, opt = H.lamina_setup(workload)
     order = np.random.default_rng(H.SHUFFLE_SEED).permutation(len(x))
@@ -191,9 +192,9 @@ def anatomy(workload, x, y):
     if donate and _keyword(model.backward, "out"):
         _, grads = model.backward(cache, dy, input_grad=False, out=grads)
     saved = [np.array(g) for g in layers.parameters(grads)]
-    buffers = [g.base if g.base is not None else g for g in layers.parameters(grads)]
-    restore = (lambda: [np.copyto(b, s) for b, s in zip(buffers, saved)]) if all(
-        b.flags.writeable for b in buffers) else (lambda: None)
+    buffers = [buffer_of(g) for g in layers.parameters(grads)]
+    restore = ((lambda: [np.copyto(b, s) for b, s in zip(buffers, saved)]) if all(b is not None for b in buffers)
+               else (lambda: None))
     box = {"net": net, "state": state}
 
     def update():

@@ -39,15 +39,7 @@ class MLP:
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         """Inference: logits (n, k) for x (n, n_in)."""
-        a = x
-        last = len(self.weights) - 1
-        for l, (w, b) in enumerate(zip(self.weights, self.biases)):
-            z = a @ w
-            z += b
-            if l < last:
-                np.maximum(z, 0, out=z)
-            a = z
-        return a
+        return self.forward_train(x)[-1]
 
     def train_epoch(self, x, y, batch_size: int, rng: np.random.Generator, transform=None):
         """One epoch of mini-batch SGD in fit's batch order; returns (mean batch loss, training accuracy)."""

@@ -228,22 +228,17 @@ class SGD:
                 v += g                          # v = m v + g
                 if not self.nesterov:
                     np.multiply(v, lr, out=s)   # lr d, with d = v
-                    p -= s
-                    if flush:
-                        _flush_subnormals(v, scratch=s)
-                    continue
-                if in_g:
-                    s += m * v
                 else:
-                    np.multiply(v, m, out=s)
-                    s += g                      # d = g + m v
-                s *= lr
-                p -= s
-                if flush:
-                    _flush_subnormals(v, scratch=s)
-                continue
+                    if in_g:
+                        s += m * v
+                    else:
+                        np.multiply(v, m, out=s)
+                        s += g                  # d = g + m v
+                    s *= lr
             elif in_g:
                 s *= lr
             else:
                 np.multiply(g, lr, out=s)       # lr d, with d = g
             p -= s                              # p = p - lr d
+            if m and flush:                     # s is dead now: it holds |v|
+                _flush_subnormals(v, scratch=s)

@@ -257,26 +257,16 @@ def test_a_zero_gradient_is_no_error(gradient_record, value):
 # --- the helper catches mistakes -------------------------------------------------------------
 
 @attrs.frozen
-class WrongGain:
+class WrongGain(Scale):
     """Scale with a parameter gradient 1% too large."""
-
-    gain: np.ndarray = layers.param()
-
-    def forward(self, x):
-        return x * self.gain, x
 
     def backward(self, x, dy):
         return dy * self.gain, WrongGain(gain=(dy * x).sum(axis=0) * 1.01)
 
 
 @attrs.frozen
-class WrongInput:
+class WrongInput(Scale):
     """Scale whose input gradient forgets the gain."""
-
-    gain: np.ndarray = layers.param()
-
-    def forward(self, x):
-        return x * self.gain, x
 
     def backward(self, x, dy):
         return dy, WrongInput(gain=(dy * x).sum(axis=0))
