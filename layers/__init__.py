@@ -1,8 +1,10 @@
-"""lamina.layers: layer records, Sequence, shape checks, gradient checks, model files and error types."""
+"""lamina.layers: layer records, combinators, modes, shape and gradient checks, model files and error types."""
 
-from lamina.layers.activations import ReLU, Sigmoid, Tanh
+from lamina.layers.activations import GELU, Identity, LeakyReLU, ReLU, Sigmoid, Tanh
+from lamina.layers.concat import Concat
+from lamina.layers.combinator import Combinator
 from lamina.layers.dense import Dense
-from lamina.layers.errors import ModelFileError, ShapeError, StructureError
+from lamina.layers.errors import LayerError, ModelFileError, ShapeError, StructureError
 from lamina.layers.files import load, load_extra, save
 from lamina.layers.gradient_check import (
     GradientCheckError,
@@ -11,16 +13,30 @@ from lamina.layers.gradient_check import (
     gradient_errors,
     loss_gradient_error,
 )
+from lamina.layers.layer import Layer
+from lamina.layers.mode import EVAL, TRAIN, Mode
 from lamina.layers.multilayer import mlp
-from lamina.layers.parameter import param
+from lamina.layers.parameter import buffer, param
 from lamina.layers.registry import register
+from lamina.layers.residual import Residual
 from lamina.layers.sequence import Sequence
-from lamina.layers.tree import map_parameters, named_parameters, parameters
+from lamina.layers.tree import (
+    buffers,
+    map_buffers,
+    map_parameters,
+    named_buffers,
+    named_parameters,
+    parameters,
+    update_buffers,
+)
 
 __all__ = [
-    "Dense", "ReLU", "Sigmoid", "Tanh", "Sequence", "mlp", "param",
-    "ShapeError", "ModelFileError", "StructureError",
-    "parameters", "named_parameters", "map_parameters",
+    "Layer", "Mode", "TRAIN", "EVAL", "param", "buffer",
+    "Dense", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "GELU", "Identity",
+    "Sequence", "Residual", "Concat", "Combinator", "mlp",
+    "ShapeError", "LayerError", "ModelFileError", "StructureError",
+    "parameters", "named_parameters", "map_parameters", "buffers", "named_buffers", "map_buffers",
+    "update_buffers",
     "check_gradients", "check_loss_gradient", "gradient_errors", "loss_gradient_error",
     "GradientCheckError",
     "save", "load", "load_extra", "register",

@@ -1,9 +1,15 @@
-"""Element-wise activations: ReLU, Sigmoid, Tanh (no parameters, any shape)."""
+"""Element-wise activations: ReLU, LeakyReLU, Sigmoid, Tanh, GELU (tanh form), Identity; no parameters, any shape."""
 
 from __future__ import annotations
 
+import math
+
 import attrs
 import numpy as np
+
+from lamina.layers.layer import Layer
+from lamina.layers.mode import Mode
+from lamina.layers.registry import register
 
 
 def _dtype(y, dy) -> np.dtype:
@@ -11,36 +17,37 @@ def _dtype(y, dy) -> np.dtype:
     return dy.dtype if dy.dtype == y.dtype else np.result_type(y, dy)
 
 
-class _Elementwise:
-    """Shared plumbing: the output shape is the input shape; the cache is the output y.
+class _Elementwise(Layer):
+    """Shared plumbing: y = apply(x) element by element, the output shape is the input shape,
+    and dx = derivative(cache, dy), where the cache is what ``apply`` returns beside y."""
 
-    ``overwrite=True`` (given by a Sequence when the layer before made x and keeps no reference
-    to it, see layers/protocol.py) writes y into x's buffer instead of a new array.
-    """
+    __slots__ = ()
 
     def output_shape(self, input_shape):
         return input_shape
 
-    def __call__(self, x: np.ndarray, *, overwrite: bool = False) -> np.ndarray:
-        return self.apply(x, out=x if overwrite else None)
+    def forward(self, x: np.ndarray, mode: Mode):
+        return self.apply(x)
 
-    def forward(self, x: np.ndarray, *, overwrite: bool = False):
-        y = self.apply(x, out=x if overwrite else None)
-        return y, y
-
-    def backward(self, y: np.ndarray, dy: np.ndarray, *, input_grad: bool = True):
-        if dy.shape != y.shape:
+    def backward(self, cache, dy: np.ndarray, mode: Mode):
+        if dy.shape != self.shape_of(cache):
             raise ValueError(f"{self!r}.backward: the output gradient has shape {dy.shape}, "
-                             f"the output had {y.shape}")
-        return (self.derivative(y, dy) if input_grad else None), self
+                             f"the output had {self.shape_of(cache)}")
+        return (self.derivative(cache, dy) if mode.input_grad else None), self
+
+    @staticmethod
+    def shape_of(cache):
+        return cache.shape
 
 
+@register
 @attrs.frozen
 class ReLU(_Elementwise):
     """y = max(x, 0)."""
 
-    def apply(self, x, out=None):
-        return np.maximum(x, 0, out=out)
+    def apply(self, x):
+        y = np.maximum(x, 0)
+        return y, y
 
     def derivative(self, y, dy):
         """dx = dy where y > 0, else 0."""
@@ -49,15 +56,37 @@ class ReLU(_Elementwise):
         return dx
 
 
+def _check_slope(layer, attribute, value) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)) or not math.isfinite(value):
+        raise ValueError(f"LeakyReLU: negative_slope must be a finite number, got {value!r}")
+
+
+@register
+@attrs.frozen
+class LeakyReLU(_Elementwise):
+    """y = x where x > 0, else negative_slope * x (``torch.nn.LeakyReLU``)."""
+
+    negative_slope: float = attrs.field(default=0.01, validator=_check_slope)
+
+    def apply(self, x):
+        return np.where(x > 0, x, x * x.dtype.type(self.negative_slope)), x
+
+    def derivative(self, x, dy):
+        """dx = dy where x > 0, else negative_slope * dy."""
+        return np.where(x > 0, dy, dy * dy.dtype.type(self.negative_slope)).astype(_dtype(x, dy), copy=False)
+
+
+@register
 @attrs.frozen
 class Sigmoid(_Elementwise):
     """y = 1 / (1 + exp(-x)), computed from exp(-|x|) so it never overflows."""
 
-    def apply(self, x, out=None):
+    def apply(self, x):
         e = np.exp(-np.abs(x))
-        numerator = np.where(x >= 0, 1, e)  # read x before out (which may be x) is written
+        numerator = np.where(x >= 0, 1, e)
         e += 1
-        return np.divide(numerator, e, out=out)
+        y = np.divide(numerator, e, out=e)
+        return y, y
 
     def derivative(self, y, dy):
         """dx = dy * y * (1 - y)."""
@@ -67,12 +96,14 @@ class Sigmoid(_Elementwise):
         return dx
 
 
+@register
 @attrs.frozen
 class Tanh(_Elementwise):
     """y = tanh(x)."""
 
-    def apply(self, x, out=None):
-        return np.tanh(x, out=out)
+    def apply(self, x):
+        y = np.tanh(x)
+        return y, y
 
     def derivative(self, y, dy):
         """dx = dy * (1 - y**2)."""
@@ -80,3 +111,43 @@ class Tanh(_Elementwise):
         np.subtract(1, dx, out=dx)
         dx *= dy
         return dx
+
+
+SQRT_2_OVER_PI = math.sqrt(2 / math.pi)
+GELU_CUBIC = 0.044715
+
+
+@register
+@attrs.frozen
+class GELU(_Elementwise):
+    """y = x/2 (1 + tanh(u)), u = sqrt(2/pi) (x + 0.044715 x^3): the tanh form,
+    ``torch.nn.functional.gelu(x, approximate="tanh")`` (torch's own default is the erf form)."""
+
+    def __repr__(self) -> str:
+        return 'GELU(approximate="tanh")'
+
+    def apply(self, x):
+        t = np.tanh(SQRT_2_OVER_PI * (x + GELU_CUBIC * x * x * x))
+        return 0.5 * x * (1 + t), (x, t)
+
+    def derivative(self, cache, dy):
+        """dx = dy (1/2 (1 + t) + x/2 (1 - t^2) sqrt(2/pi) (1 + 3 * 0.044715 x^2))."""
+        x, t = cache
+        slope = 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * SQRT_2_OVER_PI * (1 + 3 * GELU_CUBIC * x * x)
+        return dy * slope
+
+    @staticmethod
+    def shape_of(cache):
+        return cache[0].shape
+
+
+@register
+@attrs.frozen
+class Identity(_Elementwise):
+    """y = x."""
+
+    def apply(self, x):
+        return x, x
+
+    def derivative(self, x, dy):
+        return dy

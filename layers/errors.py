@@ -17,7 +17,7 @@ class ShapeError(ValueError):
     ``path`` names the layer (``layers[2].layers[0]``), ``layer`` is its short repr,
     ``expected`` and ``received`` are per-sample shapes (batch axis left out) or text, and
     ``source`` is what gave the received shape (``layers[1] ReLU``, or None for the input).
-    A ``Sequence`` fills in ``path`` and ``source`` as the error passes through it.
+    Every combinator fills in ``path`` and ``source`` as the error passes through it.
     """
 
     def __init__(self, layer: str, expected, received, *, path: str = "", source: str | None = None):
@@ -26,7 +26,7 @@ class ShapeError(ValueError):
         self.path, self.source = path, source
 
     def within(self, step: str, source: str | None) -> "ShapeError":
-        """Prefix the path with ``step`` (and the source, if it has one) as the error leaves a Sequence."""
+        """Prefix the path with ``step`` (and the source, if it has one) as the error leaves a combinator."""
         self.path = f"{step}.{self.path}" if self.path else step
         self.source = source if self.source is None else f"{step}.{self.source}"
         return self
@@ -40,6 +40,21 @@ class ShapeError(ValueError):
             gives = "got" if described else "the input is"
         expects = self.expected if isinstance(self.expected, str) else f"input {format_shape(self.expected)}"
         return f"{where} expects {expects}, but {gives} {format_shape(self.received)}"
+
+
+class LayerError(ValueError):
+    """A layer refuses what it was given (a setting, a batch, a mode); a combinator adds the layer's path as it passes."""
+
+    def __init__(self, layer: str, problem: str, *, path: str = ""):
+        super().__init__(layer, problem)
+        self.layer, self.problem, self.path = layer, problem, path
+
+    def within(self, step: str, source: str | None = None) -> "LayerError":
+        self.path = f"{step}.{self.path}" if self.path else step
+        return self
+
+    def __str__(self) -> str:
+        return f"{self.path} {self.layer}: {self.problem}" if self.path else f"{self.layer}: {self.problem}"
 
 
 class ModelFileError(ValueError):

@@ -8,7 +8,7 @@ A file is a stored ZIP (see ``stored_zip.py``) whose members are, in this order:
 
 The manifest is UTF-8 JSON with sorted keys and no NaN or infinity:
 
-    {"format": "lamina.model_file", "version": 1, "kind": "model",
+    {"format": "lamina.model_file", "version": 2, "kind": "model",
      "records": {"model": NODE, ...}, "extra": {...}}
 
 and a NODE is one of
@@ -40,13 +40,15 @@ import numpy as np
 
 from lamina.layers.atomic import write_atomically
 from lamina.layers.errors import ModelFileError
-from lamina.layers.parameter import FLOAT_DTYPES, is_param
+from lamina.layers.parameter import FLOAT_DTYPES, is_array_field
 from lamina.layers.registry import NAME, registered_class, registered_name, registered_names
 from lamina.layers.stored_zip import (MAX_ARCHIVE_BYTES, MAX_MEMBERS, archive_size, npy_header, read_array,
                                       quote, read_directory, read_member, write_archive)
 
 FORMAT = "lamina.model_file"
-VERSION = 1
+VERSION = 2
+"""2 (lamina 0.2): buffers (layers.buffer()) and the optimizer-chain states; a version 1 file (0.1) still loads its model."""
+READABLE = (1, 2)
 MANIFEST = "lamina.json"
 MAX_MANIFEST_BYTES = 64 << 20
 MAX_DEPTH = 64                  # nodes inside nodes: a Sequence level takes two (field, tuple item)
@@ -115,8 +117,8 @@ def _encode(value, where: str, arrays: dict, depth: int):
     if type(value) is tuple:
         return {"tuple": [_encode(item, f"{where}[{i}]", arrays, depth + 1) for i, item in enumerate(value)]}
     if isinstance(value, np.ndarray):
-        raise _Problem(f"{where} holds an array in a field that is not a parameter; declare the field with "
-                       f"layers.param()")
+        raise _Problem(f"{where} holds an array in a field that is neither a parameter nor a buffer; declare "
+                       f"the field with layers.param() or layers.buffer()")
     raise _Problem(f"{where} holds a {_type_name(value)}; a model file holds records, parameters "
                    f"(layers.param()), tuples, None, bool, int, float and str")
 
@@ -132,10 +134,10 @@ def _encode_record(record, where: str, arrays: dict, depth: int) -> dict:
         if not field.init:                  # derived by the constructor
             continue
         value, at = getattr(record, field.name), f"{where}.{field.name}"
-        if is_param(field):
+        if is_array_field(field):
             if not isinstance(value, np.ndarray) or value.dtype not in FLOAT_DTYPES:
-                raise _Problem(f"{at} is a parameter holding {_type_name(value)} "
-                               f"{getattr(value, 'dtype', '')}; parameters are float32 or float64 arrays")
+                raise _Problem(f"{at} is a parameter or buffer holding {_type_name(value)} "
+                               f"{getattr(value, 'dtype', '')}; they are float32 or float64 arrays")
             arrays[at] = value
             fields[field.name] = {"array": {"dtype": value.dtype.name, "shape": list(value.shape)}}
         else:
@@ -280,8 +282,8 @@ def _parse_manifest(data: bytes) -> tuple[dict, dict[str, list[ArraySpec]]]:
     if version > VERSION:
         raise _Problem(f"the file is in format version {version}, newer than this lamina reads "
                        f"(version {VERSION}); upgrade lamina to load it")
-    if version != VERSION:
-        raise _Problem(f"unknown format version {version}; this lamina reads version {VERSION}")
+    if version not in READABLE:
+        raise _Problem(f"unknown format version {version}; this lamina reads versions {list(READABLE)}")
     if set(manifest) != TOP_KEYS:
         raise _Problem(_differ("the manifest", TOP_KEYS, set(manifest)))
     kind, records, extra = manifest["kind"], manifest["records"], manifest["extra"]
@@ -307,7 +309,8 @@ def _build(node, where: str, arrays: dict):
     if "tuple" in node:
         return tuple(_build(item, f"{where}[{i}]", arrays) for i, item in enumerate(node["tuple"]))
     if "array" in node:
-        raise _Problem(f"{where} holds an array, but only a parameter field (layers.param()) may")
+        raise _Problem(f"{where} holds an array, but only a parameter or buffer field (layers.param(), "
+                       f"layers.buffer()) may")
     return _build_record(node, where, arrays)
 
 
@@ -329,9 +332,9 @@ def _build_record(node: dict, where: str, arrays: dict):
     for field in init:
         child, at = stored[field.name], f"{where}.{field.name}"
         holds_array = type(child) is dict and set(child) == {"array"}
-        if is_param(field) and not holds_array:
-            raise _Problem(f"{at} is a parameter of {name}, but the file holds no array there")
-        kwargs[field.alias] = arrays[at] if holds_array and is_param(field) else _build(child, at, arrays)
+        if is_array_field(field) and not holds_array:
+            raise _Problem(f"{at} is a parameter or buffer of {name}, but the file holds no array there")
+        kwargs[field.alias] = arrays[at] if holds_array and is_array_field(field) else _build(child, at, arrays)
     try:
         return cls(**kwargs)
     except Exception as error:  # any refusal by the class's own validation

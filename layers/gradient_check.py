@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from lamina.layers.tree import map_parameters, named_parameters, parameters, replace_parameters
+from lamina.layers.layer import check_layer
+from lamina.layers.mode import Mode
+from lamina.layers.tree import map_buffers, map_parameters, named_parameters, parameters, replace_parameters
 
 
 class GradientCheckError(AssertionError):
@@ -18,8 +20,8 @@ class GradientCheckError(AssertionError):
 
 
 def as_float64(record):
-    """The same record with every parameter cast to float64."""
-    return map_parameters(lambda p: p.astype(np.float64), record)
+    """The same record with every parameter and buffer cast to float64."""
+    return map_buffers(lambda b: b.astype(np.float64), map_parameters(lambda p: p.astype(np.float64), record))
 
 
 def relative_error(analytic: np.ndarray, numeric: np.ndarray) -> float:
@@ -41,22 +43,26 @@ def _numeric_gradient(f, value: np.ndarray, eps: float) -> np.ndarray:
     return grad
 
 
-def _forward(layer, x, seed):
-    if getattr(layer, "needs_rng", False):
-        return layer.forward(x, rng=np.random.default_rng(seed))
-    return layer.forward(x)
+def _mode(train: bool, seed: int) -> Mode:
+    """A fresh mode for every evaluation: the same seed draws the same dropout mask each time."""
+    return Mode(train=train, rng=np.random.default_rng(seed))
 
 
-def gradient_errors(layer, x, *, seed: int = 0, eps: float = 1e-6) -> dict[str, float]:
-    """Relative error of ``layer.backward`` for the input ("input") and each parameter (by path), in float64."""
+def gradient_errors(layer, x, *, train: bool = False, seed: int = 0, eps: float = 1e-6) -> dict[str, float]:
+    """Relative error of ``layer.backward`` for the input ("input") and each parameter (by path), in float64.
+
+    ``train`` runs both in training mode (batch statistics, dropout with the mask ``seed`` draws);
+    buffers are not checked (training updates them, no gradient does).
+    """
+    check_layer(layer)
     layer = as_float64(layer)
     x = np.asarray(x, dtype=np.float64)
-    y, cache = _forward(layer, x, seed)
+    y, cache = layer.forward(x, _mode(train, seed))
     r = np.random.default_rng(seed + 1).standard_normal(np.shape(y))
-    dx, grads = layer.backward(cache, r)
+    dx, grads = layer.backward(cache, r, _mode(train, seed))
 
     def loss_at(record, x_):
-        return float(np.sum(_forward(record, x_, seed)[0] * r))
+        return float(np.sum(record.forward(x_, _mode(train, seed))[0] * r))
 
     errors = {"input": relative_error(dx, _numeric_gradient(lambda v: loss_at(layer, v), x, eps))}
     arrays = parameters(layer)
@@ -80,9 +86,10 @@ def loss_gradient_error(loss, pred, target, *, eps: float = 1e-6) -> float:
     return relative_error(analytic, numeric)
 
 
-def check_gradients(layer, x, *, tol: float = 1e-6, seed: int = 0, eps: float = 1e-6) -> dict[str, float]:
+def check_gradients(layer, x, *, train: bool = False, seed: int = 0, tol: float = 1e-6,
+                    eps: float = 1e-6) -> dict[str, float]:
     """``gradient_errors``, raising ``GradientCheckError`` if any error exceeds ``tol``."""
-    errors = gradient_errors(layer, x, seed=seed, eps=eps)
+    errors = gradient_errors(layer, x, train=train, seed=seed, eps=eps)
     bad = {k: v for k, v in errors.items() if not v <= tol}
     if bad:
         lines = ", ".join(f"{k}: {v:.2e}" for k, v in bad.items())

@@ -1,38 +1,48 @@
-"""``param()``: the attrs field for a parameter array (read-only, compared by value)."""
+"""The array fields of a record: ``param()`` (trainable) and ``buffer()`` (updated by training, not by an optimizer).
+
+Both are stored read-only and compare by value. A writable array handed to a constructor is
+copied; a read-only one is taken as it is. Inside ``owning()`` (the training loop, which owns
+the arrays it trains) a writable array is taken as a read-only view without a copy, and the loop
+reaches the writable array behind it through ``owned_buffer``; no layer ever sees the
+difference.
+"""
 
 from __future__ import annotations
+
+import contextlib
+import contextvars
 
 import attrs
 import numpy as np
 
-PARAM = "lamina.param"
+KIND = "lamina.kind"
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+_OWNING = contextvars.ContextVar("lamina_owning", default=False)
 
 
 def frozen_array(value) -> np.ndarray:
-    """The parameter as a read-only float32/float64 array: a writable array is copied, a read-only one kept."""
+    """The value as a read-only float32/float64 array: a writable array is copied (viewed, inside ``owning()``), a read-only one kept."""
     array = value if type(value) is np.ndarray else np.asarray(value)
     if array.dtype.char not in "fd" or not array.dtype.isnative:  # native float32, float64
-        raise TypeError(f"a parameter must be a float32 or float64 array, got dtype {array.dtype}")
+        raise TypeError(f"a parameter or buffer must be a float32 or float64 array, got dtype {array.dtype}")
     if array.flags.writeable:
-        array = array.copy()
+        array = array.view() if _OWNING.get() else array.copy()
         array.setflags(write=False)
     return array
 
 
-def frozen_view(array: np.ndarray) -> np.ndarray:
-    """A read-only view of a freshly computed array, for a record to take without a copy.
+@contextlib.contextmanager
+def owning():
+    """Records built inside take writable arrays as read-only views (no copy): for the training loop only."""
+    token = _OWNING.set(True)
+    try:
+        yield
+    finally:
+        _OWNING.reset(token)
 
-    The array behind it stays writable: whoever the record is later donated to (``fit``, which
-    updates its own model in place) reaches it through ``buffer_of``.
-    """
-    view = array.view()
-    view.setflags(write=False)
-    return view
 
-
-def buffer_of(array: np.ndarray) -> np.ndarray | None:
-    """The writable array behind a ``frozen_view`` (the whole of it), or None."""
+def owned_buffer(array: np.ndarray) -> np.ndarray | None:
+    """The writable C-contiguous array behind a read-only view taken inside ``owning()`` (all of it), or None."""
     base = array.base
     if type(base) is np.ndarray and base.shape == array.shape and base.dtype == array.dtype:
         flags = base.flags
@@ -46,18 +56,33 @@ def array_repr(array: np.ndarray) -> str:
     return f"{array.dtype}{tuple(array.shape)}"
 
 
+def _array_field(kind: str, kwargs: dict):
+    metadata = {**kwargs.pop("metadata", {}), KIND: kind}
+    return attrs.field(converter=frozen_array, eq=attrs.cmp_using(eq=np.array_equal), hash=False,
+                       repr=array_repr, metadata=metadata, **kwargs)
+
+
 def param(**kwargs):
-    """A parameter field: read-only array, compared with ``np.array_equal``, shown as dtype and shape."""
-    metadata = {**kwargs.pop("metadata", {}), PARAM: True}
-    return attrs.field(
-        converter=frozen_array,
-        eq=attrs.cmp_using(eq=np.array_equal),
-        hash=False,
-        repr=array_repr,
-        metadata=metadata,
-        **kwargs,
-    )
+    """A trainable array field: read-only, compared with ``np.array_equal``, shown as dtype and shape."""
+    return _array_field("param", kwargs)
+
+
+def buffer(**kwargs):
+    """A non-trainable array field that training updates (running statistics): saved, never stepped by an optimizer.
+
+    In the record ``backward`` returns, a buffer field holds the buffer's new value.
+    """
+    return _array_field("buffer", kwargs)
+
+
+def field_kind(field: attrs.Attribute) -> str | None:
+    """'param', 'buffer' or None (any other field: static configuration)."""
+    return field.metadata.get(KIND)
 
 
 def is_param(field: attrs.Attribute) -> bool:
-    return field.metadata.get(PARAM, False)
+    return field.metadata.get(KIND) == "param"
+
+
+def is_array_field(field: attrs.Attribute) -> bool:
+    return KIND in field.metadata

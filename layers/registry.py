@@ -1,4 +1,4 @@
-"""The registry: the record classes a model file may name (the built-in layers plus the user's own).
+"""The registry: the record classes a model file may name (the built-in layers, registered where they are defined, plus the user's own).
 
 It is the one piece of global state in lamina, and only ever added to. A model file names each
 record by its registered name; loading looks the name up here and nowhere else, so a file can
@@ -11,9 +11,6 @@ import re
 
 import attrs
 
-from lamina.layers.activations import ReLU, Sigmoid, Tanh
-from lamina.layers.dense import Dense
-from lamina.layers.sequence import Sequence
 
 NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
@@ -68,6 +65,3 @@ def registered_names() -> list[str]:
     """Every registered name, sorted."""
     return sorted(_classes)
 
-
-for _builtin in (Dense, ReLU, Sigmoid, Tanh, Sequence):
-    register(_builtin)

@@ -1,9 +1,10 @@
-"""Walking records: a model is a tree whose leaves are the parameter fields.
+"""Walking records: a model is a tree whose leaves are its array fields (params and buffers).
 
-A field is walked when it is a parameter (declared with ``param()``), a record (an attrs
-instance), or a non-empty tuple of records (that is how a ``Sequence`` is walked). Fields with
-``init=False`` are derived by the constructor and never walked. Paths name places the way
-Python would reach them: ``layers[2].weight``.
+A field is walked when it is an array field (``param()`` or ``buffer()``), a record (an attrs
+instance), or a non-empty tuple of records (``Sequence.layers``). Fields with ``init=False``
+are derived by the constructor and never walked. Paths name places the way Python would reach
+them: ``layers[2].weight``. Everything that combines or transforms gradients sees params only;
+``named_buffers`` / ``map_buffers`` / ``update_buffers`` reach buffers.
 """
 
 from __future__ import annotations
@@ -15,18 +16,18 @@ import attrs
 import numpy as np
 
 from lamina.layers.errors import StructureError
-from lamina.layers.parameter import is_param
+from lamina.layers.parameter import field_kind
 
 
 @functools.lru_cache(maxsize=None)
-def _plan(cls: type) -> tuple[tuple[str, str, bool], ...]:
-    """(name, init alias, is parameter) of each init field of a record class, looked up once per class."""
-    return tuple((f.name, f.alias, is_param(f)) for f in attrs.fields(cls) if f.init)
+def _plan(cls: type) -> tuple[tuple[str, str, str | None], ...]:
+    """(name, init alias, 'param' | 'buffer' | None) of each init field of a record class, looked up once per class."""
+    return tuple((f.name, f.alias, field_kind(f)) for f in attrs.fields(cls) if f.init)
 
 
-def _kind(value, param: bool) -> str | None:
-    if param:
-        return "param"
+def _kind(value, array_kind: str | None) -> str | None:
+    if array_kind is not None:
+        return array_kind
     cls = type(value)
     if cls is tuple:
         if value and all(hasattr(type(v), "__attrs_attrs__") for v in value):
@@ -42,62 +43,71 @@ def _join(path: str, name: str) -> str:
 
 
 def _walked(record):
-    """(name, alias, kind, value) for each walked field: kind is 'param', 'record' or 'records'."""
-    for name, alias, param in _plan(type(record)):
+    """(name, alias, kind, value) for each walked field: kind is 'param', 'buffer', 'record' or 'records'."""
+    for name, alias, array_kind in _plan(type(record)):
         value = getattr(record, name)
-        kind = _kind(value, param)
+        kind = _kind(value, array_kind)
         if kind is not None:
             yield name, alias, kind, value
 
 
+def _named(record, kind: str, path: str) -> Iterator[tuple[str, np.ndarray]]:
+    for name, _, walked, value in _walked(record):
+        name = _join(path, name)
+        if walked == kind:
+            yield name, value
+        elif walked == "record":
+            yield from _named(value, kind, name)
+        elif walked == "records":
+            for i, child in enumerate(value):
+                yield from _named(child, kind, f"{name}[{i}]")
+
+
 def named_parameters(record, path: str = "") -> Iterator[tuple[str, np.ndarray]]:
     """(path, array) for every parameter, in field order (forward order for a Sequence)."""
-    for name, _, kind, value in _walked(record):
-        name = _join(path, name)
-        if kind == "param":
-            yield name, value
-        elif kind == "record":
-            yield from named_parameters(value, name)
-        else:
-            for i, child in enumerate(value):
-                yield from named_parameters(child, f"{name}[{i}]")
+    return _named(record, "param", path)
 
 
-def flatten(record) -> tuple[list[np.ndarray], tuple]:
-    """(parameter arrays in forward order, structure): equal structures mean same classes, shapes and dtypes."""
-    leaves: list[np.ndarray] = []
-    return leaves, _structure(record, leaves)
-
-
-def _structure(record, leaves: list) -> tuple:
-    """The structure of ``record`` (class, then per walked field), appending its parameters to ``leaves``."""
-    spec = [type(record)]
-    for name, _, param in _plan(type(record)):
-        value = getattr(record, name)
-        if param:
-            leaves.append(value)
-            spec.append((value.shape, value.dtype))
-            continue
-        kind = _kind(value, False)
-        if kind == "record":
-            spec.append(_structure(value, leaves))
-        elif kind == "records":
-            spec.append(tuple([_structure(child, leaves) for child in value]))
-    return tuple(spec)
+def named_buffers(record, path: str = "") -> Iterator[tuple[str, np.ndarray]]:
+    """(path, array) for every buffer (running statistics), in field order."""
+    return _named(record, "buffer", path)
 
 
 def parameters(record) -> list[np.ndarray]:
     """Every parameter array of a record, in forward order."""
-    return flatten(record)[0]
+    return [array for _, array in _named(record, "param", "")]
+
+
+def buffers(record) -> list[np.ndarray]:
+    """Every buffer array of a record, in forward order."""
+    return [array for _, array in _named(record, "buffer", "")]
+
+
+def flatten(record) -> tuple[list[np.ndarray], tuple]:
+    """(parameter arrays in forward order, structure)."""
+    return parameters(record), structure(record)
 
 
 def count_parameters(record) -> int:
     return sum(array.size for array in parameters(record))
 
 
+def structure(record) -> tuple:
+    """Classes, field names, and array shapes and dtypes: equal structures can be combined element by element."""
+    spec = [type(record)]
+    for name, _, kind, value in _walked(record):
+        if kind in ("param", "buffer"):
+            spec.append((name, kind, value.shape, value.dtype))
+        elif kind == "record":
+            spec.append((name, structure(value)))
+        else:
+            spec.append((name, tuple(structure(child) for child in value)))
+    return tuple(spec)
+
+
 def check_same_structure(a, b, path: str = "", names: tuple[str, str] = ("model", "gradients")) -> None:
     """Raise ``StructureError`` naming the first place where record trees ``a`` and ``b`` differ."""
-    if flatten(a)[1] == flatten(b)[1]:
+    if structure(a) == structure(b):
         return
     _find_difference(a, b, path, names)
     raise StructureError(f"at {path or 'the top'}: the {names[0]} and the {names[1]} "
@@ -113,11 +123,14 @@ def _find_difference(a, b, path, names) -> None:
     for name, _, kind, x in _walked(a):
         y = getattr(b, name)
         name = _join(path, name)
-        if kind == "param":
+        if kind in ("param", "buffer"):
             if not isinstance(y, np.ndarray) or x.shape != y.shape or x.dtype != y.dtype:
                 got = f"{y.dtype}{y.shape}" if isinstance(y, np.ndarray) else type(y).__name__
                 raise StructureError(f"at {name}: the {names[0]} has {x.dtype}{x.shape}, the {names[1]} has {got}")
         elif kind == "record":
+            if y is None or not attrs.has(type(y)):
+                raise StructureError(f"at {name}: the {names[0]} has {type(x).__name__}, "
+                                     f"the {names[1]} has {type(y).__name__}")
             _find_difference(x, y, name, names)
         else:
             if not isinstance(y, tuple) or len(x) != len(y):
@@ -125,27 +138,39 @@ def _find_difference(a, b, path, names) -> None:
                 raise StructureError(f"at {name}: the {names[0]} has {len(x)} layers, the {names[1]} has {got}")
             for i, (u, v) in enumerate(zip(x, y)):
                 _find_difference(u, v, f"{name}[{i}]", names)
+    for name, _, kind, y in _walked(b):  # a field walked in b but not in a (None against a record)
+        x = getattr(a, name)
+        if _kind(x, None) is None and kind in ("record", "records"):
+            raise StructureError(f"at {_join(path, name)}: the {names[0]} has {type(x).__name__}, "
+                                 f"the {names[1]} has {type(y).__name__}")
 
 
-def replace_parameters(record, arrays: Iterator[np.ndarray]):
-    """The record rebuilt through its constructors with the parameters taken in order from ``arrays``.
+def replace_arrays(record, arrays: Iterator[np.ndarray], kind: str = "param"):
+    """The record rebuilt through its constructors with its ``kind`` arrays taken in order from ``arrays``.
 
-    A record whose parameters all come back as the very same arrays is returned as it is.
+    A record whose arrays all come back as the very same objects is returned as it is.
     """
     changes, same = {}, True
-    for _, alias, kind, value in _walked(record):
-        if kind == "param":
+    for _, alias, walked, value in _walked(record):
+        if walked == kind:
             new = next(arrays)
-        elif kind == "record":
-            new = replace_parameters(value, arrays)
-        else:
-            new = tuple(replace_parameters(child, arrays) for child in value)
+        elif walked == "record":
+            new = replace_arrays(value, arrays, kind)
+        elif walked == "records":
+            new = tuple(replace_arrays(child, arrays, kind) for child in value)
             same = same and all(n is c for n, c in zip(new, value))
             changes[alias] = new
+            continue
+        else:
             continue
         same = same and new is value
         changes[alias] = new
     return record if same else attrs.evolve(record, **changes)
+
+
+def replace_parameters(record, arrays: Iterator[np.ndarray]):
+    """The record with its parameters taken in order from ``arrays``."""
+    return replace_arrays(record, arrays, "param")
 
 
 def map_parameters(fn: Callable[..., np.ndarray], record, *others):
@@ -153,4 +178,18 @@ def map_parameters(fn: Callable[..., np.ndarray], record, *others):
     for other in others:
         check_same_structure(record, other)
     columns = [parameters(record), *(parameters(o) for o in others)]
-    return replace_parameters(record, iter([fn(*row) for row in zip(*columns)]))
+    return replace_arrays(record, iter([fn(*row) for row in zip(*columns)]), "param")
+
+
+def map_buffers(fn: Callable[..., np.ndarray], record, *others):
+    """A new record with ``fn(b, *c)`` in place of each buffer ``b`` (``c`` from ``others`` at the same path)."""
+    for other in others:
+        check_same_structure(record, other)
+    columns = [buffers(record), *(buffers(o) for o in others)]
+    return replace_arrays(record, iter([fn(*row) for row in zip(*columns)]), "buffer")
+
+
+def update_buffers(model, grads):
+    """``model`` with its buffers taken from ``grads`` (the record ``backward`` returned: its buffer fields hold the new values)."""
+    check_same_structure(model, grads)
+    return replace_arrays(model, iter(buffers(grads)), "buffer")

@@ -13,7 +13,13 @@ import math
 import attrs
 import numpy as np
 
-from lamina.layers.parameter import buffer_of, frozen_view
+from lamina.layers.parameter import owned_buffer as buffer_of
+
+
+def frozen_view(array):
+    view = array.view()
+    view.setflags(write=False)
+    return view
 from lamina.layers.registry import register
 from lamina.layers.tree import check_same_structure, flatten, map_parameters, replace_parameters
 from lamina.optim.schedules import is_number

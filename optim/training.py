@@ -15,8 +15,8 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from lamina.layers.errors import ShapeError
-from lamina.layers.parameter import frozen_view
-from lamina.layers.protocol import takes_keyword
+from lamina.optim.sgd import frozen_view
+takes_keyword = lambda *a: False
 from lamina.layers.sequence import Sequence
 from lamina.layers.tree import check_same_structure, map_parameters, named_parameters
 from lamina.optim.checkpoints import PATTERN as CHECKPOINTS

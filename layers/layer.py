@@ -1,0 +1,153 @@
+"""The layer protocol: ``forward(x, mode) -> (y, cache)``, ``backward(cache, dy, mode) -> (dx, grads)``.
+
+``Layer`` is the optional base class: it gives ``__call__`` (inference, bit for bit
+``forward(x, EVAL)[0]`` without keeping a cache, in chunks of rows so memory stays bounded) and
+``output_shape`` (unknown). The entry checks of the outermost call live here too: a batch is
+cast to the model's dtype once and refused when non-numeric, empty or non-finite; nested layers
+never check again.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import warnings
+
+import attrs
+import numpy as np
+
+from lamina.layers.errors import ShapeError
+from lamina.layers.mode import EVAL, Mode
+
+ROWS_PER_CHUNK = 1024
+"""Inference runs in chunks of about this many rows (equal chunks, none smaller than half of it)."""
+
+_PROBE = Mode()
+
+
+def describe(layer) -> str:
+    """A short name for messages: the layer's ``describe()`` if it has one, else its repr or class name."""
+    own = getattr(layer, "describe", None)
+    if own is not None:
+        return own()
+    text = repr(layer)
+    return text if len(text) <= 60 else type(layer).__name__
+
+
+@functools.lru_cache(maxsize=None)
+def _protocol_problem(cls: type) -> str | None:
+    """What keeps ``cls`` from being a layer of protocol v2, or None (one look per class, to phrase the error)."""
+    for method, arguments in (("forward", ("x", "mode")), ("backward", ("cache", "dy", "mode"))):
+        function = getattr(cls, method, None)
+        if not callable(function):
+            return f"it has no {method}({', '.join(arguments)}) method"
+        try:
+            inspect.signature(function).bind(None, *arguments)
+        except TypeError:
+            return (f"its {method} does not take ({', '.join(arguments)}): lamina passes the mode to every layer "
+                    f"(protocol v2); write forward(self, x, mode) -> (y, cache) and backward(self, cache, dy, mode) "
+                    f"-> (dx, grads), reading mode.train and mode.rng where the layer needs them")
+        except ValueError:  # no signature to read (a builtin): trust it
+            pass
+    return None
+
+
+def check_layer(layer, where: str = "") -> None:
+    """TypeError when ``layer`` is not a layer record of the current protocol; ``where`` names its place."""
+    at = f"{where} " if where else ""
+    if not attrs.has(type(layer)):
+        raise TypeError(f"{at}must be a layer record (an attrs class with forward(x, mode) and "
+                        f"backward(cache, dy, mode)), got {type(layer).__name__}")
+    problem = _protocol_problem(type(layer))
+    if problem is not None:
+        raise TypeError(f"{at}{type(layer).__name__}: {problem}")
+
+
+def forward_of(layer):
+    """The layer's forward without entry checks (a combinator's own ``_forward``)."""
+    return getattr(layer, "_forward", None) or layer.forward
+
+
+def model_dtype(layer) -> np.dtype | None:
+    """The dtype a model computes in: its arrays' (None without any)."""
+    dtype = getattr(layer, "dtype", None)
+    if isinstance(dtype, np.dtype):
+        return dtype
+    from lamina.layers.tree import buffers, parameters
+    arrays = parameters(layer) + buffers(layer)
+    return arrays[0].dtype if arrays else None
+
+
+def first_nonfinite_row(x: np.ndarray) -> int | None:
+    """The first row holding NaN or inf, or None (one BLAS pass of column sums first; exact scan only if that is not finite)."""
+    if x.dtype.kind != "f":
+        return None
+    flat = x.reshape(len(x), -1)
+    with np.errstate(over="ignore", invalid="ignore"):
+        column_sums = np.ones(len(flat), x.dtype) @ flat
+    if np.isfinite(column_sums).all():
+        return None
+    bad = ~np.isfinite(flat).all(axis=1)
+    return int(np.argmax(bad)) if bad.any() else None
+
+
+def entry(layer, x, *, finite: bool = True, dtype: np.dtype | None = None) -> np.ndarray:
+    """The batch for the outermost call: numeric, non-empty, in the model's dtype (one cast), and (``finite``) scanned for NaN and inf."""
+    if type(x) is not np.ndarray:
+        x = np.asarray(x)
+    if x.dtype.kind not in "fiu":
+        raise TypeError(f"{describe(layer)}: the input must be an array of floats or integers, got dtype {x.dtype}")
+    if x.ndim == 0 or x.shape[0] == 0 or x.size == 0:
+        raise ShapeError(describe(layer), "a batch with at least one sample and one feature", str(x.shape))
+    dtype = dtype or model_dtype(layer) or (x.dtype if x.dtype.kind == "f" else np.dtype(np.float64))
+    if x.dtype != dtype:
+        x = x.astype(dtype)
+    if finite:
+        row = first_nonfinite_row(x)
+        if row is not None:
+            raise ValueError(f"model input row {row} holds NaN or inf; expected finite values")
+    return x
+
+
+def chunks(n: int, rows: int = ROWS_PER_CHUNK) -> list[slice]:
+    """Equal slices of range(n) of about ``rows`` each (one slice when n <= rows)."""
+    k = max(1, round(n / rows))
+    bounds = [n * i // k for i in range(k + 1)]
+    return [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+def infer(layer, x) -> np.ndarray:
+    """Inference on a whole input: ``forward(x, EVAL)[0]`` in chunks of rows, no cache kept.
+
+    The check for NaN and inf looks at the output, which is small: only when it is not finite is
+    the input scanned and a bad row named; a finite input with a non-finite output warns that the
+    model overflows.
+    """
+    check_layer(layer)
+    x = entry(layer, x, finite=False)
+    forward = forward_of(layer)
+    with np.errstate(over="ignore", invalid="ignore"):  # bad input is reported below, not as a warning
+        parts = [forward(x[part], EVAL)[0] for part in chunks(len(x))]
+    y = parts[0] if len(parts) == 1 else np.concatenate(parts)
+    if y.dtype.kind != "f" or not np.isfinite(y).all():  # (an integer output says nothing: scan)
+        row = first_nonfinite_row(x)
+        if row is not None:
+            raise ValueError(f"model input row {row} holds NaN or inf; expected finite values")
+        if y.dtype.kind == "f":
+            warnings.warn("the model's output holds NaN or inf for a finite input: the model overflows",
+                          RuntimeWarning, stacklevel=3)
+    return y
+
+
+class Layer:
+    """Optional base class of a layer: ``__call__`` as inference and ``output_shape`` unknown."""
+
+    __slots__ = ()
+
+    def __call__(self, x) -> np.ndarray:
+        """Inference: bit for bit ``forward(x, layers.EVAL)[0]``, in chunks, without keeping a cache."""
+        return infer(self, x)
+
+    def output_shape(self, input_shape):
+        """The per-sample output shape for a per-sample input shape; None: unknown."""
+        return None
