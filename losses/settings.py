@@ -33,13 +33,15 @@ def positive(name: str):
 def weights(name: str, *, number_ok: bool, some_positive: bool):
     """An attrs field for optional weights: None, a float (if ``number_ok``) or a read-only float64 array (k,).
 
-    Every weight must be finite and >= 0 (and, with ``some_positive``, not all 0). The field compares by value and is left out of the hash.
+    Every weight must be finite and >= 0 (and, with ``some_positive``, not all 0). The field compares by value and
+    is left out of the hash.
     """
     def validate(instance, attribute, value):
         loss = type(instance).__name__
         if value is None:
             return
-        if not (isinstance(value, np.ndarray) and value.ndim == 1 and len(value) > 0 or number_ok and isinstance(value, float)):
+        is_vector = isinstance(value, np.ndarray) and value.ndim == 1 and len(value) > 0
+        if not (is_vector or number_ok and isinstance(value, float)):
             what = "a number or a 1-D sequence of numbers" if number_ok else "a 1-D sequence of numbers, one per class"
             raise ValueError(f"{loss}: {name} must be {what}, got {value!r}")
         array = np.atleast_1d(value)
