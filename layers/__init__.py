@@ -1,9 +1,11 @@
 """lamina.layers: layer records, combinators, modes, shape and gradient checks, model files and error types."""
 
 from lamina.layers.activations import GELU, Identity, LeakyReLU, ReLU, Sigmoid, Tanh
+from lamina.layers.batch_norm import BatchNorm
 from lamina.layers.concat import Concat
 from lamina.layers.combinator import Combinator
 from lamina.layers.dense import Dense
+from lamina.layers.dropout import Dropout
 from lamina.layers.errors import LayerError, ModelFileError, ShapeError, StructureError
 from lamina.layers.files import load, load_extra, save
 from lamina.layers.gradient_check import (
@@ -14,6 +16,7 @@ from lamina.layers.gradient_check import (
     loss_gradient_error,
 )
 from lamina.layers.layer import Layer
+from lamina.layers.layer_norm import LayerNorm
 from lamina.layers.mode import EVAL, TRAIN, Mode
 from lamina.layers.multilayer import mlp
 from lamina.layers.parameter import buffer, param
@@ -33,6 +36,7 @@ from lamina.layers.tree import (
 __all__ = [
     "Layer", "Mode", "TRAIN", "EVAL", "param", "buffer",
     "Dense", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "GELU", "Identity",
+    "Dropout", "BatchNorm", "LayerNorm",
     "Sequence", "Residual", "Concat", "Combinator", "mlp",
     "ShapeError", "LayerError", "ModelFileError", "StructureError",
     "parameters", "named_parameters", "map_parameters", "buffers", "named_buffers", "map_buffers",
