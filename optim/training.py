@@ -278,7 +278,7 @@ def fit(model, loss, optimizer, x, y, *, epochs: int, batch_size: int, rng: np.r
                 with owning():
                     pred, value, grads = gradients(forward_of(net), net, loss, xb, yb, mode)
                     if not math.isfinite(value):
-                        raise diverged(run.epoch, b + 1, value, net, grads, xb, mode,
+                        raise diverged(run.epoch, b + 1, value, net, pred, grads, xb, mode,
                                        run._checkpoint and str(run._checkpoint))
                     net, state = update(net, grads, state)
                 running.loss_sum += value
