@@ -1,0 +1,177 @@
+"""The in-place update of a chain: what makes an optimizer fast, written once for every transform.
+
+The training loop owns its model and optimizer state: their arrays are read-only views over
+writable buffers (made inside ``layers.parameter.owning()``), and the gradients are dead after
+the step. ``update_in_place`` then writes the chain's arithmetic into those buffers:
+
+- the plan (each parameter's buffer, its state buffers, the transforms that apply to its path,
+  its blocks) is made once and kept in the state, reused while the same records come back;
+- a gradient's own buffer is the scratch the transforms overwrite (a copy when it has none, or
+  shares it with a parameter, a state array or another gradient);
+- a parameter larger than BLOCK_BYTES whose transforms are all element-wise goes block by block
+  (flat views of p, g and each state array): all the passes over one block are made before the
+  next, so the block stays in a core's L2 cache instead of each pass streaming the whole arrays
+  from memory;
+- every FLUSH_EVERY updates the state arrays' subnormal entries become 0, block by block after
+  the step, with |s| made in the dead scratch.
+
+The numbers are bit for bit those of the pure ``Chain.update``: the same transforms run on the
+same values (element-wise maths does not care where a block starts).
+"""
+
+from __future__ import annotations
+
+import attrs
+import numpy as np
+
+from lamina.layers.parameter import owned_buffer
+from lamina.layers.tree import buffers, check_same_structure, named_parameters, parameters, structure
+from lamina.optim.chain import ChainState, _applies, check_update, flush_due, flush_subnormals
+
+BLOCK_BYTES = 512 * 1024
+"""Parameters larger than this go in blocks of this size (tests patch it to reach the blocked path with small arrays)."""
+
+
+@attrs.define
+class _Piece:
+    """A parameter, or one block of it: the views the transforms work on."""
+
+    param: np.ndarray        # read-only view, handed to the transforms
+    target: np.ndarray       # the writable buffer (or block) the update is added to
+    states: list             # per applying transform: the tuple of its state buffers (or blocks)
+    span: slice | None       # the block's place in the flat gradient; None: the whole array
+
+
+@attrs.define
+class _Param:
+    path: str
+    buffer: np.ndarray
+    view: np.ndarray         # read-only, the whole parameter (for the whole-tree transforms)
+    transforms: list         # the per-array transforms that apply to this path, in order
+    pieces: list
+    scratch: np.ndarray | None = None   # made the first time a gradient brings no usable buffer of its own
+
+
+@attrs.define
+class _Plan:
+    model: object
+    states: tuple
+    structure: tuple
+    params: list
+    buffers: list            # the writable buffers behind the model's buffers (running statistics)
+    owned: frozenset         # ids of every buffer above and of the state buffers
+
+
+def _read_only(array: np.ndarray) -> np.ndarray:
+    view = array.view()
+    view.setflags(write=False)
+    return view
+
+
+def _blocks(size: int, itemsize: int) -> list[slice]:
+    block = max(BLOCK_BYTES // itemsize, 1)
+    return [slice(i, min(i + block, size)) for i in range(0, size, block)]
+
+
+def make_plan(chain, model, state: ChainState) -> _Plan | None:
+    """The plan for these records, or None when an array of the model or the state has no owned buffer."""
+    model_structure = structure(model)
+    for records in state.states:
+        for record in records:
+            if structure(record) != model_structure:
+                check_same_structure(model, record, names=("model", "optimizer state"))
+    named = list(named_parameters(model))
+    params = [owned_buffer(p) for _, p in named]
+    state_buffers = [[[owned_buffer(a) for a in parameters(record)] for record in records] for records in state.states]
+    model_buffers = [owned_buffer(b) for b in buffers(model)]
+    every = params + model_buffers + [b for records in state_buffers for column in records for b in column]
+    owned = frozenset(id(b) for b in every if b is not None)
+    if any(b is None for b in every) or len(owned) != len(every):
+        return None  # not owned, or two arrays share a buffer: the pure update
+    plan_params = []
+    for i, ((path, _), buffer) in enumerate(zip(named, params)):
+        transforms, columns, k = [], [], 0
+        for t in chain.array_transforms:
+            names = t.state_names
+            if _applies(t, path):
+                transforms.append(t)
+                columns.append(tuple(column[i] for column in state_buffers[k]) if names else ())
+            k += 1 if names else 0
+        whole = _Piece(param=_read_only(buffer), target=buffer, states=columns, span=None)
+        if buffer.nbytes <= BLOCK_BYTES or not all(getattr(t, "elementwise", False) for t in transforms):
+            pieces = [whole]
+        else:
+            flat = buffer.reshape(-1)
+            flat_states = [tuple(a.reshape(-1) for a in s) for s in columns]
+            pieces = [_Piece(param=_read_only(flat[span]), target=flat[span],
+                             states=[tuple(a[span] for a in s) for s in flat_states], span=span)
+                      for span in _blocks(buffer.size, buffer.itemsize)]
+        plan_params.append(_Param(path=path, buffer=buffer, view=whole.param, transforms=transforms, pieces=pieces))
+    return _Plan(model=model, states=state.states, structure=model_structure, params=plan_params,
+                 buffers=model_buffers, owned=owned)
+
+
+def _scratches(plan: _Plan, gs: list, grad_buffers: list) -> list:
+    """Per parameter, a writable array holding its gradient that nothing else uses: the gradient's own buffer, or a copy."""
+    taken = set(plan.owned) | {id(owned_buffer(b)) for b in grad_buffers}
+    out = []
+    for param, g in zip(plan.params, gs):
+        own = owned_buffer(g)
+        if own is None or id(own) in taken:
+            if param.scratch is None:
+                param.scratch = np.empty_like(param.buffer)
+            np.copyto(param.scratch, g)
+            own = param.scratch
+        taken.add(id(own))
+        out.append(own)
+    return out
+
+
+def update_in_place(chain, model, grads, state):
+    """``chain``'s update written into the owned buffers of ``model`` and ``state``: (the same model, the next state)."""
+    if not isinstance(state, ChainState):
+        return chain.update(model, grads, state)  # (which says what is wrong)
+    plan = state.plan
+    if plan is None or plan.model is not model or plan.states is not state.states:
+        if [len(s) for s in state.states] != [len(t.state_names) for t in chain.stateful]:
+            return chain.update(model, grads, state)  # (which says what is wrong)
+        plan = make_plan(chain, model, state)
+        if plan is None:
+            return chain.update(model, grads, state)
+    if structure(grads) != plan.structure:
+        check_same_structure(model, grads)
+    step = state.step
+    grad_buffers = buffers(grads)
+    gs = _scratches(plan, parameters(grads), grad_buffers)
+    for target, new in zip(plan.buffers, grad_buffers):   # running statistics: taken, not stepped
+        if new is not target:
+            np.copyto(target, new)
+    for t in chain.tree_transforms:
+        chosen = [i for i, param in enumerate(plan.params) if _applies(t, param.path)]
+        out = t.update([gs[i] for i in chosen], [plan.params[i].view for i in chosen], step)
+        for i, g in zip(chosen, out):
+            if g is not gs[i]:
+                np.copyto(gs[i], g)
+    flush = flush_due(step)
+    for param, g in zip(plan.params, gs):
+        flat = g.reshape(-1) if len(param.pieces) > 1 else g
+        for piece in param.pieces:
+            scratch = flat if piece.span is None else flat[piece.span]
+            u = scratch
+            for t, s in zip(param.transforms, piece.states):
+                u, new = t.update(u, s, piece.param, step)
+                for a, b in zip(s, new):
+                    if b is not a:
+                        np.copyto(a, b)
+                if any(u is a for a in s):  # a later transform may overwrite the update: not the state
+                    np.copyto(scratch, u)
+                    u = scratch
+            check_update(u, piece.param, param.path)
+            piece.target += u
+            if flush:  # after the step; the scratch is dead now and holds |s|
+                for s in piece.states:
+                    for a in s:
+                        flush_subnormals(a, scratch=scratch)
+    next_state = ChainState(step=step + 1, states=state.states)
+    object.__setattr__(next_state, "plan", plan)
+    return model, next_state
