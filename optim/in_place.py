@@ -24,7 +24,7 @@ from __future__ import annotations
 import attrs
 import numpy as np
 
-from lamina.layers.parameter import owned_buffer
+from lamina.layers.parameter import owned_buffer, owning
 from lamina.layers.tree import buffers, check_same_structure, named_parameters, parameters, structure
 from lamina.optim.chain import ChainState, _applies, check_update, flush_due, flush_subnormals
 
@@ -175,3 +175,22 @@ def update_in_place(chain, model, grads, state):
     next_state = ChainState(step=step + 1, states=state.states)
     object.__setattr__(next_state, "plan", plan)
     return model, next_state
+
+
+def owned(value):
+    """``value`` (a record, a tuple of them, a ChainState) rebuilt with every array copied into a fresh writable buffer,
+    held through a read-only view: what the training loop trains in place (``owned_buffer`` finds the buffers).
+    """
+    with owning():
+        return _owned(value)
+
+
+def _owned(value):
+    if isinstance(value, np.ndarray):
+        return value.copy()
+    if type(value) is tuple:
+        return tuple(_owned(v) for v in value)
+    if attrs.has(type(value)):
+        changes = {f.alias: _owned(getattr(value, f.name)) for f in attrs.fields(type(value)) if f.init}
+        return attrs.evolve(value, **changes)
+    return value
