@@ -146,7 +146,7 @@ class Chain:
         flush = flush_due(step)
         new_ps = []
         for i, (path, p) in enumerate(named):
-            u, k = gs[i], 0
+            u, k, own, made = gs[i], 0, True, []
             for t in self.array_transforms:
                 names = t.state_names
                 if not _applies(t, path):       # its state stays as it is
@@ -155,15 +155,22 @@ class Chain:
                     k += 1 if names else 0
                     continue
                 s = tuple(np.array(column[i]) for column in columns[k]) if names else ()
-                u, s = t.update(u, s, p, step)
-                u = _not_a_state(u, s)
+                if not own:  # the last update is a state array: not to be overwritten
+                    factor = getattr(t, "factor", None)
+                    u, s = (np.multiply(u, factor(step)), s) if factor is not None else t.update(u.copy(), s, p, step)
+                else:
+                    u, s = t.update(u, s, p, step)
+                own = not any(u is a for a in s)
                 for j, a in enumerate(s):
-                    if flush:
-                        flush_subnormals(a)
-                    new_columns[k][j].append(frozen(np.asarray(a)))
+                    new_columns[k][j].append(a)
+                    made.append(a)
                 k += 1 if names else 0
             check_update(u, p, path)
             new_ps.append(frozen(p + u))
+            for a in made:  # after the step used them
+                if flush:
+                    flush_subnormals(a)
+                frozen(a)
         new_states = tuple(tuple(replace_arrays(record, iter(column))
                                  for record, column in zip(records, new_records))
                            for records, new_records in zip(state.states, new_columns))
@@ -196,11 +203,6 @@ def _innermost(t):
 def _applies(t, path: str) -> bool:
     applies = getattr(t, "applies", None)
     return True if applies is None else applies(path)
-
-
-def _not_a_state(u, s):
-    """The update, copied if a transform handed back one of its state arrays (a later one may overwrite it)."""
-    return u.copy() if any(u is a for a in s) else u
 
 
 def check_update(u, p, path: str) -> None:

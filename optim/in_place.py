@@ -21,10 +21,12 @@ same values (element-wise maths does not care where a block starts).
 
 from __future__ import annotations
 
+import functools
+
 import attrs
 import numpy as np
 
-from lamina.layers.parameter import owned_buffer, owning
+from lamina.layers.parameter import field_kind, owned_buffer, owning
 from lamina.layers.tree import buffers, check_same_structure, named_parameters, parameters, structure
 from lamina.optim.chain import ChainState, _applies, check_update, flush_due, flush_subnormals
 
@@ -48,6 +50,7 @@ class _Param:
     buffer: np.ndarray
     view: np.ndarray         # read-only, the whole parameter (for the whole-tree transforms)
     transforms: list         # the per-array transforms that apply to this path, in order
+    calls: list              # and their (update, factor or None)
     pieces: list
     scratch: np.ndarray | None = None   # made the first time a gradient brings no usable buffer of its own
 
@@ -60,6 +63,30 @@ class _Plan:
     params: list
     buffers: list            # the writable buffers behind the model's buffers (running statistics)
     owned: frozenset         # ids of every buffer above and of the state buffers
+    tree_transforms: tuple
+    checked: bool = False    # whether a gradient record's whole structure was checked against the model
+
+
+@functools.lru_cache(maxsize=None)
+def _fields(cls: type) -> tuple:
+    """(name, 'param' | 'buffer' | None) of each init field of a record class."""
+    return tuple((f.name, field_kind(f)) for f in attrs.fields(cls) if f.init)
+
+
+def _leaves(record, params: list, buffers: list) -> None:
+    """Append the record's parameter arrays and buffer arrays, in forward order, in one walk (as layers.tree walks)."""
+    for name, kind in _fields(type(record)):
+        value = getattr(record, name)
+        if kind == "param":
+            params.append(value)
+        elif kind == "buffer":
+            buffers.append(value)
+        elif type(value) is tuple:
+            if value and all(attrs.has(type(v)) for v in value):
+                for child in value:
+                    _leaves(child, params, buffers)
+        elif attrs.has(type(value)):
+            _leaves(value, params, buffers)
 
 
 def _read_only(array: np.ndarray) -> np.ndarray:
@@ -106,14 +133,17 @@ def make_plan(chain, model, state: ChainState) -> _Plan | None:
             pieces = [_Piece(param=_read_only(flat[span]), target=flat[span],
                              states=[tuple(a[span] for a in s) for s in flat_states], span=span)
                       for span in _blocks(buffer.size, buffer.itemsize)]
-        plan_params.append(_Param(path=path, buffer=buffer, view=whole.param, transforms=transforms, pieces=pieces))
+        plan_params.append(_Param(path=path, buffer=buffer, view=whole.param, transforms=transforms,
+                                  calls=[(t.update, getattr(t, "factor", None)) for t in transforms], pieces=pieces))
     return _Plan(model=model, states=state.states, structure=model_structure, params=plan_params,
-                 buffers=model_buffers, owned=owned)
+                 buffers=model_buffers, owned=owned, tree_transforms=chain.tree_transforms)
 
 
 def _scratches(plan: _Plan, gs: list, grad_buffers: list) -> list:
     """Per parameter, a writable array holding its gradient that nothing else uses: the gradient's own buffer, or a copy."""
-    taken = set(plan.owned) | {id(owned_buffer(b)) for b in grad_buffers}
+    taken = set(plan.owned)
+    if grad_buffers:
+        taken.update(id(owned_buffer(b)) for b in grad_buffers)
     out = []
     for param, g in zip(plan.params, gs):
         own = owned_buffer(g)
@@ -138,15 +168,21 @@ def update_in_place(chain, model, grads, state):
         plan = make_plan(chain, model, state)
         if plan is None:
             return chain.update(model, grads, state)
-    if structure(grads) != plan.structure:
-        check_same_structure(model, grads)
+    if not plan.checked:  # the first gradients of a plan are checked whole, later ones by their arrays
+        if structure(grads) != plan.structure:
+            check_same_structure(model, grads)
+        plan.checked = True
     step = state.step
-    grad_buffers = buffers(grads)
-    gs = _scratches(plan, parameters(grads), grad_buffers)
+    grad_params, grad_buffers = [], []
+    _leaves(grads, grad_params, grad_buffers)
+    if len(grad_params) != len(plan.params) or len(grad_buffers) != len(plan.buffers) or any(
+            g.shape != param.buffer.shape or g.dtype != param.buffer.dtype for g, param in zip(grad_params, plan.params)):
+        check_same_structure(model, grads)
+    gs = _scratches(plan, grad_params, grad_buffers)
     for target, new in zip(plan.buffers, grad_buffers):   # running statistics: taken, not stepped
         if new is not target:
             np.copyto(target, new)
-    for t in chain.tree_transforms:
+    for t in plan.tree_transforms:
         chosen = [i for i, param in enumerate(plan.params) if _applies(t, param.path)]
         out = t.update([gs[i] for i in chosen], [plan.params[i].view for i in chosen], step)
         for i, g in zip(chosen, out):
@@ -157,16 +193,22 @@ def update_in_place(chain, model, grads, state):
         flat = g.reshape(-1) if len(param.pieces) > 1 else g
         for piece in param.pieces:
             scratch = flat if piece.span is None else flat[piece.span]
-            u = scratch
-            for t, s in zip(param.transforms, piece.states):
-                u, new = t.update(u, s, piece.param, step)
-                for a, b in zip(s, new):
-                    if b is not a:
-                        np.copyto(a, b)
-                if any(u is a for a in s):  # a later transform may overwrite the update: not the state
+            u, own = scratch, True
+            for (update, factor), s in zip(param.calls, piece.states):
+                if not own:  # the last update is a state array: into the scratch before anything overwrites it
+                    if factor is not None:
+                        u, own = np.multiply(u, factor(step), out=scratch), True
+                        continue
                     np.copyto(scratch, u)
                     u = scratch
-            check_update(u, piece.param, param.path)
+                u, new = update(u, s, piece.param, step)
+                if new is not s:
+                    for a, b in zip(s, new):
+                        if b is not a:
+                            np.copyto(a, b)
+                own = not any(u is a for a in s)
+            if u is not scratch and own:
+                check_update(u, piece.param, param.path)
             piece.target += u
             if flush:  # after the step; the scratch is dead now and holds |s|
                 for s in piece.states:

@@ -7,8 +7,11 @@ A **per-array transform** is written for one array, as JAX's ``optimizers.py`` w
 
 ``update`` may overwrite ``grad`` and the arrays of ``state`` (they are its own: the pure update of
 the chain hands it copies, the in-place path the owned buffers or blocks of them); it must not
-write ``param``, and the update it returns must not be one of its state arrays (a later
-transform may overwrite it: write it into ``grad``). ``state_names`` names the state arrays.
+write ``param``. The update it returns is ``grad`` (overwritten), a new array, or one of its
+state arrays as they are (momentum's trace: no copy); in the last case the chain copies it
+before a later transform may overwrite it, and a transform that only multiplies by a number
+(it has ``factor(step)``) writes the product straight into the scratch instead.
+``state_names`` names the state arrays.
 ``elementwise = True`` declares that the update of each entry depends on that entry alone (and
 on scalars), so the in-place path may run it on blocks of the arrays; anything else (a norm of
 the whole array) keeps the default False and always sees whole arrays.

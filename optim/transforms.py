@@ -45,9 +45,8 @@ class Trace(Transform):
         t += g                          # t = decay t + g
         if self.nesterov:
             g += self.decay * t         # u = g + decay t
-        else:
-            np.copyto(g, t)             # u = t (in g: a later transform may overwrite it)
-        return g, state
+            return g, state
+        return t, state                 # u = t (the chain copies it before anything overwrites it)
 
 
 @attrs.frozen(repr=False)
@@ -141,21 +140,27 @@ class ScaleByLearningRate(Transform):
                              f"expected a finite number >= 0")
         return float(lr)
 
+    def factor(self, step: int) -> float:
+        return -self.rate(step)
+
     def update(self, g, state, p, step):
-        g *= -self.rate(step)
+        g *= self.factor(step)
         return g, state
 
 
 @attrs.frozen(repr=False)
 class Scale(Transform):
-    """u = factor * g."""
+    """u = by * g."""
 
     name: ClassVar[str] = "scale"
     elementwise: ClassVar[bool] = True
-    factor: float = attrs.field(validator=hyper.non_negative)
+    by: float = attrs.field(validator=hyper.non_negative)
+
+    def factor(self, step: int) -> float:
+        return float(self.by)
 
     def update(self, g, state, p, step):
-        g *= self.factor
+        g *= float(self.by)
         return g, state
 
 
