@@ -15,7 +15,8 @@ from lamina.optim.transform import TreeTransform
 def squared_norm(g: np.ndarray) -> float:
     """Σ g², as a Python float: BLAS's dot in g's dtype, redone in float64 if float32 overflowed."""
     flat = g.reshape(-1)
-    square = float(np.dot(flat, flat))
+    with np.errstate(over="ignore"):
+        square = float(np.dot(flat, flat))
     if not math.isfinite(square) and flat.dtype != np.float64 and np.isfinite(flat).all():
         wide = flat.astype(np.float64)
         square = float(np.dot(wide, wide))
