@@ -135,8 +135,11 @@ class Chain:
         step = state.step
         named = list(named_parameters(model))
         ps = [p for _, p in named]
-        gs = [np.array(g) for g in parameters(grads)]       # the transforms' own copies
-        for t in self.tree_transforms:
+        tree = self.tree_transforms
+        gs = parameters(grads)
+        if tree:  # they scale the gradients in place: copies of their own
+            gs = [np.array(g) for g in gs]
+        for t in tree:
             chosen = [i for i, (path, _) in enumerate(named) if _applies(t, path)]
             out = t.update([gs[i] for i in chosen], [ps[i] for i in chosen], step)
             for i, g in zip(chosen, out):
@@ -146,7 +149,7 @@ class Chain:
         flush = flush_due(step)
         new_ps = []
         for i, (path, p) in enumerate(named):
-            u, k, own, made = gs[i], 0, True, []
+            u, k, own, made = gs[i], 0, bool(tree), []   # own: the update may be overwritten
             for t in self.array_transforms:
                 names = t.state_names
                 if not _applies(t, path):       # its state stays as it is
@@ -155,12 +158,15 @@ class Chain:
                     k += 1 if names else 0
                     continue
                 s = tuple(np.array(column[i]) for column in columns[k]) if names else ()
-                if not own:  # the last update is a state array: not to be overwritten
-                    factor = getattr(t, "factor", None)
-                    u, s = (np.multiply(u, factor(step)), s) if factor is not None else t.update(u.copy(), s, p, step)
+                factor = getattr(t, "factor", None)
+                if not own and factor is not None:  # the gradient or a state array times a number: a new array
+                    u, own = np.multiply(u, factor(step)), True
                 else:
+                    if not own and getattr(t, "writes_grad", True):
+                        u, own = u.copy(), True
+                    given = u
                     u, s = t.update(u, s, p, step)
-                own = not any(u is a for a in s)
+                    own = (own or u is not given) and not any(u is a for a in s)
                 for j, a in enumerate(s):
                     new_columns[k][j].append(a)
                     made.append(a)
@@ -181,9 +187,10 @@ class Chain:
         """The update written into the buffers behind ``model``'s and ``state``'s arrays; see in_place.py.
 
         ``model`` and ``state`` hold read-only views over writable buffers the caller owns (made
-        inside ``layers.parameter.owning()``); ``grads`` is dead after the call. Returns the same
-        model record and a state holding the same records, bit for bit what ``update`` gives.
-        Anything not owned: the pure ``update``.
+        inside ``layers.parameter.owning()``, e.g. ``optim.in_place.owned``); ``grads`` is read,
+        never written. Returns the same model record and a state holding the same records (the
+        model's buffers copied from ``grads``), bit for bit what ``update`` gives. Anything not
+        owned, or two arrays sharing a buffer: the pure ``update``.
         """
         from lamina.optim.in_place import update_in_place
         return update_in_place(self, model, grads, state)

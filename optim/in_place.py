@@ -1,19 +1,21 @@
 """The in-place update of a chain: what makes an optimizer fast, written once for every transform.
 
 The training loop owns its model and optimizer state: their arrays are read-only views over
-writable buffers (made inside ``layers.parameter.owning()``), and the gradients are dead after
-the step. ``update_in_place`` then writes the chain's arithmetic into those buffers:
+writable buffers (made inside ``layers.parameter.owning()``, e.g. by ``owned``).
+``update_in_place`` writes the chain's arithmetic into those buffers:
 
 - the plan (each parameter's buffer, its state buffers, the transforms that apply to its path,
   its blocks) is made once and kept in the state, reused while the same records come back;
-- a gradient's own buffer is the scratch the transforms overwrite (a copy when it has none, or
-  shares it with a parameter, a state array or another gradient);
+- the gradients are only read (callbacks read them after the step): the transforms that
+  overwrite what they are handed get a copy in one small work array per dtype, shared by every
+  block so that it stays in cache; a scaling writes its product there directly, and a transform
+  declaring ``writes_grad = False`` reads the gradient itself;
 - a parameter larger than BLOCK_BYTES whose transforms are all element-wise goes block by block
   (flat views of p, g and each state array): all the passes over one block are made before the
   next, so the block stays in a core's L2 cache instead of each pass streaming the whole arrays
   from memory;
 - every FLUSH_EVERY updates the state arrays' subnormal entries become 0, block by block after
-  the step, with |s| made in the dead scratch.
+  the step, with |s| made in the work array.
 
 The numbers are bit for bit those of the pure ``Chain.update``: the same transforms run on the
 same values (element-wise maths does not care where a block starts).
@@ -42,6 +44,7 @@ class _Piece:
     target: np.ndarray       # the writable buffer (or block) the update is added to
     states: list             # per applying transform: the tuple of its state buffers (or blocks)
     span: slice | None       # the block's place in the flat gradient; None: the whole array
+    scratch: np.ndarray | None  # the chain's work array for this piece (shared by all pieces): the transforms overwrite it
 
 
 @attrs.define
@@ -50,9 +53,9 @@ class _Param:
     buffer: np.ndarray
     view: np.ndarray         # read-only, the whole parameter (for the whole-tree transforms)
     transforms: list         # the per-array transforms that apply to this path, in order
-    calls: list              # and their (update, factor or None)
+    calls: list              # and their (update, factor or None, writes_grad)
     pieces: list
-    scratch: np.ndarray | None = None   # made the first time a gradient brings no usable buffer of its own
+    full: np.ndarray | None = None   # a whole-parameter work array, made when the gradients must be copied first
 
 
 @attrs.define
@@ -124,37 +127,29 @@ def make_plan(chain, model, state: ChainState) -> _Plan | None:
                 transforms.append(t)
                 columns.append(tuple(column[i] for column in state_buffers[k]) if names else ())
             k += 1 if names else 0
-        whole = _Piece(param=_read_only(buffer), target=buffer, states=columns, span=None)
+        whole = _Piece(param=_read_only(buffer), target=buffer, states=columns, span=None, scratch=None)
         if buffer.nbytes <= BLOCK_BYTES or not all(getattr(t, "elementwise", False) for t in transforms):
             pieces = [whole]
         else:
             flat = buffer.reshape(-1)
             flat_states = [tuple(a.reshape(-1) for a in s) for s in columns]
             pieces = [_Piece(param=_read_only(flat[span]), target=flat[span],
-                             states=[tuple(a[span] for a in s) for s in flat_states], span=span)
+                             states=[tuple(a[span] for a in s) for s in flat_states], span=span, scratch=None)
                       for span in _blocks(buffer.size, buffer.itemsize)]
         plan_params.append(_Param(path=path, buffer=buffer, view=whole.param, transforms=transforms,
-                                  calls=[(t.update, getattr(t, "factor", None)) for t in transforms], pieces=pieces))
+                                  calls=[(t.update, getattr(t, "factor", None), getattr(t, "writes_grad", True))
+                                         for t in transforms], pieces=pieces))
+    # one work array per dtype, as large as the largest piece, shared by every piece: it stays in cache
+    largest = {}
+    for param in plan_params:
+        for piece in param.pieces:
+            largest[piece.target.dtype] = max(largest.get(piece.target.dtype, 0), piece.target.size)
+    work = {dtype: np.empty(size, dtype) for dtype, size in largest.items()}
+    for param in plan_params:
+        for piece in param.pieces:
+            piece.scratch = work[piece.target.dtype][:piece.target.size].reshape(piece.target.shape)
     return _Plan(model=model, states=state.states, structure=model_structure, params=plan_params,
                  buffers=model_buffers, owned=owned, tree_transforms=chain.tree_transforms)
-
-
-def _scratches(plan: _Plan, gs: list, grad_buffers: list) -> list:
-    """Per parameter, a writable array holding its gradient that nothing else uses: the gradient's own buffer, or a copy."""
-    taken = set(plan.owned)
-    if grad_buffers:
-        taken.update(id(owned_buffer(b)) for b in grad_buffers)
-    out = []
-    for param, g in zip(plan.params, gs):
-        own = owned_buffer(g)
-        if own is None or id(own) in taken:
-            if param.scratch is None:
-                param.scratch = np.empty_like(param.buffer)
-            np.copyto(param.scratch, g)
-            own = param.scratch
-        taken.add(id(own))
-        out.append(own)
-    return out
 
 
 def update_in_place(chain, model, grads, state):
@@ -178,39 +173,53 @@ def update_in_place(chain, model, grads, state):
     if len(grad_params) != len(plan.params) or len(grad_buffers) != len(plan.buffers) or any(
             g.shape != param.buffer.shape or g.dtype != param.buffer.dtype for g, param in zip(grad_params, plan.params)):
         check_same_structure(model, grads)
-    gs = _scratches(plan, grad_params, grad_buffers)
+    # the gradients are read, never written (callbacks read them after the step). A gradient in one of
+    # the buffers about to be written (a user layer handing back its parameter), or a whole-tree
+    # transform (it scales them), makes every gradient go into a whole copy of the chain's own first.
+    early = bool(plan.tree_transforms) or any(id(owned_buffer(g)) in plan.owned for g in grad_params)
+    if early:
+        for param, g in zip(plan.params, grad_params):
+            if param.full is None:
+                param.full = np.empty_like(param.buffer)
+            np.copyto(param.full, g)
     for target, new in zip(plan.buffers, grad_buffers):   # running statistics: taken, not stepped
         if new is not target:
             np.copyto(target, new)
     for t in plan.tree_transforms:
-        chosen = [i for i, param in enumerate(plan.params) if _applies(t, param.path)]
-        out = t.update([gs[i] for i in chosen], [plan.params[i].view for i in chosen], step)
-        for i, g in zip(chosen, out):
-            if g is not gs[i]:
-                np.copyto(gs[i], g)
+        chosen = [param for param in plan.params if _applies(t, param.path)]
+        out = t.update([param.full for param in chosen], [param.view for param in chosen], step)
+        for param, g in zip(chosen, out):
+            if g is not param.full:
+                np.copyto(param.full, g)
     flush = flush_due(step)
-    for param, g in zip(plan.params, gs):
-        flat = g.reshape(-1) if len(param.pieces) > 1 else g
+    for param, g in zip(plan.params, grad_params):
+        source = param.full if early else g
+        flat = source if len(param.pieces) == 1 else source.reshape(-1)
         for piece in param.pieces:
-            scratch = flat if piece.span is None else flat[piece.span]
-            u, own = scratch, True
-            for (update, factor), s in zip(param.calls, piece.states):
-                if not own:  # the last update is a state array: into the scratch before anything overwrites it
+            scratch = piece.scratch
+            if early:  # the copy is the chain's own: it may be overwritten
+                u, own = (flat if piece.span is None else flat[piece.span]), True
+            else:  # the caller's gradient: read only (a transform that writes gets a copy in the scratch)
+                u, own = (flat if piece.span is None else flat[piece.span]), False
+            for (update, factor, writes_grad), s in zip(param.calls, piece.states):
+                if not own:  # the gradient, or a state array: into the scratch before anything overwrites it
                     if factor is not None:
                         u, own = np.multiply(u, factor(step), out=scratch), True
                         continue
-                    np.copyto(scratch, u)
-                    u = scratch
+                    if writes_grad:
+                        np.copyto(scratch, u)
+                        u, own = scratch, True
+                given = u
                 u, new = update(u, s, piece.param, step)
                 if new is not s:
                     for a, b in zip(s, new):
                         if b is not a:
                             np.copyto(a, b)
-                own = not any(u is a for a in s)
+                own = (own or u is not given) and not any(u is a for a in s)
             if u is not scratch and own:
                 check_update(u, piece.param, param.path)
             piece.target += u
-            if flush:  # after the step; the scratch is dead now and holds |s|
+            if flush:  # after the step; the work array is free now and holds |s|
                 for s in piece.states:
                     for a in s:
                         flush_subnormals(a, scratch=scratch)

@@ -5,12 +5,14 @@ A **per-array transform** is written for one array, as JAX's ``optimizers.py`` w
     init(param) -> state                                  a tuple of arrays shaped like param
     update(grad, state, param, step) -> (update, state)   step: 0 for the first update
 
-``update`` may overwrite ``grad`` and the arrays of ``state`` (they are its own: the pure update of
-the chain hands it copies, the in-place path the owned buffers or blocks of them); it must not
-write ``param``. The update it returns is ``grad`` (overwritten), a new array, or one of its
-state arrays as they are (momentum's trace: no copy); in the last case the chain copies it
-before a later transform may overwrite it, and a transform that only multiplies by a number
-(it has ``factor(step)``) writes the product straight into the scratch instead.
+``update`` may overwrite the arrays of ``state`` (they are its own: the pure update of the
+chain hands it copies, the in-place path the owned buffers or blocks of them), and ``grad``
+unless it declares ``writes_grad = False`` (then the chain may hand it the caller's gradient
+itself, which must stay as it is, and saves a copy); it must not write ``param``. The update it
+returns is ``grad`` (overwritten), a new array, or one of its state arrays as they are
+(momentum's trace: no copy); the chain copies the last two kinds before a later transform may
+overwrite them, and a transform that only multiplies by a number (it has ``factor(step)``)
+writes the product straight into the chain's scratch instead.
 ``state_names`` names the state arrays.
 ``elementwise = True`` declares that the update of each entry depends on that entry alone (and
 on scalars), so the in-place path may run it on blocks of the arrays; anything else (a norm of
@@ -35,6 +37,7 @@ class Transform:
     name: ClassVar[str] = "transform"
     whole_tree: ClassVar[bool] = False
     elementwise: ClassVar[bool] = False
+    writes_grad: ClassVar[bool] = True
     state_names: ClassVar[tuple[str, ...]] = ()
 
     def init(self, param: np.ndarray) -> tuple:
@@ -89,6 +92,14 @@ class Masked(Transform):
     @property
     def state_names(self) -> tuple:
         return tuple(getattr(self.inner, "state_names", ()))
+
+    @property
+    def writes_grad(self) -> bool:
+        return getattr(self.inner, "writes_grad", True)
+
+    @property
+    def factor(self):
+        return getattr(self.inner, "factor", None)
 
     def applies(self, path: str) -> bool:
         inner = getattr(self.inner, "applies", None)

@@ -23,10 +23,12 @@ class AddDecayedWeights(Transform):
     name: ClassVar[str] = "add_decayed_weights"
     elementwise: ClassVar[bool] = True
     weight_decay: float = attrs.field(validator=hyper.non_negative)
+    writes_grad: ClassVar[bool] = False
 
     def update(self, g, state, p, step):
-        g += self.weight_decay * p
-        return g, state
+        u = p * self.weight_decay
+        u += g
+        return u, state
 
 
 @attrs.frozen(repr=False)
@@ -38,6 +40,10 @@ class Trace(Transform):
     state_names: ClassVar[tuple[str, ...]] = ("trace",)
     decay: float = attrs.field(validator=hyper.fraction)
     nesterov: bool = attrs.field(default=False, validator=hyper.boolean)
+
+    @property
+    def writes_grad(self) -> bool:
+        return self.nesterov
 
     def update(self, g, state, p, step):
         (t,) = state
@@ -60,6 +66,7 @@ class ScaleByAdam(Transform):
     name: ClassVar[str] = "scale_by_adam"
     elementwise: ClassVar[bool] = True
     state_names: ClassVar[tuple[str, ...]] = ("mu", "nu")
+    writes_grad: ClassVar[bool] = False
     b1: float = attrs.field(default=0.9, validator=hyper.fraction)
     b2: float = attrs.field(default=0.999, validator=hyper.fraction)
     eps: float = attrs.field(default=1e-8, validator=hyper.positive)
@@ -68,19 +75,19 @@ class ScaleByAdam(Transform):
         m, v = state
         b1, b2, t = float(self.b1), float(self.b2), step + 1
         c1, c2 = 1.0 - b1 ** t, 1.0 - b2 ** t
-        s = np.multiply(g, g)
+        s = np.multiply(g, g)           # g is only read: s is the one work array
         s *= 1.0 - b2
         v *= b2
         v += s                          # v = b2 v + (1 - b2) g²
         m *= b1
-        g *= 1.0 - b1
-        m += g                          # m = b1 m + (1 - b1) g
+        np.multiply(g, 1.0 - b1, out=s)
+        m += s                          # m = b1 m + (1 - b1) g
         # (m / c1) / (√v / √c2 + eps) = m / (√v (c1 / √c2) + eps c1): one pass fewer
         np.sqrt(v, out=s)
         s *= c1 / math.sqrt(c2)
         s += self.eps * c1
-        np.divide(m, s, out=g)
-        return g, state
+        np.divide(m, s, out=s)
+        return s, state
 
 
 @attrs.frozen(repr=False)
@@ -92,6 +99,7 @@ class ScaleByRms(Transform):
 
     name: ClassVar[str] = "scale_by_rms"
     elementwise: ClassVar[bool] = True
+    writes_grad: ClassVar[bool] = False
     alpha: float = attrs.field(default=0.99, validator=hyper.fraction)
     eps: float = attrs.field(default=1e-8, validator=hyper.positive)
     centered: bool = attrs.field(default=False, validator=hyper.boolean)
@@ -118,8 +126,8 @@ class ScaleByRms(Transform):
         else:
             np.sqrt(v, out=s)
         s += self.eps
-        g /= s
-        return g, state
+        np.divide(g, s, out=s)
+        return s, state
 
 
 @attrs.frozen(repr=False)
@@ -170,10 +178,10 @@ class SetToZero(Transform):
 
     name: ClassVar[str] = "set_to_zero"
     elementwise: ClassVar[bool] = True
+    writes_grad: ClassVar[bool] = False
 
     def update(self, g, state, p, step):
-        g.fill(0)
-        return g, state
+        return np.zeros_like(g), state
 
 
 add_decayed_weights = AddDecayedWeights

@@ -247,6 +247,18 @@ def test_the_flush_zeroes_subnormal_moments_in_both_paths():
     assert_bits_equal(arrays_of(*run_in_place(opt, model, grads)), arrays_of(*run_pure(opt, model, grads)))
 
 
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+def test_in_place_never_writes_the_gradients(name, monkeypatch):
+    """Callbacks read the gradients after the step: the in-place path reads them only (blocked or not)."""
+    monkeypatch.setattr(in_place, "BLOCK_BYTES", 40)
+    opt = OPTIMIZERS[name]
+    model, state = owned(mlp()), owned(opt.init(mlp()))
+    for g in gradient_stream(mlp(), 3):
+        mine = owned(g)
+        _, state = opt.update_in_place(model, mine, state)
+        assert_bits_equal(layers.parameters(mine), layers.parameters(g))
+
+
 def test_a_not_elementwise_transform_is_never_blocked(monkeypatch):
     @attrs.frozen(repr=False)
     class ScaleToUnitNorm(optim.Transform):
