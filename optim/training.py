@@ -15,12 +15,15 @@ from lamina.layers.errors import ShapeError
 from lamina.layers.layer import check_layer, chunks, forward_of, model_dtype
 from lamina.layers.mode import EVAL, Mode
 from lamina.layers.parameter import owning
-from lamina.layers.tree import check_same_structure, map_arrays
+from lamina.layers.tree import check_same_structure
 from lamina.optim.callbacks import HOOKS, BestModel, ProgressBar, Run
 from lamina.optim.checkpoints import PATTERN as CHECKPOINTS
 from lamina.optim.checkpoints import Checkpoint, load_checkpoint, remove_stale_temporaries, save_checkpoint
 from lamina.optim.checks import check_inputs, check_targets
+from lamina.optim.chain import Chain
 from lamina.optim.errors import NonFiniteLossError, TrainingInterrupted
+from lamina.optim.in_place import owned
+from lamina.optim.optimizer import Optimizer
 from lamina.optim.metrics import accuracy_rule
 from lamina.optim.signals import StopRequests
 from lamina.optim.step import diverged, first_nonfinite, gradients
@@ -44,12 +47,6 @@ class Running:
         if self.seen:
             shown["accuracy"] = f"{self.correct / self.seen:.4f}"
         return shown
-
-
-def own(record):
-    """A copy of ``record`` whose arrays the loop owns: read-only views over writable buffers (``owning``)."""
-    with owning():
-        return map_arrays(np.copy, record)
 
 
 def _n_outputs(model, x: np.ndarray, transform) -> int:
@@ -137,11 +134,8 @@ def _learning_rate(optimizer, state):
 
 
 def _update_in_place(optimizer):
-    """The optimizer's update for records the loop owns (bit for bit its pure update)."""
-    from lamina.optim.sgd import SGD
-    if isinstance(optimizer, SGD):
-        return lambda model, grads, state: optimizer.update(model, grads, state, donate=True)
-    return optimizer.update
+    """The optimizer's update for records the loop owns (bit for bit its pure update); a user's own optimizer: its update."""
+    return optimizer.update_in_place if isinstance(optimizer, (Chain, Optimizer)) else optimizer.update
 
 
 def fit(model, loss, optimizer, x, y, *, epochs: int, batch_size: int, rng: np.random.Generator,
@@ -211,7 +205,7 @@ def fit(model, loss, optimizer, x, y, *, epochs: int, batch_size: int, rng: np.r
             raise ValueError(f"fit: the checkpoint is at epoch {ckpt.epoch}, past epochs={epochs} "
                              f"(epochs is the total, counting the epochs before the checkpoint)")
         rng.bit_generator.state = ckpt.rng_state
-        run = Run(own(ckpt.model), own(ckpt.state), ckpt.history, epochs=epochs, batches=n_batches)
+        run = Run(owned(ckpt.model), owned(ckpt.state), ckpt.history, epochs=epochs, batches=n_batches)
         run._epoch0, run._position, run._running = ckpt.epoch, ckpt.position, Running(**ckpt.running)
         run._epoch_rng_state, run._resumed_from = ckpt.epoch_rng_state, ckpt.path
         if best is not None:
@@ -220,10 +214,8 @@ def fit(model, loss, optimizer, x, y, *, epochs: int, batch_size: int, rng: np.r
             if saved is not None and callable(getattr(callback, "load_state", None)):
                 callback.load_state(saved)
     else:
-        owned = own(model)
-        with owning():
-            state = optimizer.init(owned)
-        run = Run(owned, own(state), _new_history(accuracy is not None, validation is not None),
+        net = owned(model)
+        run = Run(net, owned(optimizer.init(net)), _new_history(accuracy is not None, validation is not None),
                   epochs=epochs, batches=n_batches)
         run._epoch0, run._position, run._running = 0, 0, Running()
         run._epoch_rng_state, run._resumed_from = None, None
