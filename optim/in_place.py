@@ -67,6 +67,7 @@ class _Plan:
     buffers: list            # the writable buffers behind the model's buffers (running statistics)
     owned: frozenset         # ids of every buffer above and of the state buffers
     tree_transforms: tuple
+    walk: tuple = ()         # how to reach each param and buffer of a record of this structure (_walk)
     checked: bool = False    # whether a gradient record's whole structure was checked against the model
 
 
@@ -76,20 +77,38 @@ def _fields(cls: type) -> tuple:
     return tuple((f.name, field_kind(f)) for f in attrs.fields(cls) if f.init)
 
 
-def _leaves(record, params: list, buffers: list) -> None:
-    """Append the record's parameter arrays and buffer arrays, in forward order, in one walk (as layers.tree walks)."""
+def _walk(record, path: tuple = ()) -> tuple:
+    """(is a param, (field or index, ...)) for each param and buffer of the record, in forward order."""
+    steps = []
     for name, kind in _fields(type(record)):
         value = getattr(record, name)
-        if kind == "param":
-            params.append(value)
-        elif kind == "buffer":
-            buffers.append(value)
+        if kind is not None:
+            steps.append((kind == "param", path + (name,)))
         elif type(value) is tuple:
             if value and all(attrs.has(type(v)) for v in value):
-                for child in value:
-                    _leaves(child, params, buffers)
+                for i, child in enumerate(value):
+                    steps.extend(_walk(child, path + (name, i)))
         elif attrs.has(type(value)):
-            _leaves(value, params, buffers)
+            steps.extend(_walk(value, path + (name,)))
+    return tuple(steps)
+
+
+def _leaves_along(record, walk: tuple, params: list, buffers: list) -> None:
+    """The arrays ``walk`` reaches in a record of the plan's structure (checked once per plan): no walk of the tree."""
+    for is_param, path in walk:
+        value = record
+        for key in path:
+            value = getattr(value, key) if type(key) is str else value[key]
+        (params if is_param else buffers).append(value)
+
+
+def _next_state(step: int, states: tuple, plan) -> ChainState:
+    """ChainState(step, states) with its plan, built without running the validators again (they held for ``states``)."""
+    state = object.__new__(ChainState)
+    object.__setattr__(state, "step", step)
+    object.__setattr__(state, "states", states)
+    object.__setattr__(state, "plan", plan)
+    return state
 
 
 def _read_only(array: np.ndarray) -> np.ndarray:
@@ -149,7 +168,7 @@ def make_plan(chain, model, state: ChainState) -> _Plan | None:
         for piece in param.pieces:
             piece.scratch = work[piece.target.dtype][:piece.target.size].reshape(piece.target.shape)
     return _Plan(model=model, states=state.states, structure=model_structure, params=plan_params,
-                 buffers=model_buffers, owned=owned, tree_transforms=chain.tree_transforms)
+                 buffers=model_buffers, owned=owned, tree_transforms=chain.tree_transforms, walk=_walk(model))
 
 
 def update_in_place(chain, model, grads, state):
@@ -169,14 +188,15 @@ def update_in_place(chain, model, grads, state):
         plan.checked = True
     step = state.step
     grad_params, grad_buffers = [], []
-    _leaves(grads, grad_params, grad_buffers)
+    _leaves_along(grads, plan.walk, grad_params, grad_buffers)
     if len(grad_params) != len(plan.params) or len(grad_buffers) != len(plan.buffers) or any(
             g.shape != param.buffer.shape or g.dtype != param.buffer.dtype for g, param in zip(grad_params, plan.params)):
         check_same_structure(model, grads)
     # the gradients are read, never written (callbacks read them after the step). A gradient in one of
     # the buffers about to be written (a user layer handing back its parameter), or a whole-tree
     # transform (it scales them), makes every gradient go into a whole copy of the chain's own first.
-    early = bool(plan.tree_transforms) or any(id(owned_buffer(g)) in plan.owned for g in grad_params)
+    owned = plan.owned  # (a view of a buffer, whatever its shape, has that buffer as its base)
+    early = bool(plan.tree_transforms) or any(id(g.base) in owned or id(g) in owned for g in grad_params)
     if early:
         for param, g in zip(plan.params, grad_params):
             if param.full is None:
@@ -192,6 +212,7 @@ def update_in_place(chain, model, grads, state):
             if g is not param.full:
                 np.copyto(param.full, g)
     flush = flush_due(step)
+    factors = {}  # each schedule asked once a step
     for param, g in zip(plan.params, grad_params):
         source = param.full if early else g
         flat = source if len(param.pieces) == 1 else source.reshape(-1)
@@ -204,7 +225,10 @@ def update_in_place(chain, model, grads, state):
             for (update, factor, writes_grad), s in zip(param.calls, piece.states):
                 if not own:  # the gradient, or a state array: into the scratch before anything overwrites it
                     if factor is not None:
-                        u, own = np.multiply(u, factor(step), out=scratch), True
+                        value = factors.get(factor)
+                        if value is None:
+                            value = factors[factor] = factor(step)
+                        u, own = np.multiply(u, value, out=scratch), True
                         continue
                     if writes_grad:
                         np.copyto(scratch, u)
@@ -223,9 +247,7 @@ def update_in_place(chain, model, grads, state):
                 for s in piece.states:
                     for a in s:
                         flush_subnormals(a, scratch=scratch)
-    next_state = ChainState(step=step + 1, states=state.states)
-    object.__setattr__(next_state, "plan", plan)
-    return model, next_state
+    return model, _next_state(step + 1, state.states, plan)
 
 
 def owned(value):
