@@ -79,7 +79,7 @@ def run(args, load, title: str) -> float:
     (x_train, y_train), (x_test, y_test) = load()
     rng = np.random.default_rng(args.seed)
     if args.val_fraction:
-        (x_val, y_val), (x_train, y_train) = data.split(x_train, y_train, args.val_fraction, rng)
+        (x_train, y_train), (x_val, y_val) = data.split(x_train, y_train, args.val_fraction, rng)
     else:
         x_val, y_val = x_test, y_test
     n_classes = int(y_train.max()) + 1

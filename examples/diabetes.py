@@ -46,7 +46,7 @@ def main(argv=None) -> dict:
 
     x, y, names = load()
     rng = np.random.default_rng(args.seed)
-    (x_test, y_test), (x_train, y_train) = data.split(x, y, 0.2, rng)
+    (x_train, y_train), (x_test, y_test) = data.split(x, y, 0.2, rng)
     mean, std = x_train.mean(axis=0), x_train.std(axis=0)
     y_mean, y_std = y_train.mean(), y_train.std()
     scale_x = lambda v: (v - mean) / std

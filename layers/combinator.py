@@ -107,8 +107,9 @@ class Combinator(Layer):
         for path, child in self.children():
             for array in parameters(child) + buffers(child):
                 counts.setdefault(array.dtype, []).append(path)
-        minority = min(counts, key=lambda d: len(counts[d]))
-        return f" ({', '.join(dict.fromkeys(counts[minority]))} {'is' if len(counts[minority]) == 1 else 'are'} {minority})"
+        minority = min(counts, key=lambda d: len(set(counts[d])))
+        paths = list(dict.fromkeys(counts[minority]))
+        return f" ({', '.join(paths)} {'is' if len(paths) == 1 else 'are'} {minority})"
 
     # ---- shared: shapes ----------------------------------------------------------------------------
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import attrs
 
+from lamina.layers.hints import KeywordHints
 from lamina.optim.chain import Chain
 
 
-class Optimizer:
+class Optimizer(KeywordHints):
     """Base of SGD, Adam, AdamW, RMSprop: init / update / update_in_place / rate of ``chain(*self.transforms())``.
 
     A subclass is an ``attrs.frozen`` record with a ``_chain`` field (init=False, eq=False,

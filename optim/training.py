@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import math
+import os
 import re
 import time
+import warnings
 from pathlib import Path
 
 import attrs
@@ -16,12 +18,12 @@ from lamina.layers.layer import check_layer, chunks, forward_of, model_dtype
 from lamina.layers.mode import EVAL, Mode
 from lamina.layers.parameter import owning
 from lamina.layers.tree import check_same_structure
-from lamina.optim.callbacks import HOOKS, BestModel, ProgressBar, Run
+from lamina.optim.callbacks import HOOKS, BestModel, DivergenceWatch, ProgressBar, Run
 from lamina.optim.checkpoints import PATTERN as CHECKPOINTS
 from lamina.optim.checkpoints import Checkpoint, load_checkpoint, remove_stale_temporaries, save_checkpoint
 from lamina.optim.checks import check_inputs, check_targets
 from lamina.optim.chain import Chain
-from lamina.optim.errors import NonFiniteLossError, TrainingInterrupted
+from lamina.optim.errors import NonFiniteLossError, TrainingInterrupted, TrainingWarning
 from lamina.optim.in_place import owned
 from lamina.optim.optimizer import Optimizer
 from lamina.optim.metrics import accuracy_rule
@@ -75,6 +77,32 @@ def _check_positive_int(name, value, allow_none=False, who="fit"):
         return
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise ValueError(f"{who}: {name} must be a positive int, got {value!r}")
+
+
+LARGE_INPUT = 64.0
+"""Inputs beyond this (in absolute value) are far outside what an initialisation for inputs of size ~1 expects."""
+
+
+def _warn_if_unscaled(x: np.ndarray, name: str = "x") -> None:
+    """A TrainingWarning when a sample of the rows of ``x`` holds values far beyond size ~1 (with a transform, the
+    batches are the transform's business: not checked)."""
+    sample = x[::max(1, len(x) // 2048)]
+    peak = float(np.abs(np.asarray(sample, dtype=np.float64)).max())
+    if peak > LARGE_INPUT:
+        warnings.warn(f"fit: {name} holds values up to {peak:g}, far outside the range the model's initialisation "
+                      f"expects (about -1 to 1): scale the inputs first, e.g. x / 255 for 0-255 pixels, or "
+                      f"fit(..., transform=data.Rescale(np.float32, 1/255)) for uint8 images", TrainingWarning,
+                      stacklevel=3)
+
+
+def _check_folder(folder: Path) -> None:
+    """The checkpoint folder exists (made now) and can be written, before the first batch."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise OSError(f"fit: cannot make the checkpoint folder {folder}: {error.strerror or error}") from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise PermissionError(f"fit: the checkpoint folder {folder} cannot be written")
 
 
 def evaluate(model, loss, x, y, batch_size: int = 1000, *, transform=None, threads: int | None = DEFAULT_THREADS) -> dict:
@@ -185,9 +213,12 @@ def fit(model, loss, optimizer, x, y, *, epochs: int, batch_size: int, rng: np.r
         if validation is not None:
             y_val = y_val.astype(dtype, copy=False)
     accuracy = accuracy_rule(loss, y)
+    if transform is None:
+        _warn_if_unscaled(x)
     settings = _settings(model, loss, optimizer, x, batch_size, transform)
     folder = Path(checkpoint) if checkpoint is not None else None
     if folder is not None:
+        _check_folder(folder)
         remove_stale_temporaries(folder)
         if resume is None and any(folder.glob(CHECKPOINTS)):
             raise FileExistsError(f"fit: {folder} holds checkpoints of another run; resume from it "
@@ -196,7 +227,8 @@ def fit(model, loss, optimizer, x, y, *, epochs: int, batch_size: int, rng: np.r
     n = len(x)
     n_batches = -(-n // batch_size)
     best = BestModel(keep_best, patience) if validation is not None and (keep_best or patience) else None
-    pieces = [piece for piece in (ProgressBar() if progress else None, best) if piece is not None]
+    pieces = [piece for piece in (ProgressBar() if progress else None, DivergenceWatch(optimizer), best)
+              if piece is not None]
     if resume is not None:
         ckpt = load_checkpoint(resume)
         ckpt.check_matches(settings, rng)
