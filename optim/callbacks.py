@@ -123,7 +123,7 @@ class DivergenceWatch:
     """Warns (``TrainingWarning``, once) when the loss climbs far above where it started: training is diverging.
 
     The mean loss of each window of ``window`` batches (by default a fifth of an epoch, 5 to 50) is
-    compared with the first batch's loss; ten times as large is divergence. Training goes on: the
+    compared with the first batch's loss; ten times as large (and larger by more than 1) is divergence. Training goes on: the
     warning names the likely cause.
     """
 
@@ -143,7 +143,7 @@ class DivergenceWatch:
         if self.count < self.window:
             return
         mean, self.sum, self.count = self.sum / self.count, 0.0, 0
-        if mean > self.factor * self.first or not math.isfinite(mean):
+        if mean > self.factor * self.first and mean > self.first + 1 or not math.isfinite(mean):
             from lamina.optim.errors import TrainingWarning
             rate = getattr(self.optimizer, "rate", None)
             step = getattr(getattr(run, "_state", None), "step", None)
