@@ -57,7 +57,7 @@ def main(argv=None) -> None:
         for s in settings:
             times[s].append(measured[s])
             ratios[s].append(measured[s] / measured[None])
-    print(f"## Monitor: recording overhead on one epoch of the main job\n")
+    print("## Monitor: recording overhead on one epoch of the main job\n")
     print("\n".join(machine_header()))
     print(f"\n784-256-10 ReLU, batch 64, SGD Nesterov 0.9 cosine lr 0.1, 60000 samples (938 batches), "
           f"{args.threads} BLAS thread(s), median of {args.rounds} rounds\n")

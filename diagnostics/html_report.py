@@ -206,7 +206,7 @@ def _confusion_section(matrix: np.ndarray) -> tuple:
     diagonal_max = max(int(np.diag(matrix).max()), 1)
     off = matrix - np.diag(np.diag(matrix))
     off_max = max(int(off.max()), 1)
-    head = "<tr><th>true \\ said</th>" + "".join(f"<th>{j}</th>" for j in range(k)) + "<th>accuracy</th></tr>"
+    head = "<tr><th style=\"white-space:nowrap\">true \\ said</th>" + "".join(f"<th>{j}</th>" for j in range(k)) + "<th>accuracy</th></tr>"
     rows = []
     for i in range(k):
         cells = []
@@ -287,10 +287,14 @@ def findings(history=None, records=None) -> list[tuple[bool, str]]:
                   for e, v in zip(records["epoch"], stats["update_ratio"]) if e == last and v is not None]
         if ratios:
             median = float(np.median(ratios))
+            rates = [r for r in (history or {}).get("learning_rate", []) if r is not None]
+            scheduled = len(rates) > 1 and rates[-1] < 0.1 * rates[0]
             verdict = (" (large next to the usual ~1e-3: if the loss jumps about, lower the learning rate)"
-                       if median > 3e-2 else " (tiny: the weights barely move)" if median < 1e-5 else "")
-            found.append((bool(verdict), f"Median update-to-weight ratio of the weight matrices in epoch {last}: "
-                                         f"{median:.2g}{verdict}."))
+                       if median > 3e-2 else "" if median >= 1e-4 else
+                       f" (small, as the schedule has lowered the learning rate from {rates[0]:.2g} to {rates[-1]:.2g})"
+                       if scheduled else " (tiny: the weights barely move)")
+            found.append((bool(verdict) and not (median < 1e-4 and scheduled),
+                          f"Median update-to-weight ratio of the weight matrices in epoch {last}: {median:.2g}{verdict}."))
     return found
 
 

@@ -64,11 +64,16 @@ def curves(history: dict) -> bytes:
     return _png(figure)
 
 
+def _marker(x) -> str:
+    """Dots on the points while there are few of them; a plain line through many."""
+    return "." if len(x) <= 40 else ""
+
+
 def _layer_lines(ax, x, columns: dict, statistic: str) -> bool:
     drawn = False
     for path, stats in columns.items():
         if statistic in stats:
-            ax.plot(x, _series(stats[statistic]), marker=".", label=f"{path} {stats.get('kind', '')}".strip())
+            ax.plot(x, _series(stats[statistic]), marker=_marker(x), label=f"{path} {stats.get('kind', '')}".strip())
             drawn = True
     return drawn
 
@@ -81,9 +86,11 @@ def unit_health(records: dict) -> bytes:
     _layer_lines(ax, x, records["layers"], "dead")
     for path, stats in records["layers"].items():
         if "saturated" in stats:
-            ax.plot(x, _series(stats["saturated"]), marker=".", linestyle="--",
+            ax.plot(x, _series(stats["saturated"]), marker=_marker(x), linestyle="--",
                     label=f"{path} {stats.get('kind', '')} (saturated)")
-    ax.set_ylim(-0.02, 1.02)
+    highest = np.nanmax([np.nanmax(_series(stats[key]), initial=0.0) for stats in records["layers"].values()
+                         for key in ("dead", "saturated") if key in stats], initial=0.0)
+    ax.set_ylim(0, min(1.0, max(0.1, 1.2 * highest)))
     ax.set_xlabel("epochs trained")
     ax.set_ylabel("fraction of units")
     ax.set_title("dead or saturated units (lower is better)", fontsize=10)
@@ -100,7 +107,7 @@ def activations(records: dict) -> bytes:
     ax = figure.subplots()
     for path, stats in records["layers"].items():
         mean, std = _series(stats["mean"]), _series(stats["std"])
-        line, = ax.plot(x, mean, marker=".", label=f"{path} {stats.get('kind', '')}")
+        line, = ax.plot(x, mean, marker=_marker(x), label=f"{path} {stats.get('kind', '')}")
         ax.fill_between(x, mean - std, mean + std, color=line.get_color(), alpha=0.15)
     ax.set_xlabel("epochs trained")
     ax.set_ylabel("output value")
@@ -115,7 +122,7 @@ def _log_lines(ax, x, columns: dict, statistic: str) -> None:
     for path, stats in columns.items():
         values = _series(stats[statistic])
         values[~(values > 0)] = np.nan  # a log axis shows no zeros (a bias at its start)
-        ax.plot(x, values, marker=".", label=path)
+        ax.plot(x, values, marker=_marker(x), label=path)
     ax.set_yscale("log")
     ax.set_xlabel("epochs trained")
     ax.grid(alpha=0.3)
@@ -131,8 +138,8 @@ def gradients(records: dict) -> bytes:
     top.set_title("gradient size per parameter", fontsize=10)
     top.legend(fontsize=7, ncol=2)
     _log_lines(bottom, x, records["parameters"], "update_ratio")
-    bottom.axhline(1e-3, color="black", linestyle=":", linewidth=1)
-    bottom.text(x[0] if len(x) else 0, 1e-3, " 1e-3: a typical healthy step", fontsize=8, va="bottom")
+    bottom.axhline(1e-3, color="black", linestyle=":", linewidth=1, label="1e-3: a typical healthy step")
+    bottom.legend(fontsize=7, ncol=2)
     bottom.set_ylabel("|update| / |weight|")
     bottom.set_title("size of each step, relative to the weight", fontsize=10)
     figure.tight_layout()

@@ -15,7 +15,6 @@ import pytest
 from test_report import trained
 
 from lamina import diagnostics
-from lamina.diagnostics.html_report import _number
 
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -33,31 +32,47 @@ def screenshots() -> Path:
 
 @pytest.fixture(scope="module")
 def chromium(tmp_path_factory):
-    """One headless Chromium with a fresh profile for the module's pages."""
+    """Headless Chromium, each with a fresh profile: {"phone": a touch screen 390 pixels wide, "desktop": ...}."""
     from playwright.sync_api import sync_playwright
     with sync_playwright() as playwright:
-        context = playwright.chromium.launch_persistent_context(
-            str(tmp_path_factory.mktemp("chromium-profile")), executable_path=CHROMIUM, headless=True, args=FLAGS)
-        yield context
-        context.close()
+        contexts = {
+            "phone": playwright.chromium.launch_persistent_context(
+                str(tmp_path_factory.mktemp("chromium-phone")), executable_path=CHROMIUM, headless=True, args=FLAGS,
+                viewport=PHONE, is_mobile=True, has_touch=True, device_scale_factor=2),
+            "desktop": playwright.chromium.launch_persistent_context(
+                str(tmp_path_factory.mktemp("chromium-desktop")), executable_path=CHROMIUM, headless=True,
+                args=FLAGS, viewport=DESKTOP),
+        }
+        yield contexts
+        for context in contexts.values():
+            context.close()
 
 
 class Opened:
     """A page with what the browser said while loading it."""
 
-    def __init__(self, context, path: Path, viewport: dict):
+    def __init__(self, context, path: Path):
         self.errors, self.requests = [], []
         self.page = context.new_page()
-        self.page.set_viewport_size(viewport)
         self.page.on("console", lambda message: self.errors.append(message.text) if message.type == "error" else None)
         self.page.on("pageerror", lambda error: self.errors.append(str(error)))
         self.page.on("request", lambda request: self.requests.append(request.url))
         self.page.goto(path.resolve().as_uri(), wait_until="load")
 
     def images(self) -> list[dict]:
-        return self.page.eval_on_selector_all("img", """images => images.map(i => ({
+        """Each picture as the browser has it: decoded (its pixels, not only its header), its sizes."""
+        return self.page.eval_on_selector_all("img", """images => Promise.all(images.map(async i => ({
             figure: i.dataset.figure, complete: i.complete, natural: i.naturalWidth, naturalHeight: i.naturalHeight,
-            width: i.getAttribute('width'), shown: i.getBoundingClientRect().width}))""")
+            width: i.getAttribute('width'), shown: i.getBoundingClientRect().width,
+            decoded: await i.decode().then(() => true, () => false),
+            lastRowOpaque: (() => {   // a picture cut short decodes only partly: its last rows stay transparent
+                const c = document.createElement('canvas');
+                c.width = i.naturalWidth; c.height = i.naturalHeight;
+                if (!c.width || !c.height) return false;
+                const g = c.getContext('2d'); g.drawImage(i, 0, 0);
+                const row = g.getImageData(0, c.height - 1, c.width, 1).data;
+                for (let k = 3; k < row.length; k += 4) if (row[k] !== 255) return false;
+                return true; })()})))""")
 
     def table(self, name: str) -> list[list[dict]]:
         """Each row's cells as the browser shows them: text and data-value."""
@@ -79,7 +94,7 @@ def full_report(tmp_path_factory):
 
 @pytest.mark.parametrize("name, viewport", [("phone", PHONE), ("desktop", DESKTOP)])
 def test_the_report_opens_cleanly_with_every_picture_decoded(chromium, full_report, screenshots, name, viewport):
-    opened = Opened(chromium, full_report, viewport)
+    opened = Opened(chromium[name], full_report)
     try:
         assert opened.errors == []
         assert opened.requests == [full_report.resolve().as_uri()]          # nothing fetched but the file
@@ -87,9 +102,10 @@ def test_the_report_opens_cleanly_with_every_picture_decoded(chromium, full_repo
         assert [i["figure"] for i in images] == ["curves", "units", "activations", "gradients", "histograms",
                                                  "filters", "mistakes", "saliency"]
         for image in images:
-            assert image["complete"] and image["natural"] > 0 and image["naturalHeight"] > 0, image
+            assert image["decoded"] and image["lastRowOpaque"] and image["complete"] and image["natural"] > 0 and image["naturalHeight"] > 0, image
             assert image["natural"] == int(image["width"]), image
             assert 0 < image["shown"] <= viewport["width"], image             # scaled to fit the screen
+        assert opened.page.evaluate("window.innerWidth") == viewport["width"]   # laid out for the screen's width
         overflow = opened.page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
         assert overflow <= 0                                                # no sideways scrolling of the page
         shot = screenshots / f"report-{name}.png"
@@ -101,7 +117,7 @@ def test_the_report_opens_cleanly_with_every_picture_decoded(chromium, full_repo
 
 def test_the_numbers_shown_are_the_recorded_ones(chromium, full_report):
     model, history, records, (x, y) = trained()
-    opened = Opened(chromium, full_report, DESKTOP)
+    opened = Opened(chromium["desktop"], full_report)
     try:
         epochs = sorted(set(records["epoch"]))
         for table, section, statistic in (("dead", "layers", "dead"), ("update_ratio", "parameters", "update_ratio")):
@@ -113,10 +129,10 @@ def test_the_numbers_shown_are_the_recorded_ones(chromium, full_report):
                 expected = dict(diagnostics.by_epoch(records, section, path, statistic))
                 for cell, epoch in zip(row[1:], epochs):
                     assert float(cell["value"]) == expected[epoch]
-                    assert cell["text"] == _number(expected[epoch])
+                    assert cell["text"] == f"{expected[epoch]:.4g}"
         history_rows = opened.table("history")
         assert [[c["text"] for c in row] for row in history_rows] == [
-            [str(e + 1), *(_number(history[k][e]) for k in ("loss", "accuracy", "val_loss", "val_accuracy"))]
+            [str(e + 1), *(f"{history[k][e]:.4g}" for k in ("loss", "accuracy", "val_loss", "val_accuracy"))]
             for e in range(len(history["loss"]))]
         # the confusion matrix against a count made here, sample by sample
         predicted = model(x).argmax(axis=1)
@@ -137,7 +153,7 @@ def test_the_numbers_shown_are_the_recorded_ones(chromium, full_report):
 def test_a_report_without_records_shows_what_is_missing(chromium, tmp_path, screenshots):
     model, history, _, test = trained()
     path = diagnostics.report(tmp_path / "r.html", model, history=history, data=test, image_shape=(28, 28))
-    opened = Opened(chromium, path, PHONE)
+    opened = Opened(chromium["phone"], path)
     try:
         assert opened.errors == []
         note = opened.page.inner_text("[data-missing]")
