@@ -42,6 +42,8 @@ def parser(description: str, default_out: str) -> argparse.ArgumentParser:
     p.add_argument("--resume", type=Path, default=None,
                    help="a checkpoint folder or file to resume from (and to go on checkpointing into)")
     p.add_argument("--plot", action="store_true", help="write training curves and a confusion matrix as PNG")
+    p.add_argument("--report", type=Path, default=None, metavar="HTML",
+                   help="record layer statistics while training and write an HTML report of the network there")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
     return p
 
@@ -62,6 +64,12 @@ def check_args(p: argparse.ArgumentParser, args: argparse.Namespace) -> argparse
         p.error("--keep-best and --patience choose by validation: give --val-fraction (the test set is not for choosing)")
     if any(n < 1 for n in args.hidden):
         p.error(f"--hidden sizes must be positive, got {args.hidden}")
+    if args.report is not None:  # before training, not after it
+        from lamina.diagnostics import check_output_path
+        try:
+            check_output_path(args.report, "--report")
+        except OSError as error:
+            p.error(str(error))
     return args
 
 
@@ -92,18 +100,41 @@ def run(args, load, title: str) -> float:
     checkpoint = args.checkpoint
     if checkpoint is None and args.resume is not None:  # a resumed run goes on checkpointing where it was
         checkpoint = args.resume if args.resume.is_dir() else args.resume.parent
+    monitor = diagnostics_monitor(args)
     model, history = optim.fit(
         model, loss, opt, x_train, y_train, epochs=args.epochs, batch_size=args.batch_size, rng=rng,
         validation=(x_val, y_val), progress=args.progress, checkpoint=checkpoint, resume=args.resume,
-        keep_best=args.keep_best, patience=args.patience, threads=args.threads)
+        keep_best=args.keep_best, patience=args.patience, threads=args.threads,
+        callbacks=[monitor] if monitor else [])
     test = optim.evaluate(model, loss, x_test, y_test, threads=args.threads)
     settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
-    layers.save(args.out, model, history=history, settings=settings, test=test)
+    layers.save(args.out, model, history=history, settings=settings, test=test,
+                **({"diagnostics": monitor.records} if monitor else {}))
     print(f"saved the model to {args.out} ({time.perf_counter() - t0:.1f} s in all)")
     if args.plot:
         plot(args.out, history, model, x_test, y_test, n_classes)
+    if monitor:
+        write_report(args.report, model, history, monitor.records, x_test, y_test, title)
     print(f"test accuracy: {test['accuracy']:.4f}")
     return test["accuracy"]
+
+
+def diagnostics_monitor(args):
+    """The layer-statistics recorder of --report (None without it)."""
+    if args.report is None:
+        return None
+    from lamina.diagnostics import Monitor
+    return Monitor()
+
+
+def write_report(path: Path, model, history: dict, records: dict, x_test, y_test, title: str) -> None:
+    """The HTML report of --report: training, layer statistics, and the test set's pictures."""
+    from lamina import diagnostics
+    side = int(np.sqrt(x_test.shape[1]))
+    image_shape = (side, side) if side * side == x_test.shape[1] else None
+    diagnostics.report(path, model, history=history, records=records, data=(x_test, y_test),
+                       image_shape=image_shape, title=f"{title}: what the network is doing")
+    print(f"wrote the report to {path} ({path.stat().st_size / 1e6:.2f} MB)")
 
 
 def plot(out: Path, history: dict, model, x_test, y_test, n_classes: int) -> None:
