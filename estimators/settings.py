@@ -21,12 +21,12 @@ REGRESSION_LOSSES = {"mse": losses.MSE, "huber": losses.Huber, "l1": losses.L1}
 WITH_MOMENTUM = ("sgd", "rmsprop")
 
 
-def choice(who: str, setting: str, value, table: dict):
+def choice(who: str, setting: str, value, table: dict, plural: str | None = None):
     """``table[value]``, or a ValueError that names the setting, what came and every valid name."""
     if isinstance(value, str) and value in table:
         return table[value]
     valid = ", ".join(repr(name) for name in table)
-    raise ValueError(f"{who}: unknown {setting} {value!r}; valid {setting}s are {valid}")
+    raise ValueError(f"{who}: unknown {setting} {value!r}; valid {plural or setting + 's'} are {valid}")
 
 
 def optimizer(who: str, name, learning_rate, momentum, weight_decay):
@@ -34,6 +34,8 @@ def optimizer(who: str, name, learning_rate, momentum, weight_decay):
     cls = choice(who, "optimizer", name, OPTIMIZERS)
     number(who, "learning_rate", learning_rate, positive=True)
     number(who, "momentum", momentum)
+    if momentum >= 1:
+        raise ValueError(f"{who}: momentum must be in [0, 1), got {momentum!r}")
     number(who, "weight_decay", weight_decay)
     settings = {"learning_rate": float(learning_rate), "weight_decay": float(weight_decay)}
     if name in WITH_MOMENTUM:
@@ -51,7 +53,7 @@ def activation(who: str, name):
 
 def regression_loss(who: str, name):
     """The regression loss record for a name."""
-    return choice(who, "loss", name, REGRESSION_LOSSES)()
+    return choice(who, "loss", name, REGRESSION_LOSSES, "losses")()
 
 
 def number(who: str, setting: str, value, *, positive: bool = False) -> None:
