@@ -51,12 +51,22 @@ def make_search(*, iterations: int = 12, folds: int = 3, epochs: int = 3, seed: 
                               random_state=seed, n_jobs=-1, refit=refit, error_score=np.nan)
 
 
+WORKER_ENVIRON = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}
+"""Dask's nannies set MALLOC_TRIM_THRESHOLD_ in their workers, which fixes glibc's mmap threshold at
+128 KiB: every parameter-sized array of a training step is then a fresh mmap, and a fit costs about
+twice the CPU (measured with bench/sweep.py). The LocalCluster leaves glibc's default; for workers
+of your own cluster put ``MALLOC_TRIM_THRESHOLD_: null`` under ``distributed.nanny.pre-spawn-environ``
+in their dask config."""
+
+
 def local_cluster(workers: int, dashboard: str | None = ":8787", host: str | None = None):
     """A dask LocalCluster of ``workers`` worker processes, one thread and one BLAS thread each."""
+    import dask
     from dask.distributed import LocalCluster
     one_thread = {name: "1" for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
-    return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host=host,
-                        dashboard_address=dashboard, env=one_thread)
+    with dask.config.set(WORKER_ENVIRON):
+        return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host=host,
+                            dashboard_address=dashboard, env=one_thread)
 
 
 class SchedulerUnreachable(ConnectionError):
@@ -77,6 +87,15 @@ def connect(address, timeout: float = 5.0):
     except Exception as error:  # something answered, but not as a dask scheduler does
         raise SchedulerUnreachable(f"cannot connect to a dask scheduler at {address}: what answered there does not "
                                    f"speak dask's protocol ({type(error).__name__}: {error})") from None
+
+
+def dashboard(client) -> str:
+    """The dashboard's address (served by the scheduler when bokeh is installed)."""
+    try:
+        import bokeh  # noqa: F401
+    except ImportError:
+        return f"{client.dashboard_link} (served only with bokeh: pip install -e '.[dask]')"
+    return client.dashboard_link
 
 
 def run(search, x, y, client=None):
@@ -182,7 +201,7 @@ def main(argv=None) -> int:
             client = connect(cluster, args.timeout)
         if client is not None:
             workers = len(client.scheduler_info(n_workers=-1)["workers"])
-            print(f"cluster: {client.scheduler.address}, {workers} workers; dashboard: {client.dashboard_link}")
+            print(f"cluster: {client.scheduler.address}, {workers} workers; dashboard: {dashboard(client)}")
         (x_train, y_train), (x_test, y_test) = data.mnist()
         x, y = x_train[:args.samples], y_train[:args.samples]
         search = make_search(iterations=args.iterations, folds=args.folds, epochs=args.epochs, seed=args.seed)
