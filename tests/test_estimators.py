@@ -21,7 +21,7 @@ from sklearn.model_selection import GridSearchCV, RandomizedSearchCV  # noqa: E4
 from sklearn.pipeline import make_pipeline  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
 
-from lamina import layers, optim  # noqa: E402
+from lamina import layers, losses, optim  # noqa: E402
 from lamina.estimators import NetClassifier, NetRegressor  # noqa: E402
 
 
@@ -121,7 +121,7 @@ def test_history_and_model_are_lamina_objects(tmp_path, blobs):
     layers.save(path, net.model_, history=net.history_)
     loaded = layers.load(path)
     np.testing.assert_array_equal(loaded(x), net.model_(x))
-    assert optim.evaluate(net.model_, __import__("lamina").losses.SoftmaxCrossEntropy(),
+    assert optim.evaluate(net.model_, losses.SoftmaxCrossEntropy(),
                           x, np.searchsorted(net.classes_, y))["accuracy"] == net.score(x, y)
 
 
