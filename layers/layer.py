@@ -18,6 +18,7 @@ import numpy as np
 
 from lamina.layers.errors import ShapeError
 from lamina.layers.hints import KeywordHints
+from lamina.layers.pickling import BuiltOnLoad
 from lamina.layers.mode import EVAL, Mode
 
 ROWS_PER_CHUNK = 1024
@@ -140,7 +141,7 @@ def infer(layer, x) -> np.ndarray:
     return y
 
 
-class Layer(KeywordHints):
+class Layer(KeywordHints, BuiltOnLoad):
     """Optional base class of a layer: ``__call__`` as inference and ``output_shape`` unknown."""
 
     __slots__ = ()

@@ -5,10 +5,11 @@ from __future__ import annotations
 import attrs
 
 from lamina.layers.hints import KeywordHints
+from lamina.layers.pickling import BuiltOnLoad
 from lamina.optim.chain import Chain
 
 
-class Optimizer(KeywordHints):
+class Optimizer(KeywordHints, BuiltOnLoad):
     """Base of SGD, Adam, AdamW, RMSprop: init / update / update_in_place / rate of ``chain(*self.transforms())``.
 
     A subclass is an ``attrs.frozen`` record with a ``_chain`` field (init=False, eq=False,

@@ -17,7 +17,7 @@ from lamina.layers.errors import ShapeError
 from lamina.layers.layer import check_layer, chunks, forward_of, model_dtype
 from lamina.layers.mode import EVAL, Mode
 from lamina.layers.parameter import owning
-from lamina.layers.tree import check_same_structure
+from lamina.layers.tree import check_same_structure, named_buffers
 from lamina.optim.callbacks import HOOKS, BestModel, DivergenceWatch, ProgressBar, Run
 from lamina.optim.checkpoints import PATTERN as CHECKPOINTS
 from lamina.optim.checkpoints import Checkpoint, load_checkpoint, remove_stale_temporaries, save_checkpoint
@@ -261,6 +261,7 @@ def fit(model, loss, optimizer, x, y, *, epochs: int, batch_size: int, rng: np.r
         bad = first_nonfinite(run._model)
         if bad is not None:
             raise NonFiniteLossError(run.epoch, run.batch, run.loss, bad, parameter=True,
+                                     buffer=bad in dict(named_buffers(run._model)),
                                      checkpoint=run._checkpoint and str(run._checkpoint))
         states = [callback.state() if callable(getattr(callback, "state", None)) else None for callback in callbacks]
         ckpt = Checkpoint(model=run._model, state=run._state, epoch=run._epoch0, position=run._position,
@@ -329,6 +330,7 @@ def fit(model, loss, optimizer, x, y, *, epochs: int, batch_size: int, rng: np.r
             bad = first_nonfinite(net)  # once an epoch: never validate, checkpoint or return a broken model
             if bad is not None:
                 raise NonFiniteLossError(run.epoch, n_batches, run.loss, bad, parameter=True,
+                                         buffer=bad in dict(named_buffers(net)),
                                          checkpoint=run._checkpoint and str(run._checkpoint))
             history["loss"].append(running.loss_sum / running.batches)
             if accuracy is not None:

@@ -13,7 +13,11 @@ from __future__ import annotations
 
 import os
 
-import pytest
+# scikit-learn's array-API estimator check runs only when SciPy's array API is switched on before SciPy is
+# imported; switched on here, the check runs instead of skipping
+os.environ.setdefault("SCIPY_ARRAY_API", "1")
+
+import pytest  # noqa: E402
 from hypothesis import HealthCheck, settings
 from threadpoolctl import threadpool_limits
 

@@ -80,7 +80,8 @@ def test_a_running_variance_that_becomes_inf_is_reported_by_path_and_never_check
                              layers.Dense.init(rng, 4, 3)])
     big = x.copy()
     big[7] *= 1e20                              # one huge sample: its batch's variance is inf in float32
-    with pytest.raises(optim.NonFiniteLossError) as caught, np.errstate(all="ignore"):
+    with pytest.raises(optim.NonFiniteLossError) as caught, np.errstate(all="ignore"), \
+            pytest.warns(optim.TrainingWarning, match="far outside the range"):  # (the huge sample, said up front)
         optim.fit(model, losses.SoftmaxCrossEntropy(), optim.SGD(0.01), big, labels, epochs=2, batch_size=BATCH,
                   rng=np.random.default_rng(0), progress=False, threads=1, checkpoint=tmp_path, checkpoint_every=1)
     error = caught.value
