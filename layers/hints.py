@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import functools
 
 import attrs
 
@@ -27,6 +28,11 @@ def unknown_keywords(cls: type, kwargs: dict) -> str | None:
     return f"{cls.__name__} takes no {', '.join(parts)}; it takes {', '.join(k + '=' for k in known)}"
 
 
+@functools.lru_cache(maxsize=None)
+def _known(cls: type) -> frozenset:
+    return frozenset(field.alias for field in attrs.fields(cls) if field.init) if attrs.has(cls) else frozenset()
+
+
 class KeywordHints:
     """Mixin of a record class: an unknown keyword is a TypeError that names the one meant (``lr=`` -> ``learning_rate=``),
     and sizes where the arrays go (``Dense(784, 10)``) point to the class's ``init``."""
@@ -34,14 +40,11 @@ class KeywordHints:
     __slots__ = ()
 
     def __new__(cls, *args, **kwargs):
-        sizes = [a for a in args if isinstance(a, int) and not isinstance(a, bool)]
-        if sizes and len(sizes) == len(args) and callable(getattr(cls, "init", None)) and isinstance(
-                cls.__dict__.get("init"), classmethod):
-            raise TypeError(f"{cls.__name__}({', '.join(map(str, sizes))}) gives the record's arrays, not its sizes; a new "
-                            f"layer is {cls.__name__}.init(rng, {', '.join(map(str, sizes))}), e.g. "
-                            f"layers.{cls.__name__}.init(np.random.default_rng(0), {', '.join(map(str, sizes))})")
-        if kwargs:
-            problem = unknown_keywords(cls, kwargs)
-            if problem is not None:
-                raise TypeError(problem)
+        if args and all(type(a) is int for a in args) and isinstance(cls.__dict__.get("init"), classmethod):
+            sizes = ", ".join(map(str, args))
+            raise TypeError(f"{cls.__name__}({sizes}) gives the record's arrays, not its sizes; a new layer is "
+                            f"{cls.__name__}.init(rng, {sizes}), e.g. layers.{cls.__name__}.init("
+                            f"np.random.default_rng(0), {sizes})")
+        if kwargs and not _known(cls).issuperset(kwargs):
+            raise TypeError(unknown_keywords(cls, kwargs))
         return super().__new__(cls)
