@@ -32,7 +32,8 @@ def parser(description: str, default_out: str) -> argparse.ArgumentParser:
     p.add_argument("--nesterov", action=argparse.BooleanOptionalAction, default=True)
     p.add_argument("--weight-decay", type=float, default=0.0)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=optim.DEFAULT_THREADS, help="BLAS threads")
+    p.add_argument("--threads", type=optim.threads.parse, default=optim.DEFAULT_THREADS,
+                   help="BLAS threads: auto (chosen by timing), a count, or none (left as it is)")
     p.add_argument("--val-fraction", type=float, default=0.0,
                    help="hold out this part of the training set for validation; 0 monitors the test set")
     p.add_argument("--keep-best", action="store_true", help="return the best-validation model (needs --val-fraction)")

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import attrs
 import numpy as np
-from threadpoolctl import threadpool_limits
 
 from lamina.layers.errors import ShapeError
 from lamina.layers.layer import check_layer, chunks, forward_of, model_dtype
@@ -29,10 +28,11 @@ from lamina.optim.optimizer import Optimizer
 from lamina.optim.metrics import accuracy_rule
 from lamina.optim.signals import StopRequests
 from lamina.optim.step import diverged, first_nonfinite, gradients
+from lamina.optim.threads import AUTO, BlasThreads
 
-DEFAULT_THREADS = 1
-"""BLAS threads for fit and evaluate: one thread is as fast as two on small batches and
-does not collapse when another process holds the second core (see bench/mlp.py)."""
+DEFAULT_THREADS = AUTO
+"""BLAS threads for fit and evaluate: "auto" chooses by timing the batches and keeps choosing as the machine's
+load changes (optim/threads.py); $LAMINA_THREADS replaces it."""
 
 
 @attrs.define
@@ -105,23 +105,24 @@ def _check_folder(folder: Path) -> None:
         raise PermissionError(f"fit: the checkpoint folder {folder} cannot be written")
 
 
-def evaluate(model, loss, x, y, batch_size: int = 1000, *, transform=None, threads: int | None = DEFAULT_THREADS) -> dict:
+def evaluate(model, loss, x, y, batch_size: int = 1000, *, transform=None, threads=DEFAULT_THREADS) -> dict:
     """{"loss": mean loss over the samples, "accuracy": where the targets decide one} of ``model`` on (x, y), in batches."""
     _check_positive_int("batch_size", batch_size, who="evaluate")
     check_layer(model, "evaluate: the model")
     x = check_inputs(x)
     y = check_targets(y, len(x), _n_outputs(model, x, transform), loss, who="evaluate")
-    return _evaluate(model, loss, x, y, batch_size, transform, threads)
+    return _evaluate(model, loss, x, y, batch_size, transform, BlasThreads(threads, who="evaluate"))
 
 
 def _evaluate(model, loss, x, y, batch_size, transform, threads) -> dict:
     total, correct, seen = 0.0, 0, 0
     forward, dtype, accuracy = forward_of(model), model_dtype(model), accuracy_rule(loss, y)
-    with threadpool_limits(threads, user_api="blas"):
+    with threads as blas:
         for part in chunks(len(x), batch_size):
             xb, yb = x[part], y[part]
             xb = xb if transform is None else transform(xb)
-            pred = forward(xb.astype(dtype, copy=False) if dtype is not None else xb, EVAL)[0]
+            with blas.batch(len(xb)):
+                pred = forward(xb.astype(dtype, copy=False) if dtype is not None else xb, EVAL)[0]
             try:
                 value, _ = loss.forward(pred, yb)  # a NaN loss is a result here
             except ValueError:
@@ -169,7 +170,7 @@ def _update_in_place(optimizer):
 def fit(model, loss, optimizer, x, y, *, epochs: int, batch_size: int, rng: np.random.Generator,
         validation=None, progress: bool = True, checkpoint=None, resume=None, callbacks=(),
         checkpoint_every: int | None = None, keep: int = 3, keep_best: bool = False,
-        patience: int | None = None, threads: int | None = DEFAULT_THREADS, transform=None):
+        patience: int | None = None, threads=DEFAULT_THREADS, transform=None):
     """Train ``model`` on (x, y) for ``epochs`` epochs (the total, also on resume) -> (model, history).
 
     One shuffle per epoch from ``rng``, one training step per batch of ``batch_size``.
@@ -178,8 +179,10 @@ def fit(model, loss, optimizer, x, y, *, epochs: int, batch_size: int, rng: np.r
     ``checkpoint`` is a folder written after every epoch and every ``checkpoint_every``
     batches (the last ``keep`` kept); ``resume`` is such a folder or one checkpoint file.
     ``callbacks``: objects with any of on_train_begin/on_batch_end/on_epoch_end/on_train_end(run)
-    (``optim.Run``). ``threads`` sets the BLAS thread count (None: leave it); ``transform``
-    converts each batch (e.g. ``data.Rescale()`` for uint8 images).
+    (``optim.Run``). ``threads``: BLAS threads, "auto" (timed on the batches, re-chosen as the load
+    changes; $LAMINA_THREADS replaces it), an int (pinned: the same seed gives the same bits) or
+    None (left as it is); history["threads"] gets the count that ran most of each epoch's batches.
+    ``transform`` converts each batch (e.g. ``data.Rescale()`` for uint8 images).
     """
     for name, value in (("epochs", epochs), ("batch_size", batch_size), ("keep", keep)):
         _check_positive_int(name, value)
@@ -280,7 +283,7 @@ def fit(model, loss, optimizer, x, y, *, epochs: int, batch_size: int, rng: np.r
     update = _update_in_place(optimizer)
     base_mode = Mode(train=True, rng=rng, input_grad=False)
     observing = None  # (observer, mode) made once per observer
-    with threadpool_limits(threads, user_api="blas"), StopRequests() as stop:
+    with BlasThreads(threads) as blas, StopRequests() as stop:
         for hook in hooks["on_train_begin"]:
             hook(run)
         while run._epoch0 < epochs and not run.stop and not history.get("stopped_early"):
@@ -300,7 +303,7 @@ def fit(model, loss, optimizer, x, y, *, epochs: int, batch_size: int, rng: np.r
                     if observing is None or observing[0] is not run.observe:
                         observing = (run.observe, attrs.evolve(base_mode, observe=run.observe))
                     mode = observing[1]
-                with owning():
+                with owning(), blas.batch(len(idx)):
                     pred, value, grads = gradients(forward_of(net), net, loss, xb, yb, mode)
                     if not math.isfinite(value):
                         raise diverged(run.epoch, b + 1, value, net, pred, grads, xb, mode,
@@ -336,7 +339,7 @@ def fit(model, loss, optimizer, x, y, *, epochs: int, batch_size: int, rng: np.r
             if accuracy is not None:
                 history["accuracy"].append(running.correct / running.seen)
             if validation is not None:
-                val = _evaluate(net, loss, x_val, y_val, 1000, transform, None)
+                val = _evaluate(net, loss, x_val, y_val, 1000, transform, BlasThreads(None))
                 if not math.isfinite(val["loss"]):
                     raise NonFiniteLossError(run.epoch, n_batches, val["loss"], None, validation=True)
                 history["val_loss"].append(val["loss"])
@@ -344,7 +347,7 @@ def fit(model, loss, optimizer, x, y, *, epochs: int, batch_size: int, rng: np.r
                     history["val_accuracy"].append(val["accuracy"])
             history["seconds"].append(time.perf_counter() - started)
             history["learning_rate"].append(_learning_rate(optimizer, state))
-            history["threads"].append(threads)
+            history["threads"].append(blas.epoch())
             for hook in hooks["on_epoch_end"]:
                 hook(run)
             run._epoch0, run._position, run._running = run._epoch0 + 1, 0, Running()
