@@ -33,7 +33,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--val-size", type=int, default=5000, help="training samples held out for validation")
     p.add_argument("--limit", type=int, default=None, help="train on the first N training samples only (quick runs)")
     p.add_argument("--seed", type=int, default=0, help="seed of the one generator: weights, split, shuffles, dropout")
-    p.add_argument("--threads", type=int, default=optim.DEFAULT_THREADS, help="BLAS threads")
+    p.add_argument("--threads", type=optim.threads.parse, default=optim.DEFAULT_THREADS,
+                   help="BLAS threads: auto (chosen by timing), a count, or none (left as it is)")
     p.add_argument("--out", type=Path, default=Path("residual-mnist.npz"), help="where the trained model is saved")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
     args = p.parse_args(argv)
