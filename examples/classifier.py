@@ -59,8 +59,9 @@ def parser(description: str, default_out: str) -> argparse.ArgumentParser:
                         "halves the rate every quarter of --schedule-epochs")
     p.add_argument("--schedule-epochs", type=int, default=None, metavar="N",
                    help="the epochs the schedule spans (default: --epochs; on --resume, the resumed run's). Fixed "
-                        "for a run, so that a finished run can be extended: --epochs 12 --resume FOLDER after 8 "
-                        "epochs trains 4 more epochs with a restarted cosine")
+                        "for a run, so that a finished run can be extended: --epochs 16 --resume FOLDER after 8 "
+                        "epochs trains 8 more with the cosine restarted (extend by whole spans: in between, the "
+                        "rate has not decayed yet)")
     p.add_argument("--momentum", type=float, default=None,
                    help=f"momentum (sgd and rmsprop; {_per_optimizer('momentum')})")
     p.add_argument("--no-nesterov", dest="nesterov", action="store_false",
@@ -99,7 +100,9 @@ def parser(description: str, default_out: str) -> argparse.ArgumentParser:
 
 EPILOG = """Ctrl-C stops at the next batch, saves the model trained so far to --out and, with --checkpoint,
 prints the command that goes on from the checkpoint. To extend a finished run, resume it with more --epochs:
-the schedule keeps the span of the first run (--schedule-epochs) and the cosine restarts from --lr."""
+the schedule keeps the span of the first run (--schedule-epochs) and the cosine restarts from --lr, so extend
+by whole spans (--epochs 16 after 8); a run that may be extended by less can plan for it with a longer
+--schedule-epochs, or use --schedule step."""
 
 
 def check_args(p: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.Namespace:

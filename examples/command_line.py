@@ -105,10 +105,12 @@ def interrupted(stop, position: Position, *, out: Path | None, save, script: str
                 not_resumable: str = NOT_RESUMABLE) -> None:
     """After Ctrl-C in fit: save the model trained so far (``save(path, model, history)``), say where it is and
     how to go on, and exit with status 130 (no traceback)."""
-    where = f"epoch {position.epoch}, after batch {position.batch}"
-    if position.batches:
-        where += f" of {position.batches}"
-    print(f"\ninterrupted in {where}")
+    if position.batch == position.batches:
+        where = f"after epoch {position.epoch}, its last batch done"
+    else:
+        where = f"in epoch {position.epoch}, after batch {position.batch}" + (
+            f" of {position.batches}" if position.batches else "")
+    print(f"\ninterrupted {where}")
     if out is not None:
         save(out, stop.model, stop.history)
         print(f"saved the model trained so far to {out}")

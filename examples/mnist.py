@@ -4,7 +4,7 @@
     python examples/mnist.py --optimizer adam                # or adamw, rmsprop: each with its own defaults
     python examples/mnist.py --hidden 128 --activation sigmoid --loss mse --schedule constant
     python examples/mnist.py --checkpoint runs/mnist         # Ctrl-C, then the printed command (--resume runs/mnist)
-    python examples/mnist.py --epochs 12 --resume runs/mnist # extend the finished 8-epoch run by 4 epochs
+    python examples/mnist.py --epochs 16 --resume runs/mnist # extend the finished 8-epoch run: the cosine restarts
     python examples/mnist.py --help                          # every setting, with its default
 """
 
