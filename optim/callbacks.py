@@ -64,12 +64,14 @@ class Run:
 
 
 class ProgressBar:
-    """A tqdm bar over each epoch's batches and one summary line per epoch."""
+    """A tqdm bar over each epoch's batches (none with ``bars=False``) and one summary line per epoch."""
 
-    def __init__(self):
-        self.bar = None
+    def __init__(self, bars: bool = True):
+        self.bars, self.bar = bars, None
 
     def on_batch_end(self, run: Run) -> None:
+        if not self.bars:
+            return
         if self.bar is None:
             from tqdm.auto import tqdm
             self.bar = tqdm(total=run.batches, initial=run.batch - 1, desc=f"epoch {run.epoch}/{run.epochs}",
