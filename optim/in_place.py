@@ -102,6 +102,13 @@ def _leaves_along(record, walk: tuple, params: list, buffers: list) -> None:
         (params if is_param else buffers).append(value)
 
 
+def _dead_buffers(grads: list) -> list | None:
+    """The writable buffer behind each gradient (None where there is none), or None if two gradients share one."""
+    found = [owned_buffer(g) for g in grads]
+    ids = [id(b) for b in found if b is not None]
+    return found if len(ids) == len(set(ids)) else None
+
+
 def _next_state(step: int, states: tuple, plan) -> ChainState:
     """ChainState(step, states) with its plan, built without running the validators again (they held for ``states``)."""
     state = object.__new__(ChainState)
@@ -171,8 +178,13 @@ def make_plan(chain, model, state: ChainState) -> _Plan | None:
                  buffers=model_buffers, owned=owned, tree_transforms=chain.tree_transforms, walk=_walk(model))
 
 
-def update_in_place(chain, model, grads, state):
-    """``chain``'s update written into the owned buffers of ``model`` and ``state``: (the same model, the next state)."""
+def update_in_place(chain, model, grads, state, *, reuse_gradients: bool = False):
+    """``chain``'s update written into the owned buffers of ``model`` and ``state``: (the same model, the next state).
+
+    ``reuse_gradients``: the caller's promise that ``grads`` is dead after the call (the training
+    loop, when no callback may read the gradients): a gradient's own writable buffer then serves as
+    its work array, as a hand-written loop would (one array fewer in the cache).
+    """
     if not isinstance(state, ChainState):
         return chain.update(model, grads, state)  # (which says what is wrong)
     plan = state.plan
@@ -213,12 +225,14 @@ def update_in_place(chain, model, grads, state):
                 np.copyto(param.full, g)
     flush = flush_due(step)
     factors = {}  # each schedule asked once a step
-    for param, g in zip(plan.params, grad_params):
-        source = param.full if early else g
+    dead = _dead_buffers(grad_params) if reuse_gradients and not early else None
+    for i, (param, g) in enumerate(zip(plan.params, grad_params)):
+        mine = early or (dead is not None and dead[i] is not None)
+        source = param.full if early else (dead[i] if mine else g)
         flat = source if len(param.pieces) == 1 else source.reshape(-1)
         for piece in param.pieces:
             scratch = piece.scratch
-            if early:  # the copy is the chain's own: it may be overwritten
+            if mine:  # the chain's own copy, or a dead gradient's buffer: it may be overwritten
                 u, own = (flat if piece.span is None else flat[piece.span]), True
             else:  # the caller's gradient: read only (a transform that writes gets a copy in the scratch)
                 u, own = (flat if piece.span is None else flat[piece.span]), False

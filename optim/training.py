@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import re
@@ -23,7 +24,7 @@ from lamina.optim.checkpoints import Checkpoint, load_checkpoint, remove_stale_t
 from lamina.optim.checks import check_inputs, check_targets
 from lamina.optim.chain import Chain
 from lamina.optim.errors import NonFiniteLossError, TrainingInterrupted, TrainingWarning
-from lamina.optim.in_place import owned
+from lamina.optim.in_place import owned, update_in_place
 from lamina.optim.optimizer import Optimizer
 from lamina.optim.metrics import accuracy_rule
 from lamina.optim.signals import StopRequests
@@ -162,9 +163,16 @@ def _learning_rate(optimizer, state):
     return rate(step - 1) if callable(rate) and isinstance(step, int) and step > 0 else None
 
 
-def _update_in_place(optimizer):
-    """The optimizer's update for records the loop owns (bit for bit its pure update); a user's own optimizer: its update."""
-    return optimizer.update_in_place if isinstance(optimizer, (Chain, Optimizer)) else optimizer.update
+def _update_in_place(optimizer, reuse_gradients: bool):
+    """The optimizer's update for records the loop owns (bit for bit its pure update); a user's own optimizer: its update.
+
+    ``reuse_gradients``: no callback can ask for the gradients after the update, so the update may
+    work in their buffers.
+    """
+    chain = optimizer if isinstance(optimizer, Chain) else getattr(optimizer, "chain", None)
+    if not isinstance(optimizer, (Chain, Optimizer)) or not isinstance(chain, Chain):
+        return optimizer.update
+    return functools.partial(update_in_place, chain, reuse_gradients=reuse_gradients)
 
 
 def fit(model, loss, optimizer, x, y, *, epochs: int, batch_size: int, rng: np.random.Generator,
@@ -280,7 +288,7 @@ def fit(model, loss, optimizer, x, y, *, epochs: int, batch_size: int, rng: np.r
         result = best.best if best is not None and best.best is not None and keep_best else run._model
         return result, history
 
-    update = _update_in_place(optimizer)
+    update = _update_in_place(optimizer, reuse_gradients=not callbacks)
     base_mode = Mode(train=True, rng=rng, input_grad=False)
     observing = None  # (observer, mode) made once per observer
     with BlasThreads(threads) as blas, StopRequests() as stop:
@@ -292,6 +300,7 @@ def fit(model, loss, optimizer, x, y, *, epochs: int, batch_size: int, rng: np.r
             order = _epoch_order(run, rng, n)
             net, state, running = run._model, run._state, run._running
             for b in range(run._position, n_batches):
+                grads = run._grads = None  # the last step's gradients are dead: their memory serves this step's
                 idx = order[b * batch_size:(b + 1) * batch_size]
                 xb, yb = x[idx], y[idx]
                 if transform is not None:
@@ -315,7 +324,8 @@ def fit(model, loss, optimizer, x, y, *, epochs: int, batch_size: int, rng: np.r
                     right, count = accuracy(pred, yb)
                     running.correct += right
                     running.seen += count
-                run._model, run._state, run._grads, run._position = net, state, grads, b + 1
+                run._model, run._state, run._position = net, state, b + 1
+                run._grads = grads if callbacks else None  # (without callbacks the update worked in them)
                 run.batch, run.loss, run.prediction = b + 1, value, pred
                 for hook in hooks["on_batch_end"]:
                     hook(run)
