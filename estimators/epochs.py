@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from lamina import layers, optim
+from lamina import data, layers, optim
 
 
 def train_epoch(model, loss, optimizer, state, x, y, batch_size: int, rng: np.random.Generator, classify: bool):
@@ -29,13 +29,10 @@ def train_epoch(model, loss, optimizer, state, x, y, batch_size: int, rng: np.ra
 
 
 def held_out(x, y, fraction: float, rng: np.random.Generator, who: str):
-    """((x_train, y_train), (x_held, y_held)): ``round(fraction * n)`` samples held out, drawn with one
-    ``rng.permutation(n)``; each part keeps the samples' order."""
-    n = len(x)
-    n_held = round(fraction * n)
-    if not 0 < n_held < n:
+    """((x_train, y_train), (x_held, y_held)): ``data.split``, its refusal phrased for the estimator's setting."""
+    try:
+        return data.split(x, y, fraction, rng)
+    except ValueError:
+        n, n_held = len(x), round(fraction * len(x))
         raise ValueError(f"{who}: validation_fraction={fraction} of {n} samples holds out {n_held}; "
-                         f"expected at least one sample for validation and one for training")
-    order = rng.permutation(n)
-    train, held = np.sort(order[n_held:]), np.sort(order[:n_held])
-    return (x[train], y[train]), (x[held], y[held])
+                         f"expected at least one sample for validation and one for training") from None
