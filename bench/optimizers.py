@@ -27,7 +27,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from lamina import layers, optim
-from lamina.optim.chain import flush_due, flush_subnormals
+from lamina.optim.chain import flush_subnormals
 from lamina.optim.in_place import owned
 
 SIZES = (784, 512, 512, 10)

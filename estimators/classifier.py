@@ -8,7 +8,6 @@ from sklearn.utils.multiclass import check_classification_targets
 
 from lamina import losses
 from lamina.estimators.base import NetEstimator
-from lamina.estimators.expected_failures import EXPECTED_FAILED_CHECKS
 
 
 class NetClassifier(ClassifierMixin, NetEstimator):

@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 import warnings
 
-import numpy as np
 
 from lamina.layers.tree import map_arrays
 

@@ -106,7 +106,7 @@ def test_a_finished_run_is_extended_by_resuming_it_with_more_epochs(tmp_path, ca
              "--out", str(out)])
     err = capsys.readouterr().err
     assert exit_.value.code == 2 and "the settings differ" in err and "optimizer:" in err
-    assert f"resume with the flags of the run that wrote it: python examples/mnist.py --limit 320" in err
+    assert "resume with the flags of the run that wrote it: python examples/mnist.py --limit 320" in err
     assert f"--resume {ck}" in err and "Traceback" not in err
 
 
