@@ -3,6 +3,7 @@
 from lamina.layers.activations import GELU, Identity, LeakyReLU, ReLU, Sigmoid, Tanh
 from lamina.layers.concat import Concat
 from lamina.layers.combinator import Combinator
+from lamina.layers.conv2d import Conv2D
 from lamina.layers.dense import Dense
 from lamina.layers.errors import LayerError, ModelFileError, ShapeError, StructureError
 from lamina.layers.files import load, load_extra, save
@@ -17,7 +18,9 @@ from lamina.layers.layer import Layer
 from lamina.layers.mode import EVAL, TRAIN, Mode
 from lamina.layers.multilayer import mlp
 from lamina.layers.parameter import buffer, param
+from lamina.layers.pooling import AvgPool2D, GlobalAvgPool2D, MaxPool2D
 from lamina.layers.registry import register
+from lamina.layers.reshape import Flatten, Reshape
 from lamina.layers.residual import Residual
 from lamina.layers.sequence import Sequence
 from lamina.layers.tree import (
@@ -33,6 +36,7 @@ from lamina.layers.tree import (
 __all__ = [
     "Layer", "Mode", "TRAIN", "EVAL", "param", "buffer",
     "Dense", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "GELU", "Identity",
+    "Conv2D", "MaxPool2D", "AvgPool2D", "GlobalAvgPool2D", "Flatten", "Reshape",
     "Sequence", "Residual", "Concat", "Combinator", "mlp",
     "ShapeError", "LayerError", "ModelFileError", "StructureError",
     "parameters", "named_parameters", "map_parameters", "buffers", "named_buffers", "map_buffers",
