@@ -1,10 +1,12 @@
 """lamina.layers: layer records, combinators, modes, shape and gradient checks, model files and error types."""
 
 from lamina.layers.activations import GELU, Identity, LeakyReLU, ReLU, Sigmoid, Tanh
+from lamina.layers.batch_norm import BatchNorm
 from lamina.layers.concat import Concat
 from lamina.layers.combinator import Combinator
 from lamina.layers.conv2d import Conv2D
 from lamina.layers.dense import Dense
+from lamina.layers.dropout import Dropout
 from lamina.layers.errors import LayerError, ModelFileError, ShapeError, StructureError
 from lamina.layers.files import load, load_extra, save
 from lamina.layers.gradient_check import (
@@ -15,6 +17,7 @@ from lamina.layers.gradient_check import (
     loss_gradient_error,
 )
 from lamina.layers.layer import Layer
+from lamina.layers.layer_norm import LayerNorm
 from lamina.layers.mode import EVAL, TRAIN, Mode
 from lamina.layers.multilayer import mlp
 from lamina.layers.parameter import buffer, param
@@ -36,6 +39,7 @@ from lamina.layers.tree import (
 __all__ = [
     "Layer", "Mode", "TRAIN", "EVAL", "param", "buffer",
     "Dense", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "GELU", "Identity",
+    "Dropout", "BatchNorm", "LayerNorm",
     "Conv2D", "MaxPool2D", "AvgPool2D", "GlobalAvgPool2D", "Flatten", "Reshape",
     "Sequence", "Residual", "Concat", "Combinator", "mlp",
     "ShapeError", "LayerError", "ModelFileError", "StructureError",

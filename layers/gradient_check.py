@@ -12,7 +12,7 @@ import numpy as np
 
 from lamina.layers.layer import check_layer
 from lamina.layers.mode import Mode
-from lamina.layers.tree import map_buffers, map_parameters, named_parameters, parameters, replace_parameters
+from lamina.layers.tree import map_arrays, named_parameters, parameters, replace_parameters
 
 
 class GradientCheckError(AssertionError):
@@ -21,7 +21,7 @@ class GradientCheckError(AssertionError):
 
 def as_float64(record):
     """The same record with every parameter and buffer cast to float64."""
-    return map_buffers(lambda b: b.astype(np.float64), map_parameters(lambda p: p.astype(np.float64), record))
+    return map_arrays(lambda a: a.astype(np.float64), record)
 
 
 def relative_error(analytic: np.ndarray, numeric: np.ndarray) -> float:

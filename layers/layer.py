@@ -96,7 +96,7 @@ def entry(layer, x, *, finite: bool = True, dtype: np.dtype | None = None) -> np
     if type(x) is not np.ndarray:
         x = np.asarray(x)
     if x.dtype.kind not in "fiu":
-        raise TypeError(f"{describe(layer)}: the input must be an array of floats or integers, got dtype {x.dtype}")
+        raise TypeError(f"{describe(layer)}: model input must be a float or integer array, got dtype {x.dtype}")
     if x.ndim == 0 or x.shape[0] == 0 or x.size == 0:
         raise ShapeError(describe(layer), "a batch with at least one sample and one feature", str(x.shape))
     dtype = dtype or model_dtype(layer) or (x.dtype if x.dtype.kind == "f" else np.dtype(np.float64))

@@ -41,8 +41,9 @@ class Mode:
     def require_rng(self, layer) -> np.random.Generator:
         """The rng, or a clear error naming ``layer`` when a training pass has none."""
         if self.rng is None:
-            raise ValueError(f"{layer!r} draws random numbers in training, but the mode has no rng: "
-                             f"pass layers.Mode(train=True, rng=np.random.default_rng(seed))")
+            from lamina.layers.errors import LayerError
+            raise LayerError(repr(layer), "draws random numbers in training, but the mode has no rng: pass "
+                             "layers.Mode(train=True, rng=np.random.default_rng(seed))")
         return self.rng
 
 

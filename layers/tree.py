@@ -52,9 +52,10 @@ def _walked(record):
 
 
 def _named(record, kind: str, path: str) -> Iterator[tuple[str, np.ndarray]]:
+    """(path, array) of the ``kind`` arrays ('param', 'buffer', or 'array' for both) in field order."""
     for name, _, walked, value in _walked(record):
         name = _join(path, name)
-        if walked == kind:
+        if walked == kind or (kind == "array" and walked in ("param", "buffer")):
             yield name, value
         elif walked == "record":
             yield from _named(value, kind, name)
@@ -152,7 +153,7 @@ def replace_arrays(record, arrays: Iterator[np.ndarray], kind: str = "param"):
     """
     changes, same = {}, True
     for _, alias, walked, value in _walked(record):
-        if walked == kind:
+        if walked == kind or (kind == "array" and walked in ("param", "buffer")):
             new = next(arrays)
         elif walked == "record":
             new = replace_arrays(value, arrays, kind)
@@ -187,6 +188,11 @@ def map_buffers(fn: Callable[..., np.ndarray], record, *others):
         check_same_structure(record, other)
     columns = [buffers(record), *(buffers(o) for o in others)]
     return replace_arrays(record, iter([fn(*row) for row in zip(*columns)]), "buffer")
+
+
+def map_arrays(fn: Callable[[np.ndarray], np.ndarray], record):
+    """A new record with ``fn(a)`` in place of every parameter and buffer ``a``, rebuilt once (a cast of the whole model)."""
+    return replace_arrays(record, iter([fn(a) for _, a in _named(record, "array", "")]), "array")
 
 
 def update_buffers(model, grads):

@@ -7,13 +7,14 @@ import numpy as np
 from lamina.layers.errors import ShapeError
 
 
-def check_pred(pred, loss: str) -> np.ndarray:
-    """The prediction as a 2-D float array (n, k) with n, k >= 1."""
+def check_pred(pred, loss: str, *, vector_ok: bool = False) -> np.ndarray:
+    """The prediction as a float array (n, k), or also (n,) with ``vector_ok``, with n, k >= 1."""
     pred = np.asarray(pred)
     if pred.dtype.kind != "f":
         raise TypeError(f"{loss}: predictions must be a float array, got dtype {pred.dtype}")
-    if pred.ndim != 2 or pred.shape[0] == 0 or pred.shape[1] == 0:
-        raise ShapeError(loss, "predictions (n, k) with n, k >= 1", str(pred.shape))
+    if not (pred.ndim == 2 or vector_ok and pred.ndim == 1) or pred.size == 0:
+        expected = "predictions (n,) or (n, k)" if vector_ok else "predictions (n, k)"
+        raise ShapeError(loss, f"{expected} with n, k >= 1", str(pred.shape))
     return pred
 
 
@@ -27,7 +28,7 @@ def check_labels(labels, n_samples: int, n_classes: int, loss: str) -> np.ndarra
         kind = "bool" if labels.dtype.kind == "b" else str(labels.dtype)
         raise ValueError(f"{loss}: labels must be integers in [0, {n_classes}), got {kind} "
                          f"(labels[0] is {labels[0].item()!r})")
-    if labels.min() < 0 or labels.max() >= n_classes:
+    if np.minimum.reduce(labels) < 0 or np.maximum.reduce(labels) >= n_classes:
         i = int(np.argmax((labels < 0) | (labels >= n_classes)))
         raise ValueError(f"{loss}: labels must be in [0, {n_classes}), but labels[{i}] is {int(labels[i])}")
     return labels
@@ -40,14 +41,33 @@ def check_finite_rows(array: np.ndarray, what: str) -> None:
         raise ValueError(f"{what} row {int(np.argmax(bad))} holds NaN or inf; expected finite values")
 
 
-def check_array_target(target: np.ndarray, pred: np.ndarray, loss: str) -> np.ndarray:
-    """A float target of the prediction's shape, cast to its dtype."""
+def check_array_target(target: np.ndarray, pred: np.ndarray, loss: str, *, labels_ok: bool = True) -> np.ndarray:
+    """A finite float target of the prediction's shape, cast to its dtype."""
+    target = np.asarray(target)
     if target.dtype.kind != "f":
         raise TypeError(f"{loss}: a target array must be float, got dtype {target.dtype}")
     if target.shape != pred.shape:
-        raise ShapeError(loss, f"a target of the prediction's shape {pred.shape} or int labels "
-                               f"({pred.shape[0]},)", f"{target.shape}", source="the target")
+        labels = f" or int labels ({pred.shape[0]},)" if labels_ok else ""
+        raise ShapeError(loss, f"a target of the prediction's shape {pred.shape}{labels}", f"{target.shape}",
+                         source="the target")
     target = target.astype(pred.dtype, copy=False)
-    if not np.isfinite(target.sum()):
+    if not np.isfinite(np.add.reduce(target, axis=None)):
         check_finite_rows(target, f"{loss}: target")
     return target
+
+
+def check_binary_target(target, pred: np.ndarray, loss: str) -> np.ndarray:
+    """Targets of the prediction's shape in [0, 1] (0/1 as bool, int or float, or probabilities), in its dtype."""
+    target = np.asarray(target)
+    if target.shape != pred.shape:
+        raise ShapeError(loss, f"a target of the prediction's shape {pred.shape}", f"{target.shape}",
+                         source="the target")
+    if target.dtype.kind not in "biuf":
+        raise TypeError(f"{loss}: targets must be 0/1 (bool, int or float) or probabilities, got dtype {target.dtype}")
+    if target.dtype.kind != "b" and not (np.minimum.reduce(target, axis=None) >= 0
+                                         and np.maximum.reduce(target, axis=None) <= 1):  # NaN fails too
+        i = np.unravel_index(np.argmax(~((target >= 0) & (target <= 1))), target.shape)
+        index = ", ".join(str(int(j)) for j in i)
+        raise ValueError(f"{loss}: targets must be in [0, 1] (0/1 or probabilities), but target[{index}] is "
+                         f"{target[i].item()!r}")
+    return target.astype(pred.dtype, copy=False)

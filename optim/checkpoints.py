@@ -33,6 +33,7 @@ class Checkpoint:
     running: dict
     settings: dict
     best: object = None
+    callbacks: list | None = None   # each user callback's state() (JSON), in the order given to fit
     path: Path | None = None
 
     def check_matches(self, settings: dict, rng) -> None:
@@ -111,6 +112,9 @@ def _checked_extra(extra: dict) -> dict:
         raise ValueError(f"the checkpoint's running sums are {str(running)[:100]}; expected numbers {sorted(RUNNING_KEYS)}")
     if type(fields["settings"]) is not dict:
         raise ValueError("the checkpoint's settings are not a dict")
+    fields["callbacks"] = extra.get("callbacks")
+    if fields["callbacks"] is not None and type(fields["callbacks"]) is not list:
+        raise ValueError("the checkpoint's callback states are not a list")
     fields["rng_state"] = _generator_state(fields["rng_state"], "the checkpoint's rng_state")
     if fields["epoch_rng_state"] is not None:
         fields["epoch_rng_state"] = _generator_state(fields["epoch_rng_state"], "the checkpoint's epoch_rng_state")
@@ -127,6 +131,8 @@ def save_checkpoint(folder, checkpoint: Checkpoint, *, keep: int = 3, protect=No
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / _file_name(checkpoint.epoch, checkpoint.position)
     extra = {key: getattr(checkpoint, key) for key in EXTRA_KEYS}
+    if checkpoint.callbacks is not None:
+        extra["callbacks"] = checkpoint.callbacks
     for key in ("rng_state", "epoch_rng_state"):
         extra[key] = _state_to_json(extra[key])
     records = {"model": checkpoint.model, "state": checkpoint.state}

@@ -1,12 +1,9 @@
-"""fit and evaluate: the training loop around forward, loss, backward and the optimizer's update."""
+"""fit and evaluate: the epoch loop around the training step, and the pieces around the loop (optim/callbacks.py)."""
 
 from __future__ import annotations
 
-import functools
 import math
 import re
-import signal
-import threading
 import time
 from pathlib import Path
 
@@ -15,43 +12,26 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from lamina.layers.errors import ShapeError
-from lamina.optim.sgd import frozen_view
-takes_keyword = lambda *a: False
-from lamina.layers.sequence import Sequence
-from lamina.layers.tree import check_same_structure, map_parameters, named_parameters
+from lamina.layers.layer import check_layer, chunks, forward_of, model_dtype
+from lamina.layers.mode import EVAL, Mode
+from lamina.layers.parameter import owning
+from lamina.layers.tree import check_same_structure, map_arrays
+from lamina.optim.callbacks import HOOKS, BestModel, ProgressBar, Run
 from lamina.optim.checkpoints import PATTERN as CHECKPOINTS
 from lamina.optim.checkpoints import Checkpoint, load_checkpoint, remove_stale_temporaries, save_checkpoint
-from lamina.optim.checks import check_inputs, check_targets, is_classification
+from lamina.optim.checks import check_inputs, check_targets
+from lamina.optim.errors import NonFiniteLossError, TrainingInterrupted
+from lamina.optim.metrics import accuracy_rule
+from lamina.optim.signals import StopRequests
+from lamina.optim.step import diverged, first_nonfinite, gradients
 
 DEFAULT_THREADS = 1
 """BLAS threads for fit and evaluate: one thread is as fast as two on small batches and
 does not collapse when another process holds the second core (see bench/mlp.py)."""
 
 
-class NonFiniteLossError(FloatingPointError):
-    """The loss became NaN or inf; carries the epoch, batch (0-based), loss value and the first layer with a non-finite gradient.
-
-    With ``parameter=True`` the loss was finite but the update after that batch made a parameter
-    NaN or inf (found before a checkpoint was written); ``layer`` is then the parameter's path.
-    With ``validation=True`` the validation loss after the epoch was not finite.
-    """
-
-    def __init__(self, epoch: int, batch: int, loss: float, layer: str | None, *, parameter: bool = False,
-                 validation: bool = False):
-        self.epoch, self.batch, self.loss, self.layer = epoch, batch, loss, layer
-        if validation:
-            what = f"the validation loss is {loss} after epoch {epoch} (0-based): the model overflows on x_val"
-        elif parameter:
-            what = (f"the update after epoch {epoch}, batch {batch} (0-based; loss {loss}) made the parameter "
-                    f"{layer} NaN or inf")
-        else:
-            where = f"; first non-finite gradient in forward order: {layer}" if layer else ""
-            what = f"loss is {loss} at epoch {epoch}, batch {batch} (0-based){where}"
-        super().__init__(f"{what}. Try a smaller learning rate; the last checkpoint written is still good.")
-
-
 @attrs.define
-class _Running:
+class Running:
     """Running sums of the current epoch (kept in checkpoints so a resumed epoch ends with the same mean)."""
 
     loss_sum: float = 0.0
@@ -59,55 +39,26 @@ class _Running:
     seen: int = 0
     batches: int = 0
 
-
-class _StopRequests:
-    """Turns SIGINT and SIGTERM into a request to stop at the next batch boundary (main thread only)."""
-
-    SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-    def __init__(self):
-        self.requested: int | None = None
-        self._previous = {}
-
-    def _handle(self, signum, frame):
-        self.requested = self.requested or signum
-
-    def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
-            for signum in self.SIGNALS:
-                previous = signal.getsignal(signum)
-                # an ignored signal stays ignored; a handler set outside Python (None) could not be restored
-                if previous is not None and previous != signal.SIG_IGN:
-                    self._previous[signum] = signal.signal(signum, self._handle)
-        return self
-
-    def restore(self):
-        for signum, handler in self._previous.items():
-            signal.signal(signum, handler)
-        self._previous = {}
-
-    def __exit__(self, *exc):
-        self.restore()
-
-    def act(self):
-        """Restore the handlers, then end as the signal would have: KeyboardInterrupt, or SIGTERM's default."""
-        signum, self.requested = self.requested, None
-        self.restore()
-        if signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        signal.raise_signal(signum)
-        raise SystemExit(128 + signum)  # a handler that returned: still stop
+    def postfix(self) -> dict:
+        shown = {"loss": f"{self.loss_sum / max(self.batches, 1):.4f}"}
+        if self.seen:
+            shown["accuracy"] = f"{self.correct / self.seen:.4f}"
+        return shown
 
 
-def _as_sequence(model) -> Sequence:
-    return model if isinstance(model, Sequence) else Sequence([model])
+def own(record):
+    """A copy of ``record`` whose arrays the loop owns: read-only views over writable buffers (``owning``)."""
+    with owning():
+        return map_arrays(np.copy, record)
 
 
-def _n_outputs(model: Sequence, x: np.ndarray, transform) -> int:
+def _n_outputs(model, x: np.ndarray, transform) -> int:
     """The model's number of outputs for samples like x's: from ``output_shape``, else from one sample."""
     first = x[:1] if transform is None else transform(x[:1])
-    shape = model.output_shape(first.shape[1:])
-    return shape[-1] if shape else model(first).shape[-1]
+    shape = model.output_shape(first.shape[1:]) if hasattr(model, "output_shape") else None
+    if shape and shape[-1] is not None:
+        return shape[-1]
+    return forward_of(model)(first.astype(model_dtype(model) or first.dtype, copy=False), EVAL)[0].shape[-1]
 
 
 def _settings(model, loss, optimizer, x, batch_size, transform) -> dict:
@@ -122,14 +73,6 @@ def _stable_repr(value) -> str:
     return re.sub(r" at 0x[0-9a-fA-F]+", "", repr(value))
 
 
-def _first_nonfinite(record) -> str | None:
-    """The path of the first parameter (in forward order) holding NaN or inf."""
-    for path, g in named_parameters(record):
-        if not np.isfinite(g).all():
-            return path
-    return None
-
-
 def _check_positive_int(name, value, allow_none=False, who="fit"):
     if value is None and allow_none:
         return
@@ -138,105 +81,101 @@ def _check_positive_int(name, value, allow_none=False, who="fit"):
 
 
 def evaluate(model, loss, x, y, batch_size: int = 1000, *, transform=None, threads: int | None = DEFAULT_THREADS) -> dict:
-    """{"loss": mean loss over the samples, "accuracy": for class labels} of ``model`` on (x, y), in batches."""
+    """{"loss": mean loss over the samples, "accuracy": where the targets decide one} of ``model`` on (x, y), in batches."""
     _check_positive_int("batch_size", batch_size, who="evaluate")
+    check_layer(model, "evaluate: the model")
     x = check_inputs(x)
-    model = _as_sequence(model)
-    y = check_targets(y, len(x), _n_outputs(model, x, transform), who="evaluate")
+    y = check_targets(y, len(x), _n_outputs(model, x, transform), loss, who="evaluate")
     return _evaluate(model, loss, x, y, batch_size, transform, threads)
 
 
 def _evaluate(model, loss, x, y, batch_size, transform, threads) -> dict:
-    total, correct = 0.0, 0
+    total, correct, seen = 0.0, 0, 0
+    forward, dtype, accuracy = forward_of(model), model_dtype(model), accuracy_rule(loss, y)
     with threadpool_limits(threads, user_api="blas"):
-        for start in range(0, len(x), batch_size):
-            xb, yb = x[start:start + batch_size], y[start:start + batch_size]
-            pred = model(xb if transform is None else transform(xb), check=False)  # x was checked once
-            value, _ = loss.forward(pred, yb, check=False) if takes_keyword(type(loss), "forward", "check") \
-                else loss.forward(pred, yb)  # the targets were checked once; a NaN loss is a result
-            total += value * len(xb)
-            if is_classification(y):
-                correct += int(np.count_nonzero(pred.argmax(axis=1) == yb))
+        for part in chunks(len(x), batch_size):
+            xb, yb = x[part], y[part]
+            xb = xb if transform is None else transform(xb)
+            pred = forward(xb.astype(dtype, copy=False) if dtype is not None else xb, EVAL)[0]
+            try:
+                value, _ = loss.forward(pred, yb)  # a NaN loss is a result here
+            except ValueError:
+                if np.isfinite(pred).all():
+                    raise
+                value = math.nan
+            total += value * len(yb)
+            if accuracy is not None:
+                right, count = accuracy(pred, yb)
+                correct, seen = correct + right, seen + count
     result = {"loss": total / len(x)}
-    if is_classification(y):
-        result["accuracy"] = correct / len(x)
+    if accuracy is not None:
+        result["accuracy"] = correct / seen
     return result
-
-
-@attrs.define
-class _Run:
-    """Where a training run is: all that a checkpoint holds besides the data and settings."""
-
-    model: object
-    state: object
-    history: dict
-    epoch: int = 0
-    position: int = 0
-    running: _Running = attrs.Factory(_Running)
-    epoch_rng_state: dict | None = None
-    best: object = None
-    resumed_from: Path | None = None
-
-    def checkpoint(self, rng, settings) -> Checkpoint:
-        return Checkpoint(model=self.model, state=self.state, epoch=self.epoch, position=self.position,
-                          history=self.history, rng_state=rng.bit_generator.state,
-                          epoch_rng_state=self.epoch_rng_state, running=attrs.asdict(self.running),
-                          settings=settings, best=self.best)
 
 
 def _new_history(classify: bool, validation: bool) -> dict:
     keys = ["loss", *(["accuracy"] if classify else []), *(["val_loss"] if validation else []),
-            *(["val_accuracy"] if validation and classify else []), "seconds", "learning_rate"]
+            *(["val_accuracy"] if validation and classify else []), "seconds", "learning_rate", "threads"]
     return {key: [] for key in keys}
 
 
-def _resumed(resume, net, settings, rng) -> _Run:
-    """The run a checkpoint holds, after checking it matches this one; sets ``rng`` to its state."""
-    ckpt = load_checkpoint(resume)
-    ckpt.check_matches(settings, rng)
-    check_same_structure(net, ckpt.model, names=("model given to fit", "checkpoint's model"))
-    rng.bit_generator.state = ckpt.rng_state
-    return _Run(model=ckpt.model, state=ckpt.state, history=ckpt.history, epoch=ckpt.epoch,
-                position=ckpt.position, running=_Running(**ckpt.running),
-                epoch_rng_state=ckpt.epoch_rng_state, best=ckpt.best, resumed_from=ckpt.path)
-
-
-def _epoch_order(run: _Run, rng, n: int) -> np.ndarray:
+def _epoch_order(run: Run, rng, n: int) -> np.ndarray:
     """This epoch's permutation: drawn from ``rng``, or replayed from the epoch's start when resumed mid-epoch."""
-    if run.position == 0:
-        run.epoch_rng_state = rng.bit_generator.state
+    if run._position == 0:
+        run._epoch_rng_state = rng.bit_generator.state
         return rng.permutation(n)
     replay = np.random.Generator(type(rng.bit_generator)())
-    replay.bit_generator.state = run.epoch_rng_state
+    replay.bit_generator.state = run._epoch_rng_state
     return replay.permutation(n)
 
 
+def _learning_rate(optimizer, state):
+    """The learning rate of the last update, where the optimizer tells it."""
+    rate = getattr(optimizer, "rate", None)
+    step = getattr(state, "step", None)
+    return rate(step - 1) if callable(rate) and isinstance(step, int) and step > 0 else None
+
+
+def _update_in_place(optimizer):
+    """The optimizer's update for records the loop owns (bit for bit its pure update)."""
+    from lamina.optim.sgd import SGD
+    if isinstance(optimizer, SGD):
+        return lambda model, grads, state: optimizer.update(model, grads, state, donate=True)
+    return optimizer.update
+
+
 def fit(model, loss, optimizer, x, y, *, epochs: int, batch_size: int, rng: np.random.Generator,
-        validation=None, progress: bool = True, checkpoint=None, resume=None,
+        validation=None, progress: bool = True, checkpoint=None, resume=None, callbacks=(),
         checkpoint_every: int | None = None, keep: int = 3, keep_best: bool = False,
         patience: int | None = None, threads: int | None = DEFAULT_THREADS, transform=None):
     """Train ``model`` on (x, y) for ``epochs`` epochs (the total, also on resume) -> (model, history).
 
-    One shuffle per epoch from ``rng``, one ``optimizer.update`` per batch of ``batch_size``.
+    One shuffle per epoch from ``rng``, one training step per batch of ``batch_size``.
     ``validation=(x_val, y_val)`` adds val_loss/val_accuracy; ``keep_best`` returns the model
     of the best val_loss and ``patience`` stops after that many epochs without improvement.
     ``checkpoint`` is a folder written after every epoch and every ``checkpoint_every``
     batches (the last ``keep`` kept); ``resume`` is such a folder or one checkpoint file.
-    ``threads`` sets the BLAS thread count (None: leave it); ``transform`` converts each batch
-    (e.g. ``data.Rescale()`` for uint8 images).
+    ``callbacks``: objects with any of on_train_begin/on_batch_end/on_epoch_end/on_train_end(run)
+    (``optim.Run``). ``threads`` sets the BLAS thread count (None: leave it); ``transform``
+    converts each batch (e.g. ``data.Rescale()`` for uint8 images).
     """
     for name, value in (("epochs", epochs), ("batch_size", batch_size), ("keep", keep)):
         _check_positive_int(name, value)
     _check_positive_int("checkpoint_every", checkpoint_every, allow_none=True)
     _check_positive_int("patience", patience, allow_none=True)
     if not isinstance(rng, np.random.Generator):
-        raise TypeError(f"fit: rng must be a numpy.random.Generator, got {type(rng).__name__}")
+        raise TypeError(f"fit: rng must be a numpy.random.Generator (np.random.default_rng(seed)), "
+                        f"got {type(rng).__name__}")
     if (keep_best or patience) and validation is None:
         raise ValueError("fit: keep_best and patience need validation=(x_val, y_val)")
-    net = _as_sequence(model)
+    check_layer(model, "fit: the model")
+    callbacks = list(callbacks)
+    for i, callback in enumerate(callbacks):
+        if not any(callable(getattr(callback, hook, None)) for hook in HOOKS):
+            raise TypeError(f"fit: callbacks[{i}] ({type(callback).__name__}) has none of {', '.join(HOOKS)}")
     x = check_inputs(x)
-    n_outputs = _n_outputs(net, x, transform)
-    y = check_targets(y, len(x), n_outputs)
+    n_outputs = _n_outputs(model, x, transform)
+    y = check_targets(y, len(x), n_outputs, loss)
     if validation is not None:
         if not (isinstance(validation, (tuple, list)) and len(validation) == 2):
             raise TypeError(f"fit: validation must be a pair (x_val, y_val), got {type(validation).__name__}"
@@ -245,13 +184,14 @@ def fit(model, loss, optimizer, x, y, *, epochs: int, batch_size: int, rng: np.r
         if x_val.shape[1:] != x.shape[1:]:
             raise ShapeError("fit", f"validation samples shaped like x's {x.shape[1:]}", str(x_val.shape),
                              source="validation x")
-        y_val = check_targets(validation[1], len(x_val), n_outputs, "validation y")
-    if y.dtype.kind == "f" and net.dtype is not None:  # targets in the model's dtype, cast once
-        y = y.astype(net.dtype, copy=False)
+        y_val = check_targets(validation[1], len(x_val), n_outputs, loss, "validation y")
+    dtype = model_dtype(model)
+    if y.dtype.kind == "f" and dtype is not None:  # targets in the model's dtype, cast once
+        y = y.astype(dtype, copy=False)
         if validation is not None:
-            y_val = y_val.astype(net.dtype, copy=False)
-    classify = is_classification(y)
-    settings = _settings(net, loss, optimizer, x, batch_size, transform)
+            y_val = y_val.astype(dtype, copy=False)
+    accuracy = accuracy_rule(loss, y)
+    settings = _settings(model, loss, optimizer, x, batch_size, transform)
     folder = Path(checkpoint) if checkpoint is not None else None
     if folder is not None:
         remove_stale_temporaries(folder)
@@ -259,132 +199,133 @@ def fit(model, loss, optimizer, x, y, *, epochs: int, batch_size: int, rng: np.r
             raise FileExistsError(f"fit: {folder} holds checkpoints of another run; resume from it "
                                   f"(resume={str(folder)!r}) or give an empty folder")
 
-    if resume is not None:
-        run = _resumed(resume, net, settings, rng)
-        if run.epoch > epochs:
-            raise ValueError(f"fit: the checkpoint is at epoch {run.epoch}, past epochs={epochs} "
-                             f"(epochs is the total, counting the epochs before the checkpoint)")
-    else:
-        run = _Run(model=net, state=optimizer.init(net), history=_new_history(classify, validation is not None))
-    history = run.history
-    track_best = validation is not None and (keep_best or patience)
-    best_loss = history["val_loss"][history["best_epoch"]] if history.get("best_epoch") is not None else np.inf
-
     n = len(x)
     n_batches = -(-n // batch_size)
-    # the targets were checked once: the loss need not check them again every batch
-    loss_forward = (functools.partial(loss.forward, check=False) if takes_keyword(type(loss), "forward", "check")
-                    else loss.forward)
-    donates = takes_keyword(type(optimizer), "update", "donate")
-    rate = getattr(optimizer, "rate", None)
-    donate = False  # never on the first step: the model and state may be the caller's
-    out = None  # the dead gradients the next backward may write into
-    value = np.nan
+    best = BestModel(keep_best, patience) if validation is not None and (keep_best or patience) else None
+    pieces = [piece for piece in (ProgressBar() if progress else None, best) if piece is not None]
+    if resume is not None:
+        ckpt = load_checkpoint(resume)
+        ckpt.check_matches(settings, rng)
+        check_same_structure(model, ckpt.model, names=("model given to fit", "checkpoint's model"))
+        if ckpt.epoch > epochs:
+            raise ValueError(f"fit: the checkpoint is at epoch {ckpt.epoch}, past epochs={epochs} "
+                             f"(epochs is the total, counting the epochs before the checkpoint)")
+        rng.bit_generator.state = ckpt.rng_state
+        run = Run(own(ckpt.model), own(ckpt.state), ckpt.history, epochs=epochs, batches=n_batches)
+        run._epoch0, run._position, run._running = ckpt.epoch, ckpt.position, Running(**ckpt.running)
+        run._epoch_rng_state, run._resumed_from = ckpt.epoch_rng_state, ckpt.path
+        if best is not None:
+            best.best = ckpt.best
+        for callback, saved in zip(callbacks, ckpt.callbacks or ()):
+            if saved is not None and callable(getattr(callback, "load_state", None)):
+                callback.load_state(saved)
+    else:
+        owned = own(model)
+        with owning():
+            state = optimizer.init(owned)
+        run = Run(owned, own(state), _new_history(accuracy is not None, validation is not None),
+                  epochs=epochs, batches=n_batches)
+        run._epoch0, run._position, run._running = 0, 0, Running()
+        run._epoch_rng_state, run._resumed_from = None, None
+    run._checkpoint = None
+    history = run.history
+    hooks = {hook: [getattr(c, hook) for c in pieces + callbacks if callable(getattr(c, hook, None))]
+             for hook in HOOKS}
 
     def write_checkpoint():
-        bad = _first_nonfinite(run.model)
-        if bad is not None:  # the last update overflowed on a finite loss: keep the last good checkpoint
-            epoch, batch = (run.epoch, run.position - 1) if run.position else (run.epoch - 1, n_batches - 1)
-            raise NonFiniteLossError(epoch, batch, value, bad, parameter=True)
-        save_checkpoint(folder, run.checkpoint(rng, settings), keep=keep, protect=run.resumed_from)
+        """Save the run as it is now (never a model that went NaN or inf: the last good checkpoint stays)."""
+        bad = first_nonfinite(run._model)
+        if bad is not None:
+            raise NonFiniteLossError(run.epoch, run.batch, run.loss, bad, parameter=True,
+                                     checkpoint=run._checkpoint and str(run._checkpoint))
+        states = [callback.state() if callable(getattr(callback, "state", None)) else None for callback in callbacks]
+        ckpt = Checkpoint(model=run._model, state=run._state, epoch=run._epoch0, position=run._position,
+                          history=history, rng_state=rng.bit_generator.state,
+                          epoch_rng_state=run._epoch_rng_state, running=attrs.asdict(run._running),
+                          settings=settings, best=best.best if best is not None else None,
+                          callbacks=states if any(s is not None for s in states) else None)
+        run._checkpoint = save_checkpoint(folder, ckpt, keep=keep, protect=run._resumed_from)
 
-    with threadpool_limits(threads, user_api="blas"), _StopRequests() as stop:
-        while run.epoch < epochs and not history.get("stopped_early"):
+    def finish():
+        for hook in hooks["on_train_end"]:
+            hook(run)
+        result = best.best if best is not None and best.best is not None and keep_best else run._model
+        return result, history
+
+    update = _update_in_place(optimizer)
+    base_mode = Mode(train=True, rng=rng, input_grad=False)
+    observing = None  # (observer, mode) made once per observer
+    with threadpool_limits(threads, user_api="blas"), StopRequests() as stop:
+        for hook in hooks["on_train_begin"]:
+            hook(run)
+        while run._epoch0 < epochs and not run.stop and not history.get("stopped_early"):
+            run.epoch = run._epoch0 + 1
             started = time.perf_counter()
             order = _epoch_order(run, rng, n)
-            bar = _progress_bar(progress, run.epoch, epochs, n_batches, run.position)
-            net, state, running = run.model, run.state, run.running
-            for b in range(run.position, n_batches):
-                # the step: forward, loss, backward, update
+            net, state, running = run._model, run._state, run._running
+            for b in range(run._position, n_batches):
                 idx = order[b * batch_size:(b + 1) * batch_size]
                 xb, yb = x[idx], y[idx]
                 if transform is not None:
                     xb = transform(xb)
-                pred, cache = net.forward(xb, rng=rng, check=False)  # x was checked once; rng goes where needed
-                value, loss_cache = loss_forward(pred, yb)
-                _, grads = net.backward(cache, loss.backward(loss_cache), input_grad=False, out=out)
-                if not math.isfinite(value):
-                    raise NonFiniteLossError(run.epoch, b, value, _first_nonfinite(grads))
-                net, state = (optimizer.update(net, grads, state, donate=donate) if donates
-                              else optimizer.update(net, grads, state))
-                if donates:  # the gradients are dead after a donated update: the next backward reuses them
-                    donate, out = True, grads
-                # the bookkeeping
+                if dtype is not None and xb.dtype != dtype:
+                    xb = xb.astype(dtype)
+                mode = base_mode
+                if run.observe is not None:
+                    if observing is None or observing[0] is not run.observe:
+                        observing = (run.observe, attrs.evolve(base_mode, observe=run.observe))
+                    mode = observing[1]
+                with owning():
+                    pred, value, grads = gradients(forward_of(net), net, loss, xb, yb, mode)
+                    if not math.isfinite(value):
+                        raise diverged(run.epoch, b + 1, value, net, grads, xb, mode,
+                                       run._checkpoint and str(run._checkpoint))
+                    net, state = update(net, grads, state)
                 running.loss_sum += value
                 running.batches += 1
-                running.seen += len(idx)
-                if classify:
-                    running.correct += int(np.count_nonzero(pred.argmax(axis=1) == yb))
-                if bar is not None:
-                    _update_bar(bar, b, running, classify)
-                if b + 1 < n_batches and (stop.requested or (checkpoint_every and (b + 1) % checkpoint_every == 0)):
-                    run.model, run.state, run.position = net, state, b + 1
+                if accuracy is not None:
+                    right, count = accuracy(pred, yb)
+                    running.correct += right
+                    running.seen += count
+                run._model, run._state, run._grads, run._position = net, state, grads, b + 1
+                run.batch, run.loss, run.prediction = b + 1, value, pred
+                for hook in hooks["on_batch_end"]:
+                    hook(run)
+                if b + 1 < n_batches and (run.stop or stop.requested or
+                                          (checkpoint_every and (b + 1) % checkpoint_every == 0)):
                     if folder is not None:
                         write_checkpoint()
-                    if stop.requested:  # at the epoch's end, the epoch is finished first
-                        if bar is not None:
-                            bar.close()
-                        stop.act()
-            if bar is not None:
-                bar.close()
-            run.model, run.state = net, state
-            bad = _first_nonfinite(net)  # once an epoch: never validate, checkpoint or return a broken model
+                    if stop.requested:
+                        for piece in pieces:
+                            getattr(piece, "close", lambda: None)()
+                        stop.act(TrainingInterrupted(run._model, history, run._checkpoint))
+                    if run.stop:
+                        history["stopped_early"] = True
+                        return finish()
+            bad = first_nonfinite(net)  # once an epoch: never validate, checkpoint or return a broken model
             if bad is not None:
-                raise NonFiniteLossError(run.epoch, n_batches - 1, value, bad, parameter=True)
-
+                raise NonFiniteLossError(run.epoch, n_batches, run.loss, bad, parameter=True,
+                                         checkpoint=run._checkpoint and str(run._checkpoint))
             history["loss"].append(running.loss_sum / running.batches)
-            if classify:
+            if accuracy is not None:
                 history["accuracy"].append(running.correct / running.seen)
             if validation is not None:
                 val = _evaluate(net, loss, x_val, y_val, 1000, transform, None)
                 if not math.isfinite(val["loss"]):
-                    raise NonFiniteLossError(run.epoch, n_batches - 1, val["loss"], None, validation=True)
+                    raise NonFiniteLossError(run.epoch, n_batches, val["loss"], None, validation=True)
                 history["val_loss"].append(val["loss"])
-                if classify:
+                if accuracy is not None:
                     history["val_accuracy"].append(val["accuracy"])
             history["seconds"].append(time.perf_counter() - started)
-            history["learning_rate"].append(rate(state.step - 1) if rate and hasattr(state, "step") else None)
-            if track_best:
-                if history["val_loss"][-1] < best_loss:
-                    best_loss = history["val_loss"][-1]
-                    history["best_epoch"] = run.epoch
-                    if keep_best:  # a copy: the next update may reuse the buffers
-                        run.best = map_parameters(lambda p: frozen_view(p.copy()), net)
-                if patience:
-                    history["stopped_early"] = run.epoch - history.get("best_epoch", -1) >= patience
-            if progress:
-                _print_epoch(run.epoch, epochs, history)
-            run.epoch, run.position, run.running = run.epoch + 1, 0, _Running()
+            history["learning_rate"].append(_learning_rate(optimizer, state))
+            history["threads"].append(threads)
+            for hook in hooks["on_epoch_end"]:
+                hook(run)
+            run._epoch0, run._position, run._running = run._epoch0 + 1, 0, Running()
             if folder is not None:
                 write_checkpoint()
             if stop.requested:
-                stop.act()
-    result = run.best if keep_best and run.best is not None else run.model
-    return (result if isinstance(model, Sequence) else result.layers[0]), history
-
-
-def _progress_bar(progress, epoch, epochs, n_batches, position):
-    if not progress:
-        return None
-    from tqdm.auto import tqdm
-    return tqdm(total=n_batches, initial=position, desc=f"epoch {epoch + 1}/{epochs}", unit="batch",
-                leave=False, dynamic_ncols=True, mininterval=0.2)
-
-
-def _update_bar(bar, b, running, classify):
-    if (b + 1) % 25 == 0 or b + 1 == bar.total:
-        bar.update(b + 1 - bar.n)
-        postfix = {"loss": f"{running.loss_sum / running.batches:.4f}"}
-        if classify:
-            postfix["accuracy"] = f"{running.correct / running.seen:.4f}"
-        bar.set_postfix(postfix, refresh=False)
-
-
-def _print_epoch(epoch, epochs, history):
-    from tqdm.auto import tqdm
-    parts = [f"epoch {epoch + 1}/{epochs}"]
-    for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
-        if key in history:
-            parts.append(f"{key} {history[key][-1]:.4f}")
-    parts.append(f"{history['seconds'][-1]:.1f} s")
-    tqdm.write("  ".join(parts))
+                stop.act(TrainingInterrupted(run._model, history, run._checkpoint))
+        if run.stop and run._epoch0 < epochs:
+            history["stopped_early"] = True
+        return finish()

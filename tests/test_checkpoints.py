@@ -282,14 +282,16 @@ def test_no_checkpoint_with_non_finite_parameters_and_the_last_good_one_stays(tm
     with pytest.raises(optim.NonFiniteLossError) as info, np.errstate(all="ignore"):
         fit(optim.SGD(Blowup(at, then)), epochs=4, checkpoint=tmp_path, checkpoint_every=every, keep=100)
     error = info.value
-    failed = error.epoch * N_BATCHES + error.batch            # the failing batch, counted from the start
+    failed = (error.epoch - 1) * N_BATCHES + error.batch - 1  # the failing batch, counted from 0 at the start
     assert isinstance(error, FloatingPointError)
     assert f"epoch {error.epoch}, batch {error.batch}" in str(error)
-    assert error.layer in [path for path, _ in layers.named_parameters(new_model())]
     if kind == "parameter":       # the update after batch `at` overflowed; its loss was finite
+        assert error.layer in [path for path, _ in layers.named_parameters(new_model())]
         assert failed == at and math.isfinite(error.loss) and "made the parameter" in str(error)
-    else:                         # a later batch's loss is non-finite
-        assert failed > at and not math.isfinite(error.loss) and "first non-finite gradient" in str(error)
+    else:                         # a later batch's prediction is not finite: the first layer whose output is
+        assert failed > at and not math.isfinite(error.loss)
+        assert error.layer in ("layers[0]", "layers[1]", "layers[2]")
+        assert f"first layer whose output is NaN or inf: {error.layer}" in str(error)
     saved = files(tmp_path)
     assert saved
     for path in saved:
@@ -311,7 +313,7 @@ def test_an_overflow_in_the_very_last_update_is_an_error_not_a_returned_model():
     last = 2 * N_BATCHES - 1
     with pytest.raises(optim.NonFiniteLossError, match="made the parameter") as info, np.errstate(all="ignore"):
         fit(optim.SGD(Blowup(last, 1e300)), epochs=2, validation=None)
-    assert (info.value.epoch, info.value.batch) == divmod(last, N_BATCHES)
+    assert (info.value.epoch - 1, info.value.batch - 1) == divmod(last, N_BATCHES)
 
 
 # ---- keep_best, early stopping and stale files across a resume ---------------------------------------
@@ -336,8 +338,8 @@ def test_a_keep_best_checkpoint_holds_the_best_model(tmp_path):
     best, history = fit(epochs=4, validation=(x_val, y_val), keep_best=True, checkpoint=tmp_path)
     ckpt = optim.load_checkpoint(tmp_path)
     assert same_bits(ckpt.best, best)
-    assert history["best_epoch"] == int(np.argmin(history["val_loss"]))
-    assert not same_bits(ckpt.model, best) or history["best_epoch"] == 3
+    assert history["best_epoch"] == int(np.argmin(history["val_loss"])) + 1  # counted from 1
+    assert not same_bits(ckpt.model, best) or history["best_epoch"] == 4
 
 
 def test_validation_of_the_wrong_width_fails_before_training(tmp_path):

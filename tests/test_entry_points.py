@@ -52,7 +52,7 @@ MODEL_SHAPE = [
 @pytest.mark.parametrize("x, match", MODEL_SHAPE, ids=["1-D", "3-D", "4 features"])
 def test_the_model_names_the_layer_expected_and_received_shape(call, x, match):
     with pytest.raises(ShapeError, match=match):
-        getattr(MODEL, call)(x)
+        MODEL(x) if call == "__call__" else MODEL.forward(x, layers.EVAL)
 
 
 def test_a_nested_sequence_names_the_inner_layer_by_path():
@@ -146,7 +146,7 @@ def test_fit_refuses_more_bad_x(x, match):
 def test_fit_names_the_row_of_a_non_finite_regression_target():
     y = np.zeros((4, 3), np.float32)
     y[3, 2] = -np.inf
-    with pytest.raises(ValueError, match=r"^y row 3 holds NaN or inf; expected finite values"):
+    with pytest.raises(ValueError, match=r"^fit: y row 3 holds NaN or inf; expected finite values"):
         optim.fit(MODEL, losses.MSE(), optim.SGD(0.1), GOOD, y, epochs=1, batch_size=2,
                   rng=np.random.default_rng(0), progress=False)
 

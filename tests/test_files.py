@@ -9,6 +9,7 @@ import contextlib
 import errno
 import hashlib
 import json
+from pathlib import Path
 import math
 import os
 import stat
@@ -79,10 +80,10 @@ class Scale:
     axes: tuple = (1, 2)
     _shift: int = 0
 
-    def forward(self, x):
+    def forward(self, x, mode):
         return x * self.gain, x
 
-    def backward(self, x, dy):
+    def backward(self, x, dy, mode):
         return dy * self.gain, Scale(gain=(dy * x).sum(axis=0))
 
 
@@ -119,7 +120,7 @@ def test_the_file_is_a_plain_npz_with_a_readable_manifest(tmp_path):
                                                "model.layers[2].bias.npy", "model.layers[2].weight.npy"]
         assert all(i.compress_type == zipfile.ZIP_STORED and i.date_time == (1980, 1, 1, 0, 0, 0) for i in infos)
         manifest = json.loads(archive.read("lamina.json"))
-    assert manifest["format"] == "lamina.model_file" and manifest["version"] == 1 and manifest["kind"] == "model"
+    assert manifest["format"] == "lamina.model_file" and manifest["version"] == 2 and manifest["kind"] == "model"
     assert manifest["extra"] == {"lr": 0.1}
     top = manifest["records"]["model"]
     assert top["record"] == "Sequence"
@@ -208,7 +209,20 @@ def test_the_format_is_stable(tmp_path):
     assert hashlib.sha256(path.read_bytes()).hexdigest() == GOLDEN
 
 
-GOLDEN = "0dcb90b42135008aff3e2ba1a1c356add1c67252473f7b6e5f41f047721840bc"
+GOLDEN = "9c80993b612d486e41d80755c27d594e85374a5cd744dc3bb67c9f812d0f3d13"  # version 2 (lamina 0.2): buffers
+
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def test_a_model_file_written_by_lamina_0_1_still_loads():
+    """tests/fixtures/model-0.1.npz was saved by lamina 0.1 (format version 1) with its inputs and outputs beside it."""
+    model = layers.load(FIXTURES / "model-0.1.npz")
+    assert layers.load_extra(FIXTURES / "model-0.1.npz") == {"note": "written by lamina 0.1"}
+    x = np.load(FIXTURES / "model-0.1-input.npy")
+    np.testing.assert_array_equal(model(x), np.load(FIXTURES / "model-0.1-output.npy"))
+    with zipfile.ZipFile(FIXTURES / "model-0.1.npz") as archive:
+        assert json.loads(archive.read("lamina.json"))["version"] == 1
 
 
 # ---- user layers and the registry ----------------------------------------------------------------
@@ -269,10 +283,10 @@ def test_a_class_redefined_in_the_same_place_replaces_the_old_one(tmp_path):
         class Gain:
             gain: np.ndarray = layers.param()
 
-            def forward(self, x):
+            def forward(self, x, mode):
                 return x * self.gain, x
 
-            def backward(self, x, dy):
+            def backward(self, x, dy, mode):
                 return dy * self.gain, Gain(gain=(dy * x).sum(axis=0))
         return Gain
 
@@ -317,8 +331,8 @@ def test_with_the_real_sgd_state(tmp_path):
     model = small_model()
     opt = optim.SGD(learning_rate=0.1, momentum=0.9)
     x, y = np.ones((3, 4), np.float32), np.zeros((3, 2), np.float32)
-    _, cache = model.forward(x)
-    _, grads = model.backward(cache, y - 1)
+    _, cache = model.forward(x, layers.EVAL)
+    _, grads = model.backward(cache, y - 1, layers.EVAL)
     model, state = opt.update(model, grads, opt.init(model))
     write_records(tmp_path / "c.npz", {"model": model, "state": state}, kind="checkpoint")
     records, _, _ = read_records(tmp_path / "c.npz")
@@ -380,14 +394,14 @@ def test_the_writer_refuses_what_it_cannot_describe(tmp_path):
     float16 = layers.Sequence([layers.Dense.init(np.random.default_rng(0), 2, 2)])
     object.__setattr__(float16.layers[0], "bias", np.zeros(2, np.float16))      # past the constructor's check
     cases = [
-        ({"model": float16}, r"model.layers\[0\].bias is a parameter holding numpy.ndarray float16"),
+        ({"model": float16}, r"model.layers\[0\].bias is a parameter or buffer holding numpy.ndarray float16"),
         ({"model": model, "bad name": model}, "must be a Python identifier"),
         ({"model": [model]}, "holds a list"),
     ]
     with own_registry():
         layers.register(Scale)
         cases.append(({"model": layers.Sequence([Scale(gain=np.ones(2), note=lambda: 0)])}, r"model.layers\[0\].note holds a function"))
-        cases.append(({"model": layers.Sequence([Scale(gain=np.ones(2), note=np.ones(2))])}, "not a parameter; declare the field with layers.param"))
+        cases.append(({"model": layers.Sequence([Scale(gain=np.ones(2), note=np.ones(2))])}, "neither a parameter nor a buffer; declare the field with layers.param"))
         for records, message in cases:
             with pytest.raises(layers.ModelFileError, match=message):
                 write_records(tmp_path / "m.npz", records)

@@ -351,8 +351,8 @@ def test_an_empty_file_is_refused_saying_so(tmp_path):
 
 
 def test_a_newer_format_version_is_refused_saying_which(valid, tmp_path):
-    path = edit_manifest(valid, tmp_path / "v2.npz", lambda m: m.update(version=2, layout="new"))
-    refused(path, "format version 2, newer than this lamina reads (version 1); upgrade lamina")
+    path = edit_manifest(valid, tmp_path / "v3.npz", lambda m: m.update(version=3, layout="new"))
+    refused(path, "format version 3, newer than this lamina reads (version 2); upgrade lamina")
     path = edit_manifest(valid, tmp_path / "other.npz", lambda m: m.update(format="keras"))
     refused(path, "not a lamina model file: the manifest's format is 'keras'")
 
@@ -392,8 +392,8 @@ def test_a_manifest_that_breaks_the_format_is_refused(valid, tmp_path, change, m
 
 @pytest.mark.parametrize("value, message", [
     (..., "the Dense in the file lacks ['bias']"),
-    (None, "model.layers[0].bias is a parameter of Dense, but the file holds no array there"),
-    ({"tuple": []}, "model.layers[0].bias is a parameter of Dense, but the file holds no array there"),
+    (None, "model.layers[0].bias is a parameter or buffer of Dense, but the file holds no array there"),
+    ({"tuple": []}, "model.layers[0].bias is a parameter or buffer of Dense, but the file holds no array there"),
 ])
 def test_a_parameter_without_an_array_is_refused(valid, tmp_path, value, message):
     def change(m):
@@ -411,7 +411,7 @@ def test_an_array_outside_a_parameter_field_is_refused(valid, tmp_path):
     members = members_of(path)
     members.insert(3, ("model.layers[1].npy", dict(members)["model.layers[0].bias.npy"]))
     write_members(path, members)
-    refused(path, "model.layers[1] holds an array, but only a parameter field (layers.param()) may")
+    refused(path, "model.layers[1] holds an array, but only a parameter or buffer field (layers.param(), layers.buffer()) may")
 
 
 @pytest.mark.parametrize("text, message", [

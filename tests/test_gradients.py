@@ -88,7 +88,7 @@ def networks(draw, max_depth=3):
         if draw(st.booleans()):
             scale = Scale(gain=draw(arrays((n_in,), 0.5, 1.5)))
             flat.append(scale)
-            h = scale.forward(h)[0]
+            h = scale.forward(h, layers.EVAL)[0]
         dense = draw(dense_layers(n_in, n_out))
         if i < len(widths) - 2:
             activation = draw(st.sampled_from([layers.ReLU, layers.Sigmoid, layers.Tanh]))()
@@ -260,7 +260,7 @@ def test_a_zero_gradient_is_no_error(gradient_record, value):
 class WrongGain(Scale):
     """Scale with a parameter gradient 1% too large."""
 
-    def backward(self, x, dy):
+    def backward(self, x, dy, mode):
         return dy * self.gain, WrongGain(gain=(dy * x).sum(axis=0) * 1.01)
 
 
@@ -268,7 +268,7 @@ class WrongGain(Scale):
 class WrongInput(Scale):
     """Scale whose input gradient forgets the gain."""
 
-    def backward(self, x, dy):
+    def backward(self, x, dy, mode):
         return dy, WrongInput(gain=(dy * x).sum(axis=0))
 
 
@@ -308,7 +308,7 @@ def test_catches_a_wrong_loss_gradient():
 @pytest.mark.parametrize("y_dtype, dy_dtype", [(np.float32, np.float64), (np.float64, np.float32), (np.float32, np.float32)])
 def test_an_activation_gradient_has_the_dtype_numpy_would_give(activation, y_dtype, dy_dtype):
     x = np.linspace(-2, 2, 6).astype(y_dtype).reshape(2, 3)
-    y, cache = activation.forward(x)
+    y, cache = activation.forward(x, layers.EVAL)
     dy = np.linspace(1, 2, 6).astype(dy_dtype).reshape(2, 3)
-    dx, _ = activation.backward(cache, dy)
+    dx, _ = activation.backward(cache, dy, layers.EVAL)
     assert dx.dtype == np.result_type(y_dtype, dy_dtype)

@@ -19,16 +19,16 @@ from lamina import layers
 def test_dense_forward_and_backward_by_hand():
     d = layers.Dense(weight=np.array([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]]), bias=np.array([0.5, -0.5]))
     x = np.array([[1.0, 0.0, -1.0], [2.0, 1.0, 0.0]])
-    y, cache = d.forward(x)
+    y, cache = d.forward(x, layers.EVAL)
     np.testing.assert_array_equal(y, [[1 - 5 + 0.5, 2 - 6 - 0.5], [2 + 3 + 0.5, 4 + 4 - 0.5]])
     np.testing.assert_array_equal(d(x), y)
     dy = np.array([[1.0, -1.0], [0.0, 2.0]])
-    dx, grads = d.backward(cache, dy)
+    dx, grads = d.backward(cache, dy, layers.EVAL)
     np.testing.assert_array_equal(dx, [[1 - 2, 3 - 4, 5 - 6], [4, 8, 12]])          # dy @ weight.T
     np.testing.assert_array_equal(grads.weight, [[1, -1 + 4], [0, 2], [-1, 1]])      # x.T @ dy
     np.testing.assert_array_equal(grads.bias, [1, 1])                                # dy summed over the batch
     assert isinstance(grads, layers.Dense)
-    none, same = d.backward(cache, dy, input_grad=False)
+    none, same = d.backward(cache, dy, layers.Mode(input_grad=False))
     assert none is None and same == grads
 
 
@@ -42,7 +42,7 @@ def test_dense_init_fields_and_repr():
 
 
 @pytest.mark.parametrize("kwargs, error, match", [
-    (dict(rng=np.random.RandomState(0)), TypeError, "numpy.random.Generator, got RandomState"),
+    (dict(rng=np.random.RandomState(0)), TypeError, "numpy.random.Generator first: Dense.init\\(rng, n_in, n_out\\), got RandomState"),
     (dict(n_in=0), ValueError, r"n_in must be a positive int, got 0"),
     (dict(n_out=2.0), ValueError, r"n_out must be a positive int, got 2\.0"),
     (dict(n_in=True), ValueError, r"n_in must be a positive int, got True"),
@@ -69,12 +69,12 @@ def test_dense_constructor_validation():
 def test_dense_shape_errors():
     d = layers.Dense.init(np.random.default_rng(0), 4, 3)
     with pytest.raises(layers.ShapeError, match=r"Dense\(4 -> 3, float32\) expects input \(n, 4\), but the input is \(2, 5\)"):
-        d.forward(np.ones((2, 5), dtype=np.float32))
+        d.forward(np.ones((2, 5), dtype=np.float32), layers.EVAL)
     with pytest.raises(layers.ShapeError, match=r"\(n, 4\).*\(4,\)"):
         d(np.ones(4, dtype=np.float32))
-    _, cache = d.forward(np.ones((2, 4), dtype=np.float32))
+    _, cache = d.forward(np.ones((2, 4), dtype=np.float32), layers.EVAL)
     with pytest.raises(layers.ShapeError, match=r"output gradient of shape \(2, 3\).*\(2, 4\)"):
-        d.backward(cache, np.ones((2, 4), dtype=np.float32))
+        d.backward(cache, np.ones((2, 4), dtype=np.float32), layers.EVAL)
     with pytest.raises(layers.ShapeError, match=r"expects input \(n, 4\), but the input is \(n, 5\)"):
         d.output_shape((5,))
 
@@ -83,9 +83,9 @@ def test_dense_shape_errors():
 
 def test_relu_by_hand():
     x = np.array([[-2.0, -0.5, 0.5, 3.0]])
-    y, cache = layers.ReLU().forward(x)
+    y, cache = layers.ReLU().forward(x, layers.EVAL)
     np.testing.assert_array_equal(y, [[0, 0, 0.5, 3.0]])
-    dx, grads = layers.ReLU().backward(cache, np.array([[1.0, 2.0, 3.0, 4.0]]))
+    dx, grads = layers.ReLU().backward(cache, np.array([[1.0, 2.0, 3.0, 4.0]]), layers.EVAL)
     np.testing.assert_array_equal(dx, [[0, 0, 3.0, 4.0]])
     assert grads == layers.ReLU() and layers.parameters(grads) == []
 
@@ -101,25 +101,25 @@ def test_activation_derivatives_by_hand():
     x = np.array([[-1.0, 0.0, 2.0]])
     dy = np.array([[1.0, 2.0, 3.0]])
     s = [1 / (1 + math.exp(1.0)), 0.5, 1 / (1 + math.exp(-2.0))]
-    _, cache = layers.Sigmoid().forward(x)
-    np.testing.assert_allclose(layers.Sigmoid().backward(cache, dy)[0], [[v * (1 - v) * g for v, g in zip(s, [1, 2, 3])]],
+    _, cache = layers.Sigmoid().forward(x, layers.EVAL)
+    np.testing.assert_allclose(layers.Sigmoid().backward(cache, dy, layers.EVAL)[0], [[v * (1 - v) * g for v, g in zip(s, [1, 2, 3])]],
                                rtol=1e-15)
     t = [math.tanh(v) for v in (-1.0, 0.0, 2.0)]
-    _, cache = layers.Tanh().forward(x)
-    np.testing.assert_allclose(layers.Tanh().backward(cache, dy)[0], [[(1 - v * v) * g for v, g in zip(t, [1, 2, 3])]],
+    _, cache = layers.Tanh().forward(x, layers.EVAL)
+    np.testing.assert_allclose(layers.Tanh().backward(cache, dy, layers.EVAL)[0], [[(1 - v * v) * g for v, g in zip(t, [1, 2, 3])]],
                                rtol=1e-15)
 
 
 @pytest.mark.parametrize("activation", [layers.ReLU, layers.Sigmoid, layers.Tanh])
 def test_activations_keep_shape_and_dtype(activation):
     x = np.linspace(-3, 3, 24, dtype=np.float32).reshape(2, 3, 4)
-    y, cache = activation().forward(x)
+    y, cache = activation().forward(x, layers.EVAL)
     assert y.shape == x.shape and y.dtype == np.float32
-    dx, _ = activation().backward(cache, np.ones_like(y))
+    dx, _ = activation().backward(cache, np.ones_like(y), layers.EVAL)
     assert dx.shape == x.shape and dx.dtype == np.float32
     assert activation().output_shape((3, 4)) == (3, 4)
     with pytest.raises(ValueError, match=r"output gradient has shape \(2, 3\)"):
-        activation().backward(cache, np.ones((2, 3), dtype=np.float32))
+        activation().backward(cache, np.ones((2, 3), dtype=np.float32), layers.EVAL)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -129,8 +129,8 @@ def test_sigmoid_is_quiet_and_exact_at_the_extremes(dtype):
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # any RuntimeWarning would fail the test
         with np.errstate(over="raise", invalid="raise", divide="raise"):
-            y, cache = layers.Sigmoid().forward(x)
-            dx, _ = layers.Sigmoid().backward(cache, np.ones_like(x))
+            y, cache = layers.Sigmoid().forward(x, layers.EVAL)
+            dx, _ = layers.Sigmoid().backward(cache, np.ones_like(x), layers.EVAL)
     assert y.dtype == dtype
     np.testing.assert_array_equal(y, [0.0, 0.0, 1.0, 1.0])
     np.testing.assert_array_equal(dx, [0.0, 0.0, 0.0, 0.0])

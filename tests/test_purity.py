@@ -49,12 +49,12 @@ def test_forward_and_backward_change_nothing(dtype):
     m = model()
     x = np.random.default_rng(1).standard_normal((6, 4)).astype(dtype)
     before_model, before_x = snapshot(m), snapshot(x)
-    y, cache = m.forward(x)
+    y, cache = m.forward(x, layers.EVAL)
     before_cache = snapshot(cache)
     dy = np.random.default_rng(2).standard_normal(y.shape).astype(np.float32)
     before_dy = snapshot(dy)
-    dx, grads = m.backward(cache, dy)
-    again_dx, again = m.backward(cache, dy)  # the cache is not consumed
+    dx, grads = m.backward(cache, dy, layers.EVAL)
+    again_dx, again = m.backward(cache, dy, layers.EVAL)  # the cache is not consumed
     m(x)
     assert same(snapshot(m), before_model) and same(snapshot(x), before_x)
     assert same(snapshot(cache), before_cache) and same(snapshot(dy), before_dy)
@@ -106,8 +106,8 @@ def test_writing_into_a_parameter_raises():
         dense.bias += 1
     with pytest.raises(ValueError, match="read-only"):
         np.multiply(m.layers[0].gain, 2, out=m.layers[0].gain)
-    _, cache = m.forward(np.ones((2, 4)))
-    _, grads = m.backward(cache, np.ones((2, 3), dtype=np.float32))
+    _, cache = m.forward(np.ones((2, 4)), layers.EVAL)
+    _, grads = m.backward(cache, np.ones((2, 3), dtype=np.float32), layers.EVAL)
     with pytest.raises(ValueError, match="read-only"):
         grads.layers[1].weight[0, 0] = 1.0
     new, state = optim.SGD(0.1, momentum=0.9).update(m, grads, optim.SGD(0.1, momentum=0.9).init(m))

@@ -65,7 +65,7 @@ def test_a_user_layer_defers_the_check_to_the_first_batch():
     x = np.ones((2, 4), dtype=np.float32)
     pattern = r"^layers\[2\] Dense\(6 -> 3.*expects input \(n, 6\).*layers\[1\] Scale.*\(2, 5\)$"
     with pytest.raises(layers.ShapeError, match=pattern):
-        model.forward(x)
+        model.forward(x, layers.EVAL)
     with pytest.raises(layers.ShapeError, match=pattern):
         model(x)
 
@@ -74,14 +74,14 @@ def test_an_activation_first_defers_the_check_to_the_first_batch():
     model = layers.Sequence([layers.ReLU(), dense(4, 3)])
     assert model(np.ones((2, 4))).shape == (2, 3)
     with pytest.raises(layers.ShapeError, match=r"^layers\[1\] Dense\(4 -> 3.*\(n, 4\).*layers\[0\] ReLU.*\(2, 5\)$"):
-        model.forward(np.ones((2, 5)))
+        model.forward(np.ones((2, 5)), layers.EVAL)
 
 
 @pytest.mark.parametrize("shape", [(3, 6), (3,), (3, 4, 1)])
 def test_a_wrong_batch_fails_at_the_first_layer(shape):
     model = layers.mlp(rng0, [4, 5, 3])
     with pytest.raises(layers.ShapeError, match=r"^layers\[0\] Dense\(4 -> 5.*expects input \(n, 4\), but the input"):
-        model.forward(np.ones(shape))
+        model.forward(np.ones(shape), layers.EVAL)
 
 
 def test_a_wrong_batch_into_a_nested_first_layer_names_its_path():
@@ -95,10 +95,10 @@ def test_a_wrong_batch_into_a_nested_first_layer_names_its_path():
 def test_a_float64_batch_into_a_float32_model_gives_float32():
     model = layers.mlp(rng0, [3, 4, 2])
     x = np.random.default_rng(1).standard_normal((5, 3))
-    y, cache = model.forward(x)
+    y, cache = model.forward(x, layers.EVAL)
     assert y.dtype == np.float32 and model(x).dtype == np.float32
     assert cache[0].dtype == np.float32  # cast once, on entry
-    dx, grads = model.backward(cache, np.ones_like(y))
+    dx, grads = model.backward(cache, np.ones_like(y), layers.EVAL)
     assert dx.dtype == np.float32 and {g.dtype for g in layers.parameters(grads)} == {np.dtype(np.float32)}
     np.testing.assert_allclose(y, model(x.astype(np.float32)), rtol=1e-6)
 
@@ -106,9 +106,9 @@ def test_a_float64_batch_into_a_float32_model_gives_float32():
 def test_a_float64_model_stays_float64():
     model = layers.mlp(rng0, [3, 4, 2], dtype=np.float64)
     x32 = np.random.default_rng(1).standard_normal((5, 3)).astype(np.float32)
-    y, cache = model.forward(x32)
+    y, cache = model.forward(x32, layers.EVAL)
     assert y.dtype == np.float64 and model(x32).dtype == np.float64
-    _, grads = model.backward(cache, np.ones_like(y))
+    _, grads = model.backward(cache, np.ones_like(y), layers.EVAL)
     assert {g.dtype for g in layers.parameters(grads)} == {np.dtype(np.float64)}
 
 
@@ -122,9 +122,9 @@ def test_layers_without_parameters_keep_the_batch_dtype():
     x32 = np.ones((2, 4), dtype=np.float32)
     assert layers.Sequence([layers.ReLU(), layers.Tanh()])(x32).dtype == np.float32
     model = layers.Sequence([dense(4, 5), layers.Sequence([layers.ReLU()]), dense(5, 2)])
-    y, cache = model.forward(x32)
+    y, cache = model.forward(x32, layers.EVAL)
     assert y.dtype == np.float32
-    _, grads = model.backward(cache, np.ones_like(y))
+    _, grads = model.backward(cache, np.ones_like(y), layers.EVAL)
     assert {g.dtype for g in layers.parameters(grads)} == {np.dtype(np.float32)}
 
 
@@ -142,7 +142,7 @@ def test_non_numeric_input_is_refused(x):
     with pytest.raises(TypeError, match=r"float or integer array, got dtype"):
         model(x)
     with pytest.raises(TypeError, match=r"float or integer array, got dtype"):
-        model.forward(x)
+        model.forward(x, layers.EVAL)
 
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
@@ -153,7 +153,7 @@ def test_non_finite_input_names_the_row(bad):
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # the error itself, not a NumPy warning on the way to it
         with pytest.raises(ValueError, match=r"row 3 holds NaN or inf"):
-            model.forward(x)
+            model.forward(x, layers.EVAL)
         with pytest.raises(ValueError, match=r"row 3 holds NaN or inf"):
             model(x)
 
@@ -174,10 +174,10 @@ def test_inference_checks_the_output_and_names_the_input_row_only_when_it_caused
 class Argmax:
     """A last layer with an integer output, (n, k) -> (n,)."""
 
-    def forward(self, x):
+    def forward(self, x, mode):
         return x.argmax(axis=1), None
 
-    def backward(self, cache, dy):
+    def backward(self, cache, dy, mode):
         raise NotImplementedError
 
 
@@ -194,7 +194,7 @@ def test_inference_with_an_integer_output_still_names_a_nan_input_row():
 def test_an_empty_batch_is_refused(shape):
     model = layers.mlp(rng0, [2, 2])
     with pytest.raises(ValueError, match=re.escape(str(shape)) if shape else r"\(\)"):
-        model.forward(np.zeros(shape))
+        model.forward(np.zeros(shape), layers.EVAL)
 
 
 def test_bad_layer_lists_are_refused():
@@ -204,54 +204,35 @@ def test_bad_layer_lists_are_refused():
         layers.Sequence([dense(2, 2), np.ones(2)])
 
 
-# --- randomness ------------------------------------------------------------------------------
+# --- the mode: randomness, inference ---------------------------------------------------------
 
 @attrs.frozen
-class Noise:
+class Noise(layers.Layer):
     """Adds N(0, 1) noise in training; the identity at inference."""
 
-    needs_rng = True
+    def forward(self, x, mode):
+        return (x + mode.require_rng(self).standard_normal(x.shape) if mode.train else x), None
 
-    def forward(self, x, *, rng):
-        return x + rng.standard_normal(x.shape), None
-
-    def backward(self, cache, dy):
-        return dy, self
-
-    def __call__(self, x):
-        return x
-
-
-@attrs.frozen
-class NoiseWithoutCall:
-    """A needs_rng layer with no __call__: rng=None means inference."""
-
-    needs_rng = True
-
-    def forward(self, x, *, rng):
-        return (x if rng is None else x + rng.standard_normal(x.shape)), None
-
-    def backward(self, cache, dy):
+    def backward(self, cache, dy, mode):
         return dy, self
 
 
 @attrs.frozen
 class Plain:
-    """Its forward takes no rng: passing one would be a TypeError."""
+    """2 x, whatever the mode."""
 
-    def forward(self, x):
+    def forward(self, x, mode):
         return 2 * x, None
 
-    def backward(self, cache, dy):
+    def backward(self, cache, dy, mode):
         return 2 * dy, self
 
 
-def test_rng_goes_only_to_layers_that_need_it():
+def test_the_mode_reaches_every_layer_and_draws_happen_in_forward_order():
     d = dense(3, 3, dtype=np.float64)
     model = layers.Sequence([d, Noise(), Plain(), layers.Sequence([Noise()])])
-    assert model.needs_rng and model.layers[3].needs_rng and not layers.Sequence([d, Plain()]).needs_rng
     x = np.random.default_rng(1).standard_normal((4, 3))
-    y, _ = model.forward(x, rng=np.random.default_rng(7))
+    y, _ = model.forward(x, layers.Mode(train=True, rng=np.random.default_rng(7)))
     reference = np.random.default_rng(7)
     first = reference.standard_normal((4, 3))
     expected = 2 * (d(x) + first) + reference.standard_normal((4, 3))
@@ -261,117 +242,45 @@ def test_rng_goes_only_to_layers_that_need_it():
 def test_forward_advances_the_generator():
     rng = np.random.default_rng(3)
     model = layers.Sequence([Noise()])
-    a, _ = model.forward(np.zeros((1, 2)), rng=rng)
-    b, _ = model.forward(np.zeros((1, 2)), rng=rng)
+    a, _ = model.forward(np.zeros((1, 2)), layers.Mode(train=True, rng=rng))
+    b, _ = model.forward(np.zeros((1, 2)), layers.Mode(train=True, rng=rng))
     assert not np.array_equal(a, b)
 
 
-def test_call_is_inference_without_rng_or_cache():
+def test_a_layer_that_draws_in_training_without_an_rng_says_how_to_give_one():
+    model = layers.Sequence([dense(2, 2), Noise()])
+    with pytest.raises(ValueError, match=r"Noise.*no rng.*layers\.Mode\(train=True, rng="):
+        model.forward(np.ones((1, 2)), layers.TRAIN)
+
+
+def test_call_is_forward_in_eval_bit_for_bit_and_draws_nothing():
     d = dense(3, 3, dtype=np.float64)
     x = np.random.default_rng(1).standard_normal((4, 3))
-    for noise in (Noise(), NoiseWithoutCall()):
-        model = layers.Sequence([d, noise, Plain()])
-        y = model(x)
-        assert isinstance(y, np.ndarray)
-        np.testing.assert_array_equal(y, 2 * d(x))
+    model = layers.Sequence([d, Noise(), Plain()])
+    y = model(x)
+    np.testing.assert_array_equal(y, model.forward(x, layers.EVAL)[0])
+    np.testing.assert_array_equal(y, 2 * d(x))
 
 
-def test_call_uses_a_layers_own_call_not_its_forward():
-    @attrs.frozen
-    class InferenceOnly:
-        def forward(self, x):
-            raise AssertionError("forward must not run at inference")
-
-        def backward(self, cache, dy):
-            raise AssertionError
-
-        def __call__(self, x):
-            return x + 1
-
-    np.testing.assert_array_equal(layers.Sequence([InferenceOnly()])(np.zeros((1, 2))), [[1.0, 1.0]])
-
-
-# --- overwrite: an activation works in the buffer of the layer before it -----------------------
-
-@attrs.frozen
-class Doubler:
-    """y = 2 x as a new array, remembered in ``made`` (for the test to look at)."""
-
-    made: list = attrs.field(factory=list, eq=False)
-
-    def forward(self, x):
-        y = 2 * x
-        self.made.append(y)
-        return y, None
-
-    def backward(self, cache, dy):
-        return 2 * dy, self
-
-    def __call__(self, x):
-        return self.forward(x)[0]
-
-
-@attrs.frozen
-class FreshDoubler(Doubler):
-    fresh_outputs = True  # y is new and not kept: the next layer may overwrite it
-
-
-@pytest.mark.parametrize("activation", [layers.ReLU(), layers.Sigmoid(), layers.Tanh()], ids=repr)
-@pytest.mark.parametrize("inference", [False, True], ids=["forward", "call"])
-def test_an_activation_overwrites_the_output_of_a_layer_that_declares_it_fresh(activation, inference):
-    x = np.linspace(-3, 3, 12, dtype=np.float32).reshape(4, 3)
-    expected = activation(2 * x)
-    for first, shared in ((FreshDoubler(), True), (Doubler(), False)):
-        model = layers.Sequence([first, activation])
-        y = model(x) if inference else model.forward(x)[0]
-        np.testing.assert_array_equal(y, expected)
-        assert np.shares_memory(y, first.made[-1]) is shared
-    assert np.array_equal(x, np.linspace(-3, 3, 12, dtype=np.float32).reshape(4, 3))
-
-
-def test_relu_after_dense_works_in_dense_output(monkeypatch):
-    told = []
-    apply = layers.ReLU.apply
-    monkeypatch.setattr(layers.ReLU, "apply", lambda self, x, out=None: told.append(out is x) or apply(self, x, out))
-    model = layers.Sequence([dense(3, 4), layers.ReLU(), dense(4, 2)])
-    x = np.random.default_rng(3).standard_normal((5, 3)).astype(np.float32)
-    y, cache = model.forward(x)
-    model(x)
-    assert told == [True, True]  # forward and inference: the ReLU wrote into Dense's output
-    first = model.layers[0]
-    np.testing.assert_array_equal(cache[1], np.maximum(x @ first.weight + first.bias, 0))
-    assert cache[2] is cache[1]  # the second Dense caches the ReLU output as its input
-    np.testing.assert_array_equal(y, model(x))
-
-
-def test_a_subclass_of_dense_does_not_inherit_the_fresh_outputs_promise():
-    @attrs.frozen(repr=False)
-    class DenseKeepingY(layers.Dense):
-        def forward(self, x):
-            y = x @ self.weight + self.bias
-            return y, (x, y)  # keeps y: the next layer must not write into it
-
-    keeper = DenseKeepingY(weight=np.array([[1.0, -1.0]], np.float32), bias=np.zeros(2, np.float32))
-    _, cache = layers.Sequence([keeper, layers.ReLU()]).forward(np.array([[2.0]], np.float32))
-    np.testing.assert_array_equal(cache[0][1], [[2.0, -2.0]])
+def test_inference_of_a_large_input_runs_in_chunks_with_the_same_numbers(monkeypatch):
+    sizes = []
+    model = layers.Sequence([dense(3, 8), layers.ReLU(), dense(8, 2)])
+    forward = type(model)._forward
+    monkeypatch.setattr(type(model), "_forward", lambda self, x, mode: sizes.append(len(x)) or forward(self, x, mode))
+    x = np.random.default_rng(2).standard_normal((5000, 3)).astype(np.float32)
+    y = model(x)
+    assert len(sizes) == 5 and max(sizes) - min(sizes) <= 1  # five equal chunks, not one 5000-row batch
+    whole = forward(model, x, layers.EVAL)[0]
+    np.testing.assert_allclose(y, whole, rtol=1e-6)
 
 
 def test_the_callers_input_is_never_overwritten():
     x = np.linspace(-1, 1, 6, dtype=np.float32).reshape(2, 3)
     for model in (layers.Sequence([layers.ReLU()]), layers.Sequence([layers.ReLU(), dense(3, 3), layers.ReLU()])):
         before = x.copy()
-        model.forward(x)
+        model.forward(x, layers.EVAL)
         model(x)
         np.testing.assert_array_equal(x, before)
-
-
-@pytest.mark.parametrize("activation", [layers.ReLU(), layers.Sigmoid(), layers.Tanh()], ids=repr)
-def test_an_activation_told_to_overwrite_writes_into_its_input(activation):
-    x = np.linspace(-3, 3, 8, dtype=np.float32)
-    expected = activation(x)
-    y, cache = activation.forward(x, overwrite=True)
-    assert y is x and cache is x
-    np.testing.assert_array_equal(y, expected)
 
 
 # --- input_grad ------------------------------------------------------------------------------
@@ -380,18 +289,18 @@ def test_an_activation_told_to_overwrite_writes_into_its_input(activation):
 class MustSkip:
     """A first layer that may only be asked for no input gradient (and says so)."""
 
-    def forward(self, x):
+    def forward(self, x, mode):
         return x, None
 
-    def backward(self, cache, dy, *, input_grad=True):
-        assert not input_grad, "the Sequence should pass input_grad=False to its first layer"
+    def backward(self, cache, dy, mode):
+        assert not mode.input_grad, "the Sequence should pass input_grad=False to its first layer"
         return None, self
 
 
 def forward_backward(model, x, input_grad):
-    y, cache = model.forward(x)
+    y, cache = model.forward(x, layers.EVAL)
     dy = np.random.default_rng(5).standard_normal(y.shape).astype(y.dtype)
-    return model.backward(cache, dy, input_grad=input_grad)
+    return model.backward(cache, dy, layers.Mode(input_grad=input_grad))
 
 
 @pytest.mark.parametrize("first", [
@@ -405,7 +314,7 @@ def test_without_input_grad_the_parameter_gradients_are_the_same(first):
     dx, grads = forward_backward(model, x, True)
     skipped, same = forward_backward(model, x, False)
     assert dx is not None and dx.shape == (6, 3)
-    assert skipped is None
+    assert (skipped is None) == (type(model.layers[0]) is layers.Dense)  # Dense skips it; the user layer needn't
     assert same == grads  # array fields compare with np.array_equal
     assert all(np.array_equal(a, b) for a, b in zip(layers.parameters(same), layers.parameters(grads)))
 
@@ -420,9 +329,9 @@ def test_without_input_grad_the_first_layer_is_told():
 
 def test_backward_needs_this_sequences_cache():
     model = layers.mlp(rng0, [3, 4, 2])
-    _, cache = model.forward(np.ones((2, 3)))
+    _, cache = model.forward(np.ones((2, 3)), layers.EVAL)
     with pytest.raises(ValueError, match=r"3 entries"):
-        model.backward(cache[:2], np.ones((2, 2), dtype=np.float32))
+        model.backward(cache[:2], np.ones((2, 2), dtype=np.float32), layers.EVAL)
 
 
 # --- summary ---------------------------------------------------------------------------------

@@ -151,9 +151,9 @@ def test_converges_to_the_least_squares_solution():
     loss, opt = losses.MSE(), optim.SGD(0.1, momentum=0.5)
     state = opt.init(model)
     for _ in range(300):
-        out, cache = model.forward(x)
+        out, cache = model.forward(x, layers.EVAL)
         _, loss_cache = loss.forward(out, y)
-        _, grads = model.backward(cache, loss.backward(loss_cache), input_grad=False)
+        _, grads = model.backward(cache, loss.backward(loss_cache), layers.Mode(input_grad=False))
         model, state = opt.update(model, grads, state)
     dense = model.layers[0]
     np.testing.assert_allclose(np.append(dense.weight.ravel(), dense.bias), solution, rtol=0, atol=1e-6)

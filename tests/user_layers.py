@@ -14,8 +14,8 @@ class Scale:
 
     gain: np.ndarray = layers.param()
 
-    def forward(self, x):
+    def forward(self, x, mode):
         return x * self.gain, x
 
-    def backward(self, x, dy):
+    def backward(self, x, dy, mode):
         return dy * self.gain, Scale(gain=(dy * x).sum(axis=0))

@@ -1,0 +1,118 @@
+"""What a callback of ``fit`` sees (``Run``), and the built-in pieces around the epoch loop.
+
+A callback is any object with some of ``on_train_begin(run)``, ``on_batch_end(run)``,
+``on_epoch_end(run)``, ``on_train_end(run)``; one that keeps state has ``state()`` and
+``load_state(s)`` (JSON), and checkpoints carry it. On every event the built-in pieces run
+first, in this order: the progress bar and epoch line, keep_best and early stopping; then the
+user's callbacks in the order given; then the checkpoint of it all.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from lamina.layers.tree import map_arrays
+
+HOOKS = ("on_train_begin", "on_batch_end", "on_epoch_end", "on_train_end")
+
+
+def frozen_copy(record):
+    """A copy of a record whose arrays are read-only and belong to nobody else."""
+    def copy(array):
+        array = array.copy()
+        array.setflags(write=False)
+        return array
+    return map_arrays(copy, record)
+
+
+class Run:
+    """A training run as a callback sees it.
+
+    ``epoch`` and ``batch`` count from 1 (``batch`` within the epoch); ``epochs`` and ``batches``
+    are the totals; ``loss`` and ``prediction`` are the last batch's; ``history`` is the history
+    so far. ``model()`` and ``grads()`` are read-only copies made on demand. Setting ``stop =
+    True`` ends training after the current batch; setting ``observe`` to a function
+    ``observe(path, layer, y)`` has it called for each layer's output from the next batch on
+    (``None`` again to stop).
+    """
+
+    def __init__(self, model, state, history: dict, *, epochs: int, batches: int):
+        self.epochs, self.batches = epochs, batches
+        self.epoch, self.batch = 0, 0
+        self.loss, self.prediction = math.nan, None
+        self.history = history
+        self.stop = False
+        self.observe = None
+        self._model, self._state, self._grads = model, state, None
+
+    def model(self):
+        """The model as it is now (after the last update): a read-only copy."""
+        return frozen_copy(self._model)
+
+    def grads(self):
+        """The last batch's gradients (params hold gradients, buffers their new values): a read-only copy."""
+        if self._grads is None:
+            raise RuntimeError("run.grads(): no batch has been trained yet")
+        return frozen_copy(self._grads)
+
+    def optimizer_state(self):
+        """The optimizer's state as it is now: a read-only copy."""
+        return frozen_copy(self._state)
+
+
+class ProgressBar:
+    """A tqdm bar over each epoch's batches and one summary line per epoch."""
+
+    def __init__(self):
+        self.bar = None
+
+    def on_batch_end(self, run: Run) -> None:
+        if self.bar is None:
+            from tqdm.auto import tqdm
+            self.bar = tqdm(total=run.batches, initial=run.batch - 1, desc=f"epoch {run.epoch}/{run.epochs}",
+                            unit="batch", leave=False, dynamic_ncols=True, mininterval=0.2)
+        if run.batch % 25 == 0 or run.batch == run.batches:
+            self.bar.update(run.batch - self.bar.n)
+            self.bar.set_postfix(run._running.postfix(), refresh=False)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+    def on_epoch_end(self, run: Run) -> None:
+        self.close()
+        from tqdm.auto import tqdm
+        parts = [f"epoch {run.epoch}/{run.epochs}"]
+        for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
+            if key in run.history:
+                parts.append(f"{key} {run.history[key][-1]:.4f}")
+        parts.append(f"{run.history['seconds'][-1]:.1f} s")
+        tqdm.write("  ".join(parts))
+
+    def on_train_end(self, run: Run) -> None:
+        self.close()
+
+
+class BestModel:
+    """keep_best (return the model of the lowest val_loss) and patience (stop after that many epochs without a new best).
+
+    Sets ``history["best_epoch"]`` (counted from 1) and, with patience, ``history["stopped_early"]``.
+    """
+
+    def __init__(self, keep_best: bool, patience: int | None):
+        self.keep_best, self.patience = keep_best, patience
+        self.best = None
+
+    def on_epoch_end(self, run: Run) -> None:
+        history = run.history
+        best = history.get("best_epoch")
+        if best is None or history["val_loss"][-1] < history["val_loss"][best - 1]:
+            history["best_epoch"] = run.epoch
+            if self.keep_best:
+                self.best = run.model()
+        if self.patience:
+            history["stopped_early"] = run.epoch - history["best_epoch"] >= self.patience
+            run.stop = run.stop or history["stopped_early"]

@@ -1,0 +1,33 @@
+"""Accuracy, as the targets decide it: argmax for class labels and probability targets, ``logit > 0`` for 0/1 targets
+under binary cross-entropy, none for real-valued targets."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from lamina import losses
+
+
+def _argmax_labels(pred, yb):
+    return int(np.count_nonzero(pred.argmax(axis=-1) == yb)), len(yb)
+
+
+def _argmax_probabilities(pred, yb):
+    return int(np.count_nonzero(pred.argmax(axis=-1) == yb.argmax(axis=-1))), len(yb)
+
+
+def _thresholded(pred, yb):
+    return int(np.count_nonzero((pred > 0) == (yb > 0.5))), yb.size
+
+
+def accuracy_rule(loss, y: np.ndarray):
+    """``(pred, yb) -> (right, count)`` for these targets under ``loss``, or None when no accuracy applies."""
+    binary = getattr(losses, "BinaryCrossEntropy", None)
+    if binary is not None and isinstance(loss, binary):
+        return _thresholded if np.isin(y, (0, 1)).all() else None
+    if y.ndim == 1 and y.dtype.kind in "iu":
+        return _argmax_labels
+    if y.ndim == 2 and y.shape[1] > 1 and y.dtype.kind == "f":
+        if (y >= 0).all() and np.allclose(y.sum(axis=1), 1, atol=1e-3):
+            return _argmax_probabilities
+    return None
