@@ -1,9 +1,15 @@
-"""Conv2D: a 2-D convolution (cross-correlation, as torch's) of channels-last images, through im2col and one matrix multiply.
+"""Conv2D: a 2-D convolution (cross-correlation, as torch's) of channels-last images, through im2col and matrix multiplies.
 
 With ``cols = im2col(x_padded)`` of shape (n*oh*ow, kh*kw*c_in), one row per output pixel, and
 ``W`` the weight (kh, kw, c_in, c_out) seen as (kh*kw*c_in, c_out):
 
     y = cols @ W + bias        dW = cols.T @ dy        dbias = sum(dy)        dx = col2im(dy @ W.T)
+
+cols carries one more column of ones, so that ``cols @ [W; bias]`` adds the bias and
+``cols.T @ dy`` gives ``[dW; dbias]`` in the same product. The work goes block by block of output
+pixels (``im2col.blocks``): each block's im2col is made in one buffer that stays in cache while
+it is multiplied, and backward makes it again instead of keeping the whole matrix (measured: as
+fast, and memory stays at one block whatever the batch).
 """
 
 from __future__ import annotations
@@ -20,8 +26,9 @@ from lamina.layers.registry import register
 
 INITS = ("he", "glorot")
 
-KEEP_COLS_BYTES = 64 << 20
-"""In training, the im2col matrix of a batch up to this size is kept for backward; a larger one is made again there, block by block."""
+TRANSPOSED_MAX_CHANNELS = 3
+"""Up to this many input channels im2col is made transposed, one shifted slab per kernel offset."""
+
 
 
 def _stride(value) -> tuple[int, int]:
@@ -125,7 +132,7 @@ class Conv2D(Layer):
         return (oh, ow, self.out_channels)
 
     def forward(self, x: np.ndarray, mode: Mode):
-        """x (n, h, w, c_in) -> y (n, oh, ow, c_out); the cache holds the padded x and, in training, its im2col matrix."""
+        """x (n, h, w, c_in) -> y (n, oh, ow, c_out); the cache is the padded x (backward makes im2col again, block by block)."""
         top, bottom, left, right = self.pads
         kh, kw = self.kernel_size
         if (x.ndim != 4 or x.shape[3] != self.in_channels
@@ -133,70 +140,90 @@ class Conv2D(Layer):
             self.output_shape(x.shape[1:])
             raise ShapeError(repr(self), f"channels-last images (n, height, width, {self.in_channels})", str(x.shape))
         xp = pad(x, self.pads)
-        n, hp, wp, c = xp.shape
-        (sh, sw), c_out = self.stride, self.out_channels
-        oh, ow = output_size(hp, kh, sh), output_size(wp, kw, sw)
-        width = kh * kw * c
-        weight = self.weight.reshape(width, c_out)
+        n, oh, ow, c_out = len(xp), *self._out_hw(xp), self.out_channels
+        weight = self._weight_and_bias()
         y = np.empty((n, oh, ow, c_out), np.result_type(xp.dtype, weight.dtype))
         flat = y.reshape(-1, c_out)
-        keep = mode.train and n * oh * ow * width * xp.itemsize <= KEEP_COLS_BYTES
-        cols = np.empty((n * oh * ow, width), xp.dtype) if keep else None
-        scratch = None
+        cols = self._cols(xp.dtype, self._largest_block(xp, oh, ow))
         for rows, index in self._blocks(xp, oh, ow):
-            if keep:
-                out = cols[rows]
-            else:
-                if scratch is None:
-                    scratch = np.empty((rows.stop - rows.start, width), xp.dtype)
-                out = scratch[:rows.stop - rows.start]
-            part = flat[rows]
-            np.matmul(im2col(xp[index], (kh, kw), (sh, sw), out), weight, out=part)
-            part += self.bias
-        return y, (xp, cols, x.shape)
+            block = self._im2col(xp[index], cols, rows.stop - rows.start)
+            np.matmul(block.T if self._transposed else block, weight, out=flat[rows])
+        return y, (xp, x.shape)
+
+    @property
+    def _transposed(self) -> bool:
+        """Whether im2col is laid out transposed (kh*kw*c, rows): faster for few input channels."""
+        return self.in_channels <= TRANSPOSED_MAX_CHANNELS
+
+    def _cols(self, dtype, rows: int) -> np.ndarray:
+        """An im2col matrix for ``rows`` output pixels, its bias column (row, when transposed) already ones."""
+        width = self.kernel_size[0] * self.kernel_size[1] * self.in_channels
+        if self._transposed:
+            cols = np.empty((width + 1, rows), dtype)
+            cols[width] = 1
+        else:
+            cols = np.empty((rows, width + 1), dtype)
+            cols[:, width] = 1
+        return cols
+
+    def _im2col(self, xp: np.ndarray, cols: np.ndarray, rows: int) -> np.ndarray:
+        """The im2col matrix of xp (or its transpose), ``rows`` output pixels, written into the first rows of ``cols``."""
+        part = cols[:, :rows] if self._transposed else cols[:rows]
+        return im2col(xp, self.kernel_size, self.stride, part, transposed=self._transposed)
+
+    def _largest_block(self, xp: np.ndarray, oh: int, ow: int) -> int:
+        return max(rows.stop - rows.start for rows, _ in self._blocks(xp, oh, ow))
+
+    def _weight_and_bias(self) -> np.ndarray:
+        """[weight; bias]: the weight as a (kh*kw*c_in, c_out) matrix with the bias as one more row."""
+        kh, kw, c_in, c_out = self.weight.shape
+        return np.concatenate([self.weight.reshape(kh * kw * c_in, c_out), self.bias[None]])
+
+    def _out_hw(self, xp: np.ndarray) -> tuple[int, int]:
+        (kh, kw), (sh, sw) = self.kernel_size, self.stride
+        return output_size(xp.shape[1], kh, sh), output_size(xp.shape[2], kw, sw)
 
     def _blocks(self, xp: np.ndarray, oh: int, ow: int):
         """(rows of the (n*oh*ow, ...) matrices, index of the padded input they read) for each block of work."""
         (kh, kw), (sh, sw) = self.kernel_size, self.stride
-        for samples, out_rows in blocks(len(xp), oh, ow * kh * kw * xp.shape[3] * xp.itemsize):
+        for samples, out_rows in blocks(len(xp), oh, ow * (kh * kw * xp.shape[3] + 1) * xp.itemsize):
             first = (samples.start * oh + out_rows.start) * ow
             last = ((samples.stop - 1) * oh + out_rows.stop) * ow
             yield slice(first, last), (samples, slice(out_rows.start * sh, (out_rows.stop - 1) * sh + kh))
 
     def backward(self, cache, dy: np.ndarray, mode: Mode):
         """dy (n, oh, ow, c_out) -> dx (n, h, w, c_in) (None when the mode needs no input gradient), gradients as a Conv2D."""
-        xp, cols, x_shape = cache
-        n, hp, wp, c = xp.shape
-        (kh, kw), (sh, sw), c_out = self.kernel_size, self.stride, self.out_channels
-        oh, ow = output_size(hp, kh, sh), output_size(wp, kw, sw)
+        xp, x_shape = cache
+        n, oh, ow, c_out = len(xp), *self._out_hw(xp), self.out_channels
         if dy.shape != (n, oh, ow, c_out):
             raise ShapeError(f"{self!r}.backward", f"an output gradient of shape {(n, oh, ow, c_out)}",
                              f"one of shape {dy.shape}")
-        width = kh * kw * c
-        weight = self.weight.reshape(width, c_out)
         dy = dy.reshape(-1, c_out)
-        dtype = np.result_type(dy.dtype, weight.dtype)
-        dweight = None if cols is None else cols.T @ dy
-        dxp = np.zeros(xp.shape, dtype) if mode.input_grad else None
-        if dweight is None or dxp is not None:
-            scratch = None
-            for rows, index in self._blocks(xp, oh, ow):
-                dy_rows = dy[rows]
-                if cols is None:
-                    if scratch is None:
-                        scratch = np.empty((rows.stop - rows.start, width), xp.dtype)
-                    block_cols = im2col(xp[index], (kh, kw), (sh, sw), scratch[:rows.stop - rows.start])
-                    if dweight is None:
-                        dweight = block_cols.T @ dy_rows
-                    else:
-                        dweight += block_cols.T @ dy_rows
-                if dxp is not None:
-                    col2im_add(dy_rows @ weight.T, dxp[index], (kh, kw), (sh, sw))
-        grads = attrs.evolve(self, weight=dweight.reshape(self.weight.shape), bias=dy.sum(axis=0))
+        weight = self._weight_and_bias()
+        d_weight = np.zeros(weight.shape, np.result_type(dy.dtype, xp.dtype))   # [dweight; dbias]
+        dxp = np.zeros(xp.shape, np.result_type(dy.dtype, weight.dtype)) if mode.input_grad else None
+        largest = self._largest_block(xp, oh, ow)
+        cols = self._cols(xp.dtype, largest)
+        buffer = np.empty(largest * (weight.shape[0] - 1), weight.dtype) if dxp is not None else None
+        for rows, index in self._blocks(xp, oh, ow):
+            block = self._im2col(xp[index], cols, rows.stop - rows.start)
+            d_weight += (block if self._transposed else block.T) @ dy[rows]   # ones column: dbias = sum(dy)
+            if dxp is not None:
+                self._input_gradient(dy[rows], weight[:-1], buffer, dxp[index])
+        grads = attrs.evolve(self, weight=d_weight[:-1].reshape(self.weight.shape), bias=d_weight[-1])
         if dxp is None:
             return None, grads
         top, _, left, _ = self.pads
         return dxp[:, top:top + x_shape[1], left:left + x_shape[2]], grads
+
+    def _input_gradient(self, dy, weight, buffer, dxp) -> None:
+        """dxp += col2im(dy @ weight.T) for one block, the product made in ``buffer``."""
+        size, width = len(dy), weight.shape[0]
+        if self._transposed:     # d_cols.T = weight @ dy.T
+            d_cols = np.matmul(weight, dy.T, out=buffer[:size * width].reshape(width, size))
+        else:
+            d_cols = np.matmul(dy, weight.T, out=buffer[:size * width].reshape(size, width))
+        col2im_add(d_cols, dxp, self.kernel_size, self.stride, transposed=self._transposed)
 
 
 def _show(value) -> str:

@@ -61,23 +61,37 @@ def offsets(x: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int], out
             yield p, q, x[:, p:p + (oh - 1) * sh + 1:sh, q:q + (ow - 1) * sw + 1:sw]
 
 
-def im2col(x: np.ndarray, kernel, stride, out: np.ndarray | None = None) -> np.ndarray:
-    """x (n, h, w, c) -> (n*oh*ow, kh*kw*c): one row per window, laid out (kh, kw, c); into ``out`` when given."""
+def im2col(x: np.ndarray, kernel, stride, out: np.ndarray, *, transposed: bool = False) -> np.ndarray:
+    """Write the windows of x (n, h, w, c) into out (n*oh*ow, >= kh*kw*c): one row per window, laid out (kh, kw, c).
+
+    ``transposed``: into out (>= kh*kw*c, n*oh*ow) instead, one copy of a shifted slab of x per kernel
+    offset, far faster when c is small (a grayscale or RGB input). Columns (rows) past kh*kw*c are
+    left as they are: a conv keeps the bias's ones there. Returns out.
+    """
     view = windows(x, kernel, stride)
-    if out is None:
-        out = np.empty(view.shape, x.dtype)
-    out.reshape(view.shape)[...] = view
-    return out.reshape(-1, view.shape[3] * view.shape[4] * view.shape[5])
+    n, oh, ow, kh, kw, c = view.shape
+    if transposed:
+        row, item = out.strides
+        slabs = as_strided(out, (kh, kw, c, n, oh, ow), (row * kw * c, row * c, row, item * oh * ow, item * ow, item))
+        for p, q, slab in offsets(x, kernel, stride, (oh, ow)):
+            slabs[p, q] = slab.transpose(3, 0, 1, 2)
+    else:
+        row, item = out.strides
+        as_strided(out, view.shape, (row * oh * ow, row * ow, row, item * kw * c, item * c, item))[...] = view
+    return out
 
 
-def col2im_add(cols: np.ndarray, dx: np.ndarray, kernel, stride) -> np.ndarray:
-    """dx (n, h, w, c) += the adjoint of im2col of cols (n*oh*ow, kh*kw*c): each window added back in place."""
+def col2im_add(cols: np.ndarray, dx: np.ndarray, kernel, stride, *, transposed: bool = False) -> np.ndarray:
+    """dx (n, h, w, c) += the adjoint of im2col of cols (n*oh*ow, kh*kw*c), or of cols.T when ``transposed``: each window added back in place."""
     n, h, w, c = dx.shape
     (kh, kw), (sh, sw) = kernel, stride
     oh, ow = output_size(h, kh, sh), output_size(w, kw, sw)
-    cols = cols.reshape(n, oh, ow, kh, kw, c)
+    if transposed:
+        windows_of = cols.reshape(kh, kw, c, n, oh, ow).transpose(0, 1, 3, 4, 5, 2)
+    else:
+        windows_of = cols.reshape(n, oh, ow, kh, kw, c).transpose(3, 4, 0, 1, 2, 5)
     for p, q, target in offsets(dx, kernel, stride, (oh, ow)):
-        target += cols[:, :, :, p, q]
+        target += windows_of[p, q]
     return dx
 
 

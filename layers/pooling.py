@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import attrs
 import numpy as np
+from numpy.lib.stride_tricks import as_strided
 
 from lamina.layers.errors import ShapeError, format_shape
 from lamina.layers.im2col import image_shape, offsets, output_size, pair
@@ -100,13 +101,14 @@ class MaxPool2D(_Pool2D):
         if not mode.input_grad:
             return None, self
         out_hw = y.shape[1:3]
-        dtype = np.result_type(x.dtype, dy.dtype)
-        dx = self._dx(x.shape, dtype, out_hw)
-        disjoint = self._disjoint()
+        dx = self._dx(x.shape, np.result_type(x.dtype, dy.dtype), out_hw)
+        if self.step == self.size:
+            self._tiled_backward(x, y, dy, dx)
+            return dx, self
         unclaimed = np.ones(y.shape, bool)   # windows whose maximum has not been found yet
         first = np.empty(y.shape, bool)
         views, targets = self._views(x, out_hw), self._views(dx, out_hw)
-        last = len(views) - 1
+        disjoint, last = self._disjoint(), len(views) - 1
         for k, (view, target) in enumerate(zip(views, targets)):
             np.equal(view, y, out=first)
             first &= unclaimed
@@ -117,6 +119,29 @@ class MaxPool2D(_Pool2D):
             if k < last:
                 unclaimed &= ~first
         return dx, self
+
+    def _tiled_backward(self, x, y, dy, dx) -> None:
+        """Windows that tile the image (stride = size): one comparison and one product over whole arrays, not one per offset."""
+        at_max = np.equal(_tiles(x, self.size, y.shape), y[:, :, None, :, None, :])
+        found = None   # windows whose maximum came at an earlier offset: later ties lose
+        kh, kw = self.size
+        for p in range(kh):
+            for q in range(kw):
+                here = at_max[:, :, p, :, q]
+                if found is None:
+                    found = here.copy()
+                    continue
+                found_next = found | here if (p, q) != (kh - 1, kw - 1) else None
+                np.greater(here, found, out=here)    # here and not found
+                found = found_next
+        np.multiply(at_max, dy[:, :, None, :, None, :], out=_tiles(dx, self.size, y.shape))
+
+
+def _tiles(a: np.ndarray, size, y_shape) -> np.ndarray:
+    """The view (n, oh, kh, ow, kw, c) of a (n, h, w, c) cut into the windows of a pool whose stride is its size."""
+    (kh, kw), (n, oh, ow, c) = size, y_shape
+    s0, s1, s2, s3 = a.strides
+    return as_strided(a, (n, oh, kh, ow, kw, c), (s0, s1 * kh, s1, s2 * kw, s2, s3), writeable=a.flags.writeable)
 
 
 @register

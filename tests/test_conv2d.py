@@ -68,6 +68,8 @@ def random_conv(rng, c_in, c_out, kernel, stride=1, padding=0, dtype=np.float64)
 CASES = [
     # (n, h, w, c_in, c_out, kernel, stride, padding)
     (2, 5, 6, 1, 3, 3, 1, 0),
+    (2, 6, 5, 5, 3, 3, 1, 0),
+    (2, 7, 6, 4, 2, (2, 3), (1, 2), (2, 1)),
     (3, 7, 5, 2, 4, (3, 2), (2, 1), (1, 2)),
     (1, 8, 8, 3, 2, 5, 3, 2),
     (2, 6, 7, 2, 3, 4, 1, "same"),
@@ -138,7 +140,7 @@ def conv_cases(draw):
     w = draw(st.integers(max(1, kernel[1] - 2 * pads[1]), 7))
     if kind == "valid":
         h, w = max(h, kernel[0]), max(w, kernel[1])
-    n, c_in, c_out = draw(st.integers(1, 3)), draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    n, c_in, c_out = draw(st.integers(1, 3)), draw(st.integers(1, 5)), draw(st.integers(1, 3))
     rng = np.random.default_rng(draw(st.integers(0, 2**16)))
     conv = random_conv(rng, c_in, c_out, kernel, stride, padding)
     return conv, rng.standard_normal((n, h, w, c_in))
@@ -152,9 +154,9 @@ def test_gradients(gradient_record, case, train):
     assert set(errors) == {"input", "weight", "bias"}
 
 
-@given(conv_cases())
-def test_blocks_of_any_size_give_the_same_numbers(case):
-    """Tiny blocks (bands of rows inside a sample) and no kept im2col matrix: the numbers of one big block."""
+@given(conv_cases(), st.booleans())
+def test_blocks_of_any_size_and_either_layout_give_the_same_numbers(case, transposed):
+    """Tiny blocks (bands of rows inside a sample), im2col transposed or not: the same numbers."""
     conv, x = case
     mode = layers.TRAIN
     y, cache = conv.forward(x, mode)
@@ -162,28 +164,29 @@ def test_blocks_of_any_size_give_the_same_numbers(case):
     dx, grads = conv.backward(cache, dy, mode)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(im2col_module, "BLOCK_BYTES", 1)
-        patch.setattr(conv_module, "KEEP_COLS_BYTES", 0)
+        patch.setattr(conv_module, "TRANSPOSED_MAX_CHANNELS", 1000 if transposed else 0)
         y2, cache2 = conv.forward(x, mode)
-        assert cache2[1] is None                    # nothing kept: backward makes its blocks again
         dx2, grads2 = conv.backward(cache2, dy, mode)
     np.testing.assert_allclose(y2, y, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(dx2, dx, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(grads2.weight, grads.weight, rtol=1e-12, atol=1e-12)
 
 
-def test_only_a_training_pass_keeps_its_im2col_matrix():
-    """Inference keeps nothing of im2col's size (backward would make it again); training keeps it for backward."""
+def test_the_cache_holds_no_im2col_matrix():
+    """Memory: the cache is the (padded) input; backward makes each block's im2col again."""
     rng = np.random.default_rng(0)
-    conv = random_conv(rng, 2, 3, 3)
+    conv = random_conv(rng, 2, 3, 3, padding=1)
     x = rng.standard_normal((4, 6, 6, 2))
-    assert conv.forward(x, layers.EVAL)[1][1] is None
-    assert conv.forward(x, layers.TRAIN)[1][1].shape == (4 * 4 * 4, 3 * 3 * 2)
+    for mode in (layers.TRAIN, layers.EVAL):
+        xp, shape = conv.forward(x, mode)[1]
+        assert xp.shape == (4, 8, 8, 2) and shape == x.shape
 
 
-def test_many_blocks_against_the_loop(monkeypatch):
-    """Blocks of a few rows of one sample (a band), with im2col made again in backward: still the definition."""
+@pytest.mark.parametrize("transposed", [True, False])
+def test_many_blocks_against_the_loop(monkeypatch, transposed):
+    """Blocks of a few rows of one sample (a band), in both layouts: still the definition."""
     monkeypatch.setattr(im2col_module, "BLOCK_BYTES", 200)
-    monkeypatch.setattr(conv_module, "KEEP_COLS_BYTES", 0)
+    monkeypatch.setattr(conv_module, "TRANSPOSED_MAX_CHANNELS", 1000 if transposed else 0)
     rng = np.random.default_rng(3)
     conv = random_conv(rng, 2, 3, 3, stride=(2, 1), padding=1)
     x = rng.standard_normal((3, 9, 7, 2))
