@@ -287,21 +287,24 @@ def main():
 def report(results, names, differences) -> str:
     others = [n for n in names if n != "lamina"]
     header = (["BLAS threads", *(f"{n} s/epoch" for n in names), *(f"lamina / {n}" for n in others),
-               *(f"lamina / {n} per round" for n in others), *(f"{n} peak RSS MB" for n in names),
-               *(f"{n} test accuracy" for n in names)])
+               *(f"lamina / {n} per round" for n in others), *(f"lamina / {n} CPU s" for n in others),
+               *(f"{n} peak RSS MB" for n in names), *(f"{n} test accuracy" for n in names)])
     lines = ["", "| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
     for threads, by in results.items():
         seconds = {n: med([r["seconds"] for r in by[n]]) for n in names}
+        cpu = {n: med([r["cpu"] for r in by[n]]) for n in names}
         rounds = len(by["lamina"])
         row = [str(threads), *(f"{seconds[n]:.1f}" for n in names),
                *(f"{seconds['lamina'] / seconds[n]:.2f}" for n in others),
                *(f"{med([by['lamina'][i]['seconds'] / by[n][i]['seconds'] for i in range(rounds)]):.2f}" for n in others),
+               *(f"{cpu['lamina'] / cpu[n]:.2f}" for n in others),
                *(f"{max(r['peak_kb'] for r in by[n]) / 1024:.0f}" for n in names),
                *(f"{by[n][-1]['accuracy']:.4f}" for n in names)]
         lines.append("| " + " | ".join(row) + " |")
     lines.append("")
     steps = -(-WARMUP_SAMPLES // BATCH)
-    lines.append(f"median of {rounds} rounds per thread count; peak RSS: the largest VmHWM of the rounds (data "
+    lines.append(f"median of {rounds} rounds per thread count (CPU s: the ratio of the median process CPU times, "
+                 f"which a busy machine disturbs less than wall time; at 2 threads it adds up both); peak RSS: the largest VmHWM of the rounds (data "
                  f"included: 188 MB of float32 training images). Weights against lamina's, max |a - b| / max |b|: "
                  f"after the {steps} warm-up steps " + ", ".join(f"{n} {d:.1e}" for (n, w), d in differences.items() if w)
                  + "; after the epoch " + ", ".join(f"{n} {d:.1e}" for (n, w), d in differences.items() if not w)

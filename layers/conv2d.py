@@ -172,7 +172,7 @@ class Conv2D(Layer):
         return im2col(xp, self.kernel_size, self.stride, part, transposed=self._transposed)
 
     def _largest_block(self, xp: np.ndarray, oh: int, ow: int) -> int:
-        return max(rows.stop - rows.start for rows, _ in self._blocks(xp, oh, ow))
+        return max((rows.stop - rows.start for rows, _ in self._blocks(xp, oh, ow)), default=0)
 
     def _weight_and_bias(self) -> np.ndarray:
         """[weight; bias]: the weight as a (kh*kw*c_in, c_out) matrix with the bias as one more row."""

@@ -418,3 +418,26 @@ def test_flatten_into_a_dense_of_the_wrong_width_fails_when_built():
                          layers.Flatten(), layers.Dense.init(rng, 26 * 26 * 4, 10)])
     assert str(error.value) == ("layers[4] Dense(2704 -> 10, float32) expects input (n, 2704), "
                                 "but layers[3] Flatten() gives (n, 676)")
+
+
+def test_a_cnn_trains_and_resumes_bit_for_bit(tmp_path):
+    """Two epochs in one go, or one epoch, a checkpoint, and a resumed second: the same bits."""
+    from lamina import losses, optim
+    data_rng = np.random.default_rng(0)
+    x, y = data_rng.random((96, 8, 8, 1), dtype=np.float32), data_rng.integers(0, 3, 96)
+
+    def model():
+        rng = np.random.default_rng(1)
+        return layers.Sequence([layers.Conv2D.init(rng, 1, 4, 3, padding="same"), layers.MaxPool2D(), layers.ReLU(),
+                                layers.Conv2D.init(rng, 4, 6, 3, padding=1), layers.AvgPool2D(2), layers.ReLU(),
+                                layers.Flatten(), layers.Dense.init(rng, 24, 3)])
+
+    loss, opt = losses.SoftmaxCrossEntropy(), optim.SGD(learning_rate=0.1, momentum=0.9)
+    settings = dict(batch_size=32, progress=False, threads=1)
+    full, history = optim.fit(model(), loss, opt, x, y, epochs=2, rng=np.random.default_rng(2), **settings)
+    optim.fit(model(), loss, opt, x, y, epochs=1, rng=np.random.default_rng(2), checkpoint=tmp_path / "run", **settings)
+    resumed, _ = optim.fit(model(), loss, opt, x, y, epochs=2, rng=np.random.default_rng(99), resume=tmp_path / "run",
+                           **settings)
+    assert history["loss"][1] < history["loss"][0]
+    for (path, a), (_, b) in zip(layers.named_parameters(full), layers.named_parameters(resumed)):
+        np.testing.assert_array_equal(a, b, err_msg=path)
