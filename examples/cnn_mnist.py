@@ -1,6 +1,6 @@
 """Train a small convolutional network on MNIST digits (99.2%+ test accuracy in 5 epochs), and save it.
 
-    pip install -e . && python examples/cnn_mnist.py        # conv 32, pool, conv 64, pool, dense 128, 10
+    pip install -e . && python examples/cnn_mnist.py        # conv 32, pool, conv 64, pool, dense 128, 10; 5 epochs
     python examples/cnn_mnist.py --dataset fashion           # Fashion-MNIST (91%+)
     python examples/cnn_mnist.py --filters 16 32 --dense 64 --epochs 3
     python examples/predict.py mnist-cnn.npz                  # look at what it sees
@@ -8,7 +8,8 @@
 The model takes the flat images of ``data.mnist()`` (n, 784) and reshapes them to channels-last
 images (n, 28, 28, 1) itself, so the saved file works wherever a flat MNIST model does.
 Max-pooling comes before the ReLU: the same function and gradients as the other order (max and
-ReLU commute) on a quarter of the elements.
+ReLU commute) on a quarter of the elements. Dropout (0.25) before each dense layer, SGD with
+momentum and a cosine schedule.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--kernel", type=int, default=3, help="kernel size of every convolution")
     p.add_argument("--padding", choices=["valid", "same"], default="valid")
     p.add_argument("--dense", type=int, nargs="*", default=[128], metavar="N", help="hidden dense layers")
-    p.add_argument("--dropout", type=float, default=0.0, help="dropout rate before each dense layer (0: none)")
+    p.add_argument("--dropout", type=float, default=0.25, help="dropout rate before each dense layer (0: none)")
     p.add_argument("--epochs", type=int, default=5)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=0.05, help="learning rate (the initial one of the cosine schedule)")

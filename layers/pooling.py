@@ -2,7 +2,10 @@
 
 Each works as one pass per window offset (p, q): ``x[:, p::s, q::s]`` cut to the output's size is
 an (n, oh, ow, c) view, so a 2x2 pool is four element-wise operations on views whose rows of
-channels are contiguous, and the backward pass adds ``dy`` back through the same views.
+channels are contiguous (channels-last), and the backward pass adds ``dy`` back through the same
+views. When the windows tile the image (stride = size, the usual case), max pooling's backward
+sees x as (n, oh, kh, ow, kw, c) tiles instead: one comparison with the maxima and one product
+with dy over whole arrays, the ties settled in between on the small boolean array.
 """
 
 from __future__ import annotations
