@@ -13,6 +13,7 @@ over y, dx and the parameter gradients, and the script exits 1 when one is above
 from __future__ import annotations
 
 import sys
+import warnings
 
 import numpy as np
 import torch
@@ -22,6 +23,7 @@ from lamina import layers
 
 TOLERANCE = 1e-9
 torch.set_default_dtype(torch.float64)
+warnings.filterwarnings("ignore", message="Using padding='same' with even kernel")
 
 
 def nchw(x: np.ndarray) -> torch.Tensor:
@@ -104,7 +106,8 @@ def main() -> int:
         (2, 8, 8, 3, 2, (2, 4), 1, "same"),
         (2, 6, 6, 2, 2, 1, 1, "valid"),
         (1, 5, 5, 1, 2, 5, 1, 0),
-        (64, 28, 28, 1, 8, 3, 1, 0),     # enough work for several blocks of im2col
+        (64, 28, 28, 1, 8, 3, 1, 0),     # enough work for several blocks of im2col (transposed: 1 channel)
+        (32, 12, 12, 8, 16, 3, 1, 1),    # several blocks, im2col not transposed (8 channels)
     ]
     for case in conv_cases:
         rows.append((f"Conv2D n,h,w,cin,cout,kernel,stride,padding={case}", conv_case(rng, *case)))
