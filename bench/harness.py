@@ -26,6 +26,8 @@ WORKLOADS = {
                label="W1: 784-128-10, batch 32, SGD lr 0.1"),
     "W2": dict(sizes=(784, 512, 512, 10), batch_size=128, learning_rate=0.05, momentum=0.9,
                label="W2: 784-512-512-10, batch 128, SGD momentum 0.9, lr 0.05"),
+    "W2-adam": dict(sizes=(784, 512, 512, 10), batch_size=128, learning_rate=1e-3, momentum=0.0, adam=True,
+                    label="W2 with Adam: 784-512-512-10, batch 128, Adam lr 1e-3"),
 }
 INIT_SEED = 0      # Generator that draws the initial weights (lamina's Dense.init, He normal)
 SHUFFLE_SEED = 1   # Generator handed to fit (and to the reference): one permutation(n) per epoch
@@ -99,7 +101,10 @@ def lamina_setup(workload: str):
     w = WORKLOADS[workload]
     model = lamina_model(w["sizes"])
     loss = losses.SoftmaxCrossEntropy()
-    opt = optim.SGD(learning_rate=w["learning_rate"], momentum=w["momentum"])
+    if w.get("adam"):
+        opt = optim.Adam(learning_rate=w["learning_rate"])
+    else:
+        opt = optim.SGD(learning_rate=w["learning_rate"], momentum=w["momentum"])
     return model, loss, opt
 
 

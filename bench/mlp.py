@@ -85,7 +85,7 @@ class Reference:
         self.trained = None
 
     def epoch(self, x, y):
-        mlp = R.MLP(self.arrays0, self.w["learning_rate"], self.w["momentum"])
+        mlp = R.MLP(self.arrays0, self.w["learning_rate"], self.w["momentum"], adam=self.w.get("adam", False))
         mlp.train_epoch(x, y, self.w["batch_size"], np.random.default_rng(H.SHUFFLE_SEED))
         self.trained = mlp
 
@@ -136,7 +136,8 @@ class Torch:
     def epoch(self, x, y):
         torch = self.torch
         model = self._model()
-        opt = torch.optim.SGD(model.parameters(), lr=self.w["learning_rate"], momentum=self.w["momentum"])
+        opt = (torch.optim.Adam(model.parameters(), lr=self.w["learning_rate"]) if self.w.get("adam") else
+               torch.optim.SGD(model.parameters(), lr=self.w["learning_rate"], momentum=self.w["momentum"]))
         xt, yt = torch.from_numpy(x), torch.from_numpy(y)
         bs = self.w["batch_size"]
         order = np.random.default_rng(H.SHUFFLE_SEED).permutation(len(x))

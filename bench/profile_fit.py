@@ -124,14 +124,6 @@ def line_profile(workload, x, y, threads, share=0.01):
               "instrumentation inflates functions made of many short lines)\n\n" + "\n".join(kept))
 
 
-def _keyword(fn, name) -> bool:
-    import inspect
-    try:
-        return name in inspect.signature(fn).parameters
-    except (TypeError, ValueError):
-        return False
-
-
 def _best(fn, number=100, repeat=7) -> float:
     """Fastest of ``repeat`` timings of ``number`` calls, in µs per call (noise only ever adds time)."""
     import timeit
@@ -139,76 +131,54 @@ def _best(fn, number=100, repeat=7) -> float:
 
 
 def anatomy(workload, x, y):
-    """Rows (part, µs per step): each piece of lamina's step and of the floor, timed alone on one real batch."""
+    """Rows (part, µs per step): each piece of lamina's step and of the floor, timed alone on one real batch.
+
+    lamina's pieces run as fit runs them: on a model and optimizer state the loop owns (built
+    inside ``layers.parameter.owning``), with the training mode fit passes (no input gradient).
+    """
     from lamina import layers
-    from lamina.layers.parameter import buffer_of
+    from lamina.layers.parameter import owning
+    from lamina.optim.in_place import owned
     w = H.WORKLOADS[workload]
     model, loss, opt = H.lamina_setup(workload)
+    model = owned(model)
     order = np.random.default_rng(H.SHUFFLE_SEED).permutation(len(x))
     idx = order[:w["batch_size"]]
     xb, yb = x[idx], y[idx]
-    fkw = {"check": False} if _keyword(model.forward, "check") else {}
-    lkw = {"check": False} if _keyword(loss.forward, "check") else {}
+    mode = layers.Mode(train=True, rng=np.random.default_rng(0), input_grad=False)
+    inner = mode.needing_input_grad()
     lamina, floor = [], []
+    with owning():
+        lamina.append(("gather x[idx], y[idx]", _best(lambda: (x[idx], y[idx]))))
+        pred, cache = model._forward(xb, mode)
+        a = xb
+        for i, (layer, c) in enumerate(zip(model.layers, cache)):
+            a_in = a
+            lamina.append((f"  layers[{i}] {layer!r}.forward", _best(lambda: layer.forward(a_in, mode))))
+            a, _ = layer.forward(a_in, mode)
+        lamina.append(("model.forward (all layers)", _best(lambda: model._forward(xb, mode))))
+        value, loss_cache = loss.forward(pred, yb)
+        lamina.append(("loss.forward", _best(lambda: loss.forward(pred, yb))))
+        lamina.append(("loss.backward", _best(lambda: loss.backward(loss_cache))))
+        dy = loss.backward(loss_cache)
+        d = dy
+        for i in range(len(model.layers) - 1, -1, -1):
+            layer, c, d_in, m = model.layers[i], cache[i], d, (mode if i == 0 else inner)
+            lamina.append((f"  layers[{i}] {layer!r}.backward{' (no input gradient)' if i == 0 else ''}",
+                           _best(lambda: layer.backward(c, d_in, m))))
+            d, _ = layer.backward(c, d_in, m)
+        lamina.append(("model.backward (no input gradient)", _best(lambda: model.backward(cache, dy, mode))))
+        _, grads = model.backward(cache, dy, mode)
+        lamina.append(("accuracy count (argmax == y)", _best(lambda: int(np.count_nonzero(pred.argmax(axis=1) == yb)))))
+        # the update as fit runs it: in place, on the owned model and state (the gradients are only read)
+        box = {"net": model, "state": owned(opt.init(model))}
 
-    lamina.append(("gather x[idx], y[idx]", _best(lambda: (x[idx], y[idx]))))
-    pred, cache = model.forward(xb, **fkw)
-    a = xb
-    for i, (layer, c) in enumerate(zip(model.layers, cache)):
-        a_in = a
-        lamina.append((f"  layers[{i}] {layer!r}.forward", _best(lambda: layer.forward(a_in))))
-        a, _ = layer.forward(a_in)
-    lamina.append(("model.forward (all layers)", _best(lambda: model.forward(xb, **fkw))))
-    value, loss_cache = loss.forward(pred, yb, **lkw)
-    lamina.append(("loss.forward", _best(lambda: loss.forward(pred, yb, **lkw))))
-    lamina.append(("loss.backward", _best(lambda: loss.backward(loss_cache))))
-    dy = loss.backward(loss_cache)
-    d = dy
-    for i in range(len(model.layers) - 1, -1, -1):
-        layer, c, d_in = model.layers[i], cache[i], d
-        if i == 0 and _keyword(layer.backward, "input_grad"):
-            lamina.append((f"  layers[{i}] {layer!r}.backward (input_grad=False)",
-                           _best(lambda: layer.backward(c, d_in, input_grad=False))))
-        else:
-            lamina.append((f"  layers[{i}] {layer!r}.backward", _best(lambda: layer.backward(c, d_in))))
-        d, _ = layer.backward(c, d_in)
-    _, grads = model.backward(cache, dy, input_grad=False)
-    if _keyword(model.backward, "out"):  # as fit runs it from the second step on: into the last step's gradients
-        lamina.append(("model.backward (input_grad=False, into donated gradients)",
-                       _best(lambda: model.backward(cache, dy, input_grad=False, out=grads))))
-        lamina.append(("  model.backward (input_grad=False, allocating, as on the first step)",
-                       _best(lambda: model.backward(cache, dy, input_grad=False))))
-    else:
-        lamina.append(("model.backward (input_grad=False)", _best(lambda: model.backward(cache, dy, input_grad=False))))
-    lamina.append(("accuracy count (argmax == y)", _best(lambda: int(np.count_nonzero(pred.argmax(axis=1) == yb)))))
-    # the update as fit runs it: donated (in place) from the second step on, into the model the
-    # first (allocating) update made, with the gradients backward wrote into its donated buffers.
-    # An in-place SGD step scales the gradient buffer by lr, and repeating it would drive the
-    # gradients into denormals (slow) and then zero: each call first restores them (a copy per
-    # array), and that copy's time is taken off
-    donate = _keyword(opt.update, "donate")
-    state = opt.init(model)
-    net, state = opt.update(model, grads, state)  # the first step: allocating
-    if donate and _keyword(model.backward, "out"):
-        _, grads = model.backward(cache, dy, input_grad=False, out=grads)
-    saved = [np.array(g) for g in layers.parameters(grads)]
-    buffers = [buffer_of(g) for g in layers.parameters(grads)]
-    restore = ((lambda: [np.copyto(b, s) for b, s in zip(buffers, saved)]) if all(b is not None for b in buffers)
-               else (lambda: None))
-    box = {"net": net, "state": state}
-
-    def update():
-        restore()
-        if donate:
-            box["net"], box["state"] = opt.update(box["net"], grads, box["state"], donate=True)
-        else:
-            box["net"], box["state"] = opt.update(box["net"], grads, box["state"])
-    update()
-    lamina.append((f"optimizer.update ({'donated' if donate else 'allocating'})", _best(update) - _best(restore)))
-    if donate:
+        def update():
+            box["net"], box["state"] = opt.update_in_place(box["net"], grads, box["state"])
+        update()
+        lamina.append(("optimizer.update_in_place", _best(update)))
         state0 = opt.init(model)
-        lamina.append(("  optimizer.update (allocating, as on the first step)",
-                       _best(lambda: opt.update(model, grads, state0))))
+        lamina.append(("  optimizer.update (pure, allocating)", _best(lambda: opt.update(model, grads, state0))))
 
     ref = R.MLP(H.lamina_arrays(model), w["learning_rate"], w["momentum"])
     reference = [("gather x[idx], y[idx]", lamina[0][1])]

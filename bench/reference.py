@@ -29,11 +29,15 @@ import numpy as np
 class MLP:
     """A ReLU MLP on plain float32 arrays: weights[l] (n_in, n_out), biases[l] (n_out,), changed in place by training."""
 
-    def __init__(self, arrays, learning_rate: float, momentum: float = 0.0):
+    def __init__(self, arrays, learning_rate: float, momentum: float = 0.0, adam: bool = False):
         self.weights = [np.array(w, dtype=np.float32) for w, _ in arrays]
         self.biases = [np.array(b, dtype=np.float32) for _, b in arrays]
         self.learning_rate, self.momentum = float(learning_rate), float(momentum)
         self.velocity = ([np.zeros_like(p) for p in self.weights + self.biases] if momentum else None)
+        # Adam (torch.optim.Adam, betas 0.9 and 0.999, eps 1e-8): moments m, v and the step count
+        self.adam = ([np.zeros_like(p) for p in self.weights + self.biases],
+                     [np.zeros_like(p) for p in self.weights + self.biases]) if adam else None
+        self.steps = 0
         self.grads = None          # gradient buffers, made on the first step and reused
         self._arange = None
 
@@ -110,8 +114,28 @@ class MLP:
                 d *= acts[l] > 0          # ReLU: acts[l] is the ReLU output of layer l - 1
 
     def update(self):
-        """SGD, in place: p -= lr g, or with momentum v = mu v + g, p -= lr v (the gradient buffer is scratch)."""
+        """SGD, in place: p -= lr g, or with momentum v = mu v + g, p -= lr v (the gradient buffer is scratch);
+        or Adam as torch computes it: m = b1 m + (1 - b1) g, v = b2 v + (1 - b2) g^2,
+        p -= (lr / bc1) m / (sqrt(v) / sqrt(bc2) + eps), in place, the gradient buffer as scratch."""
         lr, mu = self.learning_rate, self.momentum
+        if self.adam is not None:
+            self.steps += 1
+            b1, b2, eps = 0.9, 0.999, 1e-8
+            step_size, root_bc2 = lr / (1 - b1 ** self.steps), (1 - b2 ** self.steps) ** 0.5
+            for p, g, m, v in zip(self.weights + self.biases, self.grads, *self.adam):
+                m *= b1
+                m += (1 - b1) * g
+                v *= b2
+                g *= g
+                g *= 1 - b2
+                v += g
+                np.sqrt(v, out=g)
+                g /= root_bc2
+                g += eps
+                np.divide(m, g, out=g)
+                g *= step_size
+                p -= g
+            return
         if mu:
             for p, g, v in zip(self.weights + self.biases, self.grads, self.velocity):
                 v *= mu

@@ -126,17 +126,18 @@ def one_hot(labels, n_classes: int) -> np.ndarray:
 
 
 def split(x, y, fraction: float, rng: np.random.Generator):
-    """(x, y) -> ((x_a, y_a), (x_b, y_b)): part a holds round(fraction * n) samples drawn at random
-    (one ``rng.permutation(n)``), part b the rest; each part keeps the samples' original order."""
+    """(x, y) -> ((x_train, y_train), (x_held, y_held)), as scikit-learn's ``train_test_split`` orders them: the held-out
+    part holds round(fraction * n) samples drawn at random (one ``rng.permutation(n)``), the training part the rest;
+    each part keeps the samples' original order."""
     x, y = _check_pair(x, y, "split")
     if isinstance(fraction, bool) or not isinstance(fraction, (int, float, np.floating)) or not 0 < fraction < 1:
         raise ValueError(f"split: fraction must be a number in (0, 1), got {fraction!r}")
     _check_rng(rng, "split")
     n = len(x)
-    n_a = round(fraction * n)
-    if not 0 < n_a < n:
-        raise ValueError(f"split: fraction {fraction} of {n} samples puts {n_a} in part a and {n - n_a} in "
-                         f"part b; expected at least one sample in each")
+    n_held = round(fraction * n)
+    if not 0 < n_held < n:
+        raise ValueError(f"split: fraction {fraction} of {n} samples holds out {n_held} and leaves {n - n_held} "
+                         f"for training; expected at least one sample in each part")
     order = rng.permutation(n)
-    a, b = np.sort(order[:n_a]), np.sort(order[n_a:])
-    return (x[a], y[a]), (x[b], y[b])
+    held, train = np.sort(order[:n_held]), np.sort(order[n_held:])
+    return (x[train], y[train]), (x[held], y[held])

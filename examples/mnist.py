@@ -1,15 +1,16 @@
 """The main job: train an MLP on MNIST digits to 98%+ test accuracy, and save it.
 
-    pip install -e . && python examples/mnist.py            # defaults: 784-256-10, 8 epochs
+    pip install -e . && python examples/mnist.py            # defaults: 784-256-10, 8 epochs, SGD
+    python examples/mnist.py --optimizer adam                # or adamw, rmsprop: each with its own defaults
     python examples/mnist.py --hidden 128 --activation sigmoid --loss mse --schedule constant
-    python examples/mnist.py --checkpoint runs/mnist         # Ctrl-C, then --resume runs/mnist
+    python examples/mnist.py --checkpoint runs/mnist         # Ctrl-C, then the printed command (--resume runs/mnist)
+    python examples/mnist.py --epochs 16 --resume runs/mnist # extend the finished 8-epoch run: the cosine restarts
+    python examples/mnist.py --help                          # every setting, with its default
 """
 
-import sys
-
-from classifier import main
+from classifier import script_main
 
 from lamina import data
 
 if __name__ == "__main__":
-    main(sys.argv[1:], data.mnist, "MNIST", "mnist-mlp.npz")
+    script_main(data.mnist, "MNIST", "mnist-mlp.npz")

@@ -8,6 +8,8 @@ input and output shape for an input shape), ``_output(shapes)``, ``_forward`` an
 
 from __future__ import annotations
 
+import functools
+
 import attrs
 import numpy as np
 
@@ -17,6 +19,11 @@ from lamina.layers.mode import Mode
 from lamina.layers.tree import buffers, count_parameters, parameters
 
 PATHED = (ShapeError, LayerError)
+
+
+@functools.lru_cache(maxsize=None)
+def _field_names(cls: type) -> tuple:
+    return tuple(field.name for field in attrs.fields(cls))
 
 
 class _Prefixed:
@@ -54,6 +61,10 @@ class Combinator(Layer):
         """((local path, child), ...) in forward order."""
         raise NotImplementedError
 
+    def _child_records(self) -> tuple:
+        """The children alone, in forward order."""
+        return tuple(child for _, child in self.children())
+
     def _child_shapes(self, input_shape) -> list:
         """[(input shape, output shape)] per child, through ``child_shape`` (so errors carry paths)."""
         raise NotImplementedError
@@ -80,13 +91,25 @@ class Combinator(Layer):
         object.__setattr__(self, "_nested", tuple(isinstance(child, Combinator) for _, child in kids))
         self.output_shape(None)
 
+    def _gradients(self, **children):
+        """The gradient record of this combinator: its class with ``children`` (the children's gradient records) in their
+        fields, without building and checking it again (it has this record's structure: the children's backward made it)."""
+        grads = object.__new__(type(self))
+        for name in _field_names(type(self)):
+            object.__setattr__(grads, name, children[name] if name in children else getattr(self, name))
+        kids = grads._child_records()
+        object.__setattr__(grads, "_kids", kids)
+        object.__setattr__(grads, "_forwards", tuple([getattr(c, "_forward", None) or c.forward for c in kids]))
+        return grads
+
     def _dtype_culprit(self, dtypes) -> str:
         counts = {}
         for path, child in self.children():
             for array in parameters(child) + buffers(child):
                 counts.setdefault(array.dtype, []).append(path)
-        minority = min(counts, key=lambda d: len(counts[d]))
-        return f" ({', '.join(dict.fromkeys(counts[minority]))} {'is' if len(counts[minority]) == 1 else 'are'} {minority})"
+        minority = min(counts, key=lambda d: len(set(counts[d])))
+        paths = list(dict.fromkeys(counts[minority]))
+        return f" ({', '.join(paths)} {'is' if len(paths) == 1 else 'are'} {minority})"
 
     # ---- shared: shapes ----------------------------------------------------------------------------
 

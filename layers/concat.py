@@ -38,6 +38,9 @@ class Concat(Combinator):
     def children(self) -> tuple:
         return tuple((f"branches[{i}]", branch) for i, branch in enumerate(self.branches))
 
+    def _child_records(self) -> tuple:
+        return self.branches
+
     def _child_shapes(self, input_shape) -> list:
         return [(input_shape, self.child_shape(i, input_shape)) for i in range(len(self.branches))]
 
@@ -80,4 +83,4 @@ class Concat(Combinator):
             grads.append(g)
             if d is not None:
                 dx = d if dx is None else dx + d
-        return dx, Concat(grads)
+        return dx, self._gradients(branches=tuple(grads))

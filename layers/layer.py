@@ -17,6 +17,8 @@ import attrs
 import numpy as np
 
 from lamina.layers.errors import ShapeError
+from lamina.layers.hints import KeywordHints
+from lamina.layers.pickling import BuiltOnLoad
 from lamina.layers.mode import EVAL, Mode
 
 ROWS_PER_CHUNK = 1024
@@ -139,7 +141,7 @@ def infer(layer, x) -> np.ndarray:
     return y
 
 
-class Layer:
+class Layer(KeywordHints, BuiltOnLoad):
     """Optional base class of a layer: ``__call__`` as inference and ``output_shape`` unknown."""
 
     __slots__ = ()

@@ -9,7 +9,6 @@ difference.
 
 from __future__ import annotations
 
-import contextlib
 import contextvars
 
 import attrs
@@ -31,14 +30,17 @@ def frozen_array(value) -> np.ndarray:
     return array
 
 
-@contextlib.contextmanager
-def owning():
-    """Records built inside take writable arrays as read-only views (no copy): for the training loop only."""
-    token = _OWNING.set(True)
-    try:
-        yield
-    finally:
-        _OWNING.reset(token)
+class owning:
+    """``with owning():`` records built inside take writable arrays as read-only views (no copy): for the training loop only."""
+
+    __slots__ = ("_token",)
+
+    def __enter__(self):
+        self._token = _OWNING.set(True)
+        return self
+
+    def __exit__(self, *exc):
+        _OWNING.reset(self._token)
 
 
 def owned_buffer(array: np.ndarray) -> np.ndarray | None:

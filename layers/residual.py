@@ -69,4 +69,4 @@ class Residual(Combinator):
             dx = dx + d_shortcut
         elif mode.input_grad:
             dx = d_shortcut if dx is None else dx
-        return dx, Residual(inner, shortcut)
+        return dx, self._gradients(inner=inner, shortcut=shortcut)

@@ -44,6 +44,9 @@ class Sequence(Combinator):
     def children(self) -> tuple:
         return tuple((f"layers[{i}]", layer) for i, layer in enumerate(self.layers))
 
+    def _child_records(self) -> tuple:
+        return self.layers
+
     def _source(self, i: int) -> str | None:
         return None if i == 0 else f"layers[{i - 1}] {describe(self.layers[i - 1])}"
 
@@ -74,4 +77,4 @@ class Sequence(Combinator):
         grads = [None] * len(self.layers)
         for i in range(len(self.layers) - 1, -1, -1):
             dy, grads[i] = self._run_back(i, cache[i], dy, inner if i else mode)
-        return dy, Sequence(grads)
+        return dy, self._gradients(layers=tuple(grads))

@@ -10,6 +10,7 @@ user's callbacks in the order given; then the checkpoint of it all.
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 
@@ -63,12 +64,14 @@ class Run:
 
 
 class ProgressBar:
-    """A tqdm bar over each epoch's batches and one summary line per epoch."""
+    """A tqdm bar over each epoch's batches (none with ``bars=False``) and one summary line per epoch."""
 
-    def __init__(self):
-        self.bar = None
+    def __init__(self, bars: bool = True):
+        self.bars, self.bar = bars, None
 
     def on_batch_end(self, run: Run) -> None:
+        if not self.bars:
+            return
         if self.bar is None:
             from tqdm.auto import tqdm
             self.bar = tqdm(total=run.batches, initial=run.batch - 1, desc=f"epoch {run.epoch}/{run.epochs}",
@@ -116,3 +119,39 @@ class BestModel:
         if self.patience:
             history["stopped_early"] = run.epoch - history["best_epoch"] >= self.patience
             run.stop = run.stop or history["stopped_early"]
+
+
+class DivergenceWatch:
+    """Warns (``TrainingWarning``, once) when the loss climbs far above where it started: training is diverging.
+
+    The mean loss of each window of ``window`` batches (by default a fifth of an epoch, 5 to 50) is
+    compared with the first batch's loss; ten times as large (and larger by more than 1) is divergence. Training goes on: the
+    warning names the likely cause.
+    """
+
+    def __init__(self, optimizer, window: int | None = None, factor: float = 10.0):
+        self.optimizer, self.window, self.factor = optimizer, window, factor
+        self.first, self.sum, self.count, self.warned = None, 0.0, 0, False
+
+    def on_batch_end(self, run: Run) -> None:
+        if self.warned:
+            return
+        if self.window is None:
+            self.window = max(5, min(50, run.batches // 5))
+        if self.first is None:
+            self.first = run.loss
+        self.sum += run.loss
+        self.count += 1
+        if self.count < self.window:
+            return
+        mean, self.sum, self.count = self.sum / self.count, 0.0, 0
+        if mean > self.factor * self.first and mean > self.first + 1 or not math.isfinite(mean):
+            from lamina.optim.errors import TrainingWarning
+            rate = getattr(self.optimizer, "rate", None)
+            step = getattr(getattr(run, "_state", None), "step", None)
+            lr = rate(step - 1) if callable(rate) and isinstance(step, int) and step > 0 else None
+            now = f" (now {lr:g})" if lr is not None else ""
+            warnings.warn(f"training is diverging: the mean batch loss rose from {self.first:.4g} to {mean:.4g} by "
+                          f"epoch {run.epoch}, batch {run.batch}; the learning rate is most likely too large{now}: "
+                          f"try one ten times smaller, or clip_norm=1.0", TrainingWarning, stacklevel=2)
+            self.warned = True

@@ -8,12 +8,41 @@ import attrs
 import numpy as np
 
 from lamina.layers.errors import ModelFileError
+from lamina.layers.registry import register
+from lamina.optim.chain import ChainState
 
 PATTERN = "checkpoint-*.npz"
 BIT_GENERATORS = {cls.__name__: cls for cls in (np.random.PCG64, np.random.PCG64DXSM, np.random.MT19937,
                                                 np.random.Philox, np.random.SFC64)}
 EXTRA_KEYS = ("epoch", "position", "history", "rng_state", "epoch_rng_state", "running", "settings")
 RUNNING_KEYS = {"loss_sum", "correct", "seen", "batches"}
+
+
+@register
+@attrs.frozen
+class SGDState:
+    """lamina 0.1's SGD state (step, velocity: a model-shaped record or None), kept only to read 0.1 checkpoints.
+
+    ``load_checkpoint`` converts it: the velocity is exactly the state of SGD's ``trace``.
+    """
+
+    step: int = 0
+    velocity: object = None
+
+
+def converted_state(state):
+    """A 0.1 ``SGDState`` as the ChainState of today's SGD (its one stateful transform is trace); any other state as it is."""
+    if not isinstance(state, SGDState):
+        return state
+    return ChainState(step=state.step, states=((state.velocity,),) if state.velocity is not None else ())
+
+
+def _converted_settings(settings: dict) -> dict:
+    """A 0.1 run's settings as today's SGD would write them: its repr gained clip_norm (0.1 never clipped)."""
+    optimizer = settings.get("optimizer")
+    if type(optimizer) is str and optimizer.startswith("SGD(") and "clip_norm=" not in optimizer:
+        settings = {**settings, "optimizer": optimizer[:-1] + ", clip_norm=None)"}
+    return settings
 
 
 @attrs.frozen
@@ -189,4 +218,7 @@ def _load_file(path: Path) -> Checkpoint:
         fields = _checked_extra(extra)
     except ValueError as problem:
         raise ModelFileError(path, str(problem)) from None
-    return Checkpoint(model=records["model"], state=records["state"], best=records.get("best"), path=path, **fields)
+    state = records["state"]
+    if isinstance(state, SGDState):  # a lamina 0.1 checkpoint
+        state, fields["settings"] = converted_state(state), _converted_settings(fields["settings"])
+    return Checkpoint(model=records["model"], state=state, best=records.get("best"), path=path, **fields)

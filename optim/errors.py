@@ -16,13 +16,14 @@ class NonFiniteLossError(FloatingPointError):
 
     def __init__(self, epoch: int | None, batch: int | None, loss: float, layer: str | None, *,
                  parameter: bool = False, validation: bool = False, output: bool = False,
-                 checkpoint: str | None = None):
+                 buffer: bool = False, checkpoint: str | None = None):
         self.epoch, self.batch, self.loss, self.layer = epoch, batch, loss, layer
         at = f" at epoch {epoch}, batch {batch}" if epoch is not None else ""
         if validation:
             what = f"the validation loss is {loss} after epoch {epoch}: the model overflows on x_val"
         elif parameter:
-            what = f"the update{at.replace(' at', ' after')} (loss {loss}) made the parameter {layer} NaN or inf"
+            kind = "buffer" if buffer else "parameter"
+            what = f"the update{at.replace(' at', ' after')} (loss {loss}) made the {kind} {layer} NaN or inf"
         elif output:
             where = f"; first layer whose output is NaN or inf: {layer}" if layer else ""
             what = f"the loss is {loss}{at}: the model's prediction is not finite{where}"

@@ -65,3 +65,50 @@ class Cosine:
             return float(self.initial * (step + 1) / self.warmup)
         t = min(step - self.warmup, self.total) / self.total
         return float(self.final + (self.initial - self.final) * (1 + math.cos(math.pi * t)) / 2)
+
+
+@attrs.frozen
+class Exponential:
+    """lr(t) = initial * factor ** t."""
+
+    initial: float = attrs.field(validator=_positive)
+    factor: float = attrs.field(validator=_fraction)
+
+    def __call__(self, step: int) -> float:
+        return float(self.initial * self.factor ** step)
+
+
+@attrs.frozen
+class Linear:
+    """lr(t) = initial + (final - initial) min(t, total) / total: a straight line, then flat at ``final``."""
+
+    initial: float = attrs.field(validator=_non_negative)
+    final: float = attrs.field(validator=_non_negative)
+    total: int = attrs.field(validator=_positive)
+
+    def __call__(self, step: int) -> float:
+        return float(self.initial + (self.final - self.initial) * min(step, self.total) / self.total)
+
+
+@attrs.frozen
+class Warmup:
+    """``steps`` linear steps up to ``then(0)`` (lr(t) = then(0) (t + 1) / steps), then ``then(t - steps)``.
+
+    ``then`` is any schedule or a float: ``Warmup(StepDecay(0.1, 0.5, 1000), steps=500)``.
+    """
+
+    then: object = attrs.field()
+    steps: int = attrs.field(validator=_positive)
+
+    @then.validator
+    def _schedule(self, attribute, value) -> None:
+        if not callable(value):
+            _positive(self, attribute, value)
+
+    def rate(self, step: int) -> float:
+        return float(self.then(step) if callable(self.then) else self.then)
+
+    def __call__(self, step: int) -> float:
+        if step < self.steps:
+            return self.rate(0) * (step + 1) / self.steps
+        return self.rate(step - self.steps)

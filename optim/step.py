@@ -62,9 +62,10 @@ def first_nonfinite_output(model, xb, mode: Mode) -> str | None:
     return found[0] if found else None
 
 
-def diverged(epoch, batch, value, model, grads, xb, mode, checkpoint=None) -> NonFiniteLossError:
-    """The error for a non-finite loss: the first non-finite gradient, else the first layer whose output is not finite."""
-    if grads is not None:
+def diverged(epoch, batch, value, model, pred, grads, xb, mode, checkpoint=None) -> NonFiniteLossError:
+    """The error for a non-finite loss: the first layer whose output is not finite when the prediction is not,
+    else the first non-finite gradient."""
+    if grads is not None and np.isfinite(pred).all():
         return NonFiniteLossError(epoch, batch, value, first_nonfinite(grads), checkpoint=checkpoint)
     return NonFiniteLossError(epoch, batch, value, first_nonfinite_output(model, xb, mode), output=True,
                               checkpoint=checkpoint)
@@ -84,7 +85,7 @@ def train_step(model, loss, optimizer, state, xb, yb, mode: Mode):
     xb = entry(model, xb)
     pred, value, grads = gradients(forward_of(model), model, loss, xb, yb, without_input_grad(mode))
     if not math.isfinite(value):
-        raise diverged(None, None, value, model, grads, xb, without_input_grad(mode))
+        raise diverged(None, None, value, model, pred, grads, xb, without_input_grad(mode))
     bad = first_nonfinite(grads)
     if bad is not None:
         raise NonFiniteLossError(None, None, value, bad)

@@ -2,32 +2,38 @@
 
 from __future__ import annotations
 
+import functools
 import math
+import os
 import re
 import time
+import warnings
 from pathlib import Path
 
 import attrs
 import numpy as np
-from threadpoolctl import threadpool_limits
 
 from lamina.layers.errors import ShapeError
 from lamina.layers.layer import check_layer, chunks, forward_of, model_dtype
 from lamina.layers.mode import EVAL, Mode
 from lamina.layers.parameter import owning
-from lamina.layers.tree import check_same_structure, map_arrays
-from lamina.optim.callbacks import HOOKS, BestModel, ProgressBar, Run
+from lamina.layers.tree import check_same_structure, named_buffers
+from lamina.optim.callbacks import HOOKS, BestModel, DivergenceWatch, ProgressBar, Run
 from lamina.optim.checkpoints import PATTERN as CHECKPOINTS
 from lamina.optim.checkpoints import Checkpoint, load_checkpoint, remove_stale_temporaries, save_checkpoint
 from lamina.optim.checks import check_inputs, check_targets
-from lamina.optim.errors import NonFiniteLossError, TrainingInterrupted
+from lamina.optim.chain import Chain
+from lamina.optim.errors import NonFiniteLossError, TrainingInterrupted, TrainingWarning
+from lamina.optim.in_place import owned, update_in_place
+from lamina.optim.optimizer import Optimizer
 from lamina.optim.metrics import accuracy_rule
 from lamina.optim.signals import StopRequests
 from lamina.optim.step import diverged, first_nonfinite, gradients
+from lamina.optim.threads import AUTO, BlasThreads
 
-DEFAULT_THREADS = 1
-"""BLAS threads for fit and evaluate: one thread is as fast as two on small batches and
-does not collapse when another process holds the second core (see bench/mlp.py)."""
+DEFAULT_THREADS = AUTO
+"""BLAS threads for fit and evaluate: "auto" chooses by timing the batches and keeps choosing as the machine's
+load changes (optim/threads.py); $LAMINA_THREADS replaces it."""
 
 
 @attrs.define
@@ -44,12 +50,6 @@ class Running:
         if self.seen:
             shown["accuracy"] = f"{self.correct / self.seen:.4f}"
         return shown
-
-
-def own(record):
-    """A copy of ``record`` whose arrays the loop owns: read-only views over writable buffers (``owning``)."""
-    with owning():
-        return map_arrays(np.copy, record)
 
 
 def _n_outputs(model, x: np.ndarray, transform) -> int:
@@ -80,23 +80,50 @@ def _check_positive_int(name, value, allow_none=False, who="fit"):
         raise ValueError(f"{who}: {name} must be a positive int, got {value!r}")
 
 
-def evaluate(model, loss, x, y, batch_size: int = 1000, *, transform=None, threads: int | None = DEFAULT_THREADS) -> dict:
+LARGE_INPUT = 64.0
+"""Inputs beyond this (in absolute value) are far outside what an initialisation for inputs of size ~1 expects."""
+
+
+def _warn_if_unscaled(x: np.ndarray, name: str = "x") -> None:
+    """A TrainingWarning when a sample of the rows of ``x`` holds values far beyond size ~1 (with a transform, the
+    batches are the transform's business: not checked)."""
+    sample = x[::max(1, len(x) // 2048)]
+    peak = float(np.abs(np.asarray(sample, dtype=np.float64)).max())
+    if peak > LARGE_INPUT:
+        warnings.warn(f"fit: {name} holds values up to {peak:g}, far outside the range the model's initialisation "
+                      f"expects (about -1 to 1): scale the inputs first, e.g. x / 255 for 0-255 pixels, or "
+                      f"fit(..., transform=data.Rescale(np.float32, 1/255)) for uint8 images", TrainingWarning,
+                      stacklevel=3)
+
+
+def _check_folder(folder: Path) -> None:
+    """The checkpoint folder exists (made now) and can be written, before the first batch."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise OSError(f"fit: cannot make the checkpoint folder {folder}: {error.strerror or error}") from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise PermissionError(f"fit: the checkpoint folder {folder} cannot be written")
+
+
+def evaluate(model, loss, x, y, batch_size: int = 1000, *, transform=None, threads=DEFAULT_THREADS) -> dict:
     """{"loss": mean loss over the samples, "accuracy": where the targets decide one} of ``model`` on (x, y), in batches."""
     _check_positive_int("batch_size", batch_size, who="evaluate")
     check_layer(model, "evaluate: the model")
     x = check_inputs(x)
     y = check_targets(y, len(x), _n_outputs(model, x, transform), loss, who="evaluate")
-    return _evaluate(model, loss, x, y, batch_size, transform, threads)
+    return _evaluate(model, loss, x, y, batch_size, transform, BlasThreads(threads, who="evaluate"))
 
 
 def _evaluate(model, loss, x, y, batch_size, transform, threads) -> dict:
     total, correct, seen = 0.0, 0, 0
     forward, dtype, accuracy = forward_of(model), model_dtype(model), accuracy_rule(loss, y)
-    with threadpool_limits(threads, user_api="blas"):
+    with threads as blas:
         for part in chunks(len(x), batch_size):
             xb, yb = x[part], y[part]
             xb = xb if transform is None else transform(xb)
-            pred = forward(xb.astype(dtype, copy=False) if dtype is not None else xb, EVAL)[0]
+            with blas.batch(len(xb)):
+                pred = forward(xb.astype(dtype, copy=False) if dtype is not None else xb, EVAL)[0]
             try:
                 value, _ = loss.forward(pred, yb)  # a NaN loss is a result here
             except ValueError:
@@ -136,18 +163,22 @@ def _learning_rate(optimizer, state):
     return rate(step - 1) if callable(rate) and isinstance(step, int) and step > 0 else None
 
 
-def _update_in_place(optimizer):
-    """The optimizer's update for records the loop owns (bit for bit its pure update)."""
-    from lamina.optim.sgd import SGD
-    if isinstance(optimizer, SGD):
-        return lambda model, grads, state: optimizer.update(model, grads, state, donate=True)
-    return optimizer.update
+def _update_in_place(optimizer, reuse_gradients: bool):
+    """The optimizer's update for records the loop owns (bit for bit its pure update); a user's own optimizer: its update.
+
+    ``reuse_gradients``: no callback can ask for the gradients after the update, so the update may
+    work in their buffers.
+    """
+    chain = optimizer if isinstance(optimizer, Chain) else getattr(optimizer, "chain", None)
+    if not isinstance(optimizer, (Chain, Optimizer)) or not isinstance(chain, Chain):
+        return optimizer.update
+    return functools.partial(update_in_place, chain, reuse_gradients=reuse_gradients)
 
 
 def fit(model, loss, optimizer, x, y, *, epochs: int, batch_size: int, rng: np.random.Generator,
         validation=None, progress: bool = True, checkpoint=None, resume=None, callbacks=(),
         checkpoint_every: int | None = None, keep: int = 3, keep_best: bool = False,
-        patience: int | None = None, threads: int | None = DEFAULT_THREADS, transform=None):
+        patience: int | None = None, threads=DEFAULT_THREADS, transform=None):
     """Train ``model`` on (x, y) for ``epochs`` epochs (the total, also on resume) -> (model, history).
 
     One shuffle per epoch from ``rng``, one training step per batch of ``batch_size``.
@@ -156,8 +187,10 @@ def fit(model, loss, optimizer, x, y, *, epochs: int, batch_size: int, rng: np.r
     ``checkpoint`` is a folder written after every epoch and every ``checkpoint_every``
     batches (the last ``keep`` kept); ``resume`` is such a folder or one checkpoint file.
     ``callbacks``: objects with any of on_train_begin/on_batch_end/on_epoch_end/on_train_end(run)
-    (``optim.Run``). ``threads`` sets the BLAS thread count (None: leave it); ``transform``
-    converts each batch (e.g. ``data.Rescale()`` for uint8 images).
+    (``optim.Run``). ``threads``: BLAS threads, "auto" (timed on the batches, re-chosen as the load
+    changes; $LAMINA_THREADS replaces it), an int (pinned: the same seed gives the same bits) or
+    None (left as it is); history["threads"] gets the count that ran most of each epoch's batches.
+    ``transform`` converts each batch (e.g. ``data.Rescale()`` for uint8 images).
     """
     for name, value in (("epochs", epochs), ("batch_size", batch_size), ("keep", keep)):
         _check_positive_int(name, value)
@@ -191,9 +224,12 @@ def fit(model, loss, optimizer, x, y, *, epochs: int, batch_size: int, rng: np.r
         if validation is not None:
             y_val = y_val.astype(dtype, copy=False)
     accuracy = accuracy_rule(loss, y)
+    if transform is None:
+        _warn_if_unscaled(x)
     settings = _settings(model, loss, optimizer, x, batch_size, transform)
     folder = Path(checkpoint) if checkpoint is not None else None
     if folder is not None:
+        _check_folder(folder)
         remove_stale_temporaries(folder)
         if resume is None and any(folder.glob(CHECKPOINTS)):
             raise FileExistsError(f"fit: {folder} holds checkpoints of another run; resume from it "
@@ -202,7 +238,8 @@ def fit(model, loss, optimizer, x, y, *, epochs: int, batch_size: int, rng: np.r
     n = len(x)
     n_batches = -(-n // batch_size)
     best = BestModel(keep_best, patience) if validation is not None and (keep_best or patience) else None
-    pieces = [piece for piece in (ProgressBar() if progress else None, best) if piece is not None]
+    pieces = [piece for piece in (ProgressBar() if progress else None, DivergenceWatch(optimizer), best)
+              if piece is not None]
     if resume is not None:
         ckpt = load_checkpoint(resume)
         ckpt.check_matches(settings, rng)
@@ -211,7 +248,7 @@ def fit(model, loss, optimizer, x, y, *, epochs: int, batch_size: int, rng: np.r
             raise ValueError(f"fit: the checkpoint is at epoch {ckpt.epoch}, past epochs={epochs} "
                              f"(epochs is the total, counting the epochs before the checkpoint)")
         rng.bit_generator.state = ckpt.rng_state
-        run = Run(own(ckpt.model), own(ckpt.state), ckpt.history, epochs=epochs, batches=n_batches)
+        run = Run(owned(ckpt.model), owned(ckpt.state), ckpt.history, epochs=epochs, batches=n_batches)
         run._epoch0, run._position, run._running = ckpt.epoch, ckpt.position, Running(**ckpt.running)
         run._epoch_rng_state, run._resumed_from = ckpt.epoch_rng_state, ckpt.path
         if best is not None:
@@ -220,10 +257,8 @@ def fit(model, loss, optimizer, x, y, *, epochs: int, batch_size: int, rng: np.r
             if saved is not None and callable(getattr(callback, "load_state", None)):
                 callback.load_state(saved)
     else:
-        owned = own(model)
-        with owning():
-            state = optimizer.init(owned)
-        run = Run(owned, own(state), _new_history(accuracy is not None, validation is not None),
+        net = owned(model)
+        run = Run(net, owned(optimizer.init(net)), _new_history(accuracy is not None, validation is not None),
                   epochs=epochs, batches=n_batches)
         run._epoch0, run._position, run._running = 0, 0, Running()
         run._epoch_rng_state, run._resumed_from = None, None
@@ -237,6 +272,7 @@ def fit(model, loss, optimizer, x, y, *, epochs: int, batch_size: int, rng: np.r
         bad = first_nonfinite(run._model)
         if bad is not None:
             raise NonFiniteLossError(run.epoch, run.batch, run.loss, bad, parameter=True,
+                                     buffer=bad in dict(named_buffers(run._model)),
                                      checkpoint=run._checkpoint and str(run._checkpoint))
         states = [callback.state() if callable(getattr(callback, "state", None)) else None for callback in callbacks]
         ckpt = Checkpoint(model=run._model, state=run._state, epoch=run._epoch0, position=run._position,
@@ -252,10 +288,10 @@ def fit(model, loss, optimizer, x, y, *, epochs: int, batch_size: int, rng: np.r
         result = best.best if best is not None and best.best is not None and keep_best else run._model
         return result, history
 
-    update = _update_in_place(optimizer)
+    update = _update_in_place(optimizer, reuse_gradients=not callbacks)
     base_mode = Mode(train=True, rng=rng, input_grad=False)
     observing = None  # (observer, mode) made once per observer
-    with threadpool_limits(threads, user_api="blas"), StopRequests() as stop:
+    with BlasThreads(threads) as blas, StopRequests() as stop:
         for hook in hooks["on_train_begin"]:
             hook(run)
         while run._epoch0 < epochs and not run.stop and not history.get("stopped_early"):
@@ -264,6 +300,7 @@ def fit(model, loss, optimizer, x, y, *, epochs: int, batch_size: int, rng: np.r
             order = _epoch_order(run, rng, n)
             net, state, running = run._model, run._state, run._running
             for b in range(run._position, n_batches):
+                grads = run._grads = None  # the last step's gradients are dead: their memory serves this step's
                 idx = order[b * batch_size:(b + 1) * batch_size]
                 xb, yb = x[idx], y[idx]
                 if transform is not None:
@@ -275,10 +312,10 @@ def fit(model, loss, optimizer, x, y, *, epochs: int, batch_size: int, rng: np.r
                     if observing is None or observing[0] is not run.observe:
                         observing = (run.observe, attrs.evolve(base_mode, observe=run.observe))
                     mode = observing[1]
-                with owning():
+                with owning(), blas.batch(len(idx)):
                     pred, value, grads = gradients(forward_of(net), net, loss, xb, yb, mode)
                     if not math.isfinite(value):
-                        raise diverged(run.epoch, b + 1, value, net, grads, xb, mode,
+                        raise diverged(run.epoch, b + 1, value, net, pred, grads, xb, mode,
                                        run._checkpoint and str(run._checkpoint))
                     net, state = update(net, grads, state)
                 running.loss_sum += value
@@ -287,7 +324,8 @@ def fit(model, loss, optimizer, x, y, *, epochs: int, batch_size: int, rng: np.r
                     right, count = accuracy(pred, yb)
                     running.correct += right
                     running.seen += count
-                run._model, run._state, run._grads, run._position = net, state, grads, b + 1
+                run._model, run._state, run._position = net, state, b + 1
+                run._grads = grads if callbacks else None  # (without callbacks the update worked in them)
                 run.batch, run.loss, run.prediction = b + 1, value, pred
                 for hook in hooks["on_batch_end"]:
                     hook(run)
@@ -305,12 +343,13 @@ def fit(model, loss, optimizer, x, y, *, epochs: int, batch_size: int, rng: np.r
             bad = first_nonfinite(net)  # once an epoch: never validate, checkpoint or return a broken model
             if bad is not None:
                 raise NonFiniteLossError(run.epoch, n_batches, run.loss, bad, parameter=True,
+                                         buffer=bad in dict(named_buffers(net)),
                                          checkpoint=run._checkpoint and str(run._checkpoint))
             history["loss"].append(running.loss_sum / running.batches)
             if accuracy is not None:
                 history["accuracy"].append(running.correct / running.seen)
             if validation is not None:
-                val = _evaluate(net, loss, x_val, y_val, 1000, transform, None)
+                val = _evaluate(net, loss, x_val, y_val, 1000, transform, BlasThreads(None))
                 if not math.isfinite(val["loss"]):
                     raise NonFiniteLossError(run.epoch, n_batches, val["loss"], None, validation=True)
                 history["val_loss"].append(val["loss"])
@@ -318,7 +357,7 @@ def fit(model, loss, optimizer, x, y, *, epochs: int, batch_size: int, rng: np.r
                     history["val_accuracy"].append(val["accuracy"])
             history["seconds"].append(time.perf_counter() - started)
             history["learning_rate"].append(_learning_rate(optimizer, state))
-            history["threads"].append(threads)
+            history["threads"].append(blas.epoch())
             for hook in hooks["on_epoch_end"]:
                 hook(run)
             run._epoch0, run._position, run._running = run._epoch0 + 1, 0, Running()

@@ -1,7 +1,8 @@
 """Session set-up for the whole suite: one BLAS thread, hypothesis profiles, the gradient-error record.
 
 - BLAS is pinned to one thread, so a busy machine cannot make the suite crawl (and timings in
-  tests compare like with like).
+  tests compare like with like); $LAMINA_THREADS=1 makes ``fit`` and ``evaluate`` pin one thread
+  instead of choosing ("auto"), so their bit-for-bit promises hold (also in the processes tests start).
 - Hypothesis: profile "dev" (the default) draws a modest number of examples without deadlines;
   profile "ci" (chosen when the environment has CI=true) is the same, derandomized, so CI runs
   are reproducible. HYPOTHESIS_PROFILE=<name> picks a profile explicitly.
@@ -13,9 +14,15 @@ from __future__ import annotations
 
 import os
 
-import pytest
+# scikit-learn's array-API estimator check runs only when SciPy's array API is switched on before SciPy is
+# imported; switched on here, the check runs instead of skipping
+os.environ.setdefault("SCIPY_ARRAY_API", "1")
+
+import pytest  # noqa: E402
 from hypothesis import HealthCheck, settings
 from threadpoolctl import threadpool_limits
+
+os.environ["LAMINA_THREADS"] = "1"
 
 settings.register_profile(
     "dev",

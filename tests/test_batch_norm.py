@@ -275,7 +275,7 @@ def test_gradients_of_a_float32_layer_are_checked_in_float64(gradient_record):
 @given(seed=seeds, training=st.booleans())
 def test_gradients_inside_sequence_and_residual(gradient_record, seed, training):
     rng = np.random.default_rng(seed)
-    model = layers.Sequence([  # float64 records: check_gradients casts params and buffers in two steps
+    model = layers.Sequence([
         layers.Dense.init(rng, 4, F, dtype=np.float64),
         layers.Tanh(),  # (a bias right before a BatchNorm in training has gradient 0: nothing to check)
         batch_norm(rng),
@@ -283,7 +283,9 @@ def test_gradients_inside_sequence_and_residual(gradient_record, seed, training)
         layers.Dense.init(rng, F, 2, dtype=np.float64),
     ])
     x = rng.standard_normal((6, 4))
-    errors = layers.check_gradients(model, x, train=training, seed=seed)
+    # tolerance 1e-5: through three normalizations some draws (small running variances) amplify the
+    # finite differences' rounding to a few 1e-6; a wrong gradient is off by far more
+    errors = layers.check_gradients(model, x, train=training, seed=seed, tol=1e-5)
     gradient_record.add(errors, "BatchNorm in Sequence/Residual")
 
 

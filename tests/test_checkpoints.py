@@ -102,8 +102,9 @@ def test_load_checkpoint_returns_everything_it_holds(tmp_path):
     assert same_bits(end.model, model)
     assert end.history == history
     assert end.rng_state == rng.bit_generator.state
-    assert isinstance(end.state, optim.SGDState) and end.state.step == 2 * N_BATCHES
-    assert [v.shape for v in layers.parameters(end.state.velocity)] == [p.shape for p in layers.parameters(model)]
+    assert isinstance(end.state, optim.ChainState) and end.state.step == 2 * N_BATCHES
+    (velocity,), = end.state.states  # SGD with momentum: one transform with state (trace), one array per parameter
+    assert [v.shape for v in layers.parameters(velocity)] == [p.shape for p in layers.parameters(model)]
     assert history["learning_rate"][-1] == opt.learning_rate(end.state.step - 1)
     assert same_bits(layers.load(end.path), model)
 

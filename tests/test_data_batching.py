@@ -175,7 +175,7 @@ def test_split_property(n, fraction, seed):
         with pytest.raises(ValueError, match="at least one sample in each"):
             data.split(x, y, fraction, np.random.default_rng(seed))
         return
-    (x_a, y_a), (x_b, y_b) = data.split(x, y, fraction, np.random.default_rng(seed))
+    (x_b, y_b), (x_a, y_a) = data.split(x, y, fraction, np.random.default_rng(seed))  # training part first
     assert len(y_a) == n_a and len(y_b) == n - n_a
     assert sorted(np.concatenate([y_a, y_b]).tolist()) == list(range(n))  # disjoint and complete
     np.testing.assert_array_equal(x_a, x[y_a])
@@ -186,10 +186,10 @@ def test_split_property(n, fraction, seed):
 def test_split_is_random_reproducible_and_advances_the_rng():
     x, y = _dataset(100)
     rng = np.random.default_rng(3)
-    (_, y_a1), _ = data.split(x, y, 0.2, rng)
-    (_, y_a2), _ = data.split(x, y, 0.2, rng)
-    assert not np.array_equal(y_a1, y_a2)
-    (_, y_again), _ = data.split(x, y, 0.2, np.random.default_rng(3))
+    _, (_, y_a1) = data.split(x, y, 0.2, rng)
+    _, (_, y_a2) = data.split(x, y, 0.2, rng)
+    assert not np.array_equal(y_a1, y_a2) and len(y_a1) == 20  # the held-out fifth comes second
+    _, (_, y_again) = data.split(x, y, 0.2, np.random.default_rng(3))
     np.testing.assert_array_equal(y_a1, y_again)
     assert not np.array_equal(y_a1, np.arange(20))
 
@@ -203,5 +203,5 @@ def test_split_errors():
         data.split(x, y[:8], 0.5, np.random.default_rng(0))
     with pytest.raises(TypeError, match="numpy.random.Generator"):
         data.split(x, y, 0.5, None)
-    with pytest.raises(ValueError, match="0 in part a"):
+    with pytest.raises(ValueError, match="holds out 0"):
         data.split(x, y, 0.01, np.random.default_rng(0))

@@ -108,3 +108,74 @@ def test_plot_writes_the_curves_and_the_confusion_matrix(tmp_path, capsys):
         png = (tmp_path / name).read_bytes()
         assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
     assert "run-curves.png" in capsys.readouterr().out
+
+
+# ---- the optimizers of mnist.py, and the tables (issue 10) ------------------------------------------------
+
+@pytest.mark.parametrize("name, kind, lr, weight_decay", [("sgd", optim.SGD, 0.1, 0.0), ("adam", optim.Adam, 1e-3, 0.0),
+                                                          ("adamw", optim.AdamW, 1e-3, 1e-2),
+                                                          ("rmsprop", optim.RMSprop, 1e-3, 0.0)])
+def test_each_optimizer_has_its_own_defaults_and_takes_clip_norm(name, kind, lr, weight_decay):
+    args = parse("--optimizer", name, "--clip-norm", "2.5")
+    opt = classifier.optimizer(args, steps_per_epoch=10)
+    assert type(opt) is kind and opt.clip_norm == 2.5 and opt.weight_decay == weight_decay
+    assert opt.learning_rate(0) == pytest.approx(lr)
+    assert parse("--optimizer", name, "--lr", "0.02").lr == 0.02
+
+
+def test_momentum_is_refused_for_adam(capsys):
+    with pytest.raises(SystemExit):
+        parse("--optimizer", "adam", "--momentum", "0.5")
+    assert "--momentum applies to sgd and rmsprop, not adam" in capsys.readouterr().err
+
+
+def test_a_short_adam_run_learns(tmp_path, capsys):
+    accuracy = classifier.main(["--optimizer", "adam", "--limit", "6000", "--epochs", "2", "--hidden", "32",
+                                "--out", str(tmp_path / "a.npz"), "--no-progress"], example("mnist").data.mnist,
+                               "MNIST", "unused.npz")
+    assert "Adam(learning_rate=CosineRestarts(initial=0.001" in capsys.readouterr().out and accuracy > 0.8
+
+
+@pytest.mark.parametrize("loss, shown", [("mse", "MSE()"), ("huber", "Huber(delta=1.0)"), ("l1", "L1()")])
+def test_diabetes_trains_with_each_loss(loss, shown, capsys):
+    result = example("diabetes").main(["--loss", loss])
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert any(line.startswith(shown) for line in lines)
+    assert re.fullmatch(r"test R\^2: MLP \d\.\d{3}, least squares \d\.\d{3}", lines[-1])
+    assert result["least_squares_r2"] > 0.4 and result["mlp_r2"] > result["least_squares_r2"] - 0.05
+
+
+breast_cancer = example("breast_cancer")
+
+
+def test_the_breast_cancer_table_is_shipped_whole():
+    x, y, names = breast_cancer.load()
+    assert x.shape == (569, 30) and len(names) == 30 and int(y.sum()) == 212 and set(np.unique(y)) == {0, 1}
+    assert "Wolberg" in (EXAMPLES / "data" / "README.md").read_text()
+
+
+def test_roc_auc_by_hand():
+    y = np.array([0, 0, 1, 1])
+    assert breast_cancer.roc_auc(y, np.array([0.1, 0.4, 0.35, 0.8])) == 0.75     # 3 of 4 pairs ordered
+    assert breast_cancer.roc_auc(y, np.array([0.5, 0.5, 0.5, 0.5])) == 0.5       # ties count half
+    assert breast_cancer.roc_auc(y, np.array([0.1, 0.2, 0.3, 0.4])) == 1.0
+
+
+def test_the_logistic_regression_baseline_is_at_its_minimum():
+    x, y, _ = breast_cancer.load()
+    x = (x - x.mean(0)) / x.std(0)
+    w = breast_cancer.logistic_regression(x, y, l2=1.0)
+    design = np.column_stack([x, np.ones(len(x))])
+    p = 1 / (1 + np.exp(-(design @ w)))
+    gradient = design.T @ (p - y) / len(y) + np.r_[w[:-1], 0.0] / len(y)
+    assert np.abs(gradient).max() < 1e-9
+
+
+def test_breast_cancer_prints_accuracy_and_auc_against_the_baseline(tmp_path, capsys):
+    result = breast_cancer.main(["--out", str(tmp_path / "new" / "b.npz")])
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert re.fullmatch(r"test accuracy: MLP \d\.\d{4}, logistic regression \d\.\d{4}; "
+                        r"ROC AUC: MLP \d\.\d{4}, logistic regression \d\.\d{4}", lines[-1])
+    assert result["baseline_accuracy"] > 0.95 and result["baseline_auc"] > 0.98
+    assert result["mlp_accuracy"] > 0.95 and result["mlp_auc"] > 0.98
+    assert layers.load(tmp_path / "new" / "b.npz").layers[-1].n_out == 1

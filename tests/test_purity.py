@@ -85,12 +85,13 @@ def test_update_changes_nothing_and_gives_read_only_arrays(opt):
     grads = layers.map_parameters(lambda p: np.full_like(p, 0.5), m)
     state = opt.init(m)
     state = opt.update(m, grads, state)[1]  # a state with a non-zero velocity
-    before = snapshot(m), snapshot(grads), snapshot(state.velocity), state.step
+    velocity = lambda state: [v for arrays in state.states for v in arrays]  # the moments, as records
+    before = snapshot(m), snapshot(grads), snapshot(velocity(state)), state.step
     new, new_state = opt.update(m, grads, state)
     assert same(snapshot(m), before[0]) and same(snapshot(grads), before[1])
-    assert same(snapshot(state.velocity), before[2]) and state.step == before[3]
+    assert same(snapshot(velocity(state)), before[2]) and state.step == before[3]
     assert new != m and new_state.step == state.step + 1
-    fresh = layers.parameters(new) + (layers.parameters(new_state.velocity) if opt.momentum else [])
+    fresh = layers.parameters(new) + [a for v in velocity(new_state) for a in layers.parameters(v)]
     assert all(not a.flags.writeable for a in fresh)
     assert not any(np.shares_memory(a, b) for a in layers.parameters(new) for b in layers.parameters(m))
 
@@ -114,7 +115,7 @@ def test_writing_into_a_parameter_raises():
     with pytest.raises(ValueError, match="read-only"):
         new.layers[3].layers[0].weight[0, 0] = 1.0
     with pytest.raises(ValueError, match="read-only"):
-        state.velocity.layers[1].bias[0] = 1.0
+        state.states[0][0].layers[1].bias[0] = 1.0  # the momentum of layers[1].bias
 
 
 def test_a_writable_array_is_copied():
@@ -149,7 +150,7 @@ def test_a_read_only_array_is_taken_as_it_is():
     (losses.SoftmaxCrossEntropy(), "x"),
     (losses.MSE(), "x"),
     (optim.SGD(0.1), "learning_rate"),
-    (optim.SGDState(), "step"),
+    (optim.SGD(0.1, momentum=0.9).init(layers.Dense.init(np.random.default_rng(0), 2, 2)), "step"),
     (optim.StepDecay(0.1, 0.5, 2), "factor"),
 ], ids=lambda v: type(v).__name__ if not isinstance(v, str) else v)
 def test_records_are_frozen(record, field):

@@ -1,4 +1,7 @@
-"""SGD: hand-computed steps, torch's update rule, schedules, convergence, validation, structure errors."""
+"""SGD: hand-computed steps, torch's update rule, schedules, convergence, validation, structure errors.
+
+Ported to the chain (optim.chain) and the layer protocol v2: the numbers are those of lamina 0.1's SGD.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +11,20 @@ import attrs
 import numpy as np
 import pytest
 
-from user_layers import Scale
-
 from lamina import layers, losses, optim
+
+
+@attrs.frozen
+class Scale(layers.Layer):
+    """DESIGN.md's user layer (protocol v2): y = x * gain, one gain per feature."""
+
+    gain: np.ndarray = layers.param()
+
+    def forward(self, x, mode):
+        return x * self.gain, x
+
+    def backward(self, x, dy, mode):
+        return dy * self.gain, Scale(gain=(dy * x).sum(axis=0))
 
 
 def one_number(value: float) -> Scale:
@@ -89,7 +103,8 @@ def test_float32_model_stays_float32():
     opt = optim.SGD(0.1, momentum=0.9, weight_decay=1e-4)
     new, state = opt.update(model, grads, opt.init(model))
     assert {p.dtype for p in layers.parameters(new)} == {np.dtype(np.float32)}
-    assert {v.dtype for v in layers.parameters(state.velocity)} == {np.dtype(np.float32)}
+    (velocity,), = state.states  # the trace's one state array
+    assert {v.dtype for v in layers.parameters(velocity)} == {np.dtype(np.float32)}
 
 
 # --- schedules -------------------------------------------------------------------------------
@@ -151,9 +166,9 @@ def test_converges_to_the_least_squares_solution():
     loss, opt = losses.MSE(), optim.SGD(0.1, momentum=0.5)
     state = opt.init(model)
     for _ in range(300):
-        out, cache = model.forward(x, layers.EVAL)
+        out, cache = model.forward(x, layers.TRAIN)
         _, loss_cache = loss.forward(out, y)
-        _, grads = model.backward(cache, loss.backward(loss_cache), layers.Mode(input_grad=False))
+        _, grads = model.backward(cache, loss.backward(loss_cache), layers.Mode(train=True, input_grad=False))
         model, state = opt.update(model, grads, state)
     dense = model.layers[0]
     np.testing.assert_allclose(np.append(dense.weight.ravel(), dense.bias), solution, rtol=0, atol=1e-6)
@@ -182,7 +197,7 @@ def test_hyper_parameters_are_validated(kwargs, error, match):
 
 def test_hyper_parameters_are_readable():
     opt = optim.SGD(0.1, momentum=0.9, nesterov=True, weight_decay=1e-4)
-    assert repr(opt) == "SGD(learning_rate=0.1, momentum=0.9, nesterov=True, weight_decay=0.0001)"
+    assert repr(opt) == "SGD(learning_rate=0.1, momentum=0.9, nesterov=True, weight_decay=0.0001, clip_norm=None)"
     assert "StepDecay(initial=0.1, factor=0.5, every=3)" in repr(optim.SGD(optim.StepDecay(0.1, 0.5, 3)))
 
 
@@ -233,11 +248,12 @@ def test_mismatched_state_is_named():
 # --- subnormal velocities -------------------------------------------------------------------
 
 @pytest.mark.parametrize("nesterov", [False, True])
-@pytest.mark.parametrize("donate", [False, True], ids=["pure", "donated"])
-def test_subnormal_velocities_are_flushed_and_the_weights_are_the_textbook_ones(nesterov, donate):
+@pytest.mark.parametrize("in_place", [False, True], ids=["pure", "in place"])
+def test_subnormal_velocities_are_flushed_and_the_weights_are_the_textbook_ones(nesterov, in_place):
     """A velocity decaying with no gradient reaches the subnormals (slow on CPUs); every FLUSH_EVERY
     updates those entries become 0, and the weights stay bit for bit what the unflushed rule gives."""
-    from lamina.optim.sgd import FLUSH_EVERY
+    from lamina.optim import FLUSH_EVERY
+    from lamina.optim.in_place import owned
     tiny = np.finfo(np.float32).tiny
     opt = optim.SGD(0.1, momentum=0.9, nesterov=nesterov)
     # entry 0 decays from just above the smallest normal (0.9 a step: ~150 steps among the
@@ -246,23 +262,30 @@ def test_subnormal_velocities_are_flushed_and_the_weights_are_the_textbook_ones(
     first = np.array([2 * tiny, 0.25, 0.0], np.float32)
     later = np.array([0.0, 0.25, 0.0], np.float32)
     model = Scale(gain=p0)
-    model, state = opt.update(model, Scale(gain=first), opt.init(model))  # allocating: the optimizer's own arrays
+    model, state = opt.update(model, Scale(gain=first), opt.init(model))
+    if in_place:  # the training loop's way: its own copies, updated in their buffers
+        model, state = owned(model), owned(state)
     p, v = p0.copy(), first.copy()  # the unflushed rule in NumPy float32
     p -= np.float32(0.1) * ((first + np.float32(0.9) * v) if nesterov else v)
     for step in range(1, FLUSH_EVERY):  # updates number 1 .. FLUSH_EVERY - 1 (0-based): the flush comes after the last
         if step == FLUSH_EVERY - 1:
-            assert 0 < state.velocity.gain[0] < tiny  # subnormal, not yet flushed
-        model, state = opt.update(model, Scale(gain=later), state, donate=donate)
+            assert 0 < state.states[0][0].gain[0] < tiny  # subnormal, not yet flushed
+        if in_place:
+            same, state = opt.update_in_place(model, owned(Scale(gain=later)), state)
+            assert same is model
+        else:
+            model, state = opt.update(model, Scale(gain=later), state)
         v = np.float32(0.9) * v + later
         p -= np.float32(0.1) * ((later + np.float32(0.9) * v) if nesterov else v)
-    assert 0 < v[0] < tiny and state.velocity.gain[0] == 0  # the rule alone: still subnormal; lamina: flushed
-    np.testing.assert_array_equal(state.velocity.gain[1:], v[1:])  # normal (and zero) entries untouched
+    velocity = state.states[0][0].gain
+    assert 0 < v[0] < tiny and velocity[0] == 0  # the rule alone: still subnormal; lamina: flushed
+    np.testing.assert_array_equal(velocity[1:], v[1:])  # normal (and zero) entries untouched
     np.testing.assert_array_equal(model.gain, p)  # the weights: bit for bit
 
 
 def test_flushing_keeps_nan_and_inf():
-    from lamina.optim.sgd import _flush_subnormals
+    from lamina.optim.chain import flush_subnormals
     tiny = np.finfo(np.float32).tiny
     v = np.array([np.nan, np.inf, -np.inf, tiny / 2, -tiny / 4, tiny, -1.0, 0.0], np.float32)
-    _flush_subnormals(v)
+    flush_subnormals(v)
     np.testing.assert_array_equal(v, np.array([np.nan, np.inf, -np.inf, 0, 0, tiny, -1.0, 0.0], np.float32))

@@ -1,0 +1,36 @@
+"""RMSprop as torch.optim.RMSprop: no bias correction, eps outside the root.
+
+g = grad + weight_decay * p;  v = alpha v + (1 - alpha) g²;  centered: mean = alpha mean + (1 - alpha) g,
+s = √(v - mean²) + eps (mean = 0 when not centered);  momentum: b = momentum b + g / s, p <- p - lr(t) b;
+else p <- p - lr(t) g / s.
+"""
+
+from __future__ import annotations
+
+import attrs
+
+from lamina.optim import hyper
+from lamina.optim.clipping import clip_by_global_norm
+from lamina.optim.optimizer import Optimizer, chain_field
+from lamina.optim.transforms import add_decayed_weights, scale_by_learning_rate, scale_by_rms, trace
+
+
+@attrs.frozen
+class RMSprop(Optimizer):
+    """RMSprop (torch's), optionally centered, with momentum, L2 weight decay and clipping."""
+
+    learning_rate: object = attrs.field(default=1e-2, validator=hyper.learning_rate)
+    alpha: float = attrs.field(default=0.99, validator=hyper.fraction)
+    eps: float = attrs.field(default=1e-8, validator=hyper.positive)
+    weight_decay: float = attrs.field(default=0.0, validator=hyper.non_negative)
+    momentum: float = attrs.field(default=0.0, validator=hyper.fraction)
+    centered: bool = attrs.field(default=False, validator=hyper.boolean)
+    clip_norm: float | None = attrs.field(default=None, validator=hyper.optional_positive)
+    _chain = chain_field()
+
+    def transforms(self):
+        return (clip_by_global_norm(self.clip_norm) if self.clip_norm is not None else None,
+                add_decayed_weights(self.weight_decay) if self.weight_decay else None,
+                scale_by_rms(self.alpha, self.eps, self.centered),
+                trace(self.momentum) if self.momentum else None,
+                scale_by_learning_rate(self.learning_rate))

@@ -1,0 +1,317 @@
+"""BLAS threads for a loop of batches: pinned (an int), left alone (None), or chosen by timing the batches ("auto").
+
+``fit`` and ``evaluate`` wrap their loop in ``BlasThreads(threads)`` and each batch's work in
+``blas.batch(n)``:
+
+    with BlasThreads(threads) as blas:
+        for xb, yb in ...:
+            with blas.batch(len(xb)):
+                ...forward, backward, update...
+        history["threads"].append(blas.epoch())
+
+"auto" measures on the work itself. A *round* runs each candidate count for a warm-up batch and
+then at least ``MIN_BATCHES`` batches and ``MIN_SECONDS`` of them, and keeps the count with the
+least mean time per batch (the fewer threads unless more are ``MARGIN`` faster). The first round
+tries every candidate; later rounds try the counts next to the chosen one and the chosen one
+again last. A round starts:
+
+- now and then: after ``INTERVAL`` seconds of batches, doubled each time the choice stands
+  (up to ``MAX_INTERVAL``), back to ``INTERVAL`` when it changes;
+- when a batch turns slow: ``STREAK`` batches in a row slower than ``SLOW`` times the usual
+  (another process took a core: two OpenBLAS threads then wait a time slice at every matrix
+  product, 10-100x slower);
+
+never sooner than ``BUDGET`` times what the last round cost (its time less the chosen count's
+time for as many batches), so trials stay a few percent of the run whatever the machine does.
+A candidate is dropped from a round as soon as its batches take ``ABORT`` times the best known
+mean: a count that collapses costs one batch. More threads are not tried while the machine had
+no idle core in the last stretch of batches (``/proc/stat``, where there is one): a trial
+there could only collapse.
+
+Timing never changes the numbers: the same batches run, only the BLAS thread count differs, and
+that is fixed at a pinned int (bit for bit).
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import time
+from contextlib import nullcontext
+
+from threadpoolctl import ThreadpoolController
+
+AUTO = "auto"
+ENV = "LAMINA_THREADS"
+
+WARM = 1              # batches run and not measured after each switch
+MIN_BATCHES = 4       # measured batches per candidate in a round, at least ...
+MIN_SECONDS = 0.05    # ... and at least this much time
+MAX_BATCHES = 400     # but never more batches than this
+MARGIN = 0.03         # more threads must be this much faster to be chosen
+ABORT = 2.5           # a candidate whose batches take this times the best known mean leaves the round
+SLOW = 1.5            # a batch this much slower than the usual is slow ...
+STREAK = 3            # ... and this many in a row start a round
+INTERVAL = 2.0        # seconds of batches between rounds, at first
+MAX_INTERVAL = 32.0
+BUDGET = 25.0         # no round sooner than this times the last round's cost (~4% of the time at most)
+IDLE = 0.5            # a core counts as free when it was idle at least this part of the stretch
+SMOOTH = 0.05         # weight of a new batch in the usual time (an average over ~20 batches)
+
+
+def parse(value, source: str = "threads"):
+    """"auto", None or a positive int from a setting (a string from the environment: "auto", "none" or digits)."""
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text == AUTO:
+            return AUTO
+        if text in ("none", ""):
+            return None
+        if text.isdigit() and int(text) > 0:
+            return int(text)
+    elif value is None:
+        return None
+    elif isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return int(value)
+    raise ValueError(f"{source} must be \"auto\", None or a positive int, got {value!r}")
+
+
+def resolve(threads, who: str = "fit"):
+    """The setting in force: ``threads``, except that $LAMINA_THREADS (when set) replaces "auto"."""
+    threads = parse(threads, f"{who}: threads")
+    if threads == AUTO and os.environ.get(ENV) is not None:
+        return parse(os.environ[ENV], f"${ENV}")
+    return threads
+
+
+class Blas:
+    """The thread count of the loaded BLAS libraries (through threadpoolctl, looked up once)."""
+
+    def __init__(self):
+        self.libraries = ThreadpoolController().select(user_api="blas").lib_controllers
+
+    def get(self) -> int | None:
+        counts = [library.num_threads for library in self.libraries]
+        return max(counts) if counts else None
+
+    def set(self, n: int) -> None:
+        for library in self.libraries:
+            library.set_num_threads(n)
+
+    def save(self):
+        return [library.num_threads for library in self.libraries]
+
+    def restore(self, saved) -> None:
+        for library, n in zip(self.libraries, saved):
+            library.set_num_threads(n)
+
+
+def idle_seconds() -> float | None:
+    """CPU-seconds the whole machine has been idle since boot (Linux /proc/stat), None where unknown."""
+    try:
+        with open("/proc/stat") as f:
+            fields = f.readline().split()
+        return (int(fields[4]) + int(fields[5])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def candidates(most: int) -> list[int]:
+    """1, 2, 4, ... up to ``most``, and ``most`` itself."""
+    counts, n = [], 1
+    while n < most:
+        counts.append(n)
+        n *= 2
+    return counts + [most]
+
+
+class _Timing:
+    """The context of one batch: times it and tells the chooser."""
+
+    __slots__ = ("chooser", "clock", "n", "t0")
+
+    def __init__(self, chooser, clock):
+        self.chooser, self.clock, self.n, self.t0 = chooser, clock, 0, 0.0
+
+    def __enter__(self):
+        self.t0 = self.clock()
+        return self
+
+    def __exit__(self, kind, value, traceback):
+        if kind is None:
+            self.chooser.record(self.n, self.clock() - self.t0)
+        return False
+
+
+class BlasThreads:
+    """The BLAS thread count for one loop (``fit``'s or ``evaluate``'s): pinned, left alone, or chosen ("auto").
+
+    ``threads``: "auto", a positive int or None ($LAMINA_THREADS replaces "auto"). ``counts``,
+    ``clock``, ``blas`` and ``idle`` are for tests and special machines: the candidate counts
+    (default: 1, 2, 4, ... up to the BLAS's thread count and the CPUs this process may use),
+    the timer, the BLAS handle (``get``/``set``/``save``/``restore``) and the machine's idle
+    CPU-seconds (None: unknown, more threads are always tried).
+    """
+
+    def __init__(self, threads=AUTO, *, who: str = "fit", counts=None, clock=time.perf_counter, blas=None,
+                 idle=idle_seconds):
+        self.setting = resolve(threads, who)
+        self.blas = None if self.setting is None else (blas if blas is not None else Blas())
+        self.clock, self.idle = clock, idle
+        self.counts = list(counts) if counts is not None else None
+        self.current = None
+        self.used = collections.Counter()   # batches per count this epoch
+        self.rounds = []                    # every finished round: {count: mean seconds per batch}
+        self._saved = None
+        self._timing = _Timing(self, clock) if self.setting == AUTO else None
+        self._none = nullcontext()
+
+    # ---------------------------------------------------------------- the loop's hooks
+
+    def __enter__(self):
+        if self.setting is None:
+            return self
+        self._saved = self.blas.save()
+        if self.setting != AUTO:
+            self._switch(self.setting)
+            return self
+        if self.counts is None:
+            most = self.blas.get() or 1
+            cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+            self.counts = candidates(max(1, min(most, cpus)))
+        self.counts = sorted(set(self.counts))
+        self._size = None           # the batch size measured (a short last batch is not a measurement)
+        self._chosen = None
+        self._usual = None          # the chosen count's usual seconds per batch (a running mean)
+        self._recent = collections.deque(maxlen=4)
+        self._streak = 0
+        self._since = 0.0           # seconds of batches since the last round
+        self._interval = INTERVAL
+        self._gap = 0.0             # no round before this many seconds of batches since the last
+        self._idle_mark = None      # (idle CPU-seconds, clock) when the last trial or round began
+        self._trial = None
+        self._start_round(list(self.counts))
+        return self
+
+    def __exit__(self, *exc):
+        if self._saved is not None:
+            self.blas.restore(self._saved)
+            self._saved = None
+        return False
+
+    def batch(self, n: int):
+        """The context of one batch of ``n`` samples (timed under "auto")."""
+        if self._timing is None:
+            return self._none
+        self._timing.n = n
+        return self._timing
+
+    def epoch(self):
+        """The count that ran the most batches since the last call (ties: the fewer threads); the pin, or None."""
+        if self.setting is None:
+            return None
+        if self.setting != AUTO or not self.used:
+            return self.current
+        most = max(self.used.values())
+        count = min(c for c, k in self.used.items() if k == most)
+        self.used.clear()
+        return count
+
+    # ---------------------------------------------------------------- choosing
+
+    def _switch(self, n: int) -> None:
+        if n != self.current:
+            self.blas.set(n)
+            self.current = n
+
+    def record(self, n: int, seconds: float) -> None:
+        """One batch of ``n`` samples took ``seconds`` at the current count: measure, and switch if it is time."""
+        self.used[self.current] += 1
+        if self._size is None:
+            self._size = n
+        elif n != self._size:
+            return
+        if self._trial is not None:
+            self._trial_batch(seconds)
+            return
+        self._since += seconds
+        if self._usual is None or seconds > SLOW * self._usual:
+            self._streak += 1
+        else:
+            self._streak = 0
+            self._usual += SMOOTH * (seconds - self._usual)
+        self._recent.append(seconds)
+        if (self._streak >= STREAK or self._since >= self._interval) and self._since >= self._gap:
+            self._start_round(self._neighbours() + [self._chosen])
+
+    def _neighbours(self) -> list[int]:
+        i = self.counts.index(self._chosen)
+        return [c for c in (self.counts[i - 1] if i else None,
+                            self.counts[i + 1] if i + 1 < len(self.counts) else None) if c is not None]
+
+    def _start_round(self, plan: list[int]) -> None:
+        self._plan = collections.deque(plan)
+        self._results = {}
+        self._reference = sum(self._recent) / len(self._recent) if self._recent else None
+        self._round_seconds, self._round_batches = 0.0, 0
+        self._next_trial()
+
+    def _free_cores(self) -> float | None:
+        """Cores the machine left idle since the mark (the start of the last trial or round); None: unknown."""
+        mark = self._idle_mark
+        now = self.idle() if self.idle is not None else None
+        if now is None or mark is None or mark[0] is None:
+            return None
+        wall = self.clock() - mark[1]
+        return (now - mark[0]) / wall if wall > 0 else None
+
+    def _mark(self) -> None:
+        self._idle_mark = (self.idle(), self.clock()) if self.idle is not None else None
+
+    def _next_trial(self) -> None:
+        while self._plan:
+            count = self._plan.popleft()
+            more = count - self.current if self.current is not None else 0
+            if more > 0:
+                free = self._free_cores()
+                if free is not None and free < IDLE * more:
+                    continue  # no idle core for the extra threads: they could only collapse
+            self._switch(count)
+            self._mark()
+            self._trial = [count, WARM, 0, 0.0, 0, 0.0]  # count, warm-up left, measured, their seconds, all, all seconds
+            return
+        self._finish_round()
+
+    def _trial_batch(self, seconds: float) -> None:
+        trial = self._trial
+        self._round_seconds += seconds
+        self._round_batches += 1
+        trial[4] += 1
+        trial[5] += seconds
+        known = [*self._results.values(), *([self._reference] if self._reference is not None else [])]
+        if known and trial[5] > ABORT * min(known) * trial[4]:
+            self._results[trial[0]] = trial[5] / trial[4]
+            self._next_trial()
+            return
+        if trial[1]:
+            trial[1] -= 1
+            return
+        trial[2] += 1
+        trial[3] += seconds
+        if trial[2] >= MIN_BATCHES and (trial[3] >= MIN_SECONDS or trial[2] >= MAX_BATCHES):
+            self._results[trial[0]] = trial[3] / trial[2]
+            self._next_trial()
+
+    def _finish_round(self) -> None:
+        results = self._results
+        best = min(results.values())
+        chosen = min(c for c, t in results.items() if t <= best * (1 + MARGIN))
+        cost = max(0.0, self._round_seconds - self._round_batches * results[chosen])
+        self._interval = min(2 * self._interval, MAX_INTERVAL) if chosen == self._chosen else INTERVAL
+        self._gap = BUDGET * cost
+        self.rounds.append(dict(results))
+        self._chosen, self._usual, self._trial = chosen, results[chosen], None
+        self._recent.clear()
+        self._streak, self._since = 0, 0.0
+        self._switch(chosen)
+        self._mark()
