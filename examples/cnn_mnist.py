@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from command_line import Help, Position, check_outputs, epoch_lines, interrupted, main_guard
 
 from lamina import data, layers, losses, optim
 
@@ -29,8 +30,7 @@ DATASETS = {"mnist": ("MNIST", data.mnist), "fashion": ("Fashion-MNIST", data.fa
 
 def parser() -> argparse.ArgumentParser:
     """Every setting of a run as a flag."""
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=Help)
     p.add_argument("--dataset", choices=sorted(DATASETS), default="mnist")
     p.add_argument("--filters", type=int, nargs="+", default=[32, 64], metavar="N",
                    help="output channels of each conv block (conv, 2x2 max-pool, ReLU)")
@@ -45,8 +45,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--momentum", type=float, default=0.9)
     p.add_argument("--weight-decay", type=float, default=0.0)
     p.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+    p.add_argument("--limit", type=int, default=None, help="train on the first N training images only (quick runs)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=optim.DEFAULT_THREADS, help="BLAS threads")
+    p.add_argument("--threads", type=optim.threads.parse, default=optim.DEFAULT_THREADS,
+                   help="BLAS threads: auto (chosen by timing), a count, or none (left as it is)")
     p.add_argument("--out", type=Path, default=None, help="where the model is saved (default: <dataset>-cnn.npz)")
     p.add_argument("--checkpoint", type=Path, default=None, help="checkpoint folder (one file per epoch)")
     p.add_argument("--resume", type=Path, default=None, help="a checkpoint folder or file to resume from")
@@ -60,12 +62,15 @@ def check_args(p: argparse.ArgumentParser, args: argparse.Namespace) -> argparse
         p.error("--epochs and --batch-size must be at least 1")
     if any(n < 1 for n in args.filters + args.dense) or args.kernel < 1:
         p.error("--filters, --dense and --kernel must be positive")
+    if args.limit is not None and args.limit < 1:
+        p.error(f"--limit must be at least 1, got {args.limit}")
     if not args.lr > 0:
         p.error(f"--lr must be positive, got {args.lr}")
     if not 0 <= args.momentum < 1 or not 0 <= args.dropout < 1:
         p.error("--momentum and --dropout must be in [0, 1)")
     if args.out is None:
         args.out = Path(f"{args.dataset}-cnn.npz")
+    check_outputs(p, {"--out": args.out})   # before training, not after it
     return args
 
 
@@ -89,21 +94,13 @@ def cnn(rng, args, n_classes: int):
     return layers.Sequence(features + head[:-1])   # no ReLU after the last dense layer
 
 
-class EpochLines:
-    """A line per epoch when there are no progress bars (which print their own)."""
-
-    def on_epoch_end(self, run: optim.Run) -> None:
-        h = run.history
-        print(f"epoch {run.epoch}/{run.epochs}: loss {h['loss'][-1]:.4f}, accuracy {h['accuracy'][-1]:.4f}, "
-              f"test loss {h['val_loss'][-1]:.4f}, test accuracy {h['val_accuracy'][-1]:.4f} ({h['seconds'][-1]:.1f} s)",
-              flush=True)
-
-
 def run(args) -> float:
     """Train, report, save; returns the test accuracy."""
     t0 = time.perf_counter()
     title, load = DATASETS[args.dataset]
     (x_train, y_train), (x_test, y_test) = load()
+    if args.limit is not None:
+        x_train, y_train = x_train[:args.limit], y_train[:args.limit]
     rng = np.random.default_rng(args.seed)
     model = cnn(rng, args, int(y_train.max()) + 1)
     loss = losses.SoftmaxCrossEntropy()
@@ -112,16 +109,22 @@ def run(args) -> float:
     opt = optim.SGD(rate, momentum=args.momentum, weight_decay=args.weight_decay)
     print(f"{title}: {len(x_train)} training images, {len(x_test)} test images")
     print(model.summary())
-    print(f"{loss!r}, {opt!r}, batch size {args.batch_size}, {args.epochs} epochs, {args.threads} BLAS thread(s)")
+    print(f"{loss!r}, {opt!r}, batch size {args.batch_size}, {args.epochs} epochs, BLAS threads: {args.threads}")
     checkpoint = args.checkpoint
     if checkpoint is None and args.resume is not None:
         checkpoint = args.resume if args.resume.is_dir() else args.resume.parent
-    model, history = optim.fit(model, loss, opt, x_train, y_train, epochs=args.epochs, batch_size=args.batch_size,
-                               rng=rng, validation=(x_test, y_test), progress=args.progress, checkpoint=checkpoint,
-                               resume=args.resume, threads=args.threads,
-                               callbacks=() if args.progress else (EpochLines(),))
-    test = optim.evaluate(model, loss, x_test, y_test, threads=args.threads)
     settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
+    position = Position()
+    try:
+        model, history = optim.fit(model, loss, opt, x_train, y_train, epochs=args.epochs,
+                                   batch_size=args.batch_size, rng=rng, validation=(x_test, y_test),  # monitored only
+                                   progress=args.progress, checkpoint=checkpoint, resume=args.resume,
+                                   threads=args.threads, callbacks=[position, *epoch_lines(args.progress)])
+    except optim.TrainingInterrupted as stop:   # Ctrl-C: keep what was trained
+        interrupted(stop, position, out=args.out, script=sys.argv[0], argv=sys.argv[1:],
+                    save=lambda path, model, history: layers.save(path, model, history=history, settings=settings,
+                                                                  interrupted=True))
+    test = optim.evaluate(model, loss, x_test, y_test, threads=args.threads)
     layers.save(args.out, model, history=history, settings=settings, test=test)
     print(f"saved the model to {args.out} ({time.perf_counter() - t0:.1f} s in all)")
     print(f"test accuracy: {test['accuracy']:.4f}")
@@ -134,4 +137,4 @@ def main(argv=None) -> float:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    main_guard(main)
