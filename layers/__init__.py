@@ -4,6 +4,7 @@ from lamina.layers.activations import GELU, Identity, LeakyReLU, ReLU, Sigmoid, 
 from lamina.layers.batch_norm import BatchNorm
 from lamina.layers.concat import Concat
 from lamina.layers.combinator import Combinator
+from lamina.layers.conv2d import Conv2D
 from lamina.layers.dense import Dense
 from lamina.layers.dropout import Dropout
 from lamina.layers.errors import LayerError, ModelFileError, ShapeError, StructureError
@@ -20,7 +21,9 @@ from lamina.layers.layer_norm import LayerNorm
 from lamina.layers.mode import EVAL, TRAIN, Mode
 from lamina.layers.multilayer import mlp
 from lamina.layers.parameter import buffer, param
+from lamina.layers.pooling import AvgPool2D, GlobalAvgPool2D, MaxPool2D
 from lamina.layers.registry import register
+from lamina.layers.reshape import Flatten, Reshape
 from lamina.layers.residual import Residual
 from lamina.layers.sequence import Sequence
 from lamina.layers.tree import (
@@ -37,6 +40,7 @@ __all__ = [
     "Layer", "Mode", "TRAIN", "EVAL", "param", "buffer",
     "Dense", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "GELU", "Identity",
     "Dropout", "BatchNorm", "LayerNorm",
+    "Conv2D", "MaxPool2D", "AvgPool2D", "GlobalAvgPool2D", "Flatten", "Reshape",
     "Sequence", "Residual", "Concat", "Combinator", "mlp",
     "ShapeError", "LayerError", "ModelFileError", "StructureError",
     "parameters", "named_parameters", "map_parameters", "buffers", "named_buffers", "map_buffers",

@@ -1,0 +1,232 @@
+"""Conv2D: a 2-D convolution (cross-correlation, as torch's) of channels-last images, through im2col and matrix multiplies.
+
+With ``cols = im2col(x_padded)`` of shape (n*oh*ow, kh*kw*c_in), one row per output pixel, and
+``W`` the weight (kh, kw, c_in, c_out) seen as (kh*kw*c_in, c_out):
+
+    y = cols @ W + bias        dW = cols.T @ dy        dbias = sum(dy)        dx = col2im(dy @ W.T)
+
+cols carries one more column of ones, so that ``cols @ [W; bias]`` adds the bias and
+``cols.T @ dy`` gives ``[dW; dbias]`` in the same product. The work goes block by block of output
+pixels (``im2col.blocks``): each block's im2col is made in one buffer that stays in cache while
+it is multiplied, and backward makes it again instead of keeping the whole matrix (measured: as
+fast, and memory stays at one block whatever the batch).
+"""
+
+from __future__ import annotations
+
+import attrs
+import numpy as np
+
+from lamina.layers.errors import ShapeError, format_shape
+from lamina.layers.im2col import blocks, col2im_add, image_shape, im2col, output_size, pad, pair
+from lamina.layers.layer import Layer
+from lamina.layers.mode import Mode
+from lamina.layers.parameter import param
+from lamina.layers.registry import register
+
+INITS = ("he", "glorot")
+
+TRANSPOSED_MAX_CHANNELS = 3
+"""Up to this many input channels im2col is made transposed, one shifted slab per kernel offset."""
+
+
+
+def _stride(value) -> tuple[int, int]:
+    return pair(value, "stride", "Conv2D")
+
+
+def _padding(value):
+    """An int, a pair (top and bottom, left and right), "valid" (no padding) or "same" (kept as "same")."""
+    if isinstance(value, str):
+        if value not in ("same", "valid"):
+            raise ValueError(f'Conv2D: padding must be an int, a pair of ints, "same" or "valid", got {value!r}')
+        return "same" if value == "same" else (0, 0)
+    return pair(value, "padding", "Conv2D", minimum=0)
+
+
+def _check_bias(conv: "Conv2D", attribute, bias: np.ndarray) -> None:
+    weight = conv.weight
+    if weight.ndim != 4 or min(weight.shape) < 1:
+        raise ValueError(f"Conv2D: the weight must be 4-D (kh, kw, in_channels, out_channels), each at least 1, "
+                         f"got shape {weight.shape}")
+    if bias.shape != weight.shape[3:]:
+        raise ShapeError("Conv2D", f"bias of shape ({weight.shape[3]},) to match weight {weight.shape}",
+                         f"bias of shape {bias.shape}")
+    if bias.dtype != weight.dtype:
+        raise TypeError(f"Conv2D weight and bias must share a dtype, got {weight.dtype} and {bias.dtype}")
+    if conv.padding == "same" and conv.stride != (1, 1):
+        raise ValueError(f'Conv2D: padding="same" needs stride 1, got stride {conv.stride}')
+
+
+@register
+@attrs.frozen(repr=False)
+class Conv2D(Layer):
+    """y[b, i, j] = sum over (p, q, c) of x_padded[b, i*sh + p, j*sw + q, c] * weight[p, q, c] + bias: (n, h, w, c_in) -> (n, oh, ow, c_out)."""
+
+    weight: np.ndarray = param()
+    bias: np.ndarray = param(validator=_check_bias)
+    stride: tuple = attrs.field(default=(1, 1), converter=_stride)
+    padding: object = attrs.field(default=(0, 0), converter=_padding)
+
+    @classmethod
+    def init(cls, rng: np.random.Generator, in_channels: int, out_channels: int, kernel_size, *, stride=1, padding=0,
+             dtype=np.float32, init: str = "he") -> "Conv2D":
+        """A fresh layer: weight ~ N(0, 2/fan_in) ("he") or N(0, 2/(fan_in + fan_out)) ("glorot"), fan = kh*kw*channels; bias 0."""
+        if not isinstance(rng, np.random.Generator):
+            raise TypeError(f"Conv2D.init needs a numpy.random.Generator first: Conv2D.init(rng, in_channels, "
+                            f"out_channels, kernel_size), got {type(rng).__name__}")
+        for name, size in (("in_channels", in_channels), ("out_channels", out_channels)):
+            if not isinstance(size, (int, np.integer)) or isinstance(size, bool) or size < 1:
+                raise ValueError(f"Conv2D.init: {name} must be a positive int, got {size!r}")
+        if init not in INITS:
+            raise ValueError(f"Conv2D.init: init must be one of {INITS}, got {init!r}")
+        kh, kw = pair(kernel_size, "kernel_size", "Conv2D.init")
+        fan_in, fan_out = kh * kw * in_channels, kh * kw * out_channels
+        variance = 2.0 / fan_in if init == "he" else 2.0 / (fan_in + fan_out)
+        weight = rng.normal(0.0, np.sqrt(variance), size=(kh, kw, in_channels, out_channels)).astype(dtype)
+        return cls(weight=weight, bias=np.zeros(out_channels, dtype=dtype), stride=stride, padding=padding)
+
+    @property
+    def in_channels(self) -> int:
+        return self.weight.shape[2]
+
+    @property
+    def out_channels(self) -> int:
+        return self.weight.shape[3]
+
+    @property
+    def kernel_size(self) -> tuple[int, int]:
+        return self.weight.shape[:2]
+
+    @property
+    def pads(self) -> tuple[int, int, int, int]:
+        """Zero rows and columns added (top, bottom, left, right); "same" puts an even kernel's extra one bottom and right."""
+        if self.padding == "same":
+            kh, kw = self.kernel_size
+            return (kh - 1) // 2, kh // 2, (kw - 1) // 2, kw // 2
+        ph, pw = self.padding
+        return ph, ph, pw, pw
+
+    def __repr__(self) -> str:
+        kh, kw = self.kernel_size
+        parts = [f"{self.in_channels} -> {self.out_channels}", f"{kh}x{kw}"]
+        if self.stride != (1, 1):
+            parts.append(f"stride {_show(self.stride)}")
+        if self.padding != (0, 0):
+            parts.append(f"padding {_show(self.padding)}")
+        return f"Conv2D({', '.join(parts + [str(self.weight.dtype)])})"
+
+    def output_shape(self, input_shape):
+        """(h, w, c_in) -> (oh, ow, c_out); a ShapeError for anything but channels-last images the kernel fits in."""
+        if input_shape is None:
+            return None
+        h, w, _ = image_shape(repr(self), input_shape, self.in_channels)
+        top, bottom, left, right = self.pads
+        (kh, kw), (sh, sw) = self.kernel_size, self.stride
+        if (h is not None and h + top + bottom < kh) or (w is not None and w + left + right < kw):
+            raise ShapeError(repr(self), f"images of at least {kh}x{kw} after padding "
+                             f"(height {h} + {top + bottom}, width {w} + {left + right}), for its {kh}x{kw} kernel",
+                             format_shape(tuple(input_shape)))
+        oh = None if h is None else output_size(h + top + bottom, kh, sh)
+        ow = None if w is None else output_size(w + left + right, kw, sw)
+        return (oh, ow, self.out_channels)
+
+    def forward(self, x: np.ndarray, mode: Mode):
+        """x (n, h, w, c_in) -> y (n, oh, ow, c_out); the cache is the padded x (backward makes im2col again, block by block)."""
+        top, bottom, left, right = self.pads
+        kh, kw = self.kernel_size
+        if (x.ndim != 4 or x.shape[3] != self.in_channels
+                or x.shape[1] + top + bottom < kh or x.shape[2] + left + right < kw):
+            self.output_shape(x.shape[1:])
+            raise ShapeError(repr(self), f"channels-last images (n, height, width, {self.in_channels})", str(x.shape))
+        xp = pad(x, self.pads)
+        n, oh, ow, c_out = len(xp), *self._out_hw(xp), self.out_channels
+        weight = self._weight_and_bias()
+        y = np.empty((n, oh, ow, c_out), np.result_type(xp.dtype, weight.dtype))
+        flat = y.reshape(-1, c_out)
+        cols = self._cols(xp.dtype, self._largest_block(xp, oh, ow))
+        for rows, index in self._blocks(xp, oh, ow):
+            block = self._im2col(xp[index], cols, rows.stop - rows.start)
+            np.matmul(block.T if self._transposed else block, weight, out=flat[rows])
+        return y, (xp, x.shape)
+
+    @property
+    def _transposed(self) -> bool:
+        """Whether im2col is laid out transposed (kh*kw*c, rows): faster for few input channels."""
+        return self.in_channels <= TRANSPOSED_MAX_CHANNELS
+
+    def _cols(self, dtype, rows: int) -> np.ndarray:
+        """An im2col matrix for ``rows`` output pixels, its bias column (row, when transposed) already ones."""
+        width = self.kernel_size[0] * self.kernel_size[1] * self.in_channels
+        if self._transposed:
+            cols = np.empty((width + 1, rows), dtype)
+            cols[width] = 1
+        else:
+            cols = np.empty((rows, width + 1), dtype)
+            cols[:, width] = 1
+        return cols
+
+    def _im2col(self, xp: np.ndarray, cols: np.ndarray, rows: int) -> np.ndarray:
+        """The im2col matrix of xp (or its transpose), ``rows`` output pixels, written into the first rows of ``cols``."""
+        part = cols[:, :rows] if self._transposed else cols[:rows]
+        return im2col(xp, self.kernel_size, self.stride, part, transposed=self._transposed)
+
+    def _largest_block(self, xp: np.ndarray, oh: int, ow: int) -> int:
+        return max((rows.stop - rows.start for rows, _ in self._blocks(xp, oh, ow)), default=0)
+
+    def _weight_and_bias(self) -> np.ndarray:
+        """[weight; bias]: the weight as a (kh*kw*c_in, c_out) matrix with the bias as one more row."""
+        kh, kw, c_in, c_out = self.weight.shape
+        return np.concatenate([self.weight.reshape(kh * kw * c_in, c_out), self.bias[None]])
+
+    def _out_hw(self, xp: np.ndarray) -> tuple[int, int]:
+        (kh, kw), (sh, sw) = self.kernel_size, self.stride
+        return output_size(xp.shape[1], kh, sh), output_size(xp.shape[2], kw, sw)
+
+    def _blocks(self, xp: np.ndarray, oh: int, ow: int):
+        """(rows of the (n*oh*ow, ...) matrices, index of the padded input they read) for each block of work."""
+        (kh, kw), (sh, sw) = self.kernel_size, self.stride
+        for samples, out_rows in blocks(len(xp), oh, ow * (kh * kw * xp.shape[3] + 1) * xp.itemsize):
+            first = (samples.start * oh + out_rows.start) * ow
+            last = ((samples.stop - 1) * oh + out_rows.stop) * ow
+            yield slice(first, last), (samples, slice(out_rows.start * sh, (out_rows.stop - 1) * sh + kh))
+
+    def backward(self, cache, dy: np.ndarray, mode: Mode):
+        """dy (n, oh, ow, c_out) -> dx (n, h, w, c_in) (None when the mode needs no input gradient), gradients as a Conv2D."""
+        xp, x_shape = cache
+        n, oh, ow, c_out = len(xp), *self._out_hw(xp), self.out_channels
+        if dy.shape != (n, oh, ow, c_out):
+            raise ShapeError(f"{self!r}.backward", f"an output gradient of shape {(n, oh, ow, c_out)}",
+                             f"one of shape {dy.shape}")
+        dy = dy.reshape(-1, c_out)
+        weight = self._weight_and_bias()
+        d_weight = np.zeros(weight.shape, np.result_type(dy.dtype, xp.dtype))   # [dweight; dbias]
+        dxp = np.zeros(xp.shape, np.result_type(dy.dtype, weight.dtype)) if mode.input_grad else None
+        largest = self._largest_block(xp, oh, ow)
+        cols = self._cols(xp.dtype, largest)
+        buffer = np.empty(largest * (weight.shape[0] - 1), weight.dtype) if dxp is not None else None
+        for rows, index in self._blocks(xp, oh, ow):
+            block = self._im2col(xp[index], cols, rows.stop - rows.start)
+            d_weight += (block if self._transposed else block.T) @ dy[rows]   # ones column: dbias = sum(dy)
+            if dxp is not None:
+                self._input_gradient(dy[rows], weight[:-1], buffer, dxp[index])
+        grads = attrs.evolve(self, weight=d_weight[:-1].reshape(self.weight.shape), bias=d_weight[-1])
+        if dxp is None:
+            return None, grads
+        top, _, left, _ = self.pads
+        return dxp[:, top:top + x_shape[1], left:left + x_shape[2]], grads
+
+    def _input_gradient(self, dy, weight, buffer, dxp) -> None:
+        """dxp += col2im(dy @ weight.T) for one block, the product made in ``buffer``."""
+        size, width = len(dy), weight.shape[0]
+        if self._transposed:     # d_cols.T = weight @ dy.T
+            d_cols = np.matmul(weight, dy.T, out=buffer[:size * width].reshape(width, size))
+        else:
+            d_cols = np.matmul(dy, weight.T, out=buffer[:size * width].reshape(size, width))
+        col2im_add(d_cols, dxp, self.kernel_size, self.stride, transposed=self._transposed)
+
+
+def _show(value) -> str:
+    if isinstance(value, str):
+        return value
+    return str(value[0]) if value[0] == value[1] else f"({value[0]}, {value[1]})"
