@@ -56,6 +56,8 @@ INTERVAL = 2.0        # seconds of batches between rounds, at first
 MAX_INTERVAL = 32.0
 BUDGET = 25.0         # no round sooner than this times the last round's cost (~4% of the time at most)
 IDLE = 0.5            # a core counts as free when it was idle at least this part of the stretch
+IDLE_WINDOW = 0.5     # seconds: a shorter stretch says nothing (the kernel's idle counts move in ticks, and
+                      # lazily for a sleeping core), so the trial goes ahead: a collapse costs one batch
 SMOOTH = 0.05         # weight of a new batch in the usual time (an average over ~20 batches)
 
 
@@ -263,7 +265,7 @@ class BlasThreads:
         if now is None or mark is None or mark[0] is None:
             return None
         wall = self.clock() - mark[1]
-        return (now - mark[0]) / wall if wall > 0 else None
+        return (now - mark[0]) / wall if wall >= IDLE_WINDOW else None
 
     def _mark(self) -> None:
         self._idle_mark = (self.idle(), self.clock()) if self.idle is not None else None

@@ -143,7 +143,9 @@ def test_no_more_threads_tried_while_no_core_is_idle(auto):
     machine = Machine(lambda threads, batch: 0.004 if threads == 1 else 0.2, idle_rate=lambda batch: 0.0)
     with machine.chooser() as chooser:
         ran = machine.run(chooser, 20000)
-    assert 2 not in ran
+    # the first round's stretch is too short to read the idle counts: two threads get one batch (aborted);
+    # after that the machine is seen to have no idle core and they are never tried again
+    assert ran.count(2) <= 2 and 2 not in ran[20:]
 
     machine = Machine(two_faster, idle_rate=lambda batch: 1.0 if machine.threads == 1 else 0.0)
     with machine.chooser() as chooser:
