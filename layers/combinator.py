@@ -3,7 +3,9 @@ shape checks when built, the entry checks of the outermost call, and the summary
 
 A combinator is a frozen attrs record that subclasses ``Combinator`` and says, in a few lines,
 how its children are wired: ``children()`` (local path, child), ``_child_shapes`` (each child's
-input and output shape for an input shape), ``_output(shapes)``, ``_forward`` and ``_backward``.
+input and output shape for an input shape), ``_output(input_shape, shapes)``, ``_forward`` (which
+runs each child through ``_run``) and ``backward`` (through ``_run_back``, returning
+``self._gradients(...)``).
 """
 
 from __future__ import annotations
