@@ -101,7 +101,7 @@ class Combinator(Layer):
             object.__setattr__(grads, name, children[name] if name in children else getattr(self, name))
         kids = grads._child_records()
         object.__setattr__(grads, "_kids", kids)
-        object.__setattr__(grads, "_forwards", tuple([getattr(c, "_forward", None) or c.forward for c in kids]))
+        object.__setattr__(grads, "_forwards", tuple([forward_of(child) for child in kids]))
         return grads
 
     def _dtype_culprit(self, dtypes) -> str:

@@ -84,11 +84,6 @@ def buffers(record) -> list[np.ndarray]:
     return [array for _, array in _named(record, "buffer", "")]
 
 
-def flatten(record) -> tuple[list[np.ndarray], tuple]:
-    """(parameter arrays in forward order, structure)."""
-    return parameters(record), structure(record)
-
-
 def count_parameters(record) -> int:
     return sum(array.size for array in parameters(record))
 

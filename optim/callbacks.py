@@ -18,6 +18,13 @@ from lamina.layers.tree import map_arrays
 HOOKS = ("on_train_begin", "on_batch_end", "on_epoch_end", "on_train_end")
 
 
+def learning_rate_of(optimizer, state) -> float | None:
+    """The learning rate of the last update, where the optimizer tells it (its ``rate(step)``); None otherwise."""
+    rate = getattr(optimizer, "rate", None)
+    step = getattr(state, "step", None)
+    return rate(step - 1) if callable(rate) and isinstance(step, int) and step > 0 else None
+
+
 def frozen_copy(record):
     """A copy of a record whose arrays are read-only and belong to nobody else."""
     def copy(array):
@@ -146,9 +153,7 @@ class DivergenceWatch:
         mean, self.sum, self.count = self.sum / self.count, 0.0, 0
         if mean > self.factor * self.first and mean > self.first + 1 or not math.isfinite(mean):
             from lamina.optim.errors import TrainingWarning
-            rate = getattr(self.optimizer, "rate", None)
-            step = getattr(getattr(run, "_state", None), "step", None)
-            lr = rate(step - 1) if callable(rate) and isinstance(step, int) and step > 0 else None
+            lr = learning_rate_of(self.optimizer, run._state)
             now = f" (now {lr:g})" if lr is not None else ""
             warnings.warn(f"training is diverging: the mean batch loss rose from {self.first:.4g} to {mean:.4g} by "
                           f"epoch {run.epoch}, batch {run.batch}; the learning rate is most likely too large{now}: "

@@ -48,7 +48,3 @@ def check_targets(y, n: int, n_outputs: int | None, loss=None, name: str = "y", 
         raise ValueError(f"{who}: {name} row {row} holds NaN or inf; expected finite values")
     return y
 
-
-def is_classification(y: np.ndarray) -> bool:
-    """Targets that are integer class labels (n,)."""
-    return y.ndim == 1 and y.dtype.kind in "iu"

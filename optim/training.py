@@ -18,7 +18,7 @@ from lamina.layers.layer import check_layer, chunks, forward_of, model_dtype
 from lamina.layers.mode import EVAL, Mode
 from lamina.layers.parameter import owning
 from lamina.layers.tree import check_same_structure, named_buffers
-from lamina.optim.callbacks import HOOKS, BestModel, DivergenceWatch, ProgressBar, Run
+from lamina.optim.callbacks import HOOKS, BestModel, DivergenceWatch, ProgressBar, Run, learning_rate_of
 from lamina.optim.checkpoints import PATTERN as CHECKPOINTS
 from lamina.optim.checkpoints import Checkpoint, load_checkpoint, remove_stale_temporaries, save_checkpoint
 from lamina.optim.checks import check_inputs, check_targets
@@ -154,13 +154,6 @@ def _epoch_order(run: Run, rng, n: int) -> np.ndarray:
     replay = np.random.Generator(type(rng.bit_generator)())
     replay.bit_generator.state = run._epoch_rng_state
     return replay.permutation(n)
-
-
-def _learning_rate(optimizer, state):
-    """The learning rate of the last update, where the optimizer tells it."""
-    rate = getattr(optimizer, "rate", None)
-    step = getattr(state, "step", None)
-    return rate(step - 1) if callable(rate) and isinstance(step, int) and step > 0 else None
 
 
 def _update_in_place(optimizer, reuse_gradients: bool):
@@ -356,7 +349,7 @@ def fit(model, loss, optimizer, x, y, *, epochs: int, batch_size: int, rng: np.r
                 if accuracy is not None:
                     history["val_accuracy"].append(val["accuracy"])
             history["seconds"].append(time.perf_counter() - started)
-            history["learning_rate"].append(_learning_rate(optimizer, state))
+            history["learning_rate"].append(learning_rate_of(optimizer, state))
             history["threads"].append(blas.epoch())
             for hook in hooks["on_epoch_end"]:
                 hook(run)
