@@ -62,7 +62,7 @@ def interleaved(fns, rounds):
 
 
 STEP_MODULES = ("lamina.optim.training", "lamina.optim.sgd", "lamina.layers.sequence", "lamina.layers.dense",
-                "lamina.layers.activations", "lamina.layers.tree", "lamina.layers.parameter",
+                "lamina.layers.activations", "lamina.layers.records.tree", "lamina.layers.records.parameter",
                 "lamina.losses.cross_entropy", "lamina.losses.targets")
 
 
@@ -137,7 +137,7 @@ def anatomy(workload, x, y):
     inside ``layers.parameter.owning``), with the training mode fit passes (no input gradient).
     """
     from lamina import layers
-    from lamina.layers.parameter import owning
+    from lamina.layers.records.parameter import owning
     from lamina.optim.in_place import owned
     w = H.WORKLOADS[workload]
     model, loss, opt = H.lamina_setup(workload)

@@ -17,7 +17,7 @@ from lamina.diagnostics.classification import check_data, confident_mistakes, co
 from lamina.diagnostics.filter_images import filters, first_layer, is_conv
 from lamina.diagnostics.monitor import by_epoch
 from lamina.diagnostics.saliency_maps import saliency
-from lamina.layers.atomic import write_atomically
+from lamina.layers.files.atomic import write_atomically
 from lamina.layers.layer import check_layer
 
 MISTAKES_SHOWN = 12

@@ -8,7 +8,7 @@ from lamina.layers.conv2d import Conv2D
 from lamina.layers.dense import Dense
 from lamina.layers.dropout import Dropout
 from lamina.layers.errors import LayerError, ModelFileError, ShapeError, StructureError
-from lamina.layers.files import load, load_extra, save
+from lamina.layers.files.model_file import load, load_extra, save
 from lamina.layers.gradient_check import (
     GradientCheckError,
     check_gradients,
@@ -20,13 +20,13 @@ from lamina.layers.layer import Layer
 from lamina.layers.layer_norm import LayerNorm
 from lamina.layers.mode import EVAL, TRAIN, Mode
 from lamina.layers.multilayer import mlp
-from lamina.layers.parameter import buffer, param
+from lamina.layers.records.parameter import buffer, param
 from lamina.layers.pooling import AvgPool2D, GlobalAvgPool2D, MaxPool2D
-from lamina.layers.registry import register
+from lamina.layers.records.registry import register
 from lamina.layers.reshape import Flatten, Reshape
 from lamina.layers.residual import Residual
 from lamina.layers.sequence import Sequence
-from lamina.layers.tree import (
+from lamina.layers.records.tree import (
     buffers,
     map_buffers,
     map_parameters,

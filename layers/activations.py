@@ -9,7 +9,7 @@ import numpy as np
 
 from lamina.layers.layer import Layer
 from lamina.layers.mode import Mode
-from lamina.layers.registry import register
+from lamina.layers.records.registry import register
 
 
 def _dtype(y, dy) -> np.dtype:

@@ -11,8 +11,8 @@ import numpy as np
 from lamina.layers.errors import LayerError, ShapeError
 from lamina.layers.layer import Layer
 from lamina.layers.mode import Mode
-from lamina.layers.parameter import buffer, param
-from lamina.layers.registry import register
+from lamina.layers.records.parameter import buffer, param
+from lamina.layers.records.registry import register
 
 
 def _number(name: str, low: float, high: float, closed_low: bool):

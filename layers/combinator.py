@@ -18,7 +18,7 @@ import numpy as np
 from lamina.layers.errors import LayerError, ShapeError, format_shape
 from lamina.layers.layer import Layer, check_layer, describe, entry, forward_of
 from lamina.layers.mode import Mode
-from lamina.layers.tree import buffers, count_parameters, parameters
+from lamina.layers.records.tree import buffers, count_parameters, parameters
 
 PATHED = (ShapeError, LayerError)
 

@@ -8,7 +8,7 @@ import numpy as np
 from lamina.layers.combinator import Combinator
 from lamina.layers.errors import ShapeError, format_shape
 from lamina.layers.mode import Mode
-from lamina.layers.registry import register
+from lamina.layers.records.registry import register
 
 
 def _as_branches(branches) -> tuple:

@@ -21,8 +21,8 @@ from lamina.layers.errors import ShapeError, format_shape
 from lamina.layers.im2col import blocks, col2im_add, image_shape, im2col, output_size, pad, pair
 from lamina.layers.layer import Layer
 from lamina.layers.mode import Mode
-from lamina.layers.parameter import param
-from lamina.layers.registry import register
+from lamina.layers.records.parameter import param
+from lamina.layers.records.registry import register
 
 INITS = ("he", "glorot")
 

@@ -8,8 +8,8 @@ import numpy as np
 from lamina.layers.errors import ShapeError
 from lamina.layers.layer import Layer
 from lamina.layers.mode import Mode
-from lamina.layers.registry import register
-from lamina.layers.parameter import param
+from lamina.layers.records.registry import register
+from lamina.layers.records.parameter import param
 
 INITS = ("he", "glorot")
 

@@ -12,7 +12,7 @@ import numpy as np
 
 from lamina.layers.layer import check_layer
 from lamina.layers.mode import Mode
-from lamina.layers.tree import map_arrays, named_parameters, parameters, replace_parameters
+from lamina.layers.records.tree import map_arrays, named_parameters, parameters, replace_parameters
 
 
 class GradientCheckError(AssertionError):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from lamina.layers.layer import ROW_ALIGN
 from lamina.layers.errors import ShapeError, format_shape
 
 BLOCK_BYTES = 1 << 21
@@ -102,8 +103,8 @@ def blocks(n: int, rows: int, row_bytes: int, budget: int | None = None):
     """
     budget = BLOCK_BYTES if budget is None else budget
     sample_bytes = rows * row_bytes
-    if sample_bytes <= budget:
-        step = max(1, budget // sample_bytes)
+    if sample_bytes <= budget:  # a divisor of ROW_ALIGN: a chunk of inference is cut as the whole batch is
+        step = max(d for d in range(1, ROW_ALIGN + 1) if ROW_ALIGN % d == 0 and d <= max(1, budget // sample_bytes))
         for start in range(0, n, step):
             yield slice(start, min(n, start + step)), slice(0, rows)
     else:

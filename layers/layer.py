@@ -17,8 +17,8 @@ import attrs
 import numpy as np
 
 from lamina.layers.errors import ShapeError
-from lamina.layers.hints import KeywordHints
-from lamina.layers.pickling import BuiltOnLoad
+from lamina.layers.records.hints import KeywordHints
+from lamina.layers.records.pickling import BuiltOnLoad
 from lamina.layers.mode import EVAL, Mode
 
 ROWS_PER_CHUNK = 1024
@@ -75,7 +75,7 @@ def model_dtype(layer) -> np.dtype | None:
     dtype = getattr(layer, "dtype", None)
     if isinstance(dtype, np.dtype):
         return dtype
-    from lamina.layers.tree import buffers, parameters
+    from lamina.layers.records.tree import buffers, parameters
     arrays = parameters(layer) + buffers(layer)
     return arrays[0].dtype if arrays else None
 
@@ -111,10 +111,17 @@ def entry(layer, x, *, finite: bool = True, dtype: np.dtype | None = None) -> np
     return x
 
 
+ROW_ALIGN = 192
+"""Chunks start at multiples of this many rows. BLAS kernels work on rows in groups (of 4, 8, 12, 16, 24 or
+32 for OpenBLAS's x86 kernels, all dividing 192) and round a group's tail differently: a chunk that starts
+on a group's edge rounds every row as the whole input would at one BLAS thread (with more, the rows are split
+between the threads by the input's size, and chunked inference agrees with the whole to rounding)."""
+
+
 def chunks(n: int, rows: int = ROWS_PER_CHUNK) -> list[slice]:
-    """Equal slices of range(n) of about ``rows`` each (one slice when n <= rows)."""
+    """Slices of range(n) of about ``rows`` each (one slice when n <= rows), starting at multiples of ROW_ALIGN."""
     k = max(1, round(n / rows))
-    bounds = [n * i // k for i in range(k + 1)]
+    bounds = sorted({0, n, *(min(n, -(-(n * i // k) // ROW_ALIGN) * ROW_ALIGN) for i in range(1, k))})
     return [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
 
 

@@ -11,8 +11,8 @@ import numpy as np
 from lamina.layers.batch_norm import check_features, feature_arrays
 from lamina.layers.layer import Layer
 from lamina.layers.mode import Mode
-from lamina.layers.parameter import param
-from lamina.layers.registry import register
+from lamina.layers.records.parameter import param
+from lamina.layers.records.registry import register
 
 
 def _eps(value) -> float:

@@ -18,7 +18,7 @@ from lamina.layers.errors import ShapeError, format_shape
 from lamina.layers.im2col import image_shape, offsets, output_size, pair
 from lamina.layers.layer import Layer
 from lamina.layers.mode import Mode
-from lamina.layers.registry import register
+from lamina.layers.records.registry import register
 
 
 def _size(layer: str):

@@ -8,7 +8,7 @@ from lamina.layers.combinator import Combinator
 from lamina.layers.errors import ShapeError, format_shape
 from lamina.layers.layer import describe
 from lamina.layers.mode import Mode
-from lamina.layers.registry import register
+from lamina.layers.records.registry import register
 
 
 @register

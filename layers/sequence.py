@@ -7,7 +7,7 @@ import attrs
 from lamina.layers.combinator import Combinator
 from lamina.layers.layer import describe
 from lamina.layers.mode import Mode
-from lamina.layers.registry import register
+from lamina.layers.records.registry import register
 
 
 def _as_layers(layers) -> tuple:

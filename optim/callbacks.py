@@ -13,7 +13,7 @@ import math
 import warnings
 
 
-from lamina.layers.tree import map_arrays
+from lamina.layers.records.tree import map_arrays
 
 HOOKS = ("on_train_begin", "on_batch_end", "on_epoch_end", "on_train_end")
 

@@ -16,8 +16,8 @@ import attrs
 import numpy as np
 
 from lamina.layers.errors import StructureError
-from lamina.layers.registry import register
-from lamina.layers.tree import (check_same_structure, named_parameters, parameters, replace_arrays, structure,
+from lamina.layers.records.registry import register
+from lamina.layers.records.tree import (check_same_structure, named_parameters, parameters, replace_arrays, structure,
                                 update_buffers)
 
 

@@ -8,7 +8,7 @@ import attrs
 import numpy as np
 
 from lamina.layers.errors import ModelFileError
-from lamina.layers.registry import register
+from lamina.layers.records.registry import register
 from lamina.optim.chain import ChainState
 
 PATTERN = "checkpoint-*.npz"
@@ -154,7 +154,7 @@ def _checked_extra(extra: dict) -> dict:
 
 def save_checkpoint(folder, checkpoint: Checkpoint, *, keep: int = 3, protect=None) -> Path:
     """Write ``checkpoint`` atomically into ``folder``, then delete all but the newest ``keep`` (never ``protect``)."""
-    from lamina.layers.files import write_records
+    from lamina.layers.files.model_file import write_records
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -209,7 +209,7 @@ def load_checkpoint(path) -> Checkpoint:
 
 
 def _load_file(path: Path) -> Checkpoint:
-    from lamina.layers.files import read_records
+    from lamina.layers.files.model_file import read_records
 
     records, extra, kind = read_records(path)
     if kind != "checkpoint" or set(records) - {"best"} != {"model", "state"}:

@@ -28,8 +28,8 @@ import functools
 import attrs
 import numpy as np
 
-from lamina.layers.parameter import field_kind, owned_buffer, owning
-from lamina.layers.tree import buffers, check_same_structure, named_parameters, parameters, structure
+from lamina.layers.records.parameter import field_kind, owned_buffer, owning
+from lamina.layers.records.tree import buffers, check_same_structure, named_parameters, parameters, structure
 from lamina.optim.chain import ChainState, _applies, check_update, flush_due, flush_subnormals
 
 BLOCK_BYTES = 512 * 1024

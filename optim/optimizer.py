@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import attrs
 
-from lamina.layers.hints import KeywordHints
-from lamina.layers.pickling import BuiltOnLoad
+from lamina.layers.records.hints import KeywordHints
+from lamina.layers.records.pickling import BuiltOnLoad
 from lamina.optim.chain import Chain
 
 

@@ -10,7 +10,7 @@ import numpy as np
 
 from lamina.layers.layer import check_layer, entry, forward_of
 from lamina.layers.mode import Mode
-from lamina.layers.tree import named_buffers, named_parameters
+from lamina.layers.records.tree import named_buffers, named_parameters
 from lamina.optim.errors import NonFiniteLossError
 
 

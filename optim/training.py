@@ -16,8 +16,8 @@ import numpy as np
 from lamina.layers.errors import ShapeError
 from lamina.layers.layer import check_layer, chunks, forward_of, model_dtype
 from lamina.layers.mode import EVAL, Mode
-from lamina.layers.parameter import owning
-from lamina.layers.tree import check_same_structure, named_buffers
+from lamina.layers.records.parameter import owning
+from lamina.layers.records.tree import check_same_structure, named_buffers
 from lamina.optim.callbacks import HOOKS, BestModel, DivergenceWatch, ProgressBar, Run, learning_rate_of
 from lamina.optim.checkpoints import PATTERN as CHECKPOINTS
 from lamina.optim.checkpoints import Checkpoint, load_checkpoint, remove_stale_temporaries, save_checkpoint

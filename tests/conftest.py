@@ -24,6 +24,10 @@ from threadpoolctl import threadpool_limits
 
 os.environ["LAMINA_THREADS"] = "1"
 
+# the processes tests start import the same checkout as the suite (setup.cfg puts its root on sys.path)
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+os.environ["PYTHONPATH"] = os.pathsep.join([ROOT, *filter(None, [os.environ.get("PYTHONPATH")])])
+
 settings.register_profile(
     "dev",
     deadline=None,

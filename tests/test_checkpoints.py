@@ -15,7 +15,7 @@ import pytest
 from comparisons import same_bits, without_seconds
 
 from lamina import layers, losses, optim
-from lamina.layers.files import read_records, write_records
+from lamina.layers.files.model_file import read_records, write_records
 
 N, D, K, BATCH = 96, 6, 3, 16           # 6 batches per epoch
 N_BATCHES = math.ceil(N / BATCH)

@@ -24,8 +24,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lamina import layers
-from lamina.layers import files, registry, stored_zip
-from lamina.layers.files import read_records, write_records
+from lamina.layers.files import model_file as files, stored_zip
+from lamina.layers.records import registry
+from lamina.layers.files.model_file import read_records, write_records
 
 
 # ---- helpers -------------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 
 from lamina import layers
-from lamina.layers import stored_zip
+from lamina.layers.files import stored_zip
 
 MANIFEST = "lamina.json"
 
@@ -436,7 +436,7 @@ def test_a_deeply_nested_manifest_is_refused(valid, tmp_path):
 
 
 def test_an_oversized_manifest_is_refused_before_reading(valid, tmp_path, monkeypatch):
-    from lamina.layers import files
+    from lamina.layers.files import model_file as files
     monkeypatch.setattr(files, "MAX_MANIFEST_BYTES", 100)
     refused(valid, "the manifest takes", "at most 100 are read")
 

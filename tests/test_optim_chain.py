@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from lamina import layers, optim
-from lamina.layers.files import read_records, write_records
-from lamina.layers.parameter import owned_buffer
+from lamina.layers.files.model_file import read_records, write_records
+from lamina.layers.records.parameter import owned_buffer
 from lamina.optim import in_place
 from lamina.optim.in_place import owned
 

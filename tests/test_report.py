@@ -114,7 +114,7 @@ def test_an_unwritable_path_is_a_clear_error_before_any_work(tmp_path):
 
 def test_a_failed_write_leaves_the_old_file_whole(tmp_path, monkeypatch):
     """The disk fails after the page's bytes were written (at the flush to disk): the old report stays, whole."""
-    import lamina.layers.atomic
+    import lamina.layers.files.atomic
 
     def failing_fsync(fd):
         raise OSError("no space left on device")
@@ -122,7 +122,7 @@ def test_a_failed_write_leaves_the_old_file_whole(tmp_path, monkeypatch):
     model = trained()[0]
     path = tmp_path / "r.html"
     path.write_text("the old report")
-    monkeypatch.setattr(lamina.layers.atomic.os, "fsync", failing_fsync)
+    monkeypatch.setattr(lamina.layers.files.atomic.os, "fsync", failing_fsync)
     with pytest.raises(OSError, match="no space left"):
         diagnostics.report(path, model)
     assert path.read_text() == "the old report" and [p.name for p in tmp_path.iterdir()] == ["r.html"]

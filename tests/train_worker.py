@@ -97,7 +97,7 @@ def use_writer(kind, chunk=CHUNK, pause=PAUSE):
         return
     if kind not in ("slow", "naive"):
         raise ValueError(f"unknown writer {kind!r}")
-    from lamina.layers import files
+    from lamina.layers.files import model_file as files
 
     write_archive = files.write_archive
 

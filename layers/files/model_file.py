@@ -38,11 +38,11 @@ import re
 import attrs
 import numpy as np
 
-from lamina.layers.atomic import write_atomically
+from lamina.layers.files.atomic import write_atomically
 from lamina.layers.errors import ModelFileError
-from lamina.layers.parameter import FLOAT_DTYPES, is_array_field
-from lamina.layers.registry import NAME, registered_class, registered_name, registered_names
-from lamina.layers.stored_zip import (MAX_ARCHIVE_BYTES, MAX_MEMBERS, archive_size, npy_header, read_array,
+from lamina.layers.records.parameter import FLOAT_DTYPES, is_array_field
+from lamina.layers.records.registry import NAME, registered_class, registered_name, registered_names
+from lamina.layers.files.stored_zip import (MAX_ARCHIVE_BYTES, MAX_MEMBERS, archive_size, npy_header, read_array,
                                       quote, read_directory, read_member, write_archive)
 
 FORMAT = "lamina.model_file"

@@ -16,7 +16,7 @@ import attrs
 import numpy as np
 
 from lamina.layers.errors import StructureError
-from lamina.layers.parameter import field_kind
+from lamina.layers.records.parameter import field_kind
 
 
 @functools.lru_cache(maxsize=None)

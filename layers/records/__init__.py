@@ -1,0 +1,1 @@
+"""Record machinery: array fields, the tree walker, the class registry, keyword hints, pickling."""
