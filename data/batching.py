@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import math
-
 import attrs
 import numpy as np
 
 from lamina.data.checks import check_inputs
+from lamina.layers.settings import fraction_open, positive_int, positive_number, validator
 
 
 def _as_array(a) -> np.ndarray:
@@ -33,10 +32,6 @@ def _check_rng(rng, who: str) -> None:
                         f"got {type(rng).__name__}")
 
 
-def _is_int(value) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
-
-
 def batches(x, y, batch_size: int, rng: np.random.Generator | None = None, *, transform=None):
     """Mini-batches (xb, yb) of ``batch_size`` samples (the last may be smaller), every sample once.
 
@@ -46,8 +41,7 @@ def batches(x, y, batch_size: int, rng: np.random.Generator | None = None, *, tr
     """
     x, y = _check_pair(x, y, "batches")
     check_inputs(x, "batches: x")
-    if not _is_int(batch_size) or batch_size < 1:
-        raise ValueError(f"batches: batch_size must be a positive int, got {batch_size!r}")
+    positive_int("batches", "batch_size", batch_size)
     if rng is not None:
         _check_rng(rng, "batches")
     if transform is not None and not callable(transform):
@@ -68,13 +62,7 @@ def _batches(x, y, batch_size, order, transform):
 
 def _float_dtype(instance, attribute, value: np.dtype) -> None:
     if value.kind != "f":
-        raise TypeError(f"Rescale.dtype must be a float dtype, got {value}")
-
-
-def _positive_finite(instance, attribute, value) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)) \
-            or not math.isfinite(value) or value <= 0:
-        raise ValueError(f"Rescale.scale must be a positive finite number, got {value!r}")
+        raise TypeError(f"Rescale: dtype must be a float dtype, got {value}")
 
 
 @attrs.frozen
@@ -87,7 +75,7 @@ class Rescale:
     """
 
     dtype: np.dtype = attrs.field(default=np.float32, converter=np.dtype, validator=_float_dtype)
-    scale: float = attrs.field(default=1.0, validator=_positive_finite)
+    scale: float = attrs.field(default=1.0, validator=validator(positive_number))
 
     def __call__(self, xb) -> np.ndarray:
         xb = _as_array(xb)
@@ -117,8 +105,7 @@ def _check_labels(labels, n_classes: int, who: str) -> np.ndarray:
 
 def one_hot(labels, n_classes: int) -> np.ndarray:
     """Int labels (n,) -> float32 (n, n_classes) with a 1 at each label and 0 elsewhere."""
-    if not _is_int(n_classes) or n_classes < 1:
-        raise ValueError(f"one_hot: n_classes must be a positive int, got {n_classes!r}")
+    positive_int("one_hot", "n_classes", n_classes)
     labels = _check_labels(labels, n_classes, "one_hot")
     out = np.zeros((len(labels), n_classes), dtype=np.float32)
     out[np.arange(len(labels)), labels] = 1
@@ -130,8 +117,7 @@ def split(x, y, fraction: float, rng: np.random.Generator):
     part holds round(fraction * n) samples drawn at random (one ``rng.permutation(n)``), the training part the rest;
     each part keeps the samples' original order."""
     x, y = _check_pair(x, y, "split")
-    if isinstance(fraction, bool) or not isinstance(fraction, (int, float, np.floating)) or not 0 < fraction < 1:
-        raise ValueError(f"split: fraction must be a number in (0, 1), got {fraction!r}")
+    fraction_open("split", "fraction", fraction)
     _check_rng(rng, "split")
     n = len(x)
     n_held = round(fraction * n)

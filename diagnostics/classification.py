@@ -7,6 +7,7 @@ import numpy as np
 
 from lamina import layers
 from lamina.layers.layer import model_dtype
+from lamina.layers.settings import positive_int
 
 
 def check_data(model, x, y=None, who: str = "diagnostics") -> tuple[np.ndarray, np.ndarray | None]:
@@ -87,8 +88,7 @@ class Mistakes:
 
 def confident_mistakes(model, x, y, k: int = 16) -> Mistakes:
     """The (up to) ``k`` wrongly classified samples of (x, y) the model was surest of, surest first."""
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-        raise ValueError(f"confident_mistakes: k must be a positive int, got {k!r}")
+    positive_int("confident_mistakes", "k", k)
     x, y = check_data(model, x, y, who="confident_mistakes")
     p = probabilities(model, x)
     predicted = p.argmax(axis=1)

@@ -8,6 +8,7 @@ import numpy as np
 
 from lamina import layers
 from lamina.diagnostics.histograms import weight_histograms
+from lamina.layers.settings import positive_int
 
 DEFAULT_EVERY = 50
 """Batches between two recordings (bench/monitor.py: well under 5% of an epoch of the main job)."""
@@ -113,9 +114,8 @@ class Monitor:
     """
 
     def __init__(self, every: int = DEFAULT_EVERY, bins: int = 30):
-        if isinstance(every, bool) or not isinstance(every, (int, np.integer)) or every < 1:
-            raise ValueError(f"Monitor: every must be a positive int (batches between recordings), got {every!r}")
-        self.every, self.bins = int(every), bins
+        self.every = positive_int("Monitor", "every", every)
+        self.bins = positive_int("Monitor", "bins", bins)
         self.records = empty_records(self.every)
         self._step = 0            # batches trained so far, across epochs
         self._before = None       # {path: weight} before the batch being recorded, while armed

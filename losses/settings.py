@@ -2,32 +2,15 @@
 
 from __future__ import annotations
 
-import math
-import numbers
-
 import attrs
 import numpy as np
 
-
-def is_real(value) -> bool:
-    """A real number (Python or NumPy), not a bool."""
-    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+from lamina.layers.settings import fraction_closed, validator
 
 
 def fraction(name: str):
-    """An attrs validator: a number in [0, 1]."""
-    def validate(instance, attribute, value):
-        if not (is_real(value) and 0 <= value <= 1):
-            raise ValueError(f"{type(instance).__name__}: {name} must be a number in [0, 1], got {value!r}")
-    return validate
-
-
-def positive(name: str):
-    """An attrs validator: a finite number > 0."""
-    def validate(instance, attribute, value):
-        if not (is_real(value) and 0 < value < math.inf):
-            raise ValueError(f"{type(instance).__name__}: {name} must be a finite number > 0, got {value!r}")
-    return validate
+    """An attrs validator: a number in [0, 1] (``layers.settings.fraction_closed``)."""
+    return validator(fraction_closed, name=name)
 
 
 def weights(name: str, *, number_ok: bool, some_positive: bool):

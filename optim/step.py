@@ -10,16 +10,8 @@ import numpy as np
 
 from lamina.layers.layer import check_layer, entry, forward_of
 from lamina.layers.mode import Mode
-from lamina.layers.records.tree import named_buffers, named_parameters
+from lamina.layers.records.finite import first_nonfinite  # noqa: F401 (imported from here by training)
 from lamina.optim.errors import NonFiniteLossError
-
-
-def first_nonfinite(record) -> str | None:
-    """The path of the first parameter, then buffer, (in forward order) holding NaN or inf."""
-    for path, array in (*named_parameters(record), *named_buffers(record)):
-        if not np.isfinite(array).all():
-            return path
-    return None
 
 
 @functools.lru_cache(maxsize=16)

@@ -165,13 +165,3 @@ def test_images_must_be_ubyte_rows_by_cols(tmp_path, no_user_data):
         data.mnist(tmp_path, verify=False)
     assert caught.value.field == "type code" and "train-images" in str(caught.value)
 
-
-def test_lamina_data_imports_only_the_error_types_from_the_rest_of_lamina():
-    allowed = ("lamina.data", "lamina.layers.errors")
-    for source in sorted(Path(data.__file__).parent.glob("*.py")):
-        for node in ast.walk(ast.parse(source.read_text())):
-            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
-                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
-            for name in names:
-                if name.startswith("lamina"):
-                    assert name in allowed or name.startswith("lamina.data."), f"{source.name} imports {name}"

@@ -125,7 +125,7 @@ def test_huber_gradient_matches_finite_differences(gradient_record, case, delta)
 
 @pytest.mark.parametrize("delta", [0.0, -1.0, float("nan"), float("inf"), "1", None, True])
 def test_huber_delta_must_be_positive_and_finite(delta):
-    with pytest.raises(ValueError, match=r"Huber: delta must be a finite number > 0, got"):
+    with pytest.raises(ValueError, match=r"Huber: delta must be a positive finite number, got"):
         losses.Huber(delta=delta)
 
 
