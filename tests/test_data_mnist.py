@@ -1,10 +1,8 @@
 """data.mnist: the shipped files (shapes, dtypes, ranges, checksums) and user copies via path= and $LAMINA_DATA."""
 
-import ast
 import importlib.resources
 import importlib.util
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest

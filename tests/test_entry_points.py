@@ -1,4 +1,4 @@
-"""Bad input at the public entry points: model(x), forward, the losses, evaluate and fit's validation data.
+"""Bad input at the public entry points: model(x), forward, the losses, evaluate, fit's arguments and validation.
 
 Each error says what was expected, what came and where. Only what the other files leave out:
 fit's own x and y are in test_training.py, data.batches in test_data_batching.py, more of model(x)
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from user_layers import Scale
 
 from lamina import layers, losses, optim
 
@@ -171,3 +172,45 @@ def test_fit_refuses_bad_validation_data_before_training(validation, error, matc
     with pytest.raises(error, match=match):
         fit(validation=validation, transform=spy)
     assert calls == [1]       # only fit's probe of the output shape: no batch was trained
+
+
+def random_data(n=64, d=5, k=3, seed=0):
+    """x float32 (n, d) from a normal, y int labels (n,) in [0, k)."""
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(n, d)).astype(np.float32), rng.integers(0, k, size=n)
+
+
+def test_a_nested_model_does_not_check_what_its_outer_model_made():
+    """An overflow inside the model is the model's, not bad input: inf comes out, no ValueError."""
+    huge = layers.Dense(weight=np.full((4, 4), 1e38, np.float32), bias=np.zeros(4, np.float32))
+    model = layers.Sequence([huge, layers.mlp(np.random.default_rng(0), [4, 3])])
+    with np.errstate(all="ignore"):
+        with pytest.warns(RuntimeWarning, match="the model overflows"):
+            out = model(np.ones((2, 4), np.float32))
+        assert not np.isfinite(out).all()
+        with pytest.raises(optim.NonFiniteLossError):
+            optim.fit(model, losses.SoftmaxCrossEntropy(), optim.SGD(0.1), np.ones((4, 4), np.float32),
+                      np.array([0, 1, 2, 0]), epochs=1, batch_size=2, rng=np.random.default_rng(0), progress=False)
+
+
+def test_labels_for_a_model_whose_last_layer_has_no_output_shape():
+    x, y = random_data()
+    model = layers.Sequence([layers.Dense.init(np.random.default_rng(0), 5, 3), Scale(gain=np.ones(3, np.float32))])
+    fitted, history = optim.fit(model, losses.SoftmaxCrossEntropy(), optim.SGD(0.1), x, y, epochs=1,
+                                batch_size=16, rng=np.random.default_rng(0), progress=False)
+    assert "accuracy" in history
+    with pytest.raises(ValueError, match=r"labels\[0\] is 3"):
+        optim.evaluate(fitted, losses.SoftmaxCrossEntropy(), x[:2], np.array([3, 0]))
+
+
+def test_wrong_arguments_of_fit_mlp_and_evaluate_are_named_and_a_list_input_is_cast():
+    x, y = random_data()
+    with pytest.raises(TypeError, match=r"validation must be a pair \(x_val, y_val\), got tuple of length 1"):
+        optim.fit(layers.mlp(np.random.default_rng(0), [5, 3]), losses.MSE(), optim.SGD(0.1), x, y, epochs=1,
+                  batch_size=8, rng=np.random.default_rng(0), validation=(x,), progress=False)
+    dense = layers.Dense.init(np.random.default_rng(0), 2, 3)
+    np.testing.assert_array_equal(dense([[1.0, 2.0]]), dense(np.array([[1.0, 2.0]], np.float32)))  # cast on entry
+    with pytest.raises(TypeError, match=r"layers.ReLU, not layers.ReLU\(\)"):
+        layers.mlp(np.random.default_rng(0), [2, 3, 1], activation=layers.ReLU())
+    with pytest.raises(ValueError, match="^evaluate: batch_size must be a positive int"):
+        optim.evaluate(dense, losses.MSE(), x[:, :2], np.zeros((64, 3), np.float32), batch_size=0)

@@ -154,3 +154,30 @@ def test_a_non_finite_loss_without_checkpoints_promises_none():
     with np.errstate(all="ignore"), pytest.raises(optim.NonFiniteLossError) as caught:
         quiet_fit(model(), losses.SoftmaxCrossEntropy(), optim.SGD(1e38), x, y)
     assert "checkpoint" not in str(caught.value) and "learning rate" in str(caught.value)
+
+
+def random_data(n=64, d=5, k=3, seed=0):
+    """x float32 (n, d) from a normal, y int labels (n,) in [0, k)."""
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(n, d)).astype(np.float32), rng.integers(0, k, size=n)
+
+
+def test_a_validation_loss_that_is_not_finite_stops_training_with_the_epoch():
+    x, y = random_data()
+    with np.errstate(all="ignore"), pytest.raises(optim.NonFiniteLossError, match="validation loss is nan after epoch 1"):
+        optim.fit(layers.mlp(np.random.default_rng(0), [5, 8, 3]), losses.SoftmaxCrossEntropy(),
+                  optim.SGD(0.1), x, y, epochs=5, batch_size=16, rng=np.random.default_rng(0),
+                  validation=(np.clip(x, -1, 1) * np.float32(3e38), y), patience=2, progress=False)
+
+
+def test_a_checkpoint_folder_of_another_run_is_refused_and_epochs_count_from_the_start(tmp_path):
+    x, y = random_data()
+    kwargs = dict(batch_size=16, progress=False, checkpoint=tmp_path)
+    optim.fit(layers.mlp(np.random.default_rng(0), [5, 8, 3]), losses.SoftmaxCrossEntropy(), optim.SGD(0.1),
+              x, y, epochs=3, rng=np.random.default_rng(0), **kwargs)
+    with pytest.raises(FileExistsError, match="holds checkpoints of another run"):
+        optim.fit(layers.mlp(np.random.default_rng(0), [5, 8, 3]), losses.SoftmaxCrossEntropy(), optim.SGD(0.1),
+                  x, y, epochs=3, rng=np.random.default_rng(0), **kwargs)
+    with pytest.raises(ValueError, match="checkpoint is at epoch 3, past epochs=2"):
+        optim.fit(layers.mlp(np.random.default_rng(0), [5, 8, 3]), losses.SoftmaxCrossEntropy(), optim.SGD(0.1),
+                  x, y, epochs=2, rng=np.random.default_rng(0), resume=tmp_path, **kwargs)

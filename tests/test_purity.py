@@ -186,3 +186,44 @@ def test_param_refuses_non_float_arrays():
         Scale(gain=np.arange(3))
     with pytest.raises(TypeError, match=r"got dtype bool"):
         Scale(gain=np.ones(3, dtype=bool))
+
+
+def random_data(n=64, d=5, k=3, seed=0):
+    """x float32 (n, d) from a normal, y int labels (n,) in [0, k)."""
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(n, d)).astype(np.float32), rng.integers(0, k, size=n)
+
+
+@attrs.frozen
+class Pull:
+    """A user layer whose gradient is its own parameter array (an L2 pull towards zero): y = x."""
+
+    gain: np.ndarray = layers.param()
+
+    def forward(self, x, mode):
+        return x, None
+
+    def backward(self, cache, dy, mode):
+        return dy, Pull(gain=self.gain)
+
+
+@pytest.mark.parametrize("block_bytes", [None, 8], ids=["default blocks", "blocks of 2 floats"])
+def test_a_gradient_that_is_a_parameter_array_is_never_written_by_the_update(block_bytes, monkeypatch):
+    from lamina.optim import in_place
+    if block_bytes is not None:
+        monkeypatch.setattr(in_place, "BLOCK_BYTES", block_bytes)
+    x, y = random_data()
+    model = layers.Sequence([layers.Dense.init(np.random.default_rng(0), 5, 3), Pull(gain=np.ones(3, np.float32))])
+    loss, opt = losses.SoftmaxCrossEntropy(), optim.SGD(0.1, momentum=0.5, weight_decay=0.01)
+    fitted, _ = optim.fit(model, loss, opt, x, y, epochs=2, batch_size=16, rng=np.random.default_rng(3),
+                          progress=False)
+    hand, state, rng = model, opt.init(model), np.random.default_rng(3)
+    for _ in range(2):
+        order = rng.permutation(len(x))
+        for start in range(0, len(x), 16):
+            idx = order[start:start + 16]
+            pred, cache = hand.forward(x[idx], layers.EVAL)
+            _, lc = loss.forward(pred, y[idx])
+            hand, state = opt.update(hand, hand.backward(cache, loss.backward(lc), layers.EVAL)[1], state)
+    assert fitted == hand
+    assert 0 < fitted.layers[1].gain[0] < 1
