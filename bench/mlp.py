@@ -260,7 +260,8 @@ def peak_rss(names, workloads, threads):
 
 def child_rss(name, workload, threads):
     with threadpool_limits(limits=threads):
-        ((x, y), _), _ = H.mnist()
+        from lamina import data
+        (x, y), _ = data.mnist()
         impl = CLASSES[name](workload, threads)
         gc.collect()
         before = H.proc_status()
@@ -396,8 +397,9 @@ def main():
     print()
     for line in H.machine_header():
         print(f"- {line}")
-    ((x, y), (x_test, y_test)), source = H.mnist()
-    print(f"- data: MNIST from {source}, train {x.shape} {x.dtype}, test {x_test.shape}")
+    from lamina import data
+    (x, y), (x_test, y_test) = data.mnist()
+    print(f"- data: MNIST from lamina.data.mnist(), train {x.shape} {x.dtype}, test {x_test.shape}")
     print(f"- columns: {', '.join(names)}" + ("" if "torch" in names else " (PyTorch not installed: no torch column)"))
     print(f"- load average before: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}")
     busy0, own0 = H.cpu_ticks(), H.own_cpu_seconds()

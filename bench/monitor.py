@@ -19,9 +19,9 @@ import time
 
 import numpy as np
 
-from harness import machine_header, mnist
+from harness import machine_header
 
-from lamina import diagnostics, layers, losses, optim
+from lamina import data, diagnostics, layers, losses, optim
 
 
 def epoch(x, y, every: int | None, threads: int) -> tuple[float, int]:
@@ -42,7 +42,7 @@ def main(argv=None) -> None:
     p.add_argument("--every", type=int, nargs="+", default=[diagnostics.DEFAULT_EVERY, 1])
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args(argv)
-    ((x, y), _), _ = mnist()
+    (x, y), _ = data.mnist()
     epoch(x[:2000], y[:2000], None, args.threads)  # warm up: imports, caches, BLAS
     settings = [None, *args.every]
     times = {s: [] for s in settings}

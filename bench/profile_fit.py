@@ -224,7 +224,8 @@ def main():
     parser.add_argument("--no-lines", action="store_true", help="skip line_profiler")
     args = parser.parse_args()
 
-    ((x, y), _), source = H.mnist()
+    from lamina import data
+    (x, y), _ = data.mnist()
     w = H.WORKLOADS[args.workload]
     steps = -(-len(x) // w["batch_size"])
     print(f"# profile of one epoch of {w['label']}, BLAS threads = {args.threads}, {steps} steps")

@@ -75,7 +75,8 @@ def write_data(folder: Path, total: int) -> tuple[Path, Path]:
 def child(x_path: str, y_path: str, total: int, n: int, workload: str, threads: int) -> None:
     """One epoch on the first n rows; prints one JSON line."""
     from lamina import optim  # noqa: F401  (imported before the 'before' reading)
-    transform, source = H.rescale_transform()
+    from lamina import data
+    transform = data.Rescale(np.float32, 1 / 255)
     w = H.WORKLOADS[workload]
     x = np.memmap(x_path, dtype=np.uint8, mode="r", shape=(total, 784))[:n]
     y = np.load(y_path, mmap_mode="r")[:n]
@@ -93,7 +94,7 @@ def child(x_path: str, y_path: str, total: int, n: int, workload: str, threads: 
     print(json.dumps({"n": n, "seconds": seconds, "cpu": cpu, "anon_before_kb": before["RssAnon"],
                       "anon_after_kb": after["RssAnon"], "anon_peak_kb": sampler.peak,
                       "file_after_kb": after.get("RssFile"), "hwm_kb": after["VmHWM"],
-                      "loss": history.get("loss", [float("nan")])[-1], "transform": source}))
+                      "loss": history.get("loss", [float("nan")])[-1]}))
 
 
 def main():
@@ -139,7 +140,7 @@ def main():
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
-    print(f"- transform: {results[0]['transform']}")
+    print("- transform: lamina.data.Rescale(np.float32, 1 / 255)")
     print()
     print(f"### One epoch of {args.workload} on n samples from a uint8 memmap, BLAS threads = {args.threads}, "
           f"median of {args.rounds} (peak: max)")
