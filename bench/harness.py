@@ -1,4 +1,5 @@
-"""Shared plumbing for the benchmarks: raw MNIST, workloads, the lamina training call, memory and machine info.
+"""Shared plumbing for the benchmarks: raw MNIST, workloads, the lamina training call, memory and machine
+info.
 
 Not part of lamina and not a test: the scripts beside this file import it as a plain module
 (``python bench/mlp.py`` puts bench/ first on sys.path).
@@ -184,7 +185,8 @@ def proc_meminfo_total_gb() -> float:
 
 
 def cpu_ticks() -> list[int]:
-    """The machine-wide 'cpu' line of /proc/stat: user nice system idle iowait irq softirq steal (clock ticks)."""
+    """The machine-wide 'cpu' line of /proc/stat: user nice system idle iowait irq softirq steal (clock
+    ticks)."""
     with open("/proc/stat") as f:
         return [int(v) for v in f.readline().split()[1:9]]
 
@@ -204,12 +206,13 @@ def other_cpu_seconds(before, after, own_seconds: float) -> float:
 
 
 def describe_ticks(before, after, own_seconds: float) -> str:
-    """The machine's CPU-seconds between two cpu_ticks() readings: used by other processes, idle, stolen by the host."""
+    """The machine's CPU-seconds between two cpu_ticks() readings: used by other processes, idle, stolen by
+    the host."""
     hz = os.sysconf("SC_CLK_TCK")
     d = [(b - a) / hz for a, b in zip(before, after)]
     busy = d[0] + d[1] + d[2] + d[5] + d[6]
-    return (f"CPU-seconds during the run: this benchmark {own_seconds:.0f}, other processes {max(busy - own_seconds, 0):.0f}, "
-            f"idle {d[3]:.0f}, stolen by the host {d[7]:.1f}")
+    return (f"CPU-seconds during the run: this benchmark {own_seconds:.0f}, other processes "
+            f"{max(busy - own_seconds, 0):.0f}, idle {d[3]:.0f}, stolen by the host {d[7]:.1f}")
 
 
 def torch_available() -> bool:

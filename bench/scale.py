@@ -1,4 +1,5 @@
-"""Does one epoch of lamina's fit take time linear in n and flat anonymous memory? 60k to 480k samples from disk.
+"""Does one epoch of lamina's fit take time linear in n and flat anonymous memory? 60k to 480k samples from
+disk.
 
     python bench/scale.py                       # W1, 60k 120k 240k 480k, 1 BLAS thread
     python bench/scale.py --workload W2 --sizes 60000 240000 --threads 2
@@ -102,7 +103,8 @@ def main():
     parser.add_argument("--sizes", type=int, nargs="+", default=list(SIZES))
     parser.add_argument("--workload", default="W1", choices=sorted(H.WORKLOADS))
     parser.add_argument("--threads", type=int, default=1, help="BLAS threads (default 1)")
-    parser.add_argument("--rounds", type=int, default=3, help="epochs per size (median), each in its own child")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="epochs per size (median), each in its own child")
     parser.add_argument("--child", nargs=4, metavar=("X", "Y", "TOTAL", "N"), help=argparse.SUPPRESS)
     args = parser.parse_args()
 
@@ -117,7 +119,8 @@ def main():
     for line in H.machine_header():
         print(f"- {line}")
     w = H.WORKLOADS[args.workload]
-    print(f"- workload {w['label']}; BLAS threads = {args.threads}; one epoch per size, each in a fresh process")
+    print(f"- workload {w['label']}; BLAS threads = {args.threads}; one epoch per size, each in a fresh "
+          "process")
     total = max(args.sizes)
     folder = Path(tempfile.mkdtemp(prefix="lamina-scale-"))
     try:
@@ -142,8 +145,8 @@ def main():
 
     print("- transform: lamina.data.Rescale(np.float32, 1 / 255)")
     print()
-    print(f"### One epoch of {args.workload} on n samples from a uint8 memmap, BLAS threads = {args.threads}, "
-          f"median of {args.rounds} (peak: max)")
+    print(f"### One epoch of {args.workload} on n samples from a uint8 memmap, BLAS threads = "
+          f"{args.threads}, median of {args.rounds} (peak: max)")
     print()
     print("| samples | s per epoch | s per 60k samples | CPU s per 60k | RssAnon before fit (MB) "
           "| peak RssAnon during fit (MB) | RssAnon after fit (MB) | peak - before (MB) "
@@ -157,9 +160,10 @@ def main():
         peak = max(x["anon_peak_kb"] for x in rows)
         grow = (peak - r["anon_before_kb"]) / 1024
         order = 8 * n / 2**20
-        print(f"| {n:,} | {secs:.2f} | {secs * 60000 / n:.2f} | {cpu * 60000 / n:.2f} | {r['anon_before_kb'] / 1024:.0f} "
-              f"| {peak / 1024:.0f} | {r['anon_after_kb'] / 1024:.0f} | {grow:.1f} | {order:.1f} | {grow - order:.1f} "
-              f"| {r['file_after_kb'] / 1024:.0f} | {r['loss']:.4f} |")
+        print(f"| {n:,} | {secs:.2f} | {secs * 60000 / n:.2f} | {cpu * 60000 / n:.2f} | "
+              f"{r['anon_before_kb'] / 1024:.0f} | {peak / 1024:.0f} | {r['anon_after_kb'] / 1024:.0f} | "
+              f"{grow:.1f} | {order:.1f} | {grow - order:.1f} | {r['file_after_kb'] / 1024:.0f} | "
+              f"{r['loss']:.4f} |")
     per60 = [r["seconds"] * 60000 / r["n"] for r in results]
     peaks = [r["anon_peak_kb"] / 1024 for r in results]
     print()

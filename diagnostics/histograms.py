@@ -9,7 +9,8 @@ from lamina.layers.settings import positive_int
 
 
 def weight_histograms(model, bins: int = 30) -> dict:
-    """{path: {"edges": [bins + 1 floats], "counts": [bins ints]}} for every parameter of two or more axes (the weights)."""
+    """{path: {"edges": [bins + 1 floats], "counts": [bins ints]}} for every parameter of two or more axes
+    (the weights)."""
     positive_int("weight_histograms", "bins", bins)
     histograms = {}
     for path, weight in layers.named_parameters(model):

@@ -1,4 +1,5 @@
-"""The estimators' settings by name: optimizer, activation and loss names -> lamina classes, with errors listing the valid ones."""
+"""The estimators' settings by name: optimizer, activation and loss names -> lamina classes, with errors
+listing the valid ones."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from lamina.layers.settings import positive_int  # noqa: F401 (estimators.base c
 OPTIMIZERS = {"sgd": optim.SGD, "adam": optim.Adam, "adamw": optim.AdamW, "rmsprop": optim.RMSprop}
 """optimizer name -> optimizer class; "sgd" and "rmsprop" take ``momentum``, "adam" and "adamw" have none."""
 
-ACTIVATIONS = {"relu": layers.ReLU, "leaky_relu": layers.LeakyReLU, "tanh": layers.Tanh, "sigmoid": layers.Sigmoid,
+ACTIVATIONS = {"relu": layers.ReLU, "leaky_relu": layers.LeakyReLU, "tanh": layers.Tanh,
+               "sigmoid": layers.Sigmoid,
                "gelu": layers.GELU, "identity": layers.Identity}
 """activation name -> layer class, placed between the hidden Dense layers."""
 
@@ -30,7 +32,8 @@ def choice(who: str, setting: str, value, table: dict, plural: str | None = None
 
 
 def optimizer(who: str, name, learning_rate, momentum, weight_decay):
-    """The lamina optimizer for a name and the flat settings; ``momentum`` goes only to "sgd" and "rmsprop"."""
+    """The lamina optimizer for a name and the flat settings; ``momentum`` goes only to "sgd" and
+    "rmsprop"."""
     cls = choice(who, "optimizer", name, OPTIMIZERS)
     positive_number(who, "learning_rate", learning_rate)
     fraction_right_open(who, "momentum", momentum)
@@ -55,7 +58,8 @@ def regression_loss(who: str, name):
 
 
 def hidden_sizes(who: str, hidden) -> tuple[int, ...]:
-    """The hidden widths as a tuple of positive ints; one int is one hidden layer, () none (a linear model)."""
+    """The hidden widths as a tuple of positive ints; one int is one hidden layer, () none (a linear
+    model)."""
     sizes = (hidden,) if is_int(hidden) else hidden
     try:
         sizes = tuple(sizes)
@@ -89,4 +93,5 @@ def generator(random_state) -> np.random.Generator:
         copy = np.random.Generator(type(random_state.bit_generator)())
         copy.bit_generator.state = random_state.bit_generator.state
         return copy
-    raise ValueError(f"random_state must be None, an int, a numpy RandomState or Generator, got {random_state!r}")
+    raise ValueError("random_state must be None, an int, a numpy RandomState or Generator, got "
+                     f"{random_state!r}")

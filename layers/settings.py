@@ -1,4 +1,5 @@
-"""Checks of settings (sizes, rates, fractions, choices), one wording everywhere: "who: name must be ..., got ...".
+"""Checks of settings (sizes, rates, fractions, choices), one wording everywhere: "who: name must be ..., got
+...".
 
 Each check takes ``(who, name, value)``, raises a ValueError naming both when the value does not fit and
 returns it (an int as ``int``, a number as ``float``); ``allow_none=True`` lets None through. The interval a

@@ -11,7 +11,8 @@ from lamina.losses.targets import check_array_target, check_pred
 
 @attrs.frozen
 class Huber:
-    """L = mean h(d) over all elements, d = pred - target, h(d) = d^2 / 2 if |d| <= delta else delta (|d| - delta / 2).
+    """L = mean h(d) over all elements, d = pred - target, h(d) = d^2 / 2 if |d| <= delta else delta (|d| -
+    delta / 2).
 
     d L / d pred = clip(d, -delta, delta) / N, N the number of elements (torch.nn.functional.huber_loss).
     """

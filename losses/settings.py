@@ -14,10 +14,11 @@ def fraction(name: str):
 
 
 def weights(name: str, *, number_ok: bool, some_positive: bool):
-    """An attrs field for optional weights: None, a float (if ``number_ok``) or a read-only float64 array (k,).
+    """An attrs field for optional weights: None, a float (if ``number_ok``) or a read-only float64 array
+    (k,).
 
-    Every weight must be finite and >= 0 (and, with ``some_positive``, not all 0). The field compares by value and
-    is left out of the hash.
+    Every weight must be finite and >= 0 (and, with ``some_positive``, not all 0). The field compares by value
+    and is left out of the hash.
     """
     def validate(instance, attribute, value):
         loss = type(instance).__name__
@@ -25,13 +26,15 @@ def weights(name: str, *, number_ok: bool, some_positive: bool):
             return
         is_vector = isinstance(value, np.ndarray) and value.ndim == 1 and len(value) > 0
         if not (is_vector or number_ok and isinstance(value, float)):
-            what = "a number or a 1-D sequence of numbers" if number_ok else "a 1-D sequence of numbers, one per class"
+            what = ("a number or a 1-D sequence of numbers" if number_ok
+                    else "a 1-D sequence of numbers, one per class")
             raise ValueError(f"{loss}: {name} must be {what}, got {value!r}")
         array = np.atleast_1d(value)
         bad = ~(np.isfinite(array) & (array >= 0))
         if bad.any():
             where = f"{name}[{int(np.argmax(bad))}]" if np.ndim(value) else name
-            raise ValueError(f"{loss}: {name} must be finite and >= 0, but {where} is {array[np.argmax(bad)]}")
+            raise ValueError(f"{loss}: {name} must be finite and >= 0, but {where} is "
+                             f"{array[np.argmax(bad)]}")
         if some_positive and not array.any():
             raise ValueError(f"{loss}: {name} are all 0; at least one must be > 0")
 
@@ -40,7 +43,8 @@ def weights(name: str, *, number_ok: bool, some_positive: bool):
 
 
 def _as_weights(value):
-    """None, a float, or a read-only float64 copy of an array; anything else is left for the validator to refuse."""
+    """None, a float, or a read-only float64 copy of an array; anything else is left for the validator to
+    refuse."""
     if value is None or isinstance(value, (bool, np.bool_)):
         return value
     try:

@@ -1,4 +1,5 @@
-"""data.mnist: the shipped files (shapes, dtypes, ranges, checksums) and user copies via path= and $LAMINA_DATA."""
+"""data.mnist: the shipped files (shapes, dtypes, ranges, checksums) and user copies via path= and
+$LAMINA_DATA."""
 
 import importlib.resources
 import importlib.util
@@ -152,7 +153,8 @@ def test_label_count_must_match_image_count(tmp_path, no_user_data):
     fx.write_set(tmp_path, contents)
     with pytest.raises(data.IDXError) as caught:
         data.mnist(tmp_path, verify=False)
-    assert caught.value.field == "dims" and "11 labels" in str(caught.value) and "12 images" in str(caught.value)
+    message = str(caught.value)
+    assert caught.value.field == "dims" and "11 labels" in message and "12 images" in message
 
 
 def test_images_must_be_ubyte_rows_by_cols(tmp_path, no_user_data):

@@ -1,4 +1,5 @@
-"""A model computes in its parameters' dtype: float64 targets and hyper-parameters keep a float32 model float32."""
+"""A model computes in its parameters' dtype: float64 targets and hyper-parameters keep a float32 model
+float32."""
 
 from __future__ import annotations
 

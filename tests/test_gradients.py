@@ -247,7 +247,8 @@ def test_mse_labels(gradient_record, data, n, k):
 
 @pytest.mark.parametrize("value", [1.0, -2.0, 0.3, -0.75, 0.0])
 def test_a_zero_gradient_is_no_error(gradient_record, value):
-    """At a perfect fit MSE's gradient is exactly 0; the finite difference must agree (no rounding asymmetry)."""
+    """At a perfect fit MSE's gradient is exactly 0; the finite difference must agree (no rounding
+    asymmetry)."""
     pred = np.full((2, 3), value)
     error = layers.check_loss_gradient(losses.MSE(), pred, pred.copy())
     gradient_record.add(error, "MSE at a perfect fit")
@@ -305,7 +306,8 @@ def test_catches_a_wrong_loss_gradient():
 
 
 @pytest.mark.parametrize("activation", [layers.ReLU(), layers.Sigmoid(), layers.Tanh()], ids=repr)
-@pytest.mark.parametrize("y_dtype, dy_dtype", [(np.float32, np.float64), (np.float64, np.float32), (np.float32, np.float32)])
+@pytest.mark.parametrize("y_dtype, dy_dtype",
+                         [(np.float32, np.float64), (np.float64, np.float32), (np.float32, np.float32)])
 def test_an_activation_gradient_has_the_dtype_numpy_would_give(activation, y_dtype, dy_dtype):
     x = np.linspace(-2, 2, 6).astype(y_dtype).reshape(2, 3)
     y, cache = activation.forward(x, layers.EVAL)

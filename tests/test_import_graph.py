@@ -1,4 +1,5 @@
-"""The library's import graph: dependencies point one way (DESIGN's layout) and no module imports itself back."""
+"""The library's import graph: dependencies point one way (DESIGN's layout) and no module imports itself
+back."""
 
 import ast
 from pathlib import Path
@@ -14,7 +15,8 @@ MAY_IMPORT = {
     "estimators": {"optim", "layers", "losses", "data"},
     "diagnostics": {"optim", "layers", "losses", "data"},
 }
-"""package -> the sibling packages it may import (estimators, diagnostics -> optim -> layers, losses, data)."""
+"""package -> the sibling packages it may import (estimators, diagnostics -> optim -> layers, losses,
+data)."""
 
 LEAF_MODULES_OF_LAYERS = ("lamina.layers.errors", "lamina.layers.settings", "lamina.layers.records.finite",
                           "lamina.layers.maths")
@@ -22,7 +24,8 @@ LEAF_MODULES_OF_LAYERS = ("lamina.layers.errors", "lamina.layers.settings", "lam
 
 
 def library_imports():
-    """(package, file, imported module) for every ``lamina.`` import of a library module, lazy ones included."""
+    """(package, file, imported module) for every ``lamina.`` import of a library module, lazy ones
+    included."""
     for package in PACKAGES:
         for source in sorted((ROOT / package).rglob("*.py")):
             for node in ast.walk(ast.parse(source.read_text(), str(source))):
@@ -42,7 +45,8 @@ def test_packages_import_only_the_packages_below_them():
     wrong = [f"{file} imports {name}" for package, file, name in library_imports()
              if name.split(".")[1] in PACKAGES and name.split(".")[1] != package
              and name.split(".")[1] not in MAY_IMPORT[package]]
-    assert not wrong, "imports against estimators, diagnostics -> optim -> layers, losses, data:\n" + "\n".join(wrong)
+    graph = "estimators, diagnostics -> optim -> layers, losses, data"
+    assert not wrong, f"imports against {graph}:\n" + "\n".join(wrong)
 
 
 def test_losses_and_data_take_only_errors_settings_and_maths_from_layers():
@@ -60,14 +64,17 @@ def module_name(source: Path) -> str:
 def module_graph() -> dict[str, set[str]]:
     """module -> the library modules it imports, lazy imports inside functions included (they hide a circle).
 
-    ``from package import name`` points at the submodule ``package.name`` when there is one, else at the package.
+    ``from package import name`` points at the submodule ``package.name`` when there is one, else at the
+    package.
     """
-    sources = {module_name(source): source for package in PACKAGES for source in (ROOT / package).rglob("*.py")}
+    sources = {module_name(source): source
+               for package in PACKAGES for source in (ROOT / package).rglob("*.py")}
     graph = {}
     for module, source in sources.items():
         graph[module] = set()
         for node in ast.walk(ast.parse(source.read_text(), str(source))):
-            if isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").startswith("lamina."):
+            absolute = isinstance(node, ast.ImportFrom) and node.level == 0
+            if absolute and (node.module or "").startswith("lamina."):
                 graph[module].update(f"{node.module}.{alias.name}" if f"{node.module}.{alias.name}" in sources
                                      else node.module for alias in node.names)
             elif isinstance(node, ast.Import):

@@ -40,7 +40,8 @@ def model():
     return layers.Sequence([
         Scale(gain=np.linspace(0.5, 1.5, 4).astype(np.float32)),
         layers.Dense.init(rng, 4, 5), layers.ReLU(),
-        layers.Sequence([layers.Dense.init(rng, 5, 5), layers.Sigmoid(), layers.Dense.init(rng, 5, 3), layers.Tanh()]),
+        layers.Sequence([layers.Dense.init(rng, 5, 5), layers.Sigmoid(), layers.Dense.init(rng, 5, 3),
+                         layers.Tanh()]),
     ])
 
 
@@ -79,13 +80,17 @@ def test_losses_change_nothing(loss, target):
     assert same(snapshot(cache), before_cache)
 
 
-@pytest.mark.parametrize("opt", [optim.SGD(0.1), optim.SGD(0.1, momentum=0.9, nesterov=True, weight_decay=0.01)])
+@pytest.mark.parametrize("opt",
+                         [optim.SGD(0.1), optim.SGD(0.1, momentum=0.9, nesterov=True, weight_decay=0.01)])
 def test_update_changes_nothing_and_gives_read_only_arrays(opt):
     m = model()
     grads = layers.map_parameters(lambda p: np.full_like(p, 0.5), m)
     state = opt.init(m)
     state = opt.update(m, grads, state)[1]  # a state with a non-zero velocity
-    velocity = lambda state: [v for arrays in state.states for v in arrays]  # the moments, as records
+
+    def velocity(state):
+        return [v for arrays in state.states for v in arrays]  # the moments, as records
+
     before = snapshot(m), snapshot(grads), snapshot(velocity(state)), state.step
     new, new_state = opt.update(m, grads, state)
     assert same(snapshot(m), before[0]) and same(snapshot(grads), before[1])
@@ -213,7 +218,8 @@ def test_a_gradient_that_is_a_parameter_array_is_never_written_by_the_update(blo
     if block_bytes is not None:
         monkeypatch.setattr(in_place, "BLOCK_BYTES", block_bytes)
     x, y = random_data()
-    model = layers.Sequence([layers.Dense.init(np.random.default_rng(0), 5, 3), Pull(gain=np.ones(3, np.float32))])
+    model = layers.Sequence([layers.Dense.init(np.random.default_rng(0), 5, 3),
+                             Pull(gain=np.ones(3, np.float32))])
     loss, opt = losses.SoftmaxCrossEntropy(), optim.SGD(0.1, momentum=0.5, weight_decay=0.01)
     fitted, _ = optim.fit(model, loss, opt, x, y, epochs=2, batch_size=16, rng=np.random.default_rng(3),
                           progress=False)

@@ -1,4 +1,5 @@
-"""examples/sweep.py: a search on a real dask LocalCluster (two worker processes, loopback) scores as the sequential one."""
+"""examples/sweep.py: a search on a real dask LocalCluster (two worker processes, loopback) scores as the
+sequential one."""
 
 from __future__ import annotations
 
@@ -79,7 +80,8 @@ def test_saved_best_model_and_plot(tmp_path, digits):
 
 def test_an_unreachable_scheduler_is_a_clear_error_within_seconds():
     start = time.perf_counter()
-    done = subprocess.run([sys.executable, str(EXAMPLE), "--scheduler", "tcp://127.0.0.1:9", "--timeout", "2"],
+    done = subprocess.run([sys.executable, str(EXAMPLE), "--scheduler", "tcp://127.0.0.1:9", "--timeout",
+                           "2"],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode != 0 and time.perf_counter() - start < 30
     assert "cannot reach the dask scheduler at tcp://127.0.0.1:9 within 2 s" in done.stderr

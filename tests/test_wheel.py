@@ -1,5 +1,6 @@
 """A normal (non-editable) install: the wheel holds every library module and the shipped MNIST files, and the
-installed lamina imports and loads MNIST with no checkout beside it. Built offline from a copy of the checkout."""
+installed lamina imports and loads MNIST with no checkout beside it. Built offline from a copy of the
+checkout."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("layers", "losses", "optim", "data", "estimators", "diagnostics")
-LEFT_OUT = ("tests", "bench", "examples", "docs", ".git", "build", "dist", "runs", "__pycache__", ".hypothesis",
+LEFT_OUT = ("tests", "bench", "examples", "docs", ".git", "build", "dist", "runs", "__pycache__",
+            ".hypothesis",
             ".ruff_cache", "*.egg-info")
 
 

@@ -31,7 +31,8 @@ def first_nonfinite_row(x: np.ndarray) -> int | None:
 
 
 def first_nonfinite(record) -> str | None:
-    """The path of the first parameter, then buffer, of a record (in forward order) holding NaN or inf, or None."""
+    """The path of the first parameter, then buffer, of a record (in forward order) holding NaN or inf, or
+    None."""
     for path, array in (*named_parameters(record), *named_buffers(record)):
         if not np.isfinite(array).all():
             return path
