@@ -17,7 +17,7 @@ import attrs
 import numpy as np
 
 from lamina.layers.errors import ShapeError
-from lamina.layers.records.finite import first_nonfinite_row  # noqa: F401 (imported from here too)
+from lamina.layers.records.finite import first_nonfinite_row
 from lamina.layers.records.hints import KeywordHints
 from lamina.layers.records.pickling import BuiltOnLoad
 from lamina.layers.mode import EVAL, Mode

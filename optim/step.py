@@ -10,7 +10,7 @@ import numpy as np
 
 from lamina.layers.layer import check_layer, entry, forward_of
 from lamina.layers.mode import Mode
-from lamina.layers.records.finite import first_nonfinite  # noqa: F401 (imported from here by training)
+from lamina.layers.records.finite import first_nonfinite
 from lamina.optim.errors import NonFiniteLossError
 
 
