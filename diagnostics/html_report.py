@@ -79,8 +79,10 @@ def _number(value, digits: int = 4) -> str:
 
 
 def _cell(value, style: str = "") -> str:
-    exact = int(value) if isinstance(value, (int, np.integer)) else repr(float(value))
-    data = "" if value is None else f' data-value="{_e(exact)}"'
+    data = ""
+    if value is not None:
+        exact = int(value) if isinstance(value, (int, np.integer)) else repr(float(value))
+        data = f' data-value="{_e(exact)}"'
     return f"<td{data}{f' style={chr(34)}{style}{chr(34)}' if style else ''}>{_number(value)}</td>"
 
 
