@@ -281,7 +281,7 @@ def test_forward_and_backward_change_nothing():
     assert not conv.weight.flags.writeable and not conv.bias.flags.writeable
 
 
-def test_init():
+def test_init_draws_he_or_glorot_weights_zero_bias_and_takes_kernel_stride_padding():
     rng = np.random.default_rng(0)
     conv = layers.Conv2D.init(rng, 16, 64, 3)
     assert conv.weight.shape == (3, 3, 16, 64) and conv.weight.dtype == np.float32
@@ -293,7 +293,7 @@ def test_init():
     assert layers.Conv2D.init(rng, 1, 1, 3, stride=2, padding="valid").padding == (0, 0)
 
 
-def test_repr():
+def test_repr_names_channels_kernel_stride_padding_and_dtype():
     rng = np.random.default_rng(0)
     assert repr(layers.Conv2D.init(rng, 1, 32, 3)) == "Conv2D(1 -> 32, 3x3, float32)"
     assert (repr(layers.Conv2D.init(rng, 32, 64, (3, 5), stride=2, padding=(1, 2), dtype=np.float64))
@@ -349,13 +349,13 @@ def test_a_kernel_larger_than_the_padded_input():
     (dict(kernel_size=2.5), "kernel_size must be an int or a pair"),
     (dict(kernel_size=(1, 2, 3)), "kernel_size must be an int or a pair"),
 ])
-def test_bad_settings(kwargs, message):
+def test_bad_init_settings_are_refused_naming_conv2d(kwargs, message):
     with pytest.raises(ValueError, match=message) as error:
         layers.Conv2D.init(np.random.default_rng(0), 2, 3, **kwargs)
     assert "Conv2D" in str(error.value)
 
 
-def test_bad_records():
+def test_records_with_wrong_weight_or_bias_shapes_or_dtypes_are_refused():
     with pytest.raises(ValueError, match=r"Conv2D: the weight must be 4-D"):
         layers.Conv2D(weight=np.zeros((3, 3, 2)), bias=np.zeros(2))
     with pytest.raises(ValueError, match=r"Conv2D: the weight must be 4-D.*each at least 1"):

@@ -201,7 +201,7 @@ def test_keeps_the_prediction_dtype(dtype):
 
 # --- sigmoid ---------------------------------------------------------------------------------
 
-def test_sigmoid():
+def test_sigmoid_is_exact_and_never_overflows():
     z = np.array([[0.0, math.log(3), -math.log(3)], [1e4, -1e4, -745.0]])
     with warnings.catch_warnings():
         warnings.simplefilter("error")

@@ -149,7 +149,7 @@ def test_keeps_small_losses_exact_beside_huge_logits():
     assert value == pytest.approx(exact, rel=1e-10, abs=0)
 
 
-def test_softmax():
+def test_softmax_is_exact_and_stable_for_large_logits():
     z = np.array([[1.0, 2.0, 3.0], [1e4, 0.0, -1e4]])
     p = losses.softmax(z)
     e = [math.exp(v) for v in (1.0, 2.0, 3.0)]

@@ -81,7 +81,7 @@ def test_bad_shapes(shape):
         layers.Reshape(shape)
 
 
-def test_files(tmp_path):
+def test_reshape_and_flatten_round_trip_through_a_model_file(tmp_path):
     model = layers.Sequence([layers.Reshape((2, 3, 1)), layers.Flatten(),
                              layers.Dense.init(np.random.default_rng(0), 6, 2)])
     layers.save(tmp_path / "m.npz", model)

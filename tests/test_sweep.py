@@ -90,7 +90,7 @@ def test_an_unreachable_scheduler_is_a_clear_error_within_seconds():
         sweep.connect("localhost:8786")
 
 
-def test_flags():
+def test_flags_parse_and_scheduler_excludes_sequential():
     args = sweep.parser().parse_args(["--samples", "500", "--scheduler", "tcp://h:8786", "--no-plot"])
     assert args.samples == 500 and args.scheduler == "tcp://h:8786" and args.plot is None
     with pytest.raises(SystemExit):
