@@ -1,5 +1,4 @@
-"""Training and inference speed of lamina against a careful NumPy MLP, the matmul floor and (if installed)
-PyTorch.
+"""Training and inference speed of lamina against a careful NumPy MLP, the matmul floor and PyTorch if there.
 
     python bench/mlp.py                  # W1 and W2, 5 rounds, 1 and 2 BLAS threads
     python bench/mlp.py --threads 1      # one thread count only

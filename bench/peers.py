@@ -1,5 +1,4 @@
-"""lamina against its peers, each at its own defaults: PyTorch eager and JAX (jit), one epoch of MNIST on W1
-and W2.
+"""lamina against its peers at their own defaults: PyTorch eager and JAX (jit), one MNIST epoch on W1 and W2.
 
     python bench/peers.py                         # idle: 3 rounds; then contention: 3 rounds
     python bench/peers.py --rounds 5 --no-contention

@@ -1,5 +1,4 @@
-"""Where does lamina's training step spend its time? One epoch of fit under cProfile and line_profiler, next
-to the floor.
+"""Where does lamina's training step spend its time? One epoch of fit under cProfile and line_profiler.
 
     python bench/profile_fit.py                  # W1, 1 BLAS thread
     python bench/profile_fit.py --workload W2 --threads 2 --no-lines

@@ -1,5 +1,4 @@
-"""Does one epoch of lamina's fit take time linear in n and flat anonymous memory? 60k to 480k samples from
-disk.
+"""Does one epoch of fit take time linear in n and flat anonymous memory? 60k to 480k samples from disk.
 
     python bench/scale.py                       # W1, 60k 120k 240k 480k, 1 BLAS thread
     python bench/scale.py --workload W2 --sizes 60000 240000 --threads 2
