@@ -1,10 +1,12 @@
-"""What a callback of ``fit`` sees (``Run``), and the built-in pieces around the epoch loop.
+"""Callbacks of ``fit``, and the built-in ones a user may also add: the progress bar, keep_best and early stopping,
+the divergence watch.
 
 A callback is any object with some of ``on_train_begin(run)``, ``on_batch_end(run)``,
-``on_epoch_end(run)``, ``on_train_end(run)``; one that keeps state has ``state()`` and
-``load_state(s)`` (JSON), and checkpoints carry it. On every event the built-in pieces run
-first, in this order: the progress bar and epoch line, keep_best and early stopping; then the
-user's callbacks in the order given; then the checkpoint of it all.
+``on_epoch_end(run)``, ``on_train_end(run)`` (``run``: an ``optim.Run``); one that keeps state
+has ``state()`` and ``load_state(s)`` (JSON), and checkpoints carry it. On every event fit's
+built-in pieces run first, in this order: Validation, History, ProgressBar, BestModel,
+DivergenceWatch; then the user's callbacks in the order given; then Checkpoints and Interrupts
+(optim/pieces.py).
 """
 
 from __future__ import annotations
@@ -12,8 +14,7 @@ from __future__ import annotations
 import math
 import warnings
 
-
-from lamina.layers.records.tree import map_arrays
+from lamina.optim.run import Run
 
 HOOKS = ("on_train_begin", "on_batch_end", "on_epoch_end", "on_train_end")
 
@@ -23,50 +24,6 @@ def learning_rate_of(optimizer, state) -> float | None:
     rate = getattr(optimizer, "rate", None)
     step = getattr(state, "step", None)
     return rate(step - 1) if callable(rate) and isinstance(step, int) and step > 0 else None
-
-
-def frozen_copy(record):
-    """A copy of a record whose arrays are read-only and belong to nobody else."""
-    def copy(array):
-        array = array.copy()
-        array.setflags(write=False)
-        return array
-    return map_arrays(copy, record)
-
-
-class Run:
-    """A training run as a callback sees it.
-
-    ``epoch`` and ``batch`` count from 1 (``batch`` within the epoch); ``epochs`` and ``batches``
-    are the totals; ``loss`` and ``prediction`` are the last batch's; ``history`` is the history
-    so far. ``model()`` and ``grads()`` are read-only copies made on demand. Setting ``stop =
-    True`` ends training after the current batch; setting ``observe`` to a function
-    ``observe(path, layer, y)`` has it called for each layer's output from the next batch on
-    (``None`` again to stop).
-    """
-
-    def __init__(self, model, state, history: dict, *, epochs: int, batches: int):
-        self.epochs, self.batches = epochs, batches
-        self.epoch, self.batch = 0, 0
-        self.loss, self.prediction = math.nan, None
-        self.history = history
-        self.stop = False
-        self.observe = None
-        self._model, self._state, self._grads = model, state, None
-
-    def model(self):
-        """The model as it is now (after the last update): a read-only copy."""
-        return frozen_copy(self._model)
-
-    def grads(self):
-        """The last batch's gradients (params hold gradients, buffers their new values): a read-only copy."""
-        if self._grads is None:
-            raise RuntimeError("run.grads(): no batch has been trained yet")
-        return frozen_copy(self._grads)
-
-    def optimizer_state(self):
-        """The optimizer's state as it is now: a read-only copy."""
-        return frozen_copy(self._state)
 
 
 class ProgressBar:
@@ -84,7 +41,7 @@ class ProgressBar:
                             unit="batch", leave=False, dynamic_ncols=True, mininterval=0.2)
         if run.batch % 25 == 0 or run.batch == run.batches:
             self.bar.update(run.batch - self.bar.n)
-            self.bar.set_postfix(run._running.postfix(), refresh=False)
+            self.bar.set_postfix(run.running.postfix(), refresh=False)
 
     def close(self) -> None:
         if self.bar is not None:
@@ -153,7 +110,7 @@ class DivergenceWatch:
         mean, self.sum, self.count = self.sum / self.count, 0.0, 0
         if mean > self.factor * self.first and mean > self.first + 1 or not math.isfinite(mean):
             from lamina.optim.errors import TrainingWarning
-            lr = learning_rate_of(self.optimizer, run._state)
+            lr = learning_rate_of(self.optimizer, run.live()[1])
             now = f" (now {lr:g})" if lr is not None else ""
             warnings.warn(f"training is diverging: the mean batch loss rose from {self.first:.4g} to {mean:.4g} by "
                           f"epoch {run.epoch}, batch {run.batch}; the learning rate is most likely too large{now}: "

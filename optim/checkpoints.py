@@ -15,6 +15,8 @@ PATTERN = "checkpoint-*.npz"
 BIT_GENERATORS = {cls.__name__: cls for cls in (np.random.PCG64, np.random.PCG64DXSM, np.random.MT19937,
                                                 np.random.Philox, np.random.SFC64)}
 EXTRA_KEYS = ("epoch", "position", "history", "rng_state", "epoch_rng_state", "running", "settings")
+"""What every checkpoint holds beside the records; ``offset`` (format 3: where the shuffled order stands) and
+``callbacks`` may be missing."""
 RUNNING_KEYS = {"loss_sum", "correct", "seen", "batches"}
 
 
@@ -49,7 +51,11 @@ def _converted_settings(settings: dict) -> dict:
 class Checkpoint:
     """A training run at a batch boundary: after ``position`` batches of epoch ``epoch`` (0-based).
 
-    ``best`` is the best-validation model so far, kept when the run uses ``keep_best``.
+    The loop's state as ``optim.Run`` declares it (``Run.saved()``: epoch, position, history,
+    running, and the shuffled order: ``epoch_rng_state``, the Generator state its permutation in use
+    was drawn from, and ``offset``, the rows of it used, None for none in use), the model, the
+    optimizer state, the Generator's state now (``rng_state``) and the run's settings. ``best`` is
+    the best-validation model so far, kept when the run uses ``keep_best``.
     """
 
     model: object
@@ -64,6 +70,12 @@ class Checkpoint:
     best: object = None
     callbacks: list | None = None   # each user callback's state() (JSON), in the order given to fit
     path: Path | None = None
+    offset: int | None = None
+
+    @classmethod
+    def of(cls, saved: dict, **records_and_settings) -> Checkpoint:
+        """The checkpoint of a run whose ``Run.saved()`` is ``saved``."""
+        return cls(**saved, **records_and_settings)
 
     def check_matches(self, settings: dict, rng) -> None:
         """Raise ValueError listing every setting in which a resumed run differs from the checkpoint's."""
@@ -144,12 +156,24 @@ def _checked_extra(extra: dict) -> dict:
     fields["callbacks"] = extra.get("callbacks")
     if fields["callbacks"] is not None and type(fields["callbacks"]) is not list:
         raise ValueError("the checkpoint's callback states are not a list")
+    fields["offset"] = _offset(extra, fields)
     fields["rng_state"] = _generator_state(fields["rng_state"], "the checkpoint's rng_state")
     if fields["epoch_rng_state"] is not None:
         fields["epoch_rng_state"] = _generator_state(fields["epoch_rng_state"], "the checkpoint's epoch_rng_state")
     elif fields["position"] > 0:
         raise ValueError("the checkpoint is in the middle of an epoch but lacks the epoch's rng state")
     return fields
+
+
+def _offset(extra: dict, fields: dict) -> int | None:
+    """Rows of the permutation in use already used: stored since format 3; before, ``position`` full batches."""
+    if "offset" in extra:
+        offset = extra["offset"]
+        if offset is not None and not _is_count(offset):
+            raise ValueError(f"the checkpoint's offset is {str(offset)[:40]}; expected an int >= 0 or null")
+        return offset
+    batch_size = fields["settings"].get("batch_size")
+    return fields["position"] * batch_size if fields["position"] and _is_count(batch_size) else None
 
 
 def save_checkpoint(folder, checkpoint: Checkpoint, *, keep: int = 3, protect=None) -> Path:
@@ -159,7 +183,7 @@ def save_checkpoint(folder, checkpoint: Checkpoint, *, keep: int = 3, protect=No
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / _file_name(checkpoint.epoch, checkpoint.position)
-    extra = {key: getattr(checkpoint, key) for key in EXTRA_KEYS}
+    extra = {key: getattr(checkpoint, key) for key in (*EXTRA_KEYS, "offset")}
     if checkpoint.callbacks is not None:
         extra["callbacks"] = checkpoint.callbacks
     for key in ("rng_state", "epoch_rng_state"):

@@ -11,12 +11,15 @@ class StopRequests:
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
-    def __init__(self):
+    def __init__(self, run=None):
         self.requested: int | None = None
+        self.run = run          # an optim.Run, whose ``signal`` gets the request
         self._previous = {}
 
     def _handle(self, signum, frame):
         self.requested = self.requested or signum
+        if self.run is not None:
+            self.run.signal = self.requested
 
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():

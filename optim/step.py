@@ -1,4 +1,4 @@
-"""The training step: forward, loss, backward, update; and its parts, which fit runs on arrays it owns."""
+"""The training step: forward, loss, backward, the non-finite guard, update; and fit's twin of it on arrays it owns."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import numpy as np
 
 from lamina.layers.layer import check_layer, entry, forward_of
 from lamina.layers.mode import Mode
-from lamina.layers.records.tree import named_buffers, named_parameters
+from lamina.layers.records.parameter import owning
+from lamina.layers.records.tree import buffers, named_buffers, named_parameters, parameters
 from lamina.optim.errors import NonFiniteLossError
 
 
@@ -20,6 +21,12 @@ def first_nonfinite(record) -> str | None:
         if not np.isfinite(array).all():
             return path
     return None
+
+
+def all_finite(arrays) -> bool:
+    """Whether every array holds only finite values: one BLAS dot per array (``vdot(a, a)`` is finite unless ``a``
+    holds NaN or inf, or the sum of squares overflows, which an exact scan then settles)."""
+    return all(math.isfinite(np.vdot(a, a)) or np.isfinite(a).all() for a in arrays)
 
 
 @functools.lru_cache(maxsize=16)
@@ -42,6 +49,18 @@ def gradients(forward, model, loss, xb, yb, mode: Mode):
             raise
         return pred, math.nan, None
     _, grads = model.backward(cache, loss.backward(loss_cache), mode)
+    return pred, value, grads
+
+
+def checked_gradients(model, loss, xb, yb, mode: Mode, where=(None, None, None)):
+    """``gradients`` of one batch, refused with NonFiniteLossError when the loss, a gradient or a new buffer value is
+    NaN or inf (before anything is updated: the one guard of train_step and fit). ``where``: (epoch, batch,
+    checkpoint) for the message."""
+    pred, value, grads = gradients(forward_of(model), model, loss, xb, yb, mode)
+    if not math.isfinite(value):
+        raise diverged(*where[:2], value, model, pred, grads, xb, mode, where[2])
+    if not all_finite(parameters(grads) + buffers(grads)):
+        raise NonFiniteLossError(*where[:2], value, first_nonfinite(grads), checkpoint=where[2])
     return pred, value, grads
 
 
@@ -82,12 +101,23 @@ def train_step(model, loss, optimizer, state, xb, yb, mode: Mode):
     if not isinstance(mode, Mode):
         raise TypeError(f"train_step: mode must be a layers.Mode (e.g. layers.Mode(train=True, rng=rng)), "
                         f"got {type(mode).__name__}")
-    xb = entry(model, xb)
-    pred, value, grads = gradients(forward_of(model), model, loss, xb, yb, without_input_grad(mode))
-    if not math.isfinite(value):
-        raise diverged(None, None, value, model, pred, grads, xb, without_input_grad(mode))
-    bad = first_nonfinite(grads)
-    if bad is not None:
-        raise NonFiniteLossError(None, None, value, bad)
+    pred, value, grads = checked_gradients(model, loss, entry(model, xb), yb, without_input_grad(mode))
     model, state = optimizer.update(model, grads, state)
     return model, state, value, pred
+
+
+@attrs.frozen
+class OwnedStep:
+    """``train_step``'s twin in fit: the same maths and guard on the records the loop owns, which ``update`` (the
+    optimizer's in-place update) changes in place; the batch comes checked and cast by the loop."""
+
+    loss: object
+    update: object          # (model, grads, state) -> (model, state)
+    blas: object            # the loop's BlasThreads: ``batch(n)`` times the step
+
+    def __call__(self, model, state, xb, yb, mode: Mode, where):
+        """-> (model, state, loss value, prediction, gradients); ``where``: (epoch, batch, checkpoint)."""
+        with owning(), self.blas.batch(len(xb)):
+            pred, value, grads = checked_gradients(model, self.loss, xb, yb, mode, where)
+            model, state = self.update(model, grads, state)
+        return model, state, value, pred, grads
