@@ -155,7 +155,8 @@ class Run:
         """The run where ``checkpoint`` left it, training ``model`` and ``state`` (the loop's own copies)."""
         return cls(epochs, batches, checkpoint.history, model, state, done=checkpoint.epoch,
                    position=checkpoint.position, order=Order(checkpoint.epoch_rng_state, checkpoint.offset),
-                   running=Running(**checkpoint.running), resumed_from=checkpoint.path)
+                   running=Running(**checkpoint.running), resumed_from=checkpoint.path,
+                   stop=bool(checkpoint.history.get("stopped_early")))  # (a run that stopped early stays stopped)
 
     def stepped(self, model, state, grads, value: float, prediction) -> None:
         """One batch trained: its results, and the loop one batch further."""

@@ -20,6 +20,7 @@ from lamina.optim.chain import Chain
 from lamina.optim.checkpoints import PATTERN as CHECKPOINTS
 from lamina.optim.checkpoints import load_checkpoint, remove_stale_temporaries
 from lamina.optim.checks import check_inputs, check_targets
+from lamina.optim.errors import TrainingWarning
 from lamina.optim.in_place import owned, update_in_place
 from lamina.optim.loop import Loop, hooks_of
 from lamina.optim.metrics import accuracy_rule
@@ -76,7 +77,7 @@ def _warn_if_unscaled(x: np.ndarray, name: str = "x") -> None:
         warnings.warn(f"fit: {name} holds values up to {peak:g}, far outside the range the model's initialisation "
                       f"expects (about -1 to 1): scale the inputs first, e.g. x / 255 for 0-255 pixels, or "
                       f"fit(..., transform=data.Rescale(np.float32, 1/255)) for uint8 images", TrainingWarning,
-                      stacklevel=3)
+                      stacklevel=4)
 
 
 def _check_folder(folder: Path) -> None:
