@@ -10,7 +10,8 @@ from lamina.optim.run import Run
 from lamina.optim.schedules import Constant, Cosine, Exponential, Linear, StepDecay, Warmup
 from lamina.optim.sgd import SGD
 from lamina.optim.step import train_step
-from lamina.optim.training import DEFAULT_THREADS, evaluate, fit
+from lamina.optim.evaluation import DEFAULT_THREADS, evaluate
+from lamina.optim.training import fit
 from lamina.optim.transform import Transform, TreeTransform, masked
 from lamina.optim.transforms import (add_decayed_weights, scale, scale_by_adam, scale_by_learning_rate, scale_by_rms,
                                      set_to_zero, trace)

@@ -13,27 +13,34 @@ import time
 from pathlib import Path
 
 import attrs
+import numpy as np
 
 from lamina.optim.callbacks import learning_rate_of
 from lamina.optim.checkpoints import Checkpoint, save_checkpoint
 from lamina.optim.errors import NonFiniteLossError, TrainingInterrupted
+from lamina.optim.evaluation import scores
 from lamina.optim.loop import check_parameters
 from lamina.optim.run import Run, Running
+from lamina.optim.threads import BlasThreads
 
 
 @attrs.define
 class Validation:
-    """After each epoch: ``evaluate`` on (x_val, y_val) -> history's val_loss (and val_accuracy)."""
+    """After each epoch: the loss (and accuracy) on (x, y) -> history's val_loss (and val_accuracy)."""
 
-    evaluate: object            # model -> {"loss": ..., "accuracy": ...}
+    loss: object
+    x: np.ndarray
+    y: np.ndarray
+    transform: object = None
+    threads: BlasThreads = attrs.field(factory=lambda: BlasThreads(None))
 
     def on_epoch_end(self, run: Run) -> None:
-        scores = self.evaluate(run.live()[0])
-        if not math.isfinite(scores["loss"]):
-            raise NonFiniteLossError(run.epoch, run.batch, scores["loss"], None, validation=True)
-        run.history["val_loss"].append(scores["loss"])
+        result = scores(run.live()[0], self.loss, self.x, self.y, 1000, self.transform, self.threads)
+        if not math.isfinite(result["loss"]):
+            raise NonFiniteLossError(run.epoch, run.batch, result["loss"], None, validation=True)
+        run.history["val_loss"].append(result["loss"])
         if "val_accuracy" in run.history:
-            run.history["val_accuracy"].append(scores["accuracy"])
+            run.history["val_accuracy"].append(result["accuracy"])
 
 
 @attrs.define
@@ -50,8 +57,10 @@ class History:
         if "accuracy" in history:
             history["accuracy"].append(running.correct / running.seen)
         history["seconds"].append(time.perf_counter() - run.started)
-        history["learning_rate"].append(learning_rate_of(self.optimizer, run.live()[1]))
-        history["threads"].append(self.blas.epoch())
+        if "learning_rate" in history:
+            history["learning_rate"].append(learning_rate_of(self.optimizer, run.live()[1]))
+        if "threads" in history:
+            history["threads"].append(self.blas.epoch())
         run.running = Running()
 
 

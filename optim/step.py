@@ -12,7 +12,10 @@ from lamina.layers.layer import check_layer, entry, forward_of
 from lamina.layers.mode import Mode
 from lamina.layers.records.parameter import owning
 from lamina.layers.records.tree import buffers, named_buffers, named_parameters, parameters
+from lamina.optim.chain import Chain
 from lamina.optim.errors import NonFiniteLossError
+from lamina.optim.in_place import owned, update_in_place
+from lamina.optim.optimizer import Optimizer
 
 
 def first_nonfinite(record) -> str | None:
@@ -121,3 +124,20 @@ class OwnedStep:
             pred, value, grads = checked_gradients(model, self.loss, xb, yb, mode, where)
             model, state = self.update(model, grads, state)
         return model, state, value, pred, grads
+
+
+def owned_copy(value):
+    """``value`` (a record, an optimizer state) copied into buffers the loop owns and updates in place."""
+    return owned(value)
+
+
+def in_place(optimizer, reuse_gradients: bool):
+    """The optimizer's update for records the loop owns (bit for bit its pure update); a user's own optimizer: its update.
+
+    ``reuse_gradients``: no callback can ask for the gradients after the update, so the update may
+    work in their buffers.
+    """
+    chain = optimizer if isinstance(optimizer, Chain) else getattr(optimizer, "chain", None)
+    if not isinstance(optimizer, (Chain, Optimizer)) or not isinstance(chain, Chain):
+        return optimizer.update
+    return functools.partial(update_in_place, chain, reuse_gradients=reuse_gradients)

@@ -1,9 +1,7 @@
-"""fit and evaluate: the epoch loop around the training step, and the pieces around the loop (optim/callbacks.py)."""
+"""fit: argument checks and wiring around the epoch loop (optim/loop.py) and its pieces (optim/pieces.py)."""
 
 from __future__ import annotations
 
-import functools
-import math
 import os
 import re
 import warnings
@@ -12,37 +10,21 @@ from pathlib import Path
 import numpy as np
 
 from lamina.layers.errors import ShapeError
-from lamina.layers.layer import check_layer, chunks, forward_of, model_dtype
-from lamina.layers.mode import EVAL
+from lamina.layers.layer import check_layer, model_dtype
 from lamina.layers.records.tree import check_same_structure
 from lamina.optim.callbacks import HOOKS, BestModel, DivergenceWatch, ProgressBar
-from lamina.optim.chain import Chain
 from lamina.optim.checkpoints import PATTERN as CHECKPOINTS
 from lamina.optim.checkpoints import load_checkpoint, remove_stale_temporaries
-from lamina.optim.checks import check_inputs, check_targets
+from lamina.optim.checks import check_inputs, check_targets, positive_int
 from lamina.optim.errors import TrainingWarning
-from lamina.optim.in_place import owned, update_in_place
+from lamina.optim.evaluation import DEFAULT_THREADS, evaluate, n_outputs  # noqa: F401 (evaluate: as before)
 from lamina.optim.loop import Loop, hooks_of
 from lamina.optim.metrics import accuracy_rule
-from lamina.optim.optimizer import Optimizer
 from lamina.optim.pieces import Checkpoints, History, Interrupts, Validation
 from lamina.optim.run import Run
 from lamina.optim.signals import StopRequests
-from lamina.optim.step import OwnedStep
-from lamina.optim.threads import AUTO, BlasThreads
-
-DEFAULT_THREADS = AUTO
-"""BLAS threads for fit and evaluate: "auto" chooses by timing the batches and keeps choosing as the machine's
-load changes (optim/threads.py); $LAMINA_THREADS replaces it."""
-
-
-def _n_outputs(model, x: np.ndarray, transform) -> int:
-    """The model's number of outputs for samples like x's: from ``output_shape``, else from one sample."""
-    first = x[:1] if transform is None else transform(x[:1])
-    shape = model.output_shape(first.shape[1:]) if hasattr(model, "output_shape") else None
-    if shape and shape[-1] is not None:
-        return shape[-1]
-    return forward_of(model)(first.astype(model_dtype(model) or first.dtype, copy=False), EVAL)[0].shape[-1]
+from lamina.optim.step import OwnedStep, in_place, owned_copy
+from lamina.optim.threads import BlasThreads
 
 
 def _settings(model, loss, optimizer, x, batch_size, transform) -> dict:
@@ -55,13 +37,6 @@ def _settings(model, loss, optimizer, x, batch_size, transform) -> dict:
 def _stable_repr(value) -> str:
     """repr without memory addresses (``<function f at 0x7f...>`` -> ``<function f>``), the same in every process."""
     return re.sub(r" at 0x[0-9a-fA-F]+", "", repr(value))
-
-
-def _check_positive_int(name, value, allow_none=False, who="fit"):
-    if value is None and allow_none:
-        return
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{who}: {name} must be a positive int, got {value!r}")
 
 
 LARGE_INPUT = 64.0
@@ -90,63 +65,17 @@ def _check_folder(folder: Path) -> None:
         raise PermissionError(f"fit: the checkpoint folder {folder} cannot be written")
 
 
-def evaluate(model, loss, x, y, batch_size: int = 1000, *, transform=None, threads=DEFAULT_THREADS) -> dict:
-    """{"loss": mean loss over the samples, "accuracy": where the targets decide one} of ``model`` on (x, y), in batches."""
-    _check_positive_int("batch_size", batch_size, who="evaluate")
-    check_layer(model, "evaluate: the model")
-    x = check_inputs(x)
-    y = check_targets(y, len(x), _n_outputs(model, x, transform), loss, who="evaluate")
-    return _evaluate(model, loss, x, y, batch_size, transform, BlasThreads(threads, who="evaluate"))
-
-
-def _evaluate(model, loss, x, y, batch_size, transform, threads) -> dict:
-    total, correct, seen = 0.0, 0, 0
-    forward, dtype, accuracy = forward_of(model), model_dtype(model), accuracy_rule(loss, y)
-    with threads as blas:
-        for part in chunks(len(x), batch_size):
-            xb, yb = x[part], y[part]
-            xb = xb if transform is None else transform(xb)
-            with blas.batch(len(xb)):
-                pred = forward(xb.astype(dtype, copy=False) if dtype is not None else xb, EVAL)[0]
-            try:
-                value, _ = loss.forward(pred, yb)  # a NaN loss is a result here
-            except ValueError:
-                if np.isfinite(pred).all():
-                    raise
-                value = math.nan
-            total += value * len(yb)
-            if accuracy is not None:
-                right, count = accuracy(pred, yb)
-                correct, seen = correct + right, seen + count
-    result = {"loss": total / len(x)}
-    if accuracy is not None:
-        result["accuracy"] = correct / seen
-    return result
-
-
 def _new_history(classify: bool, validation: bool) -> dict:
     keys = ["loss", *(["accuracy"] if classify else []), *(["val_loss"] if validation else []),
             *(["val_accuracy"] if validation and classify else []), "seconds", "learning_rate", "threads"]
     return {key: [] for key in keys}
 
 
-def _update_in_place(optimizer, reuse_gradients: bool):
-    """The optimizer's update for records the loop owns (bit for bit its pure update); a user's own optimizer: its update.
-
-    ``reuse_gradients``: no callback can ask for the gradients after the update, so the update may
-    work in their buffers.
-    """
-    chain = optimizer if isinstance(optimizer, Chain) else getattr(optimizer, "chain", None)
-    if not isinstance(optimizer, (Chain, Optimizer)) or not isinstance(chain, Chain):
-        return optimizer.update
-    return functools.partial(update_in_place, chain, reuse_gradients=reuse_gradients)
-
-
 def _check_settings(rng, validation, *, keep_best, patience, **counts) -> None:
     """fit's counts are positive ints (``None`` allowed for checkpoint_every, patience, steps_per_epoch)."""
     for name, value in counts.items():
-        _check_positive_int(name, value, allow_none=name in ("checkpoint_every", "steps_per_epoch"))
-    _check_positive_int("patience", patience, allow_none=True)
+        positive_int(name, value, allow_none=name in ("checkpoint_every", "steps_per_epoch"))
+    positive_int("patience", patience, allow_none=True)
     if not isinstance(rng, np.random.Generator):
         raise TypeError(f"fit: rng must be a numpy.random.Generator (np.random.default_rng(seed)), "
                         f"got {type(rng).__name__}")
@@ -165,8 +94,8 @@ def _checked_callbacks(callbacks) -> list:
 def _checked_data(model, loss, x, y, validation, transform):
     """(x, y, validation or None), checked once and targets cast to the model's dtype."""
     x = check_inputs(x)
-    n_outputs = _n_outputs(model, x, transform)
-    y = check_targets(y, len(x), n_outputs, loss)
+    outputs = n_outputs(model, x, transform)
+    y = check_targets(y, len(x), outputs, loss)
     if validation is not None:
         if not (isinstance(validation, (tuple, list)) and len(validation) == 2):
             raise TypeError(f"fit: validation must be a pair (x_val, y_val), got {type(validation).__name__}"
@@ -175,7 +104,7 @@ def _checked_data(model, loss, x, y, validation, transform):
         if x_val.shape[1:] != x.shape[1:]:
             raise ShapeError("fit", f"validation samples shaped like x's {x.shape[1:]}", str(x_val.shape),
                              source="validation x")
-        validation = (x_val, check_targets(validation[1], len(x_val), n_outputs, loss, "validation y"))
+        validation = (x_val, check_targets(validation[1], len(x_val), outputs, loss, "validation y"))
     dtype = model_dtype(model)
     if y.dtype.kind == "f" and dtype is not None:  # targets in the model's dtype, cast once
         y = y.astype(dtype, copy=False)
@@ -213,7 +142,7 @@ def _resumed(resume, model, rng, settings: dict, best, callbacks, *, epochs: int
     for callback, saved in zip(callbacks, ckpt.callbacks or ()):
         if saved is not None and callable(getattr(callback, "load_state", None)):
             callback.load_state(saved)
-    return Run.resumed(ckpt, owned(ckpt.model), owned(ckpt.state), epochs=epochs, batches=batches)
+    return Run.resumed(ckpt, owned_copy(ckpt.model), owned_copy(ckpt.state), epochs=epochs, batches=batches)
 
 
 def fit(model, loss, optimizer, x, y, *, epochs: int, batch_size: int, rng: np.random.Generator,
@@ -248,18 +177,16 @@ def fit(model, loss, optimizer, x, y, *, epochs: int, batch_size: int, rng: np.r
     if resume is not None:
         run = _resumed(resume, model, rng, settings, best, callbacks, epochs=epochs, batches=batches)
     else:
-        net = owned(model)
+        net = owned_copy(model)
         history = _new_history(accuracy is not None, validation is not None)
-        run = Run(epochs, batches, history, net, owned(optimizer.init(net)))
+        run = Run(epochs, batches, history, net, owned_copy(optimizer.init(net)))
     with BlasThreads(threads) as blas, StopRequests(run) as requests:
         bar = ProgressBar() if progress else None
-        checking = validation and Validation(functools.partial(
-            _evaluate, loss=loss, x=validation[0], y=validation[1], batch_size=1000, transform=transform,
-            threads=BlasThreads(None)))
+        checking = validation and Validation(loss, *validation, transform)
         writing = folder and Checkpoints(folder, keep, checkpoint_every, rng, settings, callbacks, best)
         pieces = [checking, History(optimizer, blas), bar, DivergenceWatch(optimizer), best, *callbacks, writing,
                   Interrupts(requests, close=(bar,) if bar else ())]
-        step = OwnedStep(loss, _update_in_place(optimizer, reuse_gradients=not callbacks), blas)
+        step = OwnedStep(loss, in_place(optimizer, reuse_gradients=not callbacks), blas)
         Loop(x, y, batch_size, rng, step, hooks_of([p for p in pieces if p]), accuracy, steps_per_epoch,
              transform, model_dtype(model), keep_grads=bool(callbacks))(run)
     return (best.best if keep_best and best.best is not None else run.live()[0]), run.history
