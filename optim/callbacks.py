@@ -63,24 +63,27 @@ class ProgressBar:
 
 
 class BestModel:
-    """keep_best (return the model of the lowest val_loss) and patience (stop after that many epochs without a new best).
+    """keep_best (keep the model of the lowest ``watch``, val_loss by default) and patience (stop after that many
+    epochs without a new best).
 
-    Sets ``history["best_epoch"]`` (counted from 1) and, with patience, ``history["stopped_early"]``.
+    Sets ``history["best_epoch"]`` (counted from 1, as the history's lists count) and, with patience,
+    ``history["stopped_early"]``. ``since``: epochs already in the history that do not compete (an
+    estimator's earlier fits).
     """
 
-    def __init__(self, keep_best: bool, patience: int | None):
-        self.keep_best, self.patience = keep_best, patience
+    def __init__(self, keep_best: bool, patience: int | None, watch: str = "val_loss", since: int = 0):
+        self.keep_best, self.patience, self.watch, self.since = keep_best, patience, watch, since
         self.best = None
 
     def on_epoch_end(self, run: Run) -> None:
-        history = run.history
-        best = history.get("best_epoch")
-        if best is None or history["val_loss"][-1] < history["val_loss"][best - 1]:
-            history["best_epoch"] = run.epoch
+        history, values = run.history, run.history[self.watch]
+        best, epoch = history.get("best_epoch"), len(values)
+        if best is None or best <= self.since or values[-1] < values[best - 1]:
+            history["best_epoch"] = best = epoch
             if self.keep_best:
                 self.best = run.model()
         if self.patience:
-            history["stopped_early"] = run.epoch - history["best_epoch"] >= self.patience
+            history["stopped_early"] = epoch - best >= self.patience
             run.stop = run.stop or history["stopped_early"]
 
 
