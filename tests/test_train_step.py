@@ -196,3 +196,18 @@ def test_one_epoch_of_fit_equals_a_loop_of_train_step_bit_for_bit(name):
     for value in values:
         total += value
     assert history["loss"] == [total / len(values)]
+
+
+# ---- fit guards its steps as train_step does -------------------------------------------------------------------
+
+@pytest.mark.parametrize("make", [lambda: Spy(optim.Adam()), optim.Adam], ids=["own-update", "in-place"])
+def test_fit_refuses_a_non_finite_gradient_before_the_update_as_train_step_does(make):
+    model = layers.Sequence([layers.Dense.init(np.random.default_rng(0), 6, 3), layers.Residual(
+        Poison(gain=np.ones(3, np.float32)))])
+    opt = make()
+    with pytest.raises(optim.NonFiniteLossError, match=r"epoch 1, batch 1; .*layers\[1\]\.inner\.gain") as caught:
+        optim.fit(model, losses.SoftmaxCrossEntropy(), opt, x, labels, epochs=1, batch_size=8,
+                  rng=np.random.default_rng(0), progress=False, threads=1)
+    assert caught.value.layer == "layers[1].inner.gain" and np.isfinite(caught.value.loss)
+    assert same_bits(caught.value.model, model)                 # the work so far: nothing was updated
+    assert getattr(opt, "updates", 0) == 0
