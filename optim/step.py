@@ -55,14 +55,14 @@ def gradients(forward, model, loss, xb, yb, mode: Mode):
     return pred, value, grads
 
 
-def checked_gradients(model, loss, xb, yb, mode: Mode, where=(None, None, None)):
+def checked_gradients(model, loss, xb, yb, mode: Mode, where=(None, None, None), with_buffers: bool = True):
     """``gradients`` of one batch, refused with NonFiniteLossError when the loss, a gradient or a new buffer value is
     NaN or inf (before anything is updated: the one guard of train_step and fit). ``where``: (epoch, batch,
-    checkpoint) for the message."""
+    checkpoint) for the message; ``with_buffers=False``: the model has none (no need to look)."""
     pred, value, grads = gradients(forward_of(model), model, loss, xb, yb, mode)
     if not math.isfinite(value):
         raise diverged(*where[:2], value, model, pred, grads, xb, mode, where[2])
-    if not all_finite(parameters(grads) + buffers(grads)):
+    if not all_finite(parameters(grads) + buffers(grads) if with_buffers else parameters(grads)):
         raise NonFiniteLossError(*where[:2], value, first_nonfinite(grads), checkpoint=where[2])
     return pred, value, grads
 
@@ -109,7 +109,7 @@ def train_step(model, loss, optimizer, state, xb, yb, mode: Mode):
     return model, state, value, pred
 
 
-@attrs.frozen
+@attrs.define
 class OwnedStep:
     """``train_step``'s twin in fit: the same maths and guard on the records the loop owns, which ``update`` (the
     optimizer's in-place update) changes in place; the batch comes checked and cast by the loop."""
@@ -117,11 +117,14 @@ class OwnedStep:
     loss: object
     update: object          # (model, grads, state) -> (model, state)
     blas: object            # the loop's BlasThreads: ``batch(n)`` times the step
+    _known: tuple = attrs.field(default=(None, True), init=False)   # (the last model, whether it has buffers)
 
     def __call__(self, model, state, xb, yb, mode: Mode, where):
         """-> (model, state, loss value, prediction, gradients); ``where``: (epoch, batch, checkpoint)."""
+        if self._known[0] is not model:   # (the in-place update hands back the same model: looked at once)
+            self._known = (model, bool(buffers(model)))
         with owning(), self.blas.batch(len(xb)):
-            pred, value, grads = checked_gradients(model, self.loss, xb, yb, mode, where)
+            pred, value, grads = checked_gradients(model, self.loss, xb, yb, mode, where, self._known[1])
             model, state = self.update(model, grads, state)
         return model, state, value, pred, grads
 
