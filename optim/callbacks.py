@@ -4,8 +4,8 @@ the divergence watch.
 A callback is any object with some of ``on_train_begin(run)``, ``on_batch_end(run)``,
 ``on_epoch_end(run)``, ``on_train_end(run)`` (``run``: an ``optim.Run``); one that keeps state
 has ``state()`` and ``load_state(s)`` (JSON), and checkpoints carry it. On every event fit's
-built-in pieces run first, in this order: Validation, History, ProgressBar, BestModel,
-DivergenceWatch; then the user's callbacks in the order given; then Checkpoints and Interrupts
+built-in pieces run first, in this order: Validation, History, ProgressBar, DivergenceWatch,
+BestModel; then the user's callbacks in the order given; then Checkpoints and Interrupts
 (optim/pieces.py).
 """
 

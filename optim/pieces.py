@@ -1,8 +1,8 @@
 """The pieces of fit's loop that are not a user's business: validation, the history, checkpoints, Ctrl-C and SIGTERM.
 
 Each is a callback (optim/callbacks.py says what a callback is). On every hook the pieces run in
-this order: Validation, History, the progress bar and epoch line (ProgressBar), keep_best and
-early stopping (BestModel), the divergence watch; then the user's callbacks in the order given;
+this order: Validation, History, the progress bar and epoch line (ProgressBar), the divergence
+watch (DivergenceWatch), keep_best and early stopping (BestModel); then the user's callbacks in the order given;
 then Checkpoints, then Interrupts (a Ctrl-C acts once the checkpoint of that boundary is written).
 """
 
