@@ -23,7 +23,8 @@ from pathlib import Path
 
 
 def branches(node) -> int:
-    """if / conditional expression / for / while / and-or / except / comprehension for and if, as ast nodes."""
+    """if / conditional expression / for / while / and-or / except / comprehension for and if, as ast
+    nodes."""
     count = 0
     for n in ast.walk(node):
         if isinstance(n, (ast.If, ast.IfExp, ast.For, ast.While, ast.ExceptHandler)):
@@ -81,7 +82,8 @@ class Tracer:
 
 def trace(root: Path) -> Tracer:
     import numpy as np
-    layers, losses, optim = (importlib.import_module(f"lamina.{name}") for name in ("layers", "losses", "optim"))
+    layers, losses, optim = (importlib.import_module(f"lamina.{name}")
+                             for name in ("layers", "losses", "optim"))
     rng = np.random.default_rng(0)
     x = rng.normal(size=(256, 20)).astype(np.float32)
     y = rng.integers(0, 4, size=256)
@@ -92,7 +94,8 @@ def trace(root: Path) -> Tracer:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--root", type=Path, default=Path(__file__).resolve().parent.parent,
                         help="the checkout to measure (imported from there)")
     root = parser.parse_args().root.resolve()

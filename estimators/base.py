@@ -1,4 +1,5 @@
-"""NetEstimator: what NetClassifier and NetRegressor share: settings, fit / partial_fit / warm start, early stopping."""
+"""NetEstimator: what NetClassifier and NetRegressor share: settings, fit / partial_fit / warm start, early
+stopping."""
 
 from __future__ import annotations
 
@@ -53,7 +54,8 @@ class NetEstimator(BaseEstimator):
         return self._fitted()
 
     def _data(self, X, y, reset: bool, classes=None):
-        """X as a float array checked by scikit-learn (n_features_in_, feature_names_in_), y encoded by the subclass."""
+        """X as a float array checked by scikit-learn (n_features_in_, feature_names_in_), y encoded by the
+        subclass."""
         if reset:
             self._check_settings()
         x, y = validate_data(self, X, y, reset=reset, dtype=(np.float64, np.float32),
@@ -88,18 +90,21 @@ class NetEstimator(BaseEstimator):
         self.n_iter_ = 0
 
     def _build(self, rng, n_features: int, n_outputs: int):
-        """The default MLP, or ``model(rng, n_features, n_outputs)``, checked to give ``n_outputs`` outputs."""
+        """The default MLP, or ``model(rng, n_features, n_outputs)``, checked to give ``n_outputs``
+        outputs."""
         if self.model is None:
             return layers.mlp(rng, [n_features, *self._hidden, n_outputs], activation=self._activation,
                               dtype=self._dtype)
         net = self.model(rng, n_features, n_outputs)
         if not (callable(getattr(net, "forward", None)) and callable(getattr(net, "backward", None))):
-            raise TypeError(f"{type(self).__name__}: model(rng, n_features, n_outputs) must return a lamina layer "
+            raise TypeError(f"{type(self).__name__}: model(rng, n_features, n_outputs) must return a lamina "
+                            f"layer "
                             f"(with forward and backward), got {type(net).__name__}")
         probe = net(np.zeros((1, n_features), dtype=self._model_dtype(net)))
         if probe.shape != (1, n_outputs):
             raise ValueError(f"{type(self).__name__}: the model built by model(rng, n_features={n_features}, "
-                             f"n_outputs={n_outputs}) gives outputs of shape (n, {', '.join(map(str, probe.shape[1:]))})"
+                             f"n_outputs={n_outputs}) gives outputs of shape "
+                             f"(n, {', '.join(map(str, probe.shape[1:]))})"
                              f"; expected (n, {n_outputs})")
         return net
 
@@ -114,7 +119,8 @@ class NetEstimator(BaseEstimator):
         return threadpool_limits(limits=self.threads, user_api="blas")
 
     def _train(self, x, y, epochs: int, split: bool) -> None:
-        """``epochs`` epochs on (x, y), continuing model_, the optimizer state and the Generator; the history grows."""
+        """``epochs`` epochs on (x, y), continuing model_, the optimizer state and the Generator; the history
+        grows."""
         who = type(self).__name__
         dtype = self._model_dtype(self.model_)
         x = x.astype(dtype, copy=False)
@@ -125,8 +131,9 @@ class NetEstimator(BaseEstimator):
             (x, y), validation = held_out(x, y, self.validation_fraction, self._rng, who)
         self.model_, self._optimizer_state = train(
             self.model_, self._optimizer_state, loss, self._optimizer, x, y, epochs=epochs,
-            batch_size=min(self.batch_size, len(x)), rng=self._rng, history=self.history_, classify=self._classify,
-            validation=validation, patience=self.patience, threads=self.threads, verbose=self.verbose, who=who)
+            batch_size=min(self.batch_size, len(x)), rng=self._rng, history=self.history_,
+            classify=self._classify, validation=validation, patience=self.patience, threads=self.threads,
+            verbose=self.verbose, who=who)
         self.n_iter_ = len(self.history_["loss"])
 
     # ---- predicting --------------------------------------------------------------------------

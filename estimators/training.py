@@ -1,4 +1,5 @@
-"""The estimators' training: fit's epoch loop (optim/loop.py) with the estimators' pieces, and their held-out split."""
+"""The estimators' training: fit's epoch loop (optim/loop.py) with the estimators' pieces, and their held-out
+split."""
 
 from __future__ import annotations
 
@@ -19,7 +20,8 @@ LINE_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy", "seconds")
 
 @attrs.define
 class EpochLine:
-    """``verbose``: one line per epoch, ``NetClassifier epoch 3: loss 0.1234, accuracy 0.9876, seconds 0.0123``."""
+    """``verbose``: one line per epoch, ``NetClassifier epoch 3: loss 0.1234, accuracy 0.9876, seconds
+    0.0123``."""
 
     who: str
 
@@ -56,7 +58,8 @@ def train(model, state, loss, optimizer, x, y, *, epochs: int, batch_size: int, 
 
 
 def held_out(x, y, fraction: float, rng: np.random.Generator, who: str):
-    """((x_train, y_train), (x_held, y_held)): ``data.split``, its refusal phrased for the estimator's setting."""
+    """((x_train, y_train), (x_held, y_held)): ``data.split``, its refusal phrased for the estimator's
+    setting."""
     try:
         return data.split(x, y, fraction, rng)
     except ValueError:

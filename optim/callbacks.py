@@ -1,5 +1,5 @@
-"""Callbacks of ``fit``, and the built-in ones a user may also add: the progress bar, keep_best and early stopping,
-the divergence watch.
+"""Callbacks of ``fit``, and the built-in ones a user may also add: the progress bar, keep_best and early
+stopping, the divergence watch.
 
 A callback is any object with some of ``on_train_begin(run)``, ``on_batch_end(run)``,
 ``on_epoch_end(run)``, ``on_train_end(run)`` (``run``: an ``optim.Run``); one that keeps state
@@ -20,7 +20,8 @@ HOOKS = ("on_train_begin", "on_batch_end", "on_epoch_end", "on_train_end")
 
 
 def learning_rate_of(optimizer, state) -> float | None:
-    """The learning rate of the last update, where the optimizer tells it (its ``rate(step)``); None otherwise."""
+    """The learning rate of the last update, where the optimizer tells it (its ``rate(step)``); None
+    otherwise."""
     rate = getattr(optimizer, "rate", None)
     step = getattr(state, "step", None)
     return rate(step - 1) if callable(rate) and isinstance(step, int) and step > 0 else None
@@ -63,8 +64,8 @@ class ProgressBar:
 
 
 class BestModel:
-    """keep_best (keep the model of the lowest ``watch``, val_loss by default) and patience (stop after that many
-    epochs without a new best).
+    """keep_best (keep the model of the lowest ``watch``, val_loss by default) and patience (stop after that
+    many epochs without a new best).
 
     Sets ``history["best_epoch"]`` (counted from 1, as the history's lists count) and, with patience,
     ``history["stopped_early"]``. ``since``: epochs already in the history that do not compete (an
@@ -88,11 +89,12 @@ class BestModel:
 
 
 class DivergenceWatch:
-    """Warns (``TrainingWarning``, once) when the loss climbs far above where it started: training is diverging.
+    """Warns (``TrainingWarning``, once) when the loss climbs far above where it started: training is
+    diverging.
 
-    The mean loss of each window of ``window`` batches (by default a fifth of an epoch, 5 to 50) is
-    compared with the first batch's loss; ten times as large (and larger by more than 1) is divergence. Training goes on: the
-    warning names the likely cause.
+    The mean loss of each window of ``window`` batches (by default a fifth of an epoch, 5 to 50) is compared
+    with the first batch's loss; ten times as large (and larger by more than 1) is divergence. Training goes
+    on: the warning names the likely cause.
     """
 
     def __init__(self, optimizer, window: int | None = None, factor: float = 10.0):
@@ -115,7 +117,8 @@ class DivergenceWatch:
             from lamina.optim.errors import TrainingWarning
             lr = learning_rate_of(self.optimizer, run.live()[1])
             now = f" (now {lr:g})" if lr is not None else ""
-            warnings.warn(f"training is diverging: the mean batch loss rose from {self.first:.4g} to {mean:.4g} by "
-                          f"epoch {run.epoch}, batch {run.batch}; the learning rate is most likely too large{now}: "
+            warnings.warn(f"training is diverging: the mean batch loss rose from {self.first:.4g} to "
+                          f"{mean:.4g} by epoch {run.epoch}, batch {run.batch}; the learning rate is most "
+                          f"likely too large{now}: "
                           f"try one ten times smaller, or clip_norm=1.0", TrainingWarning, stacklevel=2)
             self.warned = True

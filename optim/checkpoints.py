@@ -23,7 +23,8 @@ RUNNING_KEYS = {"loss_sum", "correct", "seen", "batches"}
 @register
 @attrs.frozen
 class SGDState:
-    """lamina 0.1's SGD state (step, velocity: a model-shaped record or None), kept only to read 0.1 checkpoints.
+    """lamina 0.1's SGD state (step, velocity: a model-shaped record or None), kept only to read 0.1
+    checkpoints.
 
     ``load_checkpoint`` converts it: the velocity is exactly the state of SGD's ``trace``.
     """
@@ -33,7 +34,8 @@ class SGDState:
 
 
 def converted_state(state):
-    """A 0.1 ``SGDState`` as the ChainState of today's SGD (its one stateful transform is trace); any other state as it is."""
+    """A 0.1 ``SGDState`` as the ChainState of today's SGD (its one stateful transform is trace); any other
+    state as it is."""
     if not isinstance(state, SGDState):
         return state
     return ChainState(step=state.step, states=((state.velocity,),) if state.velocity is not None else ())
@@ -93,7 +95,8 @@ def _file_name(epoch: int, position: int) -> str:
 
 
 def _state_to_json(state):
-    """A bit generator's state as JSON: its arrays (MT19937, Philox, SFC64) become {"ndarray": [...], "dtype": ...}."""
+    """A bit generator's state as JSON: its arrays (MT19937, Philox, SFC64) become {"ndarray": [...], "dtype":
+    ...}."""
     if isinstance(state, dict):
         return {key: _state_to_json(value) for key, value in state.items()}
     if isinstance(state, np.ndarray):
@@ -123,7 +126,8 @@ def _generator_state(state, where: str) -> dict:
     state = _state_from_json(state, where)
     kind = state.get("bit_generator") if isinstance(state, dict) else None
     if kind not in BIT_GENERATORS:
-        raise ValueError(f"{where} names the bit generator {str(kind)[:40]!r}; expected one of {sorted(BIT_GENERATORS)}")
+        raise ValueError(f"{where} names the bit generator {str(kind)[:40]!r}; "
+                         f"expected one of {sorted(BIT_GENERATORS)}")
     try:
         BIT_GENERATORS[kind]().state = state
     except (TypeError, ValueError, KeyError, OverflowError) as error:
@@ -150,7 +154,8 @@ def _checked_extra(extra: dict) -> dict:
         raise ValueError("the checkpoint's history is not a dict of per-epoch lists")
     if type(running) is not dict or set(running) != RUNNING_KEYS or \
             not all(type(v) in (int, float) for v in running.values()):
-        raise ValueError(f"the checkpoint's running sums are {str(running)[:100]}; expected numbers {sorted(RUNNING_KEYS)}")
+        raise ValueError(f"the checkpoint's running sums are {str(running)[:100]}; "
+                         f"expected numbers {sorted(RUNNING_KEYS)}")
     if type(fields["settings"]) is not dict:
         raise ValueError("the checkpoint's settings are not a dict")
     fields["callbacks"] = extra.get("callbacks")
@@ -159,14 +164,16 @@ def _checked_extra(extra: dict) -> dict:
     fields["offset"] = _offset(extra, fields)
     fields["rng_state"] = _generator_state(fields["rng_state"], "the checkpoint's rng_state")
     if fields["epoch_rng_state"] is not None:
-        fields["epoch_rng_state"] = _generator_state(fields["epoch_rng_state"], "the checkpoint's epoch_rng_state")
+        fields["epoch_rng_state"] = _generator_state(fields["epoch_rng_state"],
+                                                     "the checkpoint's epoch_rng_state")
     elif fields["position"] > 0:
         raise ValueError("the checkpoint is in the middle of an epoch but lacks the epoch's rng state")
     return fields
 
 
 def _offset(extra: dict, fields: dict) -> int | None:
-    """Rows of the permutation in use already used: stored since format 3; before, ``position`` full batches."""
+    """Rows of the permutation in use already used: stored since format 3; before, ``position`` full
+    batches."""
     if "offset" in extra:
         offset = extra["offset"]
         if offset is not None and not _is_count(offset):
@@ -177,7 +184,8 @@ def _offset(extra: dict, fields: dict) -> int | None:
 
 
 def save_checkpoint(folder, checkpoint: Checkpoint, *, keep: int = 3, protect=None) -> Path:
-    """Write ``checkpoint`` atomically into ``folder``, then delete all but the newest ``keep`` (never ``protect``)."""
+    """Write ``checkpoint`` atomically into ``folder``, then delete all but the newest ``keep`` (never
+    ``protect``)."""
     from lamina.layers.files.model_file import write_records
 
     folder = Path(folder)

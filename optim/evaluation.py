@@ -27,7 +27,8 @@ def n_outputs(model, x: np.ndarray, transform) -> int:
 
 
 def evaluate(model, loss, x, y, batch_size: int = 1000, *, transform=None, threads=DEFAULT_THREADS) -> dict:
-    """{"loss": mean loss over the samples, "accuracy": where the targets decide one} of ``model`` on (x, y), in batches."""
+    """{"loss": mean loss over the samples, "accuracy": where the targets decide one} of ``model`` on (x, y),
+    in batches."""
     positive_int("batch_size", batch_size, who="evaluate")
     check_layer(model, "evaluate: the model")
     x = check_inputs(x)
@@ -36,7 +37,8 @@ def evaluate(model, loss, x, y, batch_size: int = 1000, *, transform=None, threa
 
 
 def scores(model, loss, x, y, batch_size, transform, threads) -> dict:
-    """{"loss": ..., "accuracy": ...} of ``model`` on checked (x, y), in batches of ``batch_size`` under ``threads``."""
+    """{"loss": ..., "accuracy": ...} of ``model`` on checked (x, y), in batches of ``batch_size`` under
+    ``threads``."""
     total, correct, seen = 0.0, 0, 0
     forward, dtype, accuracy = forward_of(model), model_dtype(model), accuracy_rule(loss, y)
     with threads as blas:

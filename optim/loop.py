@@ -21,7 +21,8 @@ def hooks_of(objects) -> dict:
 
 
 def take(x, y, rows: np.ndarray, transform, dtype):
-    """The batch of ``rows``: (xb, yb), xb converted by ``transform`` and cast to the model's ``dtype`` (one cast)."""
+    """The batch of ``rows``: (xb, yb), xb converted by ``transform`` and cast to the model's ``dtype`` (one
+    cast)."""
     xb, yb = x[rows], y[rows]
     if transform is not None:
         xb = transform(xb)
@@ -31,8 +32,8 @@ def take(x, y, rows: np.ndarray, transform, dtype):
 
 
 def check_parameters(run: Run) -> None:
-    """NonFiniteLossError when the last update made a parameter or buffer NaN or inf (never validate, checkpoint or
-    return a broken model)."""
+    """NonFiniteLossError when the last update made a parameter or buffer NaN or inf (never validate,
+    checkpoint or return a broken model)."""
     model, _ = run.live()
     bad = first_nonfinite(model)
     if bad is not None:
@@ -43,9 +44,9 @@ def check_parameters(run: Run) -> None:
 
 @attrs.frozen
 class Loop:
-    """The epoch loop over (x, y): ``steps`` batches an epoch (None: every sample once, the last batch maybe short;
-    an int: full batches, the shuffled order carried on across epochs), each one ``step``; ``hooks`` from
-    ``hooks_of(pieces + callbacks)``."""
+    """The epoch loop over (x, y): ``steps`` batches an epoch (None: every sample once, the last batch maybe
+    short; an int: full batches, the shuffled order carried on across epochs), each one ``step``; ``hooks``
+    from ``hooks_of(pieces + callbacks)``."""
 
     x: np.ndarray
     y: np.ndarray

@@ -1,9 +1,10 @@
-"""The pieces of fit's loop that are not a user's business: validation, the history, checkpoints, Ctrl-C and SIGTERM.
+"""The pieces of fit's loop that are not a user's business: validation, the history, checkpoints, Ctrl-C and
+SIGTERM.
 
-Each is a callback (optim/callbacks.py says what a callback is). On every hook the pieces run in
-this order: Validation, History, the progress bar and epoch line (ProgressBar), the divergence
-watch (DivergenceWatch), keep_best and early stopping (BestModel); then the user's callbacks in the order given;
-then Checkpoints, then Interrupts (a Ctrl-C acts once the checkpoint of that boundary is written).
+Each is a callback (optim/callbacks.py says what a callback is). On every hook the pieces run in this order:
+Validation, History, the progress bar and epoch line (ProgressBar), the divergence watch (DivergenceWatch),
+keep_best and early stopping (BestModel); then the user's callbacks in the order given; then Checkpoints, then
+Interrupts (a Ctrl-C acts once the checkpoint of that boundary is written).
 """
 
 from __future__ import annotations
@@ -45,8 +46,8 @@ class Validation:
 
 @attrs.define
 class History:
-    """After each epoch: the means of its batches (loss, accuracy), its seconds, learning rate and BLAS threads;
-    then the running sums start over."""
+    """After each epoch: the means of its batches (loss, accuracy), its seconds, learning rate and BLAS
+    threads; then the running sums start over."""
 
     optimizer: object
     blas: object                # the loop's BlasThreads

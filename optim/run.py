@@ -1,4 +1,5 @@
-"""``optim.Run``: the state of fit's epoch loop, declared in one record; what callbacks see and checkpoints store."""
+"""``optim.Run``: the state of fit's epoch loop, declared in one record; what callbacks see and checkpoints
+store."""
 
 from __future__ import annotations
 
@@ -50,16 +51,17 @@ class Running:
 
 @attrs.define
 class Order:
-    """Where the shuffled order stands: the permutation in use is ``rng.permutation(n)`` drawn from the Generator
-    state ``rng_state``, and its first ``offset`` rows are used (a new one is drawn when it is used up, or when
-    ``offset`` is None: none in use)."""
+    """Where the shuffled order stands: the permutation in use is ``rng.permutation(n)`` drawn from the
+    Generator state ``rng_state``, and its first ``offset`` rows are used (a new one is drawn when it is used
+    up, or when ``offset`` is None: none in use)."""
 
     rng_state: dict | None = None
     offset: int | None = None
     _permutation: np.ndarray | None = attrs.field(default=None, alias="permutation", repr=False)
 
     def rows(self, rng: np.random.Generator, n: int, size: int, full: bool) -> np.ndarray:
-        """The next ``size`` rows of the order (n,) -> (size,) int: fewer at a permutation's end unless ``full``."""
+        """The next ``size`` rows of the order (n,) -> (size,) int: fewer at a permutation's end unless
+        ``full``."""
         parts, wanted = [], size
         while wanted:
             if self._permutation is None or self.offset is None or self.offset >= n:
@@ -72,7 +74,8 @@ class Order:
 
     def _draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
         """A new permutation from ``rng`` (advancing it), or the one in use replayed after a resume."""
-        if self.rng_state is not None and self._permutation is None and self.offset is not None and self.offset < n:
+        in_use = self.offset is not None and self.offset < n
+        if self.rng_state is not None and self._permutation is None and in_use:
             replay = np.random.Generator(type(rng.bit_generator)())
             replay.bit_generator.state = self.rng_state
             return replay.permutation(n)
@@ -135,8 +138,8 @@ class Run:
         return frozen_copy(self._grads)
 
     def live(self):
-        """(model, optimizer state) as the loop trains them: not copies (they change with the next step), for the
-        loop's own pieces; callbacks use ``model()``."""
+        """(model, optimizer state) as the loop trains them: not copies (they change with the next step), for
+        the loop's own pieces; callbacks use ``model()``."""
         return self._model, self._state
 
     def optimizer_state(self):
@@ -156,7 +159,7 @@ class Run:
         return cls(epochs, batches, checkpoint.history, model, state, done=checkpoint.epoch,
                    position=checkpoint.position, order=Order(checkpoint.epoch_rng_state, checkpoint.offset),
                    running=Running(**checkpoint.running), resumed_from=checkpoint.path,
-                   stop=bool(checkpoint.history.get("stopped_early")))  # (a run that stopped early stays stopped)
+                   stop=bool(checkpoint.history.get("stopped_early")))  # (stopped early: stays stopped)
 
     def stepped(self, model, state, grads, value: float, prediction) -> None:
         """One batch trained: its results, and the loop one batch further."""

@@ -39,8 +39,8 @@ class StopRequests:
         self.restore()
 
     def act(self, interrupted: Exception):
-        """Restore the handlers, then end as the signal would have: raise ``interrupted`` (a KeyboardInterrupt) for
-        SIGINT, SIGTERM's default action for SIGTERM."""
+        """Restore the handlers, then end as the signal would have: raise ``interrupted`` (a
+        KeyboardInterrupt) for SIGINT, SIGTERM's default action for SIGTERM."""
         signum, self.requested = self.requested, None
         self.restore()
         if signum == signal.SIGINT:

@@ -1,4 +1,5 @@
-"""The training step: forward, loss, backward, the non-finite guard, update; and fit's twin of it on arrays it owns."""
+"""The training step: forward, loss, backward, the non-finite guard, update; and fit's twin of it on arrays it
+owns."""
 
 from __future__ import annotations
 
@@ -27,8 +28,8 @@ def first_nonfinite(record) -> str | None:
 
 
 def all_finite(arrays) -> bool:
-    """Whether every array holds only finite values: one BLAS dot per array (``vdot(a, a)`` is finite unless ``a``
-    holds NaN or inf, or the sum of squares overflows, which an exact scan then settles)."""
+    """Whether every array holds only finite values: one BLAS dot per array (``vdot(a, a)`` is finite unless
+    ``a`` holds NaN or inf, or the sum of squares overflows, which an exact scan then settles)."""
     return all(math.isfinite(np.vdot(a, a)) or np.isfinite(a).all() for a in arrays)
 
 
@@ -56,9 +57,9 @@ def gradients(forward, model, loss, xb, yb, mode: Mode):
 
 
 def checked_gradients(model, loss, xb, yb, mode: Mode, where=(None, None, None), with_buffers: bool = True):
-    """``gradients`` of one batch, refused with NonFiniteLossError when the loss, a gradient or a new buffer value is
-    NaN or inf (before anything is updated: the one guard of train_step and fit). ``where``: (epoch, batch,
-    checkpoint) for the message; ``with_buffers=False``: the model has none (no need to look)."""
+    """``gradients`` of one batch, refused with NonFiniteLossError when the loss, a gradient or a new buffer
+    value is NaN or inf (before anything is updated: the one guard of train_step and fit). ``where``: (epoch,
+    batch, checkpoint) for the message; ``with_buffers=False``: the model has none (no need to look)."""
     pred, value, grads = gradients(forward_of(model), model, loss, xb, yb, mode)
     if not math.isfinite(value):
         raise diverged(*where[:2], value, model, pred, grads, xb, mode, where[2])
@@ -68,7 +69,8 @@ def checked_gradients(model, loss, xb, yb, mode: Mode, where=(None, None, None),
 
 
 def first_nonfinite_output(model, xb, mode: Mode) -> str | None:
-    """The path of the first layer whose output is NaN or inf, found by running the forward again with an observer."""
+    """The path of the first layer whose output is NaN or inf, found by running the forward again with an
+    observer."""
     found = []
 
     def observe(path, layer, y):
@@ -111,8 +113,8 @@ def train_step(model, loss, optimizer, state, xb, yb, mode: Mode):
 
 @attrs.define
 class OwnedStep:
-    """``train_step``'s twin in fit: the same maths and guard on the records the loop owns, which ``update`` (the
-    optimizer's in-place update) changes in place; the batch comes checked and cast by the loop."""
+    """``train_step``'s twin in fit: the same maths and guard on the records the loop owns, which ``update``
+    (the optimizer's in-place update) changes in place; the batch comes checked and cast by the loop."""
 
     loss: object
     update: object          # (model, grads, state) -> (model, state)
@@ -135,7 +137,8 @@ def owned_copy(value):
 
 
 def in_place(optimizer, reuse_gradients: bool):
-    """The optimizer's update for records the loop owns (bit for bit its pure update); a user's own optimizer: its update.
+    """The optimizer's update for records the loop owns (bit for bit its pure update); a user's own optimizer:
+    its update.
 
     ``reuse_gradients``: no callback can ask for the gradients after the update, so the update may
     work in their buffers.

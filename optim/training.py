@@ -27,31 +27,35 @@ from lamina.optim.step import OwnedStep, in_place, owned_copy
 from lamina.optim.threads import BlasThreads
 
 
-def _settings(model, loss, optimizer, x, batch_size, transform) -> dict:
+def _settings(model, loss, optimizer, x, batch_size, transform, steps_per_epoch) -> dict:
     """What a resumed run must share with the run that wrote the checkpoint."""
     return {"model": _stable_repr(model), "loss": _stable_repr(loss), "optimizer": _stable_repr(optimizer),
             "batch_size": batch_size, "data": [int(d) for d in x.shape],
-            "transform": _stable_repr(transform)}
+            "transform": _stable_repr(transform), "steps_per_epoch": steps_per_epoch}
 
 
 def _stable_repr(value) -> str:
-    """repr without memory addresses (``<function f at 0x7f...>`` -> ``<function f>``), the same in every process."""
+    """repr without memory addresses (``<function f at 0x7f...>`` -> ``<function f>``), the same in every
+    process."""
     return re.sub(r" at 0x[0-9a-fA-F]+", "", repr(value))
 
 
 LARGE_INPUT = 64.0
-"""Inputs beyond this (in absolute value) are far outside what an initialisation for inputs of size ~1 expects."""
+"""Inputs beyond this (in absolute value) are far outside what an initialisation for inputs of size ~1
+expects."""
 
 
 def _warn_if_unscaled(x: np.ndarray, name: str = "x") -> None:
-    """A TrainingWarning when a sample of the rows of ``x`` holds values far beyond size ~1 (with a transform, the
-    batches are the transform's business: not checked)."""
+    """A TrainingWarning when a sample of the rows of ``x`` holds values far beyond size ~1 (with a transform,
+    the batches are the transform's business: not checked)."""
     sample = x[::max(1, len(x) // 2048)]
     peak = float(np.abs(np.asarray(sample, dtype=np.float64)).max())
     if peak > LARGE_INPUT:
-        warnings.warn(f"fit: {name} holds values up to {peak:g}, far outside the range the model's initialisation "
-                      f"expects (about -1 to 1): scale the inputs first, e.g. x / 255 for 0-255 pixels, or "
-                      f"fit(..., transform=data.Rescale(np.float32, 1/255)) for uint8 images", TrainingWarning,
+        warnings.warn(f"fit: {name} holds values up to {peak:g}, far outside the range the model's "
+                      f"initialisation expects (about -1 to 1): scale the inputs first, e.g. x / 255 for "
+                      f"0-255 pixels, or "
+                      f"fit(..., transform=data.Rescale(np.float32, 1/255)) for uint8 images",
+                      TrainingWarning,
                       stacklevel=4)
 
 
@@ -98,8 +102,9 @@ def _checked_data(model, loss, x, y, validation, transform):
     y = check_targets(y, len(x), outputs, loss)
     if validation is not None:
         if not (isinstance(validation, (tuple, list)) and len(validation) == 2):
+            length = f" of length {len(validation)}" if isinstance(validation, (tuple, list)) else ""
             raise TypeError(f"fit: validation must be a pair (x_val, y_val), got {type(validation).__name__}"
-                            f"{f' of length {len(validation)}' if isinstance(validation, (tuple, list)) else ''}")
+                            f"{length}")
         x_val = check_inputs(validation[0], "validation x")
         if x_val.shape[1:] != x.shape[1:]:
             raise ShapeError("fit", f"validation samples shaped like x's {x.shape[1:]}", str(x_val.shape),
@@ -129,7 +134,8 @@ def _checkpoint_folder(checkpoint, resume) -> Path | None:
 
 
 def _resumed(resume, model, rng, settings: dict, best, callbacks, *, epochs: int, batches: int) -> Run:
-    """The run where the checkpoint ``resume`` left it; the Generator, the best model and the callbacks' states too."""
+    """The run where the checkpoint ``resume`` left it; the Generator, the best model and the callbacks'
+    states too."""
     ckpt = load_checkpoint(resume)
     ckpt.check_matches(settings, rng)
     check_same_structure(model, ckpt.model, names=("model given to fit", "checkpoint's model"))
@@ -148,7 +154,8 @@ def _resumed(resume, model, rng, settings: dict, best, callbacks, *, epochs: int
 def fit(model, loss, optimizer, x, y, *, epochs: int, batch_size: int, rng: np.random.Generator,
         validation=None, progress: bool = True, checkpoint=None, resume=None, callbacks=(),
         checkpoint_every: int | None = None, keep: int = 3, keep_best: bool = False,
-        patience: int | None = None, threads=DEFAULT_THREADS, transform=None, steps_per_epoch: int | None = None):
+        patience: int | None = None, threads=DEFAULT_THREADS, transform=None,
+        steps_per_epoch: int | None = None):
     """Train ``model`` on (x, y) for ``epochs`` epochs (the total, also on resume) -> (model, history).
 
     One shuffle per epoch from ``rng``, one training step per batch of ``batch_size``;
@@ -165,12 +172,13 @@ def fit(model, loss, optimizer, x, y, *, epochs: int, batch_size: int, rng: np.r
     ran most of each epoch's batches. ``transform`` converts each batch (e.g. ``data.Rescale()`` for uint8
     images).
     """
-    _check_settings(rng, validation, keep_best=keep_best, patience=patience, epochs=epochs, batch_size=batch_size,
-                    keep=keep, checkpoint_every=checkpoint_every, steps_per_epoch=steps_per_epoch)
+    _check_settings(rng, validation, keep_best=keep_best, patience=patience, epochs=epochs,
+                    batch_size=batch_size, keep=keep, checkpoint_every=checkpoint_every,
+                    steps_per_epoch=steps_per_epoch)
     check_layer(model, "fit: the model")
     callbacks = _checked_callbacks(callbacks)
     x, y, validation = _checked_data(model, loss, x, y, validation, transform)
-    settings = {**_settings(model, loss, optimizer, x, batch_size, transform), "steps_per_epoch": steps_per_epoch}
+    settings = _settings(model, loss, optimizer, x, batch_size, transform, steps_per_epoch)
     folder = _checkpoint_folder(checkpoint, resume)
     batches, accuracy = steps_per_epoch or -(-len(x) // batch_size), accuracy_rule(loss, y)
     best = BestModel(keep_best, patience) if keep_best or patience else None
@@ -184,8 +192,8 @@ def fit(model, loss, optimizer, x, y, *, epochs: int, batch_size: int, rng: np.r
         bar = ProgressBar() if progress else None
         checking = validation and Validation(loss, *validation, transform)
         writing = folder and Checkpoints(folder, keep, checkpoint_every, rng, settings, callbacks, best)
-        pieces = [checking, History(optimizer, blas), bar, DivergenceWatch(optimizer), best, *callbacks, writing,
-                  Interrupts(requests, close=(bar,) if bar else ())]
+        pieces = [checking, History(optimizer, blas), bar, DivergenceWatch(optimizer), best, *callbacks,
+                  writing, Interrupts(requests, close=(bar,) if bar else ())]
         step = OwnedStep(loss, in_place(optimizer, reuse_gradients=not callbacks), blas)
         Loop(x, y, batch_size, rng, step, hooks_of([p for p in pieces if p]), accuracy, steps_per_epoch,
              transform, model_dtype(model), keep_grads=bool(callbacks))(run)

@@ -10,7 +10,7 @@ from comparisons import same_bits, without_seconds
 
 from lamina import layers, losses, optim
 
-N, BATCH, STEPS = 22, 4, 3          # 5.5 batches a permutation: batches cross from one permutation into the next
+N, BATCH, STEPS = 22, 4, 3          # 5.5 batches a permutation: batches cross into the next one
 x = np.random.default_rng(0).normal(size=(N, 5)).astype(np.float32)
 labels = np.random.default_rng(1).integers(0, 3, size=N)
 
@@ -38,8 +38,8 @@ def test_epochs_of_k_full_batches_from_a_stream_of_permutations_equal_a_loop_of_
             if len(stream) < BATCH:             # drawn when the one in use is used up, as fit draws it
                 stream = np.concatenate([stream, rng.permutation(N)])
             rows, stream = stream[:BATCH], stream[BATCH:]
-            model, state, value, pred = optim.train_step(model, losses.SoftmaxCrossEntropy(), opt, state, x[rows],
-                                                         labels[rows], mode)
+            model, state, value, pred = optim.train_step(model, losses.SoftmaxCrossEntropy(), opt, state,
+                                                         x[rows], labels[rows], mode)
             values.append(value)
         total = 0.0
         for value in values:
@@ -82,12 +82,12 @@ def test_resuming_with_another_steps_per_epoch_is_refused(tmp_path):
     fit(np.random.default_rng(0), epochs=1, checkpoint=tmp_path)
     with pytest.raises(ValueError, match=r"\n  steps_per_epoch: checkpoint has 3, this run has 4"):
         optim.fit(model_(), losses.SoftmaxCrossEntropy(), optim.SGD(0.05, momentum=0.9), x, labels, epochs=2,
-                  batch_size=BATCH, rng=np.random.default_rng(0), progress=False, threads=1, steps_per_epoch=4,
-                  resume=tmp_path)
+                  batch_size=BATCH, rng=np.random.default_rng(0), progress=False, threads=1,
+                  steps_per_epoch=4, resume=tmp_path)
 
 
 @pytest.mark.parametrize("bad", [0, -1, 2.5, True])
 def test_steps_per_epoch_must_be_a_positive_int(bad):
     with pytest.raises(ValueError, match=f"steps_per_epoch must be a positive int, got {bad!r}"):
-        optim.fit(model_(), losses.SoftmaxCrossEntropy(), optim.SGD(0.1), x, labels, epochs=1, batch_size=BATCH,
-                  rng=np.random.default_rng(0), progress=False, steps_per_epoch=bad)
+        optim.fit(model_(), losses.SoftmaxCrossEntropy(), optim.SGD(0.1), x, labels, epochs=1,
+                  batch_size=BATCH, rng=np.random.default_rng(0), progress=False, steps_per_epoch=bad)
