@@ -6,13 +6,13 @@ from __future__ import annotations
 import contextlib
 
 import numpy as np
+from lamina.estimators import settings
+from lamina.estimators.training import held_out, train
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted, validate_data
 from threadpoolctl import threadpool_limits
 
 from lamina import layers
-from lamina.estimators import settings
-from lamina.estimators.training import held_out, train
 
 
 class NetEstimator(BaseEstimator):

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import attrs
 import numpy as np
-
-from lamina import data
 from lamina.optim.callbacks import BestModel
 from lamina.optim.loop import Loop, hooks_of
 from lamina.optim.metrics import accuracy_rule
@@ -14,6 +12,8 @@ from lamina.optim.pieces import History, Validation
 from lamina.optim.run import Run
 from lamina.optim.step import OwnedStep, in_place, owned_copy
 from lamina.optim.threads import BlasThreads
+
+from lamina import data
 
 LINE_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy", "seconds")
 

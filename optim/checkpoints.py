@@ -6,7 +6,6 @@ from pathlib import Path
 
 import attrs
 import numpy as np
-
 from lamina.layers.errors import ModelFileError
 from lamina.layers.records.registry import register
 from lamina.optim.chain import ChainState

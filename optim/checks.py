@@ -4,10 +4,10 @@ batch)."""
 from __future__ import annotations
 
 import numpy as np
-
-from lamina import losses
 from lamina.data.checks import check_inputs, first_nonfinite_row  # noqa: F401 (re-exported)
 from lamina.losses.targets import check_labels
+
+from lamina import losses
 
 
 def _is_binary_loss(loss) -> bool:

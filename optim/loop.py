@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 
 import attrs
 import numpy as np
-
 from lamina.layers.mode import Mode
 from lamina.layers.records.tree import named_buffers
 from lamina.optim.callbacks import HOOKS
 from lamina.optim.errors import NonFiniteLossError, TrainingInterrupted
 from lamina.optim.run import Run
 from lamina.optim.step import first_nonfinite
+
 
 def hooks_of(objects) -> dict:
     """{hook: [the objects' bound methods of that name, in order]} for each of HOOKS."""
@@ -70,9 +71,9 @@ class Loop:
                 run.history["stopped_early"] = True
             self._call("on_train_end", run)
         except BaseException as error:
-            if not isinstance(error, TrainingInterrupted):
-                error.model, error.history = run.live()[0], run.history
-                error.checkpoint = run.checkpoint
+            if not isinstance(error, TrainingInterrupted):   # (which carries them already)
+                with contextlib.suppress(AttributeError):    # (an exception class with __slots__)
+                    error.model, error.history, error.checkpoint = run.live()[0], run.history, run.checkpoint
             raise
         return run
 

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import attrs
 import numpy as np
-
 from lamina.optim.callbacks import learning_rate_of
 from lamina.optim.checkpoints import Checkpoint, save_checkpoint
 from lamina.optim.errors import NonFiniteLossError, TrainingInterrupted

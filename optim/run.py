@@ -4,16 +4,12 @@ store."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import attrs
 import numpy as np
-
 from lamina.layers.records.tree import map_arrays
-
-SAVED = "lamina.saved"
-"""Metadata key of the fields a checkpoint stores, naming the key it stores them under."""
 
 
 def frozen_copy(record):
@@ -83,10 +79,6 @@ class Order:
         return rng.permutation(n)
 
 
-def _saved(key: str):
-    return {SAVED: key}
-
-
 @attrs.define(eq=False)
 class Run:
     """A training run as ``fit``'s loop keeps it, callbacks see it and checkpoints store it.
@@ -108,7 +100,7 @@ class Run:
 
     epochs: int
     batches: int
-    history: dict = attrs.field(metadata=_saved("history"))
+    history: dict
     _model: object = attrs.field(alias="model", repr=False)
     _state: object = attrs.field(alias="state", repr=False)
     epoch: int = 0
@@ -117,10 +109,10 @@ class Run:
     prediction: np.ndarray | None = attrs.field(default=None, repr=False)
     stop: bool = False
     observe: Callable | None = None
-    done: int = attrs.field(default=0, metadata=_saved("epoch"))
-    position: int = attrs.field(default=0, metadata=_saved("position"))
+    done: int = 0
+    position: int = 0
     order: Order = attrs.field(factory=Order)
-    running: Running = attrs.field(factory=Running, metadata=_saved("running"))
+    running: Running = attrs.field(factory=Running)
     signal: int | None = None
     started: float = 0.0
     checkpoint: Path | None = None
@@ -147,11 +139,10 @@ class Run:
         return frozen_copy(self._state)
 
     def saved(self) -> dict:
-        """The loop's state as a checkpoint stores it (JSON but the Generator state): {key: value}."""
-        fields = {f.metadata[SAVED]: getattr(self, f.name) for f in attrs.fields(Run) if SAVED in f.metadata}
-        fields["running"] = attrs.asdict(self.running)
-        fields["epoch_rng_state"], fields["offset"] = self.order.rng_state, self.order.offset
-        return fields
+        """Where the loop stands, as a checkpoint stores it (JSON but the Generator state): {key: value}."""
+        return {"epoch": self.done, "position": self.position, "history": self.history,
+                "running": attrs.asdict(self.running), "epoch_rng_state": self.order.rng_state,
+                "offset": self.order.offset}
 
     @classmethod
     def resumed(cls, checkpoint, model, state, *, epochs: int, batches: int) -> Run:

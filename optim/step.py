@@ -8,7 +8,6 @@ import math
 
 import attrs
 import numpy as np
-
 from lamina.layers.layer import check_layer, entry, forward_of
 from lamina.layers.mode import Mode
 from lamina.layers.records.parameter import owning

@@ -8,7 +8,6 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-
 from lamina.layers.errors import ShapeError
 from lamina.layers.layer import check_layer, model_dtype
 from lamina.layers.records.tree import check_same_structure

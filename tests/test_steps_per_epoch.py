@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from comparisons import same_bits, without_seconds
 
 from lamina import layers, losses, optim
@@ -38,8 +37,8 @@ def test_epochs_of_k_full_batches_from_a_stream_of_permutations_equal_a_loop_of_
             if len(stream) < BATCH:             # drawn when the one in use is used up, as fit draws it
                 stream = np.concatenate([stream, rng.permutation(N)])
             rows, stream = stream[:BATCH], stream[BATCH:]
-            model, state, value, pred = optim.train_step(model, losses.SoftmaxCrossEntropy(), opt, state,
-                                                         x[rows], labels[rows], mode)
+            model, state, value, _ = optim.train_step(model, losses.SoftmaxCrossEntropy(), opt, state,
+                                                      x[rows], labels[rows], mode)
             values.append(value)
         total = 0.0
         for value in values:
