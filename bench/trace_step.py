@@ -68,7 +68,7 @@ class Tracer:
         if event == "call":
             self.calls += 1
             name = frame.f_code.co_filename
-            if name.startswith(self.root):
+            if name.startswith(self.root) and name != __file__:   # (the tracer's own callback left out)
                 self.files.add(os.path.relpath(name, self.root))
 
     def on_batch_end(self, run):
