@@ -62,7 +62,8 @@ def interleaved(fns, rounds):
     return [(statistics.median(w), min(w), statistics.median(c)) for w, c in zip(walls, cpus)]
 
 
-STEP_MODULES = ("lamina.optim.training", "lamina.optim.sgd", "lamina.layers.sequence", "lamina.layers.dense",
+STEP_MODULES = ("lamina.optim.loop", "lamina.optim.step", "lamina.optim.run", "lamina.optim.sgd",
+                "lamina.layers.sequence", "lamina.layers.dense",
                 "lamina.layers.activations", "lamina.layers.records.tree", "lamina.layers.records.parameter",
                 "lamina.losses.cross_entropy", "lamina.losses.targets")
 
@@ -94,13 +95,14 @@ def line_profile(workload, x, y, threads, share=0.01):
         return "line_profiler is not installed (pip install line_profiler): no per-line profile"
     import importlib
     import re
-    from lamina.optim import training
+    from lamina.optim import loop
     lp = LineProfiler()
-    lp.add_function(training.fit)
+    lp.add_function(loop.Loop.batch)   # fit's loop: the lines run once per batch
     lp.runcall(run_lamina, workload, x, y, threads)
     out = io.StringIO()
     lp.print_stats(stream=out, output_unit=1e-6, stripzeros=True)
-    first = ("### fit alone (only fit's own lines instrumented; lines run once per batch, and one-off lines "
+    first = ("### fit's loop alone (only Loop.batch instrumented; lines run once per batch, and one-off "
+             "lines "
              ">= 0.5%)\n\n" + _fit_loop_lines(out.getvalue()))
 
     lp = LineProfiler()
@@ -116,7 +118,7 @@ def line_profile(workload, x, y, threads, share=0.01):
     timed = []
     for block in blocks:
         m = re.match(r"Total time: ([0-9.e+-]+) s", block)
-        if m and "Function: fit at" not in block:
+        if m and "Function: batch at" not in block:
             timed.append((float(m.group(1)), block))
     top = max((t for t, _ in timed), default=0)
     kept = [b for t, b in sorted(timed, key=lambda tb: -tb[0]) if t >= share * top]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from lamina.layers.records.tree import named_buffers, named_parameters
@@ -37,3 +39,9 @@ def first_nonfinite(record) -> str | None:
         if not np.isfinite(array).all():
             return path
     return None
+
+
+def all_finite(arrays) -> bool:
+    """Whether every array holds only finite values: one BLAS dot per array (``vdot(a, a)`` is finite unless
+    ``a`` holds NaN or inf, or the sum of squares overflows, which an exact scan then settles)."""
+    return all(math.isfinite(np.vdot(a, a)) or np.isfinite(a).all() for a in arrays)
