@@ -52,9 +52,10 @@ class Dense(Layer):
         return f"Dense({self.n_in} -> {self.n_out}, {self.weight.dtype})"
 
     def output_shape(self, input_shape):
-        """(..., n_in) -> (..., n_out); another width on the last axis is a ShapeError."""
+        """(..., n_in) -> (..., n_out); another width on the last axis is a ShapeError. An unknown input (None) is
+        taken as flat features, as in an MLP: (n_out,)."""
         if input_shape is None:
-            return None
+            return (self.n_out,)
         if len(input_shape) == 0 or input_shape[-1] not in (None, self.n_in):
             self._refuse(tuple(input_shape), flat=len(input_shape) == 1)
         return (*input_shape[:-1], self.n_out)
