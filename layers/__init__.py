@@ -4,6 +4,7 @@ from lamina.layers.activations import GELU, Identity, LeakyReLU, ReLU, Sigmoid, 
 from lamina.layers.batch_norm import BatchNorm
 from lamina.layers.concat import Concat
 from lamina.layers.combinator import Combinator
+from lamina.layers.conv1d import Conv1D
 from lamina.layers.conv2d import Conv2D
 from lamina.layers.dense import Dense
 from lamina.layers.dropout import Dropout
@@ -24,6 +25,7 @@ from lamina.layers.mode import EVAL, TRAIN, Mode
 from lamina.layers.multilayer import mlp
 from lamina.layers.records.parameter import buffer, param
 from lamina.layers.pooling import AvgPool2D, GlobalAvgPool2D, MaxPool2D
+from lamina.layers.pooling1d import AvgPool1D, GlobalAvgPool1D, GlobalMaxPool1D, MaxPool1D
 from lamina.layers.positional_embedding import PositionalEmbedding
 from lamina.layers.records.registry import register
 from lamina.layers.reshape import Flatten, Reshape
@@ -45,6 +47,7 @@ __all__ = [
     "Dropout", "BatchNorm", "LayerNorm",
     "Conv2D", "MaxPool2D", "AvgPool2D", "GlobalAvgPool2D", "Flatten", "Reshape",
     "Embedding", "PositionalEmbedding", "LastStep", "takes_ids",
+    "Conv1D", "MaxPool1D", "AvgPool1D", "GlobalAvgPool1D", "GlobalMaxPool1D",
     "Sequence", "Residual", "Concat", "Combinator", "mlp",
     "ShapeError", "LayerError", "ModelFileError", "StructureError",
     "parameters", "named_parameters", "map_parameters", "buffers", "named_buffers", "map_buffers",
