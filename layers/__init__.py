@@ -11,6 +11,7 @@ from lamina.layers.dropout import Dropout
 from lamina.layers.embedding import Embedding
 from lamina.layers.errors import LayerError, ModelFileError, ShapeError, StructureError
 from lamina.layers.files.model_file import load, load_extra, save
+from lamina.layers.generation import generate
 from lamina.layers.gradient_check import (
     GradientCheckError,
     check_gradients,
@@ -54,5 +55,5 @@ __all__ = [
     "update_buffers",
     "check_gradients", "check_loss_gradient", "gradient_errors", "loss_gradient_error",
     "GradientCheckError",
-    "save", "load", "load_extra", "register",
+    "save", "load", "load_extra", "register", "generate",
 ]
