@@ -84,7 +84,11 @@ class Embedding(Layer):
             raise ShapeError(f"{self!r}.backward", f"an output gradient of shape {(*ids.shape, self.dim)}",
                              f"one of shape {dy.shape}")
         d_weight = np.zeros(self.weight.shape, dy.dtype)
-        np.add.at(d_weight, ids.reshape(-1), dy.reshape(-1, self.dim))
+        flat = ids.reshape(-1)
+        order = np.argsort(flat, kind="stable")   # each id's rows of dy side by side, summed in one reduceat
+        ordered = flat[order]
+        starts = np.flatnonzero(np.concatenate([[True], ordered[1:] != ordered[:-1]]))
+        d_weight[ordered[starts]] = np.add.reduceat(dy.reshape(-1, self.dim)[order], starts, axis=0)
         if self.padding_idx is not None:
             d_weight[self.padding_idx] = 0
         return None, attrs.evolve(self, weight=d_weight)

@@ -9,7 +9,6 @@ import pytest
 from lamina import layers
 
 
-@layers.register
 @attrs.frozen
 class NextOf(layers.Layer):
     """A fixed language model over 5 ids: at each position the logit of j is -3 ((j - id - 1) % 5), so (id + 1) % 5
