@@ -79,3 +79,26 @@ def test_gradients(gradient_record, n, t, c, size, stride, which, seed):
             layers.GlobalMaxPool1D()][which]
     x = np.random.default_rng(seed).standard_normal((n, max(t, size), c))   # no ties: max pooling is smooth there
     check_both_modes(pool, x, gradient_record, repr(pool))
+
+
+def test_a_text_cnn_builds_summarises_trains_and_is_saved(tmp_path):
+    """Embedding -> Conv1D -> MaxPool1D -> Conv1D -> GlobalMaxPool1D -> Dense: a sequence classifier end to end."""
+    from lamina import losses, optim
+    rng = np.random.default_rng(0)
+    model = layers.Sequence([layers.Embedding.init(rng, 20, 8), layers.Conv1D.init(rng, 8, 16, 3, padding="same"),
+                             layers.ReLU(), layers.MaxPool1D(2), layers.Conv1D.init(rng, 16, 16, 3, padding="causal"),
+                             layers.GlobalMaxPool1D(), layers.Dense.init(rng, 16, 2)])
+    rows = model.summary((12,)).splitlines()
+    assert "(n, 12, 16)" in rows[2] and "(n, 6, 16)" in rows[4] and "(n, 16)" in rows[6] and "(n, 2)" in rows[7]
+    x = rng.integers(0, 20, (64, 12))
+    y = (x == 7).any(axis=1).astype(np.int64)   # does token 7 occur?
+    trained, history = optim.fit(model, losses.SoftmaxCrossEntropy(), optim.Adam(0.01), x, y, epochs=8,
+                                 batch_size=16, rng=rng, progress=False)
+    assert history["accuracy"][-1] > 0.8
+    layers.save(tmp_path / "cnn.npz", trained)
+    loaded = layers.load(tmp_path / "cnn.npz")
+    assert loaded == trained
+    np.testing.assert_array_equal(loaded(x), trained(x))
+    for pool in (layers.MaxPool1D(3, 1), layers.AvgPool1D(2), layers.GlobalAvgPool1D(), layers.LastStep()):
+        layers.save(tmp_path / "pool.npz", pool)
+        assert layers.load(tmp_path / "pool.npz") == pool
