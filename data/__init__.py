@@ -1,5 +1,5 @@
-"""lamina.data: the IDX reader, MNIST (shipped) and Fashion-MNIST loaders, batching, Tiny Shakespeare (shipped),
-text vocabularies and next-token windows."""
+"""lamina.data: the IDX reader, MNIST (shipped) and Fashion-MNIST loaders, batching, Tiny Shakespeare
+(shipped), text vocabularies and next-token windows."""
 
 from lamina.data.batching import Rescale, batches, one_hot, split
 from lamina.data.errors import ChecksumError, DatasetNotFoundError, IDXError

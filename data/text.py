@@ -1,4 +1,4 @@
-"""Text data: the Tiny Shakespeare corpus (shipped), a Vocabulary of symbols, and next-token windows over ids."""
+"""Text data: the Tiny Shakespeare corpus (shipped) and next-token windows over ids."""
 
 from __future__ import annotations
 
@@ -21,17 +21,17 @@ def tiny_shakespeare() -> str:
         raw = gzip.decompress(compressed.read())
     digest = hashlib.sha256(raw).hexdigest()
     if digest != TINY_SHAKESPEARE_SHA256:
-        raise ChecksumError(str(file), TINY_SHAKESPEARE_SHA256, digest, "the shipped copy of Tiny Shakespeare is "
-                                                                      "damaged; reinstall lamina")
+        raise ChecksumError(str(file), TINY_SHAKESPEARE_SHA256, digest,
+                            "the shipped copy of Tiny Shakespeare is damaged; reinstall lamina")
     return raw.decode("utf-8")
 
 
 def windows(ids, length: int) -> tuple[np.ndarray, np.ndarray]:
-    """(x, y) with x[i] = ids[i:i+length] and y[i] = ids[i+1:i+length+1]: read-only views (n - length, length) of the
-    1-D ``ids``, no copy whatever its size."""
+    """(x, y) with x[i] = ids[i:i+length] and y[i] = ids[i+1:i+length+1]: read-only views (n - length, length)
+    of the 1-D ``ids``, no copy whatever its size."""
     ids = np.asarray(ids)
     if ids.ndim != 1:
-        raise ValueError(f"windows: ids must be 1-D (a corpus encoded as one sequence), got shape {ids.shape}")
+        raise ValueError(f"windows: ids must be 1-D (a corpus as one sequence), got shape {ids.shape}")
     if isinstance(length, bool) or not isinstance(length, (int, np.integer)) or length < 1:
         raise ValueError(f"windows: length must be a positive int, got {length!r}")
     count = len(ids) - length

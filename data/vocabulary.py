@@ -24,8 +24,8 @@ def _symbols(value) -> tuple:
 
 @attrs.frozen(repr=False)
 class Vocabulary:
-    """Symbols and their ids: ``symbols[i]`` has id i. ``unknown`` (one of the symbols, or None): what a symbol
-    outside the vocabulary encodes to; None refuses it."""
+    """Symbols and their ids: ``symbols[i]`` has id i. ``unknown`` (one of the symbols, or None): what a
+    symbol outside the vocabulary encodes to; None refuses it."""
 
     symbols: tuple = attrs.field(converter=_symbols)
     unknown: str | None = attrs.field(default=None)
@@ -43,7 +43,7 @@ class Vocabulary:
 
     @classmethod
     def from_tokens(cls, tokens, *, unknown: str | None = None) -> "Vocabulary":
-        """The distinct tokens (words or any strings), sorted, with ``unknown`` added when it is not among them."""
+        """The distinct tokens (words or any strings), sorted, with ``unknown`` added if it is not one."""
         symbols = sorted(set(tokens) | ({unknown} if unknown is not None else set()))
         return cls(tuple(symbols), unknown=unknown)
 
@@ -64,8 +64,9 @@ class Vocabulary:
             if unknown is not None:
                 return np.fromiter((ids.get(s, unknown) for s in text), np.int64, len(text))
         position = next(i for i, s in enumerate(text) if s not in ids)
-        raise ValueError(f"Vocabulary.encode: {text[position]!r} at position {position} is not in the vocabulary "
-                         f"({len(self)} symbols); build it from this text, or give from_tokens an unknown symbol")
+        raise ValueError(f"Vocabulary.encode: {text[position]!r} at position {position} is not in the "
+                         f"vocabulary ({len(self)} symbols); build it from this text, or give from_tokens an "
+                         f"unknown symbol")
 
     def decode(self, ids) -> str:
         """ids (any shape, read in order) -> the string of their symbols joined."""
@@ -76,7 +77,8 @@ class Vocabulary:
         bad = (flat < 0) | (flat >= len(self))
         if bad.any():
             i = int(np.argmax(bad))
-            raise ValueError(f"Vocabulary.decode: ids must be in [0, {len(self)}), but ids[{i}] is {int(flat[i])}")
+            raise ValueError(f"Vocabulary.decode: ids must be in [0, {len(self)}), but ids[{i}] is "
+                             f"{int(flat[i])}")
         symbols = self.symbols
         return "".join(symbols[i] for i in flat.tolist())
 

@@ -127,7 +127,7 @@ class GELU(_Elementwise):
         return 'GELU(approximate="tanh")'
 
     def apply(self, x):
-        u = x * x                      # u = sqrt(2/pi) x (1 + 0.044715 x^2), in place: no x ** 3, no float64 scalar
+        u = x * x      # u = sqrt(2/pi) x (1 + 0.044715 x^2), in place: no x ** 3, no float64 scalar
         u *= GELU_CUBIC
         u += 1
         u *= x

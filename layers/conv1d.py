@@ -1,7 +1,7 @@
-"""Conv1D: a 1-D convolution (cross-correlation, as torch's) of sequences (n, t, c_in), through im2col and one product.
+"""Conv1D: a 1-D convolution (cross-correlation, as torch's) of sequences (n, t, c_in), by im2col.
 
 With ``cols`` the (n*t', kernel_size*c_in) matrix of every window of the padded input (step i's row holds
-``x_padded[b, i*stride + p*dilation, c]`` laid out (p, c)) and ``W`` the weight seen as (kernel_size*c_in, c_out):
+``x_padded[b, i*stride + p*dilation, c]`` laid out (p, c)) and ``W`` the weight as (kernel_size*c_in, c_out):
 
     y = cols @ W + bias        dW = cols.T @ dy        dbias = sum(dy)        dx = col2im(dy @ W.T)
 """
@@ -35,8 +35,8 @@ def _padding(value):
 def _check(conv: "Conv1D", attribute, value) -> None:
     weight, bias = conv.weight, conv.bias
     if weight.ndim != 3:
-        raise ValueError(f"Conv1D: the weight must be 3-D (kernel_size, in_channels, out_channels), got shape "
-                         f"{weight.shape}")
+        raise ValueError(f"Conv1D: the weight must be 3-D (kernel_size, in_channels, out_channels), got "
+                         f"shape {weight.shape}")
     if bias.shape != weight.shape[2:]:
         raise ShapeError("Conv1D", f"bias of shape ({weight.shape[2]},) to match weight {weight.shape}",
                          f"bias of shape {bias.shape}")
@@ -49,24 +49,27 @@ def _check(conv: "Conv1D", attribute, value) -> None:
 @register
 @attrs.frozen(repr=False)
 class Conv1D(Layer):
-    """y[b, i] = sum over (p, c) of x_padded[b, i*stride + p*dilation, c] * weight[p, c] + bias: (n, t, c_in) -> (n, t', c_out)."""
+    """y[b, i] = sum over (p, c) of x_padded[b, i*stride + p*dilation, c] * weight[p, c] + bias:
+    (n, t, c_in) -> (n, t', c_out)."""
 
     weight: np.ndarray = param()
     bias: np.ndarray = param()
     stride: int = attrs.field(default=1, converter=lambda v: positive_int(v, "stride", "Conv1D"))
     padding: object = attrs.field(default=0, converter=_padding)
-    dilation: int = attrs.field(default=1, converter=lambda v: positive_int(v, "dilation", "Conv1D"), validator=_check)
+    dilation: int = attrs.field(default=1, converter=lambda v: positive_int(v, "dilation", "Conv1D"),
+                                validator=_check)
 
     @classmethod
-    def init(cls, rng: np.random.Generator, in_channels: int, out_channels: int, kernel_size: int, *, stride=1,
-             padding=0, dilation=1, dtype=np.float32, init="he") -> "Conv1D":
+    def init(cls, rng: np.random.Generator, in_channels: int, out_channels: int, kernel_size: int, *,
+             stride=1, padding=0, dilation=1, dtype=np.float32, init="he") -> "Conv1D":
         """A fresh layer: weight (kernel_size, in_channels, out_channels) drawn as ``init`` says, bias 0."""
         check_rng(rng, "Conv1D.init", "Conv1D.init(rng, in_channels, out_channels, kernel_size)")
         c_in = positive_int(in_channels, "in_channels", "Conv1D.init")
         c_out = positive_int(out_channels, "out_channels", "Conv1D.init")
         k = positive_int(kernel_size, "kernel_size", "Conv1D.init")
         weight = normal(rng, (k, c_in, c_out), init, k * c_in, k * c_out, dtype, "Conv1D.init")
-        return cls(weight=weight, bias=np.zeros(c_out, dtype), stride=stride, padding=padding, dilation=dilation)
+        return cls(weight=weight, bias=np.zeros(c_out, dtype), stride=stride, padding=padding,
+                   dilation=dilation)
 
     @property
     def kernel_size(self) -> int:
@@ -82,7 +85,8 @@ class Conv1D(Layer):
 
     @property
     def pads(self) -> tuple[int, int]:
-        """Zero steps added (start, end): "same" puts an even kernel's extra one at the end, "causal" all at the start."""
+        """Zero steps added (start, end): "same" puts an even kernel's extra one at the end, "causal" all
+        at the start."""
         span = (self.kernel_size - 1) * self.dilation
         if self.padding == "same":
             return span // 2, span - span // 2
@@ -104,8 +108,8 @@ class Conv1D(Layer):
         t, c = sequence_shape(self, input_shape)
         span = (self.kernel_size - 1) * self.dilation + 1
         if c not in (None, self.in_channels) or (t is not None and t + sum(self.pads) < span):
-            raise ShapeError(repr(self), f"sequences (n, t, {self.in_channels}) of at least {span} steps after "
-                             f"padding ({sum(self.pads)} steps)", format_shape(tuple(input_shape)))
+            raise ShapeError(repr(self), f"sequences (n, t, {self.in_channels}) of at least {span} steps "
+                             f"after padding ({sum(self.pads)} steps)", format_shape(tuple(input_shape)))
         return (None if t is None else (t + sum(self.pads) - span) // self.stride + 1, self.out_channels)
 
     def forward(self, x: np.ndarray, mode: Mode):
@@ -118,20 +122,21 @@ class Conv1D(Layer):
         n, tp, c = xp.shape
         length = (tp - (self.kernel_size - 1) * self.dilation - 1) // self.stride + 1
         bn, bt, bc = xp.strides
-        windows = as_strided(xp, (n, length, self.kernel_size, c), (bn, bt * self.stride, bt * self.dilation, bc),
-                             writeable=False)
+        windows = as_strided(xp, (n, length, self.kernel_size, c),
+                             (bn, bt * self.stride, bt * self.dilation, bc), writeable=False)
         cols = windows.reshape(n * length, self.kernel_size * c)   # a copy: im2col
         y = cols @ self.weight.reshape(-1, self.out_channels)
         y += self.bias
         return y.reshape(n, length, self.out_channels), (cols, x.shape)
 
     def backward(self, cache, dy: np.ndarray, mode: Mode):
-        """dy (n, t', c_out) -> dx (n, t, c_in) (None when the mode needs no input gradient), gradients as a Conv1D."""
+        """dy (n, t', c_out) -> dx (n, t, c_in) (None when the mode needs no input gradient), gradients."""
         cols, x_shape = cache
         n, t, c = x_shape
         length = len(cols) // n
-        if dy.shape != (n, length, self.out_channels):
-            raise ShapeError(f"{self!r}.backward", f"an output gradient of shape {(n, length, self.out_channels)}",
+        expected = (n, length, self.out_channels)
+        if dy.shape != expected:
+            raise ShapeError(f"{self!r}.backward", f"an output gradient of shape {expected}",
                              f"one of shape {dy.shape}")
         dy = dy.reshape(-1, self.out_channels)
         grads = attrs.evolve(self, weight=(cols.T @ dy).reshape(self.weight.shape), bias=dy.sum(axis=0))

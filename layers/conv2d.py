@@ -70,7 +70,7 @@ class Conv2D(Layer):
     @classmethod
     def init(cls, rng: np.random.Generator, in_channels: int, out_channels: int, kernel_size, *, stride=1, padding=0,
              dtype=np.float32, init="he") -> "Conv2D":
-        """A fresh layer: weight drawn as ``init`` says ("he", "glorot" or a std; fan = kh*kw*channels), bias 0."""
+        """A fresh layer: weight drawn as ``init`` says ("he", "glorot", a std; fan kh*kw*c), bias 0."""
         check_rng(rng, "Conv2D.init", "Conv2D.init(rng, in_channels, out_channels, kernel_size)")
         in_channels = positive_int(in_channels, "in_channels", "Conv2D.init")
         out_channels = positive_int(out_channels, "out_channels", "Conv2D.init")

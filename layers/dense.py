@@ -52,8 +52,8 @@ class Dense(Layer):
         return f"Dense({self.n_in} -> {self.n_out}, {self.weight.dtype})"
 
     def output_shape(self, input_shape):
-        """(..., n_in) -> (..., n_out); another width on the last axis is a ShapeError. An unknown input (None) is
-        taken as flat features, as in an MLP: (n_out,)."""
+        """(..., n_in) -> (..., n_out); another width on the last axis is a ShapeError. An unknown input
+        (None) is taken as flat features, as in an MLP: (n_out,)."""
         if input_shape is None:
             return (self.n_out,)
         if len(input_shape) == 0 or input_shape[-1] not in (None, self.n_in):
@@ -61,7 +61,7 @@ class Dense(Layer):
         return (*input_shape[:-1], self.n_out)
 
     def _refuse(self, received, flat: bool):
-        """The ShapeError for an input whose last axis is not n_in (``received``: a per-sample shape or text)."""
+        """The ShapeError for an input whose last axis is not n_in (``received``: a shape or text)."""
         raise ShapeError(repr(self), (self.n_in,) if flat else f"input (n, ..., {self.n_in})", received)
 
     def forward(self, x: np.ndarray, mode: Mode):
@@ -73,9 +73,10 @@ class Dense(Layer):
         return y.reshape(*x.shape[:-1], self.n_out), x
 
     def backward(self, x: np.ndarray, dy: np.ndarray, mode: Mode):
-        """dy (n, ..., n_out) -> dx (n, ..., n_in) (None when the mode needs no input gradient), gradients as a Dense."""
-        if dy.shape != (*x.shape[:-1], self.n_out):
-            raise ShapeError(f"{self!r}.backward", f"an output gradient of shape {(*x.shape[:-1], self.n_out)}",
+        """dy (n, ..., n_out) -> dx (n, ..., n_in) (None when the mode needs no input gradient), gradients."""
+        expected = (*x.shape[:-1], self.n_out)
+        if dy.shape != expected:
+            raise ShapeError(f"{self!r}.backward", f"an output gradient of shape {expected}",
                              f"one of shape {dy.shape}")
         shape, x, dy = x.shape, x.reshape(-1, self.n_in), dy.reshape(-1, self.n_out)
         grads = Dense(weight=x.T @ dy, bias=dy.sum(axis=0))

@@ -18,27 +18,28 @@ def _check_padding_idx(layer: "Embedding", attribute, value) -> None:
         raise ShapeError("Embedding", "a 2-D weight (n_tokens, dim)", f"weight of shape {layer.weight.shape}")
     if value is None:
         return
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 0 <= value < len(layer.weight):
-        raise ValueError(f"Embedding: padding_idx must be None or an id in [0, {len(layer.weight)}), got {value!r}")
+    n_tokens = len(layer.weight)
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 0 <= value < n_tokens:
+        raise ValueError(f"Embedding: padding_idx must be None or an id in [0, {n_tokens}), got {value!r}")
 
 
 def check_ids(layer, ids: np.ndarray, n_tokens: int) -> None:
-    """LayerError unless ``ids`` are integers in [0, n_tokens): float ids are refused, the first bad id is named."""
+    """LayerError unless ``ids`` are integers in [0, n_tokens): float ids refused, the first bad id named."""
     if ids.dtype.kind not in "iu":
-        raise LayerError(repr(layer), f"takes integer token ids (n, ...), got dtype {ids.dtype}: pass the ids as an "
-                                      f"int array (float ids are refused, never rounded)")
+        raise LayerError(repr(layer), f"takes integer token ids (n, ...), got dtype {ids.dtype}: pass the "
+                                      f"ids as an int array (float ids are refused, never rounded)")
     if ids.size and (np.minimum.reduce(ids, axis=None) < 0 or np.maximum.reduce(ids, axis=None) >= n_tokens):
         position = np.unravel_index(np.argmax((ids < 0) | (ids >= n_tokens)), ids.shape)
         index = ", ".join(str(int(i)) for i in position)
-        raise LayerError(repr(layer), f"ids must be in [0, {n_tokens}), but ids[{index}] is {int(ids[position])} "
-                                      f"(the first out of range)")
+        raise LayerError(repr(layer), f"ids must be in [0, {n_tokens}), but ids[{index}] is "
+                                      f"{int(ids[position])} (the first out of range)")
 
 
 @register
 @attrs.frozen(repr=False)
 class Embedding(Layer):
-    """y[b, ...] = weight[ids[b, ...]]: ids (n, ...) -> (n, ..., dim), weight (n_tokens, dim). The gradient of a row is
-    the sum of dy over its occurrences; the ``padding_idx`` row gets none (as torch)."""
+    """y[b, ...] = weight[ids[b, ...]]: ids (n, ...) -> (n, ..., dim), weight (n_tokens, dim). The gradient of
+    a row is the sum of dy over its occurrences; the ``padding_idx`` row gets none (as torch)."""
 
     takes_ids = True
 
@@ -48,12 +49,13 @@ class Embedding(Layer):
     @classmethod
     def init(cls, rng: np.random.Generator, n_tokens: int, dim: int, *, padding_idx: int | None = None,
              dtype=np.float32, init=1.0) -> "Embedding":
-        """A fresh table (n_tokens, dim) ~ N(0, 1) as torch (``init``: another std, or "he"/"glorot" with fan_in 1);
-        the ``padding_idx`` row zero."""
+        """A fresh table (n_tokens, dim) ~ N(0, 1) as torch (``init``: another std, or "he"/"glorot" with
+        fan_in 1); the ``padding_idx`` row zero."""
         check_rng(rng, "Embedding.init", "Embedding.init(rng, n_tokens, dim)")
-        n_tokens, dim = positive_int(n_tokens, "n_tokens", "Embedding.init"), positive_int(dim, "dim", "Embedding.init")
+        n_tokens = positive_int(n_tokens, "n_tokens", "Embedding.init")
+        dim = positive_int(dim, "dim", "Embedding.init")
         weight = normal(rng, (n_tokens, dim), init, 1, dim, dtype, "Embedding.init")
-        if padding_idx is not None and isinstance(padding_idx, (int, np.integer)) and 0 <= padding_idx < n_tokens:
+        if isinstance(padding_idx, (int, np.integer)) and 0 <= padding_idx < n_tokens:   # else refused below
             weight[padding_idx] = 0
         return cls(weight=weight, padding_idx=padding_idx)
 
@@ -79,7 +81,7 @@ class Embedding(Layer):
         return np.take(self.weight, ids, axis=0), ids
 
     def backward(self, ids: np.ndarray, dy: np.ndarray, mode: Mode):
-        """dy (n, ..., dim) -> (None: ids have no gradient, gradients as an Embedding: dy summed into each id's row)."""
+        """dy (n, ..., dim) -> (None: ids have no gradient, gradients: dy summed into each id's row)."""
         if dy.shape != (*ids.shape, self.dim):
             raise ShapeError(f"{self!r}.backward", f"an output gradient of shape {(*ids.shape, self.dim)}",
                              f"one of shape {dy.shape}")

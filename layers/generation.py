@@ -30,7 +30,8 @@ def _count(value, name: str, minimum: int, none_ok: bool = False) -> None:
     if value is None and none_ok:
         return
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"generate: {name} must be {'None or ' if none_ok else ''}an int >= {minimum}, got {value!r}")
+        allowed = f"{'None or ' if none_ok else ''}an int >= {minimum}"
+        raise ValueError(f"generate: {name} must be {allowed}, got {value!r}")
 
 
 def sample(logits: np.ndarray, rng: np.random.Generator, temperature: float, top_k: int | None) -> np.ndarray:
@@ -47,15 +48,16 @@ def sample(logits: np.ndarray, rng: np.random.Generator, temperature: float, top
     return np.minimum((cumulative <= u).sum(axis=-1), z.shape[-1] - 1)
 
 
-def generate(model, ids, steps: int, rng: np.random.Generator, *, temperature: float = 1.0, top_k: int | None = None,
-             context: int | None = None) -> np.ndarray:
-    """ids (n, t0) -> (n, t0 + steps): the prompt, then ``steps`` ids, each drawn from the softmax of the model's
-    logits at the last position (divided by ``temperature``; 0 is greedy; only the ``top_k`` largest kept), the
-    model fed at most the last ``context`` ids (None: its PositionalEmbedding's max_length, else all)."""
+def generate(model, ids, steps: int, rng: np.random.Generator, *, temperature: float = 1.0,
+             top_k: int | None = None, context: int | None = None) -> np.ndarray:
+    """ids (n, t0) -> (n, t0 + steps): the prompt, then ``steps`` ids, each drawn from the softmax of the
+    model's logits at the last position (divided by ``temperature``; 0 is greedy; only the ``top_k`` largest
+    kept), the model fed at most the last ``context`` ids (None: its PositionalEmbedding's max_length, else
+    all)."""
     ids = np.asarray(ids)
     if ids.dtype.kind not in "iu" or ids.ndim != 2 or ids.shape[0] == 0 or ids.shape[1] == 0:
-        raise ValueError(f"generate: ids must be a non-empty int array (n, t0), got dtype {ids.dtype} and shape "
-                         f"{ids.shape}")
+        raise ValueError(f"generate: ids must be a non-empty int array (n, t0), got dtype {ids.dtype} and "
+                         f"shape {ids.shape}")
     _count(steps, "steps", 0)
     _count(top_k, "top_k", 1, none_ok=True)
     _count(context, "context", 1, none_ok=True)
@@ -63,7 +65,8 @@ def generate(model, ids, steps: int, rng: np.random.Generator, *, temperature: f
         raise TypeError(f"generate: rng must be a numpy.random.Generator, got {type(rng).__name__}")
     if isinstance(temperature, bool) or not isinstance(temperature, numbers.Real) or not (
             math.isfinite(temperature) and temperature >= 0):
-        raise ValueError(f"generate: temperature must be a finite number >= 0 (0: greedy), got {temperature!r}")
+        raise ValueError(f"generate: temperature must be a finite number >= 0 (0: greedy), got "
+                         f"{temperature!r}")
     context = max_length(model) if context is None else context
     n, t0 = ids.shape
     out = np.empty((n, t0 + steps), np.int64)

@@ -66,7 +66,9 @@ def gradient_errors(layer, x, *, train: bool = False, seed: int = 0, eps: float 
     def loss_at(record, x_):
         return float(np.sum(record.forward(x_, _mode(train, seed))[0] * r))
 
-    errors = {} if ids else {"input": relative_error(dx, _numeric_gradient(lambda v: loss_at(layer, v), x, eps))}
+    errors = {}
+    if not ids:
+        errors["input"] = relative_error(dx, _numeric_gradient(lambda v: loss_at(layer, v), x, eps))
     arrays = parameters(layer)
     analytic = dict(named_parameters(grads))
     for k, (path, p) in enumerate(named_parameters(layer)):

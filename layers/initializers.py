@@ -15,7 +15,7 @@ NAMED = ("he", "glorot")
 
 
 def check_rng(rng, who: str, call: str) -> None:
-    """TypeError unless ``rng`` is a Generator; ``call`` shows how ``who`` is called, e.g. "Dense.init(rng, n_in, n_out)"."""
+    """TypeError unless ``rng`` is a Generator; ``call`` shows how to call ``who`` (for the message)."""
     if not isinstance(rng, np.random.Generator):
         raise TypeError(f"{who} needs a numpy.random.Generator first: {call}, got {type(rng).__name__}")
 
@@ -28,7 +28,7 @@ def positive_int(value, name: str, who: str) -> int:
 
 
 def standard_deviation(init, fan_in: int, fan_out: int, who: str) -> float:
-    """The std of the normal ``init`` names: sqrt(2 / fan_in) ("he"), sqrt(2 / (fan_in + fan_out)) ("glorot"), or the float."""
+    """The std ``init`` names: sqrt(2 / fan_in) ("he"), sqrt(2 / (fan_in + fan_out)) ("glorot"), a float."""
     if isinstance(init, str) and init in NAMED:
         return math.sqrt(2 / fan_in if init == "he" else 2 / (fan_in + fan_out))
     if isinstance(init, numbers.Real) and not isinstance(init, bool) and math.isfinite(init) and init >= 0:
@@ -37,7 +37,7 @@ def standard_deviation(init, fan_in: int, fan_out: int, who: str) -> float:
                      f"got {init!r}")
 
 
-def normal(rng: np.random.Generator, shape: tuple, init, fan_in: int, fan_out: int, dtype, who: str) -> np.ndarray:
-    """A weight of ``shape`` drawn from N(0, std²), std as ``init`` says (see ``standard_deviation``), in ``dtype``."""
+def normal(rng: np.random.Generator, shape: tuple, init, fan_in: int, fan_out: int, dtype, who: str):
+    """A weight of ``shape`` drawn from N(0, std²), std as ``init`` says, in ``dtype``."""
     std = standard_deviation(init, fan_in, fan_out, who)
     return rng.normal(0.0, std, size=shape).astype(dtype)

@@ -66,8 +66,8 @@ def check_layer(layer, where: str = "") -> None:
 
 
 def takes_ids(layer) -> bool:
-    """Whether ``layer`` takes integer ids as they are: its class says ``takes_ids = True`` (an Embedding), or it is
-    a combinator whose first child takes ids. The one place this optional attribute is read."""
+    """Whether ``layer`` takes integer ids as they are: its class says ``takes_ids = True`` (an Embedding), or
+    it is a combinator whose first child takes ids. The one place this optional attribute is read."""
     own = getattr(type(layer), "takes_ids", None)
     if own is not None:
         return bool(own)
@@ -92,8 +92,8 @@ def model_dtype(layer) -> np.dtype | None:
 
 
 def input_dtype(layer, x: np.ndarray) -> np.dtype | None:
-    """The dtype batches of ``x`` are cast to for ``layer``: None (no cast) for integer ids into a model that takes
-    ids, else the model's dtype (None without arrays)."""
+    """The dtype batches of ``x`` are cast to for ``layer``: None (no cast) for integer ids into a model that
+    takes ids, else the model's dtype (None without arrays)."""
     return None if x.dtype.kind in "iu" and takes_ids(layer) else model_dtype(layer)
 
 
@@ -111,8 +111,8 @@ def first_nonfinite_row(x: np.ndarray) -> int | None:
 
 
 def entry(layer, x, *, finite: bool = True, dtype: np.dtype | None = None) -> np.ndarray:
-    """The batch for the outermost call: numeric, non-empty, in the model's dtype (one cast; integer ids into a model
-    that takes them stay as they are), and (``finite``) scanned for NaN and inf."""
+    """The batch for the outermost call: numeric, non-empty, in the model's dtype (one cast; integer ids into
+    a model that takes them stay as they are), and (``finite``) scanned for NaN and inf."""
     if type(x) is not np.ndarray:
         x = np.asarray(x)
     if x.dtype.kind not in "fiu":

@@ -1,5 +1,5 @@
-"""Pooling of sequences (n, t, c): MaxPool1D, AvgPool1D (windows of ``size`` at steps of ``stride``, no padding),
-GlobalAvgPool1D and GlobalMaxPool1D (n, t, c) -> (n, c).
+"""Pooling of sequences (n, t, c): MaxPool1D, AvgPool1D (windows of ``size`` at steps of ``stride``, no
+padding), GlobalAvgPool1D and GlobalMaxPool1D (n, t, c) -> (n, c).
 
 Each windowed pool works as one pass per window offset p: ``x[:, p::stride]`` cut to the output's length is an
 (n, t', c) view, so the forward pass is ``size`` element-wise operations and the backward pass adds dy back
@@ -29,7 +29,7 @@ def _positive(layer: str, what: str, none_ok: bool = False):
 
 
 def sequence_shape(layer, shape, min_length: int = 1) -> tuple:
-    """Check a per-sample shape is a sequence (t, c) with t >= min_length; a ShapeError that says so otherwise."""
+    """Check a per-sample shape is a sequence (t, c) with t >= min_length; a ShapeError if not."""
     shape = tuple(shape)
     if len(shape) != 2 or (shape[0] is not None and shape[0] < min_length):
         raise ShapeError(repr(layer), f"sequences (n, t, c) with t >= {min_length}", format_shape(shape))
@@ -38,7 +38,8 @@ def sequence_shape(layer, shape, min_length: int = 1) -> tuple:
 
 def _gradient_shape(layer, expected: tuple, dy: np.ndarray) -> None:
     if dy.shape != expected:
-        raise ShapeError(f"{layer!r}.backward", f"an output gradient of shape {expected}", f"one of shape {dy.shape}")
+        raise ShapeError(f"{layer!r}.backward", f"an output gradient of shape {expected}",
+                         f"one of shape {dy.shape}")
 
 
 class _Pool1D(Layer):
@@ -56,7 +57,7 @@ class _Pool1D(Layer):
         return f"{type(self).__name__}({self.size}{stride})"
 
     def output_shape(self, input_shape):
-        """(t, c) -> (t', c) with t' = floor((t - size) / stride) + 1; a ShapeError when the window does not fit."""
+        """(t, c) -> (t', c) with t' = floor((t - size) / stride) + 1; ShapeError if the window is larger."""
         if input_shape is None:
             return None
         t, c = sequence_shape(self, input_shape, self.size)
@@ -75,7 +76,7 @@ class _Pool1D(Layer):
 @register
 @attrs.frozen(repr=False)
 class MaxPool1D(_Pool1D):
-    """y[b, i, c] = max of x[b, i*s:i*s+size, c]; the gradient goes to the first maximum of each window (as torch)."""
+    """y[b, i, c] = max of x[b, i*s:i*s+size, c]; the gradient to each window's first maximum (torch's)."""
 
     size: int = attrs.field(default=2, converter=_positive("MaxPool1D", "size"))
     stride: int | None = attrs.field(default=None, converter=_positive("MaxPool1D", "stride", none_ok=True))
@@ -89,7 +90,7 @@ class MaxPool1D(_Pool1D):
         return y, (x, y)
 
     def backward(self, cache, dy: np.ndarray, mode: Mode):
-        """dy (n, t', c) -> dx (n, t, c): dy at the first maximum of each window, overlapping windows adding up."""
+        """dy (n, t', c) -> dx (n, t, c): dy at each window's first maximum, overlapping windows adding up."""
         x, y = cache
         _gradient_shape(self, y.shape, dy)
         if not mode.input_grad:
@@ -121,7 +122,7 @@ class AvgPool1D(_Pool1D):
         return y, (x.shape, y.shape)
 
     def backward(self, cache, dy: np.ndarray, mode: Mode):
-        """dy (n, t', c) -> dx (n, t, c): dy / size to every step of its window, overlapping windows adding up."""
+        """dy (n, t', c) -> dx (n, t, c): dy / size to each step of its window, overlaps adding up."""
         x_shape, y_shape = cache
         _gradient_shape(self, y_shape, dy)
         if not mode.input_grad:

@@ -15,20 +15,21 @@ from lamina.layers.records.registry import register
 
 def _check_weight(layer, attribute, weight: np.ndarray) -> None:
     if weight.ndim != 2:
-        raise ShapeError("PositionalEmbedding", "a 2-D weight (max_length, dim)", f"weight of shape {weight.shape}")
+        raise ShapeError("PositionalEmbedding", "a 2-D weight (max_length, dim)",
+                         f"weight of shape {weight.shape}")
 
 
 @register
 @attrs.frozen(repr=False)
 class PositionalEmbedding(Layer):
-    """y[b, t] = x[b, t] + weight[t]: (n, t, dim) -> (n, t, dim), weight (max_length, dim), t <= max_length."""
+    """y[b, t] = x[b, t] + weight[t]: (n, t, dim) -> (n, t, dim), t <= max_length."""
 
     weight: np.ndarray = param(validator=_check_weight)
 
     @classmethod
     def init(cls, rng: np.random.Generator, max_length: int, dim: int, dtype=np.float32,
              init=1.0) -> "PositionalEmbedding":
-        """A fresh table (max_length, dim) ~ N(0, 1) as torch's nn.Embedding (``init``: another std, e.g. 0.02)."""
+        """A fresh table (max_length, dim) ~ N(0, 1) as torch's nn.Embedding (``init``: another std: 0.02)."""
         check_rng(rng, "PositionalEmbedding.init", "PositionalEmbedding.init(rng, max_length, dim)")
         max_length = positive_int(max_length, "max_length", "PositionalEmbedding.init")
         dim = positive_int(dim, "dim", "PositionalEmbedding.init")
@@ -53,8 +54,8 @@ class PositionalEmbedding(Layer):
         if len(shape) != 2 or shape[1] not in (None, self.dim):
             raise ShapeError(repr(self), f"sequences (n, t, {self.dim})", format_shape(shape))
         if shape[0] is not None and shape[0] > self.max_length:
-            raise ShapeError(repr(self), f"sequences of at most {self.max_length} steps (n, t <= {self.max_length}, "
-                             f"{self.dim})", format_shape(shape))
+            raise ShapeError(repr(self), f"sequences of at most {self.max_length} steps "
+                             f"(n, t <= {self.max_length}, {self.dim})", format_shape(shape))
         return shape
 
     def forward(self, x: np.ndarray, mode: Mode):

@@ -1,4 +1,5 @@
-"""SoftmaxCrossEntropy: softmax and cross-entropy fused, mean over every position; smoothing, class weights, ignore_index."""
+"""SoftmaxCrossEntropy: softmax and cross-entropy fused, mean over every position; smoothing, class weights,
+ignore_index."""
 
 from __future__ import annotations
 
@@ -10,20 +11,21 @@ from lamina.losses.targets import check_array_target, check_labels, check_pred
 
 
 def _check_ignore_index(loss, attribute, value) -> None:
-    if value is not None and (isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer))):
-        raise ValueError(f"SoftmaxCrossEntropy: ignore_index must be None or an int (a label to skip), got {value!r}")
+    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer))):
+        raise ValueError(f"SoftmaxCrossEntropy: ignore_index must be None or an int (a label to skip), "
+                         f"got {value!r}")
 
 
 @attrs.frozen
 class SoftmaxCrossEntropy:
-    """L = -(1/D) sum_i sum_j s_ij log softmax(z_i)_j, for logits z (n, ..., k) and labels (n, ...) or probabilities
-    t (n, ..., k); i runs over every position (the class axis is the last one).
+    """L = -(1/D) sum_i sum_j s_ij log softmax(z_i)_j, for logits z (n, ..., k) and labels (n, ...) or
+    probabilities t (n, ..., k); i runs over every position (the class axis is the last one).
 
     The weights s, with smoothing eps and class weights w (all 1 when None), and the divisor D:
       labels y:       s_ij = w_j ((1 - eps) [j = y_i] + eps / k),   D = sum_i w_(y_i)
       probabilities:  s_ij = w_j ((1 - eps) t_ij + eps / k),        D = number of positions
     d L / d z = (softmax(z) * sum_j s_ij - s) / D, which is (p - onehot) / n for plain labels.
-    Positions whose label is ``ignore_index`` are left out of both sums (loss 0 and a zero gradient when all are).
+    Positions whose label is ``ignore_index`` are left out of both sums (loss 0, zero gradient when all are).
     As torch.nn.functional.cross_entropy(z, target, weight=w, label_smoothing=eps, ignore_index=...) with the
     class axis moved to 1.
     """
@@ -33,7 +35,7 @@ class SoftmaxCrossEntropy:
     ignore_index: int | None = attrs.field(default=None, validator=_check_ignore_index)
 
     def forward(self, pred, target):
-        """(logits (n, ..., k), labels (n, ...) or probabilities (n, ..., k)) -> (value as a Python float, cache)."""
+        """(logits (n, ..., k), labels (n, ...) or probabilities (n, ..., k)) -> (value, a float; cache)."""
         z = check_pred(pred, "SoftmaxCrossEntropy", any_rank=True)
         target = np.asarray(target)
         shape, k = z.shape, z.shape[-1]
@@ -41,7 +43,7 @@ class SoftmaxCrossEntropy:
             target = check_array_target(target, z, "SoftmaxCrossEntropy").reshape(-1, k)
             counted = None
         else:
-            target = check_labels(target, z.shape[:-1], k, "SoftmaxCrossEntropy", self.ignore_index).reshape(-1)
+            target = check_labels(target, shape[:-1], k, "SoftmaxCrossEntropy", self.ignore_index).reshape(-1)
             counted = None if self.ignore_index is None else target != self.ignore_index
         z = z.reshape(-1, k)
         if counted is not None and counted.all():
@@ -66,7 +68,7 @@ class SoftmaxCrossEntropy:
         return d.reshape(shape)
 
     def _forward_rows(self, z: np.ndarray, target: np.ndarray):
-        """The loss over rows: z (m, k) with labels (m,) or probabilities (m, k) -> (value, cache of the rows)."""
+        """The loss over rows: z (m, k), labels (m,) or probabilities (m, k) -> (value, cache of the rows)."""
         if self._plain:
             return _plain_forward(z, target)
         n, k = z.shape

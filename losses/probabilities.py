@@ -8,7 +8,7 @@ from lamina.layers import maths
 
 
 def softmax(logits: np.ndarray, axis: int = -1) -> np.ndarray:
-    """exp(z - max z) / sum exp(z - max z) along ``axis``: (n, ..., k) -> the same shape, summing to 1 along it."""
+    """exp(z - max z) / sum exp(z - max z) along ``axis``: (n, ..., k) -> the same, summing to 1 along it."""
     logits = np.asarray(logits)
     return maths.softmax(logits if logits.dtype.kind == "f" else logits.astype(np.float64), axis)
 

@@ -8,8 +8,8 @@ from lamina.layers.errors import ShapeError
 
 
 def check_pred(pred, loss: str, *, vector_ok: bool = False, any_rank: bool = False) -> np.ndarray:
-    """The prediction as a float array (n, k), or also (n,) with ``vector_ok``, or (n, ..., k) with ``any_rank``; no
-    axis empty."""
+    """The prediction as a float array (n, k), or also (n,) with ``vector_ok``, or (n, ..., k) with
+    ``any_rank``; no axis empty."""
     pred = np.asarray(pred)
     if pred.dtype.kind != "f":
         raise TypeError(f"{loss}: predictions must be a float array, got dtype {pred.dtype}")
@@ -25,13 +25,13 @@ def _index(position) -> str:
 
 
 def check_labels(labels, shape, n_classes: int, loss: str, ignore_index: int | None = None) -> np.ndarray:
-    """Int class labels of ``shape`` ((n,) for an int n; (n, ...) for sequences) in [0, n_classes), or equal to
-    ``ignore_index``; a ValueError naming the first bad label and its position."""
+    """Int class labels of ``shape`` ((n,) for an int n; (n, ...) for sequences) in [0, n_classes), or equal
+    to ``ignore_index``; a ValueError naming the first bad label and its position."""
     labels = np.asarray(labels)
     shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
     if labels.shape != shape:
-        raise ValueError(f"{loss}: expected {int(np.prod(shape))} labels of shape {shape} for predictions of shape "
-                         f"{(*shape, n_classes)} (one label per position), got shape {labels.shape}")
+        raise ValueError(f"{loss}: expected {int(np.prod(shape))} labels of shape {shape} for predictions of "
+                         f"shape {(*shape, n_classes)} (one label per position), got shape {labels.shape}")
     if labels.dtype.kind not in "iu":
         kind = "bool" if labels.dtype.kind == "b" else str(labels.dtype)
         raise ValueError(f"{loss}: labels must be integers in [0, {n_classes}), got {kind} "
@@ -43,8 +43,8 @@ def check_labels(labels, shape, n_classes: int, loss: str, ignore_index: int | N
         if bad.any():
             position = np.unravel_index(np.argmax(bad), labels.shape)
             also = "" if ignore_index is None else f" or ignore_index {ignore_index}"
-            raise ValueError(f"{loss}: labels must be in [0, {n_classes}){also}, but labels[{_index(position)}] "
-                             f"is {int(labels[position])}")
+            raise ValueError(f"{loss}: labels must be in [0, {n_classes}){also}, but "
+                             f"labels[{_index(position)}] is {int(labels[position])}")
     return labels
 
 

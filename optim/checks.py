@@ -39,7 +39,7 @@ def check_targets(y, n: int, n_outputs: int | None, loss=None, name: str = "y", 
                              f"(2 or more; e.g. the last Dense with n_out = {max(2, int(y.max()) + 1)}); for a "
                              f"yes/no problem with one output use losses.BinaryCrossEntropy()")
         return check_labels(y, n, n_outputs, who if name == "y" else f"{who}: {name}", _ignored(loss))
-    if y.dtype.kind in "iu" and isinstance(loss, losses.SoftmaxCrossEntropy) and n_outputs is not None:  # (n, ...)
+    if y.dtype.kind in "iu" and isinstance(loss, losses.SoftmaxCrossEntropy) and n_outputs:  # labels (n, ...)
         return check_labels(y, y.shape, n_outputs, who if name == "y" else f"{who}: {name}", _ignored(loss))
     if y.dtype.kind != "f":
         hint = ""

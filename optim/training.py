@@ -58,7 +58,8 @@ def _n_outputs(model, x: np.ndarray, transform) -> int:
     shape = model.output_shape(first.shape[1:]) if hasattr(model, "output_shape") else None
     if shape and shape[-1] is not None:
         return shape[-1]
-    return forward_of(model)(first.astype(input_dtype(model, first) or first.dtype, copy=False), EVAL)[0].shape[-1]
+    first = first.astype(input_dtype(model, first) or first.dtype, copy=False)
+    return forward_of(model)(first, EVAL)[0].shape[-1]
 
 
 def _settings(model, loss, optimizer, x, batch_size, transform) -> dict:
