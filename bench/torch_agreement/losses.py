@@ -61,8 +61,15 @@ def cross_entropy_cases(rng):
         yield f"SoftmaxCrossEntropy {name}, probabilities", loss, function, z, probabilities
 
 
+def moved(theirs):
+    """torch's cross_entropy with the class axis moved from last to 1 (of probability targets too)."""
+    def function(z, t):
+        return F.cross_entropy(z.movedim(-1, 1), t.movedim(-1, 1) if t.is_floating_point() else t, **theirs)
+    return function
+
+
 def sequence_cases(rng):
-    """SoftmaxCrossEntropy over (n, t, k) logits: torch's cross_entropy with the class axis moved to 1; ignore_index."""
+    """SoftmaxCrossEntropy over (n, t, k): torch's cross_entropy with the class axis moved to 1; ignore_index."""
     n, t, k = int(rng.integers(1, 6)), int(rng.integers(1, 9)), int(rng.integers(2, 8))
     z = rng.standard_normal((n, t, k)) * rng.choice([1.0, 5.0])
     labels = rng.integers(0, k, (n, t))
@@ -77,18 +84,16 @@ def sequence_cases(rng):
                 ("smoothing+weights", {"label_smoothing": eps, "class_weights": w},
                  {"label_smoothing": eps, "weight": torch.tensor(w)})]
     for name, ours, theirs in settings:
-        function = (lambda theirs: lambda z, t: F.cross_entropy(z.movedim(-1, 1), t.movedim(-1, 1) if t.dtype ==
-                                                                torch.float64 else t, **theirs))(theirs)
-        yield f"SoftmaxCrossEntropy (n, t, k) {name}, labels", losses.SoftmaxCrossEntropy(**ours), function, z, labels
-        yield (f"SoftmaxCrossEntropy (n, t, k) {name}, probabilities", losses.SoftmaxCrossEntropy(**ours), function,
-               z, probabilities)
+        function = moved(theirs)
+        loss = losses.SoftmaxCrossEntropy(**ours)
+        yield f"SoftmaxCrossEntropy (n, t, k) {name}, labels", loss, function, z, labels
+        yield f"SoftmaxCrossEntropy (n, t, k) {name}, probabilities", loss, function, z, probabilities
         yield (f"SoftmaxCrossEntropy (n, t, k) {name}, ignore_index=-100",
                losses.SoftmaxCrossEntropy(**ours, ignore_index=-100), function, z, ignored)
-        some = np.where(labels == 0, 0, labels)   # ignore_index a class, some positions of it
-        yield (f"SoftmaxCrossEntropy (n, k) {name}, ignore_index=0",
-               losses.SoftmaxCrossEntropy(**ours, ignore_index=0),
-               (lambda theirs: lambda z, t: F.cross_entropy(z, t, ignore_index=0, **theirs))(theirs),
-               z.reshape(-1, k), np.where(np.arange(n * t) == 0, 1, some.reshape(-1)))
+        flat = labels.reshape(-1).copy()
+        flat[0] = 1   # ignore_index a class: its positions ignored, one position counted at least
+        yield (f"SoftmaxCrossEntropy (n, k) {name}, ignore_index=0", losses.SoftmaxCrossEntropy(**ours, ignore_index=0),
+               moved({**theirs, "ignore_index": 0}), z.reshape(-1, k), flat)
 
 
 def binary_cross_entropy_cases(rng):
@@ -144,7 +149,8 @@ def main() -> int:
     rng = np.random.default_rng(2024)
     worst: dict[str, tuple[float, float]] = {}
     for _ in range(DRAWS):
-        for cases in (cross_entropy_cases, sequence_cases, binary_cross_entropy_cases, regression_cases, extreme_cases):
+        for cases in (cross_entropy_cases, sequence_cases, binary_cross_entropy_cases, regression_cases,
+                      extreme_cases):
             for name, loss, function, pred, target in cases(rng):
                 with np.errstate(over="raise", divide="raise", invalid="raise"):  # underflow is fine
                     value_error, grad_error = errors(loss, function, pred, target)

@@ -1,11 +1,11 @@
-"""The sequence layers against PyTorch in float64: forward, input gradient and parameter gradients, train and eval.
+"""The sequence layers against PyTorch in float64: forward, input gradient, parameter gradients, train and eval.
 
     PYTHONPATH=$PWD /work/torchvenv/bin/python bench/torch_agreement/sequences.py
 
-Embedding (padding_idx), PositionalEmbedding, Dense on (n, t, f), LayerNorm and GELU on (n, t, f), Conv1D (stride,
-padding int/same/causal, dilation; torch's Conv1d on the transposed input, F.pad first for causal), MaxPool1D,
-AvgPool1D, GlobalAvgPool1D, GlobalMaxPool1D, LastStep. Prints max |lamina - torch| / max |torch| per comparison;
-exit status 1 above 1e-9.
+Embedding (padding_idx), PositionalEmbedding, Dense on (n, t, f), LayerNorm and GELU on (n, t, f), Conv1D
+(stride, padding int/same/causal, dilation; torch's Conv1d on the transposed input, F.pad first for causal),
+MaxPool1D, AvgPool1D, GlobalAvgPool1D, GlobalMaxPool1D, LastStep. Prints max |lamina - torch| / max |torch| per
+comparison; exit status 1 above 1e-9.
 """
 
 from __future__ import annotations
@@ -44,17 +44,21 @@ def cases(rng):
     dense = layers.Dense.init(rng, 4, 6, dtype=np.float64)
     yield "Dense (n, t, f)", dense, x, lambda v, w, b: F.linear(v, w.T, b), [dense.weight, dense.bias]
     norm = layers.LayerNorm(weight=rng.normal(1, 0.1, 4), bias=rng.normal(0, 0.1, 4))
-    yield "LayerNorm (n, t, f)", norm, x, lambda v, w, b: F.layer_norm(v, (4,), w, b, 1e-5), [norm.weight, norm.bias]
+    yield ("LayerNorm (n, t, f)", norm, x, lambda v, w, b: F.layer_norm(v, (4,), w, b, 1e-5),
+           [norm.weight, norm.bias])
     yield "GELU (n, t, f)", layers.GELU(), x, lambda v: F.gelu(v, approximate="tanh"), []
-    for kw in (dict(kernel_size=3), dict(kernel_size=3, stride=2, padding=1), dict(kernel_size=4, padding="same"),
-               dict(kernel_size=3, padding="same", dilation=2), dict(kernel_size=3, padding="causal", dilation=2),
+    for kw in (dict(kernel_size=3), dict(kernel_size=3, stride=2, padding=1),
+               dict(kernel_size=4, padding="same"),
+               dict(kernel_size=3, padding="same", dilation=2),
+               dict(kernel_size=3, padding="causal", dilation=2),
                dict(kernel_size=2, stride=3, dilation=3)):
         conv = layers.Conv1D.init(rng, 4, 6, dtype=np.float64, **kw)
         start, end = conv.pads
 
         def torch_conv(v, w, b, conv=conv, start=start, end=end):
             v = F.pad(v.transpose(1, 2), (start, end))
-            return F.conv1d(v, w.permute(2, 1, 0), b, stride=conv.stride, dilation=conv.dilation).transpose(1, 2)
+            v = F.conv1d(v, w.permute(2, 1, 0), b, stride=conv.stride, dilation=conv.dilation)
+            return v.transpose(1, 2)
         yield repr(conv), conv, x, torch_conv, [conv.weight, conv.bias]
     for size, stride in ((2, None), (3, 2), (3, 1)):
         step = size if stride is None else stride
@@ -63,7 +67,8 @@ def cases(rng):
         yield (f"AvgPool1D({size}, {stride})", layers.AvgPool1D(size, stride), x,
                channels_first(lambda v, s=size, st=step: F.avg_pool1d(v, s, st)), [])
     yield "GlobalAvgPool1D", layers.GlobalAvgPool1D(), x, lambda v: v.mean(dim=1), []
-    yield "GlobalMaxPool1D", layers.GlobalMaxPool1D(), x, lambda v: F.adaptive_max_pool1d(v.transpose(1, 2), 1)[..., 0], []
+    yield ("GlobalMaxPool1D", layers.GlobalMaxPool1D(), x,
+           lambda v: F.adaptive_max_pool1d(v.transpose(1, 2), 1)[..., 0], [])
     yield "LastStep", layers.LastStep(), x, lambda v: v[:, -1], []
 
 
@@ -76,7 +81,8 @@ def main() -> int:
         yt = fn(xt, *pt)
         dy = np.random.default_rng(1).standard_normal(tuple(yt.shape))
         yt.backward(t64(dy))
-        for mode, label in ((layers.Mode(train=True, rng=np.random.default_rng(0)), "train"), (layers.EVAL, "eval")):
+        train = layers.Mode(train=True, rng=np.random.default_rng(0))
+        for mode, label in ((train, "train"), (layers.EVAL, "eval")):
             y, cache = layer.forward(x, mode)
             dx, grads = layer.backward(cache, dy, mode)
             pairs = [("y", y, yt)] + ([] if ids else [("dx", dx, xt.grad)])
