@@ -1,4 +1,4 @@
-"""Checks the tests of the sequence layers share: gradients in both modes, alone and nested in a Residual, and saving."""
+"""Checks the tests of the sequence layers share: gradients in both modes, alone and nested, and saving."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ TOLERANCE = 1e-6
 
 
 def check_both_modes(layer, x, record, where: str) -> None:
-    """The layer's gradients against finite differences in training and in inference, alone and inside a Residual
-    (which adds its input: only for layers whose output has the input's shape) or a Sequence."""
+    """The layer's gradients against finite differences in training and in inference, alone and inside a
+    Residual (which adds its input: only for layers whose output has the input's shape) or a Sequence."""
     for train in (False, True):
         record.add(layers.check_gradients(layer, x, train=train, tol=TOLERANCE), where)
         record.add(layers.check_gradients(layers.Sequence([layer]), x, train=train, tol=TOLERANCE), where)

@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 from lamina import layers
 from sequence_checks import check_both_modes
 
-ELEMENTWISE = [layers.ReLU(), layers.Sigmoid(), layers.Tanh(), layers.GELU(), layers.Identity(), layers.LeakyReLU(0.1)]
+ELEMENTWISE = [layers.ReLU(), layers.Sigmoid(), layers.Tanh(), layers.GELU(), layers.Identity(),
+               layers.LeakyReLU(0.1)]
 
 
 def test_dense_maps_the_last_axis_as_torch_linear():
@@ -30,7 +31,8 @@ def test_dense_maps_the_last_axis_as_torch_linear():
 
 def test_dense_refuses_another_width_on_the_last_axis():
     dense = layers.Dense.init(np.random.default_rng(0), 4, 3)
-    with pytest.raises(layers.ShapeError, match=r"Dense\(4 -> 3, float32\) expects input \(n, \.\.\., 4\), but the "
+    with pytest.raises(layers.ShapeError, match=r"Dense\(4 -> 3, float32\) expects input \(n, \.\.\., 4\), "
+                                                r"but the "
                                                 r"input is \(2, 7, 5\)"):
         dense(np.zeros((2, 7, 5), np.float32))
     with pytest.raises(layers.ShapeError, match=r"expects input \(n, \.\.\., 4\).*\(n, 7, 5\)"):

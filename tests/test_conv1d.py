@@ -1,5 +1,5 @@
-"""Conv1D: against a hand-written NumPy loop, padding int/"valid"/"same"/"causal", stride, dilation; causality;
-shapes and bad settings; gradients over lengths, widths and batch sizes, also in a Residual."""
+"""Conv1D: against a hand-written NumPy loop, padding int/"valid"/"same"/"causal", stride, dilation;
+causality; shapes and bad settings; gradients over lengths, widths and batch sizes, also in a Residual."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ from sequence_checks import check_both_modes, check_saved_and_loaded
 
 
 def by_hand(conv, x):
-    """The convolution as its definition: y[b, i] = sum_p x_padded[b, i*stride + p*dilation] @ weight[p] + bias."""
+    """The convolution as its definition: y[b, i] = sum_p x_padded[b, i*stride + p*dilation] @ weight[p]
+    + bias."""
     start, end = conv.pads
     xp = np.pad(x, ((0, 0), (start, end), (0, 0)))
     span = (conv.kernel_size - 1) * conv.dilation
@@ -35,7 +36,8 @@ SETTINGS = [dict(), dict(stride=2), dict(padding=2), dict(padding="valid"), dict
 def test_against_numpy_by_hand(kernel_size, settings):
     rng = np.random.default_rng(kernel_size)
     conv = layers.Conv1D.init(rng, 3, 4, kernel_size, dtype=np.float64, **settings)
-    conv = layers.Conv1D(weight=conv.weight, bias=rng.standard_normal(4), stride=conv.stride, padding=conv.padding,
+    conv = layers.Conv1D(weight=conv.weight, bias=rng.standard_normal(4), stride=conv.stride,
+                         padding=conv.padding,
                          dilation=conv.dilation)
     x = rng.standard_normal((2, 10, 3))
     y = conv(x)
@@ -72,7 +74,8 @@ def test_repr_and_fields():
 @pytest.mark.parametrize("kwargs, error, match", [
     (dict(stride=2, padding="causal"), ValueError, r'Conv1D: padding="causal" needs stride 1, got stride 2'),
     (dict(stride=2, padding="same"), ValueError, r'padding="same" needs stride 1'),
-    (dict(padding="full"), ValueError, r'padding must be an int >= 0, "valid", "same" or "causal", got \'full\''),
+    (dict(padding="full"), ValueError,
+     r'padding must be an int >= 0, "valid", "same" or "causal", got \'full\''),
     (dict(padding=-1), ValueError, r"padding must be an int >= 0"),
     (dict(dilation=0), ValueError, r"Conv1D: dilation must be a positive int, got 0"),
     (dict(stride=1.5), ValueError, r"Conv1D: stride must be a positive int, got 1.5"),
@@ -86,10 +89,12 @@ def test_bad_settings(kwargs, error, match):
 
 def test_shape_errors_name_the_layer_and_the_shapes():
     conv = layers.Conv1D.init(np.random.default_rng(0), 3, 4, 5)
-    with pytest.raises(layers.ShapeError, match=r"^layers\[1\] Conv1D\(3 -> 4, kernel 5, float32\) expects sequences "
+    with pytest.raises(layers.ShapeError, match=r"^layers\[1\] Conv1D\(3 -> 4, kernel 5, float32\) expects "
+                                                r"sequences "
                                                 r"\(n, t, 3\) of at least 5 steps.*gives \(n, 4, 3\)"):
         layers.Sequence([layers.ReLU(), conv]).forward(np.zeros((2, 4, 3), np.float32), layers.EVAL)
-    with pytest.raises(layers.ShapeError, match=r"expects sequences \(n, t, c\) with t >= 1, but the input is \(n, 3\)"):
+    with pytest.raises(layers.ShapeError,
+                       match=r"expects sequences \(n, t, c\) with t >= 1, but the input is \(n, 3\)"):
         conv.output_shape((3,))
     with pytest.raises(layers.ShapeError, match=r"expects sequences \(n, t, 3\).*\(n, 9, 2\)"):
         conv(np.zeros((2, 9, 2), np.float32))

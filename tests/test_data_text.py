@@ -1,4 +1,4 @@
-"""Text data: the shipped Tiny Shakespeare, Vocabulary (characters, tokens, unknown, JSON), windows as views."""
+"""Text data: the shipped Tiny Shakespeare, Vocabulary (characters, tokens, unknown, JSON), windows."""
 
 from __future__ import annotations
 
@@ -33,7 +33,8 @@ def test_a_character_vocabulary_round_trips_the_corpus(shakespeare):
 
 def test_a_symbol_outside_the_vocabulary_is_named_with_its_position():
     vocab = data.Vocabulary.from_text("abc")
-    with pytest.raises(ValueError, match=r"Vocabulary.encode: 'z' at position 3 is not in the vocabulary \(3 symbols\)"):
+    with pytest.raises(ValueError,
+                       match=r"Vocabulary.encode: 'z' at position 3 is not in the vocabulary \(3 symbols\)"):
         vocab.encode("abcza")
 
 
@@ -54,11 +55,11 @@ def test_the_vocabulary_travels_in_a_model_files_extra(tmp_path):
 
 
 @pytest.mark.parametrize("make, error, match", [
-    (lambda: data.Vocabulary(("a", "b", "a")), ValueError, r"every symbol must be unique, but 'a' is there twice"),
+    (lambda: data.Vocabulary(("a", "b", "a")), ValueError, r"must be unique, but 'a' is there twice"),
     (lambda: data.Vocabulary(("a", 1)), TypeError, r"symbols must be strings, but symbols\[1\] is 1"),
     (lambda: data.Vocabulary(()), ValueError, r"needs at least one symbol"),
-    (lambda: data.Vocabulary(("a",), unknown="?"), ValueError, r"unknown must be one of the symbols, got '\?'"),
-    (lambda: data.Vocabulary(("a",)).decode([0, 1]), ValueError, r"ids must be in \[0, 1\), but ids\[1\] is 1"),
+    (lambda: data.Vocabulary(("a",), unknown="?"), ValueError, r"unknown must be one of the symbols"),
+    (lambda: data.Vocabulary(("a",)).decode([0, 1]), ValueError, r"in \[0, 1\), but ids\[1\] is 1"),
     (lambda: data.Vocabulary(("a",)).decode([0.0]), TypeError, r"ids must be integers, got dtype float64"),
     (lambda: data.Vocabulary.from_json([]), ValueError, r"expected a dict with 'symbols', got list"),
 ])

@@ -1,4 +1,5 @@
-"""Embedding: lookup by hand, gradients summed per id, padding_idx, ids kept integer from fit down to it, bad ids."""
+"""Embedding: lookup by hand, gradients summed per id, padding_idx, ids kept integer from fit down to it,
+bad ids."""
 
 from __future__ import annotations
 
@@ -48,7 +49,8 @@ def test_padding_idx_starts_at_zero_and_gets_no_gradient():
 
 
 def test_input_grad_true_still_gives_no_input_gradient_and_a_sequence_passes_none_on():
-    model = layers.Sequence([embedding(), layers.Dense.init(np.random.default_rng(1), 3, 2, dtype=np.float64)])
+    dense = layers.Dense.init(np.random.default_rng(1), 3, 2, dtype=np.float64)
+    model = layers.Sequence([embedding(), dense])
     ids = np.array([[1, 2], [3, 4]])
     for input_grad in (True, False):
         mode = layers.Mode(input_grad=input_grad)
@@ -64,12 +66,14 @@ def test_input_grad_true_still_gives_no_input_gradient_and_a_sequence_passes_non
 ])
 def test_an_out_of_range_or_negative_id_is_named_with_its_position(ids, match):
     model = layers.Sequence([layers.Sequence([embedding()]), layers.ReLU()])
-    with pytest.raises(layers.LayerError, match=r"^layers\[0\]\.layers\[0\] Embedding\(6 -> 3, float64\): " + match):
+    path = r"^layers\[0\]\.layers\[0\] Embedding\(6 -> 3, float64\): "
+    with pytest.raises(layers.LayerError, match=path + match):
         model.forward(ids, layers.EVAL)
 
 
 def test_float_ids_are_refused_never_rounded():
-    with pytest.raises(layers.LayerError, match=r"Embedding\(6 -> 3, float64\): takes integer token ids .* got dtype "
+    with pytest.raises(layers.LayerError, match=r"Embedding\(6 -> 3, float64\): takes integer token ids .* "
+                                                r"got dtype "
                                                 r"float64.*never rounded"):
         layers.Sequence([embedding()])(np.array([[1.0, 2.0]]))
 

@@ -1,4 +1,5 @@
-"""layers.generate: the prompt first, greedy at temperature 0, top-k, the context window, draws from rng, bad settings."""
+"""layers.generate: the prompt first, greedy at temperature 0, top-k, the context window, draws from rng,
+bad settings."""
 
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ from lamina import layers
 
 @attrs.frozen
 class NextOf(layers.Layer):
-    """A fixed language model over 5 ids: at each position the logit of j is -3 ((j - id - 1) % 5), so (id + 1) % 5
-    is the most likely, then (id + 2) % 5, and so on."""
+    """A fixed language model over 5 ids: at each position the logit of j is -3 ((j - id - 1) % 5), so
+    (id + 1) % 5 is the most likely, then (id + 2) % 5, and so on."""
 
     takes_ids = True
 
@@ -61,7 +62,8 @@ def test_sampling_follows_the_softmax_and_the_rng():
 
 
 def test_the_model_sees_at_most_the_context_and_by_default_the_positional_embeddings_length():
-    out = layers.generate(Seen(), np.zeros((1, 1), np.int64), 6, np.random.default_rng(0), temperature=0, context=3)
+    out = layers.generate(Seen(), np.zeros((1, 1), np.int64), 6, np.random.default_rng(0), temperature=0,
+                          context=3)
     np.testing.assert_array_equal(out[0], [0, 1, 2, 3, 3, 3, 3])   # the input grows to 3 steps, then stays
     rng = np.random.default_rng(0)
     gpt_like = layers.Sequence([layers.Embedding.init(rng, 5, 4), layers.PositionalEmbedding.init(rng, 4, 4),
@@ -76,7 +78,7 @@ def test_the_model_sees_at_most_the_context_and_by_default_the_positional_embedd
     (dict(top_k=0), ValueError, r"top_k must be None or an int >= 1, got 0"),
     (dict(context=0), ValueError, r"context must be None or an int >= 1, got 0"),
     (dict(steps=-1), ValueError, r"steps must be an int >= 0, got -1"),
-    (dict(ids=np.zeros((2, 3))), ValueError, r"ids must be a non-empty int array \(n, t0\), got dtype float64"),
+    (dict(ids=np.zeros((2, 3))), ValueError, r"ids must be a non-empty int array \(n, t0\), got dtype float"),
     (dict(ids=np.zeros(3, np.int64)), ValueError, r"got dtype int64 and shape \(3,\)"),
     (dict(rng=0), TypeError, r"rng must be a numpy.random.Generator, got int"),
 ])

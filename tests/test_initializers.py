@@ -1,4 +1,5 @@
-"""The one initialiser: "he", "glorot" or a std for every init that draws weights; biases zero; bad values refused."""
+"""The one initialiser: "he", "glorot" or a std for every init that draws weights; biases zero; bad values
+refused."""
 
 from __future__ import annotations
 

@@ -22,8 +22,9 @@ def test_takes_the_last_step_and_sends_the_gradient_back_there():
 
 
 def test_a_flat_input_is_a_shape_error_that_says_sequences():
-    with pytest.raises(layers.ShapeError, match=r"^layers\[1\] LastStep\(\) expects sequences \(n, t, f\) with "
-                                                r"t >= 1, but layers\[0\] Dense\(4 -> 4, float32\) gives \(n, 4\)"):
+    with pytest.raises(layers.ShapeError, match=r"^layers\[1\] LastStep\(\) expects sequences \(n, t, f\) "
+                                                r"with t >= 1, but layers\[0\] Dense\(4 -> 4, float32\) "
+                                                r"gives \(n, 4\)"):
         layers.Sequence([layers.Dense.init(np.random.default_rng(0), 4, 4), layers.LastStep()])
     with pytest.raises(layers.ShapeError, match=r"expects sequences \(n, t, f\).*\(n, 0, 4\)"):
         layers.LastStep().forward(np.zeros((2, 0, 4)), layers.EVAL)

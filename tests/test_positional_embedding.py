@@ -1,4 +1,5 @@
-"""PositionalEmbedding: weight[:t] added to each sequence, its gradient summed over the batch, too long a sequence."""
+"""PositionalEmbedding: weight[:t] added to each sequence, its gradient summed over the batch, too long a
+sequence."""
 
 from __future__ import annotations
 
@@ -30,13 +31,15 @@ def test_adds_the_first_t_rows_and_sums_the_gradient_over_the_batch():
 
 
 def test_a_sequence_longer_than_max_length_is_a_shape_error_with_the_path():
-    model = layers.Sequence([layers.Embedding.init(np.random.default_rng(0), 9, 3, dtype=np.float64), positional()])
+    embedding = layers.Embedding.init(np.random.default_rng(0), 9, 3, dtype=np.float64)
+    model = layers.Sequence([embedding, positional()])
     with pytest.raises(layers.ShapeError, match=r"^layers\[1\] PositionalEmbedding\(5 x 3, float64\) expects "
                                                 r"sequences of at most 5 steps .* gives \(n, 6, 3\)"):
         model(np.zeros((2, 6), np.int64))
     with pytest.raises(layers.ShapeError, match=r"at most 5 steps"):
         model.summary((6,))
-    with pytest.raises(layers.ShapeError, match=r"expects sequences \(n, t, 3\), but the input is \(n, 4, 2\)"):
+    with pytest.raises(layers.ShapeError, 
+                       match=r"expects sequences \(n, t, 3\), but the input is \(n, 4, 2\)"):
         positional().forward(np.zeros((2, 4, 2)), layers.EVAL)
     assert positional().output_shape((5, 3)) == (5, 3)
 

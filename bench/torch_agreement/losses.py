@@ -69,7 +69,7 @@ def moved(theirs):
 
 
 def sequence_cases(rng):
-    """SoftmaxCrossEntropy over (n, t, k): torch's cross_entropy with the class axis moved to 1; ignore_index."""
+    """SoftmaxCrossEntropy over (n, t, k): torch's cross_entropy, the class axis moved to 1; ignore_index."""
     n, t, k = int(rng.integers(1, 6)), int(rng.integers(1, 9)), int(rng.integers(2, 8))
     z = rng.standard_normal((n, t, k)) * rng.choice([1.0, 5.0])
     labels = rng.integers(0, k, (n, t))
@@ -92,7 +92,8 @@ def sequence_cases(rng):
                losses.SoftmaxCrossEntropy(**ours, ignore_index=-100), function, z, ignored)
         flat = labels.reshape(-1).copy()
         flat[0] = 1   # ignore_index a class: its positions ignored, one position counted at least
-        yield (f"SoftmaxCrossEntropy (n, k) {name}, ignore_index=0", losses.SoftmaxCrossEntropy(**ours, ignore_index=0),
+        yield (f"SoftmaxCrossEntropy (n, k) {name}, ignore_index=0",
+               losses.SoftmaxCrossEntropy(**ours, ignore_index=0),
                moved({**theirs, "ignore_index": 0}), z.reshape(-1, k), flat)
 
 

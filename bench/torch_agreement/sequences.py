@@ -1,11 +1,11 @@
-"""The sequence layers against PyTorch in float64: forward, input gradient, parameter gradients, train and eval.
+"""The sequence layers against PyTorch in float64: forward, input gradient, parameter gradients, both modes.
 
     PYTHONPATH=$PWD /work/torchvenv/bin/python bench/torch_agreement/sequences.py
 
 Embedding (padding_idx), PositionalEmbedding, Dense on (n, t, f), LayerNorm and GELU on (n, t, f), Conv1D
 (stride, padding int/same/causal, dilation; torch's Conv1d on the transposed input, F.pad first for causal),
-MaxPool1D, AvgPool1D, GlobalAvgPool1D, GlobalMaxPool1D, LastStep. Prints max |lamina - torch| / max |torch| per
-comparison; exit status 1 above 1e-9.
+MaxPool1D, AvgPool1D, GlobalAvgPool1D, GlobalMaxPool1D, LastStep. Prints max |lamina - torch| / max |torch|
+per comparison; exit status 1 above 1e-9.
 """
 
 from __future__ import annotations
