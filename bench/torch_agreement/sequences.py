@@ -25,6 +25,11 @@ def t64(a):
     return torch.tensor(np.asarray(a), dtype=torch.float64)
 
 
+def relative(ours: np.ndarray, theirs: np.ndarray) -> float:
+    """max |ours - theirs| / max |theirs|."""
+    return float(np.max(np.abs(ours - theirs)) / np.max(np.abs(theirs)))
+
+
 def channels_first(fn):
     """A torch function of (n, c, t) applied to (n, t, c), its output moved back to (n, t', c)."""
     return lambda x, *p: fn(x.transpose(1, 2), *p).transpose(1, 2)
@@ -87,9 +92,8 @@ def main() -> int:
             dx, grads = layer.backward(cache, dy, mode)
             pairs = [("y", y, yt)] + ([] if ids else [("dx", dx, xt.grad)])
             pairs += [(f"d{f}", getattr(grads, f), p.grad) for f, p in zip(("weight", "bias"), pt)]
-            for what, a, b in pairs:
-                b = b.detach().numpy()
-                error = float(np.max(np.abs(a - b)) / np.max(np.abs(b)))
+            for what, ours, theirs in pairs:
+                error = relative(ours, theirs.detach().numpy())
                 worst = max(worst, error)
                 print(f"{name:58} {label:5} {what:7} {error:.2e}{'  FAIL' if not error <= TOLERANCE else ''}")
     print(f"largest relative error {worst:.2e} (tolerance {TOLERANCE:.0e}), torch {torch.__version__}")
