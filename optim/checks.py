@@ -47,7 +47,8 @@ def check_targets(y, n: int, n_outputs: int | None, loss=None, name: str = "y", 
         elif y.ndim == 2 and np.isin(y, (0, 1)).all() and (y.sum(axis=1) == 1).all():
             hint = f"; these look like one-hot rows: use {name}.argmax(1) for labels (n,)"
         if not hint and y.dtype.kind in "iu" and isinstance(loss, losses.SoftmaxCrossEntropy) and n_outputs:
-            return check_labels(y, y.shape, n_outputs, who if name == "y" else f"{who}: {name}", _ignored(loss))
+            who = who if name == "y" else f"{who}: {name}"
+            return check_labels(y, y.shape, n_outputs, who, _ignored(loss))
         raise TypeError(f"{who}: {name} must be int class labels (n,) or a float array, got dtype {y.dtype} "
                         f"with shape {y.shape}{hint}")
     row = first_nonfinite_row(y if y.ndim > 1 else y[:, None])
