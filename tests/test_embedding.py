@@ -125,7 +125,7 @@ def test_gradients(gradient_record, n, t, n_tokens, dim, seed, padding):
 
 
 def test_a_language_model_resumes_bit_for_bit(tmp_path):
-    """Two epochs in one go, or one epoch, a checkpoint and a resumed second: the same bits (ids stay ints)."""
+    """Two epochs, or one, a checkpoint and a resumed second: the same bits (the ids stay ints)."""
     data_rng = np.random.default_rng(0)
     x = data_rng.integers(0, 12, (48, 6))
     y = np.roll(x, -1, axis=1)
