@@ -1,7 +1,9 @@
 """lamina.layers: layer records, combinators, modes, shape and gradient checks, model files and error types."""
 
 from lamina.layers.activations import GELU, Identity, LeakyReLU, ReLU, Sigmoid, Tanh
+from lamina.layers.attention import MultiHeadAttention
 from lamina.layers.batch_norm import BatchNorm
+from lamina.layers.bidirectional import Bidirectional
 from lamina.layers.concat import Concat
 from lamina.layers.combinator import Combinator
 from lamina.layers.conv2d import Conv2D
@@ -26,6 +28,7 @@ from lamina.layers.records.registry import register
 from lamina.layers.reshape import Flatten, Reshape
 from lamina.layers.residual import Residual
 from lamina.layers.sequence import Sequence
+from lamina.layers.recurrent import GRU, LSTM, RNN
 from lamina.layers.records.tree import (
     buffers,
     map_buffers,
@@ -42,6 +45,7 @@ __all__ = [
     "Dropout", "BatchNorm", "LayerNorm",
     "Conv2D", "MaxPool2D", "AvgPool2D", "GlobalAvgPool2D", "Flatten", "Reshape",
     "Sequence", "Residual", "Concat", "Combinator", "mlp",
+    "RNN", "LSTM", "GRU", "Bidirectional", "MultiHeadAttention",
     "ShapeError", "LayerError", "ModelFileError", "StructureError",
     "parameters", "named_parameters", "map_parameters", "buffers", "named_buffers", "map_buffers",
     "update_buffers",
