@@ -212,14 +212,18 @@ class LSTM(_Recurrent):
         t, n, width = gates.shape
         k = width // 4
         i, f, g, o = (gates[..., j * k:(j + 1) * k] for j in range(4))
-        dc_per_dh = o * (1 - tanh_c * tanh_c)
-        # the pre-activations' gradients are dc (for i, f, g) or dh (for o) times these factors
-        factors = np.empty_like(gates)
-        factors[..., :k] = g * i * (1 - i)
-        factors[..., k:2 * k] = cs[:-1] * f * (1 - f)
-        factors[..., 2 * k:3 * k] = i * (1 - g * g)
-        factors[..., 3 * k:] = tanh_c * o * (1 - o)
+        dc_per_dh = tanh_c * tanh_c
+        np.subtract(1, dc_per_dh, out=dc_per_dh)
+        dc_per_dh *= o
+        # the pre-activations' gradients are dc (for i, f, g) or dh (for o) times these factors:
+        # [i (1 - i) g, f (1 - f) c_{t-1}, (1 - g^2) i, o (1 - o) tanh c_t]
+        factors = np.subtract(1, gates)
+        factors *= gates
         factors4 = factors.reshape(t, n, 4, k)
+        np.multiply(g, g, out=factors4[:, :, 2])
+        np.subtract(1, factors4[:, :, 2], out=factors4[:, :, 2])
+        for j, other in enumerate((g, cs[:-1], i, tanh_c)):
+            factors4[:, :, j] *= other
         dz = np.empty_like(gates)
         dz4 = dz.reshape(t, n, 4, k)
         dh_carry = dc_carry = None
