@@ -79,7 +79,7 @@ def test_output_shape_summary_and_paths_in_errors():
     assert "  layers[0].backward_layer  GRU(3 -> 2, float32)   (n, 7, 2)          42" in summary
     with pytest.raises(layers.ShapeError, match=r"^backward_layer GRU\(2 -> 2, float32\) expects a sequence batch "
                                                 r"\(n, t, 2\)"):
-        layers.Bidirectional(layers.GRU.init(rng, 3, 2), layers.GRU.init(rng, 2, 2))
+        layers.Bidirectional(layers.GRU.init(rng, 3, 2), layers.GRU.init(rng, 2, 2)).output_shape((7, 3))
     with pytest.raises(layers.ShapeError, match=r"^layers\[0\]\.forward_layer LSTM\(3 -> 4, float32\) expects a "
                                                 r"sequence batch \(n, t, 3\) .*, but the input is \(n, 3\)$"):
         layers.Sequence([both])(np.ones((2, 3)))
