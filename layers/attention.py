@@ -30,7 +30,7 @@ def causal_mask(t: int, dtype: np.dtype) -> np.ndarray:
 
 
 def softmax_in_place(scores: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
-    """scores (..., keys) -> the stable softmax over the last axis of scores + mask, written over ``scores``."""
+    """scores (..., keys) -> the stable softmax over the last axis of scores + mask, written over scores."""
     if mask is not None:
         scores += mask
     scores -= scores.max(axis=-1, keepdims=True)
@@ -48,26 +48,27 @@ def normal_weight(rng: np.random.Generator, shape: tuple, init, dtype) -> np.nda
     elif isinstance(init, (int, float)) and not isinstance(init, bool) and math.isfinite(init) and init >= 0:
         std = float(init)
     else:
-        raise ValueError(f'MultiHeadAttention.init: init must be "he", "glorot" or a float >= 0 (the std of a '
-                         f"zero-mean normal), got {init!r}")
+        raise ValueError(f'MultiHeadAttention.init: init must be "he", "glorot" or a float >= 0 (the std of '
+                         f"a zero-mean normal), got {init!r}")
     return rng.normal(0.0, std, size=shape).astype(dtype)
 
 
 def _check(layer: "MultiHeadAttention", attribute, value) -> None:
     dim = layer.weight_out.shape[0] if layer.weight_out.ndim == 2 else -1
-    expected = {"weight_qkv": (dim, 3 * dim), "bias_qkv": (3 * dim,), "weight_out": (dim, dim), "bias_out": (dim,)}
+    expected = {"weight_qkv": (dim, 3 * dim), "bias_qkv": (3 * dim,),
+                "weight_out": (dim, dim), "bias_out": (dim,)}
     for field, shape in expected.items():
         if getattr(layer, field).shape != shape:
             raise ShapeError("MultiHeadAttention", f"{field} of shape {shape} (dim = weight_out's rows)",
                              f"shape {getattr(layer, field).shape}")
     if len({getattr(layer, field).dtype for field in expected}) > 1:
-        raise TypeError("MultiHeadAttention: weight_qkv, bias_qkv, weight_out and bias_out must share a dtype")
+        raise TypeError("MultiHeadAttention: weight_qkv, bias_qkv, weight_out, bias_out must share a dtype")
     heads = layer.n_heads
     if not isinstance(heads, (int, np.integer)) or isinstance(heads, bool) or heads < 1:
         raise ValueError(f"MultiHeadAttention: n_heads must be a positive int, got {heads!r}")
     if dim % heads:
-        raise ValueError(f"MultiHeadAttention: dim {dim} is not divisible by n_heads {heads}; each head takes "
-                         f"dim / n_heads features")
+        raise ValueError(f"MultiHeadAttention: dim {dim} is not divisible by n_heads {heads}; each head "
+                         f"takes dim / n_heads features")
     if not isinstance(layer.causal, bool):
         raise TypeError(f"MultiHeadAttention: causal must be True or False, got {layer.causal!r}")
 
@@ -94,7 +95,8 @@ class MultiHeadAttention(Layer):
                             f"MultiHeadAttention.init(rng, dim, n_heads), got {type(rng).__name__}")
         if not isinstance(dim, (int, np.integer)) or isinstance(dim, bool) or dim < 1:
             raise ValueError(f"MultiHeadAttention.init: dim must be a positive int, got {dim!r}")
-        return cls(weight_qkv=normal_weight(rng, (dim, 3 * dim), init, dtype), bias_qkv=np.zeros(3 * dim, dtype),
+        return cls(weight_qkv=normal_weight(rng, (dim, 3 * dim), init, dtype),
+                   bias_qkv=np.zeros(3 * dim, dtype),
                    weight_out=normal_weight(rng, (dim, dim), init, dtype), bias_out=np.zeros(dim, dtype),
                    n_heads=n_heads, causal=causal)
 
@@ -117,14 +119,15 @@ class MultiHeadAttention(Layer):
         return (None, self.dim) if input_shape is None else tuple(input_shape)
 
     def forward(self, x: np.ndarray, mode: Mode):
-        """x (n, t, dim) -> y (n, t, dim); the cache holds x, the scaled q, k, v, the attention and the heads' output."""
+        """x (n, t, dim) -> y (n, t, dim); the cache: x, the scaled q, k, v, the attention, the heads' out."""
         if x.ndim != 3 or x.shape[2] != self.dim:
             self._refuse(x.shape[1:])
         n, t, dim = x.shape
         heads = self.n_heads
         qkv = x.reshape(-1, dim) @ self.weight_qkv
         qkv += self.bias_qkv
-        q, k, v = qkv.reshape(n, t, 3, heads, dim // heads).transpose(2, 0, 3, 1, 4)  # each (n, heads, t, head_dim)
+        # q, k and v, each (n, heads, t, head_dim)
+        q, k, v = qkv.reshape(n, t, 3, heads, dim // heads).transpose(2, 0, 3, 1, 4)
         q = q * (1 / math.sqrt(dim // heads))
         attention = softmax_in_place(q @ k.swapaxes(-1, -2), causal_mask(t, x.dtype) if self.causal else None)
         heads_out = (attention @ v).transpose(0, 2, 1, 3).reshape(n * t, dim)
@@ -133,10 +136,11 @@ class MultiHeadAttention(Layer):
         return y.reshape(n, t, dim), (x, q, k, v, attention, heads_out)
 
     def backward(self, cache, dy: np.ndarray, mode: Mode):
-        """dy (n, t, dim) -> dx (n, t, dim) (None when the mode needs none), gradients as a MultiHeadAttention."""
+        """dy (n, t, dim) -> dx (n, t, dim) (None when the mode needs none), gradients as this record."""
         x, q, k, v, attention, heads_out = cache
         if dy.shape != x.shape:
-            raise ShapeError(f"{self!r}.backward", f"an output gradient of shape {x.shape}", f"one of shape {dy.shape}")
+            raise ShapeError(f"{self!r}.backward", f"an output gradient of shape {x.shape}",
+                             f"one of shape {dy.shape}")
         n, t, dim = x.shape
         heads = self.n_heads
         dy2 = dy.reshape(-1, dim)

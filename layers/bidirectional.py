@@ -14,8 +14,8 @@ from lamina.layers.records.registry import register
 @register
 @attrs.frozen(repr=False)
 class Bidirectional(Combinator):
-    """y = [forward_layer(x), reversed(backward_layer(reversed(x)))] on the last axis, reversed along time (axis 1);
-    x (n, t, f) -> (n, t, h_forward + h_backward), as torch's ``bidirectional=True``."""
+    """y = [forward_layer(x), reversed(backward_layer(reversed(x)))] joined on the last axis, reversed along
+    time (axis 1); x (n, t, f) -> (n, t, h_forward + h_backward), as torch's ``bidirectional=True``."""
 
     forward_layer: object
     backward_layer: object
@@ -23,7 +23,7 @@ class Bidirectional(Combinator):
     @classmethod
     def init(cls, rng: np.random.Generator, kind: type, n_in: int, n_hidden: int, *, dtype=np.float32,
              **options) -> "Bidirectional":
-        """Two fresh ``kind`` layers (``layers.LSTM``, ``layers.GRU`` or ``layers.RNN``; ``options`` go to its init)."""
+        """Two fresh ``kind`` layers (layers.LSTM, layers.GRU or layers.RNN; ``options`` go to its init)."""
         if not isinstance(kind, type) or not hasattr(kind, "init"):
             raise TypeError(f"Bidirectional.init: kind must be a layer class with init, such as layers.LSTM, "
                             f"got {kind!r}")
@@ -59,7 +59,7 @@ class Bidirectional(Combinator):
         return np.concatenate([ahead, behind[:, ::-1]], axis=-1), (ahead_cache, behind_cache, ahead.shape[-1])
 
     def backward(self, cache, dy, mode: Mode):
-        """dy (n, t, h_forward + h_backward) -> (dx of both directions summed, gradients as a Bidirectional)."""
+        """dy (n, t, h_forward + h_backward) -> (the directions' dx summed, gradients as a Bidirectional)."""
         ahead_cache, behind_cache, width = cache
         dx, ahead = self._run_back(0, ahead_cache, dy[..., :width], mode)
         d_behind, behind = self._run_back(1, behind_cache, dy[:, ::-1, width:], mode)

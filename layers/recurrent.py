@@ -22,7 +22,7 @@ from lamina.layers.records.registry import register
 
 
 def sigmoid(z: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-    """1 / (1 + exp(-z)) as (1 + tanh(z / 2)) / 2: never overflows and stays in z's dtype; ``out`` may be z."""
+    """1 / (1 + exp(-z)) as (1 + tanh(z / 2)) / 2: never overflows, stays in z's dtype; ``out`` may be z."""
     out = np.multiply(z, 0.5, out=out)
     np.tanh(out, out=out)
     out *= 0.5
@@ -105,7 +105,7 @@ class _Recurrent(Layer):
         return (input_shape[0], self.n_hidden)
 
     def forward(self, x: np.ndarray, mode: Mode):
-        """x (n, t, n_in) -> every step's hidden state (n, t, n_hidden); the cache holds the time-major steps."""
+        """x (n, t, n_in) -> every step's hidden state (n, t, n_hidden); the cache: the time-major steps."""
         if x.ndim != 3 or x.shape[2] != self.n_in:
             self._refuse(x.shape[1:])
         xs = np.ascontiguousarray(x.transpose(1, 0, 2))  # (t, n, n_in)
@@ -117,8 +117,9 @@ class _Recurrent(Layer):
         """dy (n, t, n_hidden) -> dx (n, t, n_in) (None when the mode needs none), gradients as this class."""
         xs, hs, state = cache
         if dy.shape != (xs.shape[1], xs.shape[0], self.n_hidden):
-            raise ShapeError(f"{self!r}.backward", f"an output gradient of shape {(xs.shape[1], xs.shape[0])} + "
-                             f"({self.n_hidden},)", f"one of shape {dy.shape}")
+            expected = (xs.shape[1], xs.shape[0], self.n_hidden)
+            raise ShapeError(f"{self!r}.backward", f"an output gradient of shape {expected}",
+                             f"one of shape {dy.shape}")
         d_input, d_hidden = self._steps_back(hs, state, dy.transpose(1, 0, 2))
         grads = attrs.evolve(self, weight_input=_flat(xs).T @ _flat(d_input),
                              weight_hidden=_flat(hs[:-1]).T @ _flat(d_hidden),
@@ -129,14 +130,14 @@ class _Recurrent(Layer):
         return np.ascontiguousarray(dx.transpose(1, 0, 2)), grads
 
     # a subclass writes the recurrence, time-major:
-    #   _steps(projected (t, n, G*H), x's part, its own to overwrite) -> (hs (t + 1, n, H) with hs[0] = 0, state)
+    #   _steps(projected (t, n, G*H): x's part, its own to overwrite) -> (hs (t + 1, n, H), hs[0] = 0; state)
     #   _steps_back(hs, state, dys (t, n, H)) -> (d input projection, d hidden projection), each (t, n, G*H)
 
 
 @register
 @attrs.frozen(repr=False)
 class RNN(_Recurrent):
-    """h_t = act(x_t @ weight_input + bias_input + h_{t-1} @ weight_hidden + bias_hidden), act tanh or relu."""
+    """h_t = act(x_t @ weight_input + bias_input + h_{t-1} @ weight_hidden + bias_hidden) (tanh or relu)."""
 
     nonlinearity: str = attrs.field(default="tanh", kw_only=True)
 
@@ -182,8 +183,8 @@ class RNN(_Recurrent):
 @register
 @attrs.frozen(repr=False)
 class LSTM(_Recurrent):
-    """Gates [i, f, g, o] = [sigmoid, sigmoid, tanh, sigmoid](x_t @ weight_input + bias_input + h_{t-1} @ weight_hidden
-    + bias_hidden); c_t = f c_{t-1} + i g; h_t = o tanh(c_t)."""
+    """Gates [i, f, g, o] = [sigmoid, sigmoid, tanh, sigmoid](x_t @ weight_input + bias_input
+    + h_{t-1} @ weight_hidden + bias_hidden); c_t = f c_{t-1} + i g; h_t = o tanh(c_t)."""
 
     gates = 4
 

@@ -1,5 +1,5 @@
-"""MultiHeadAttention: against a hand-written NumPy attention (one sample and one head at a time), causal and not;
-gradients (alone, in a pre-norm residual block), initialisers, shapes, errors, float32 all the way, files."""
+"""MultiHeadAttention: against a hand-written NumPy attention (one sample and one head at a time), causal
+and not; gradients (alone, in a pre-norm residual block), initialisers, shapes, errors, float32, files."""
 
 from __future__ import annotations
 
@@ -69,8 +69,8 @@ def test_initialisers(init, std_qkv, std_out):
 
 def test_bad_settings_are_refused():
     rng = np.random.default_rng(2)
-    with pytest.raises(ValueError, match=r"MultiHeadAttention: dim 10 is not divisible by n_heads 3; each head "
-                                         r"takes dim / n_heads features"):
+    with pytest.raises(ValueError, match=r"MultiHeadAttention: dim 10 is not divisible by n_heads 3; each "
+                                         r"head takes dim / n_heads features"):
         layers.MultiHeadAttention.init(rng, 10, 3)
     with pytest.raises(ValueError, match=r"MultiHeadAttention: n_heads must be a positive int, got 0"):
         layers.MultiHeadAttention.init(rng, 10, 0)
@@ -91,9 +91,9 @@ def test_forward_is_the_hand_written_attention(causal, shape):
     rng = np.random.default_rng(3)
     layer = attention(rng, dim, heads, causal)
     x = rng.standard_normal((n, t, dim))
-    y, _ = layer.forward(x, layers.EVAL)
+    y = layer(x)
     np.testing.assert_allclose(y, reference(layer, x), rtol=1e-12, atol=1e-13)
-    np.testing.assert_array_equal(layer(x), y)
+    np.testing.assert_array_equal(layer.forward(x, layers.EVAL)[0], y)
 
 
 def test_causal_outputs_never_see_later_steps():
@@ -145,7 +145,8 @@ def test_no_input_gradient_when_the_mode_needs_none():
 def test_gradients(gradient_record, n, t, heads, size, causal, seed, training):
     rng = np.random.default_rng(seed)
     layer = attention(rng, heads * size, heads, causal)
-    errors = layers.check_gradients(layer, rng.standard_normal((n, t, heads * size)), train=training, seed=seed)
+    x = rng.standard_normal((n, t, heads * size))
+    errors = layers.check_gradients(layer, x, train=training, seed=seed)
     gradient_record.add(errors, "MultiHeadAttention")
 
 
@@ -153,8 +154,10 @@ def test_gradients(gradient_record, n, t, heads, size, causal, seed, training):
 def test_gradients_in_a_pre_norm_residual_block(gradient_record, seed, causal, training):
     rng = np.random.default_rng(seed)
     block = layers.Sequence([
-        layers.Residual(layers.Sequence([layers.LayerNorm.init(6, dtype=np.float64), attention(rng, 6, 2, causal)])),
-        layers.Residual(layers.Sequence([layers.LayerNorm.init(6, dtype=np.float64), attention(rng, 6, 3, causal), layers.Tanh()])),
+        layers.Residual(layers.Sequence([layers.LayerNorm.init(6, dtype=np.float64),
+                                         attention(rng, 6, 2, causal)])),
+        layers.Residual(layers.Sequence([layers.LayerNorm.init(6, dtype=np.float64),
+                                         attention(rng, 6, 3, causal), layers.Tanh()])),
     ])
     errors = layers.check_gradients(block, rng.standard_normal((2, 4, 6)), train=training, seed=seed)
     gradient_record.add(errors, "MultiHeadAttention in Residual")
@@ -167,19 +170,20 @@ def test_output_shape_and_errors_name_the_layer():
     layer = layers.MultiHeadAttention.init(rng, 8, 2, causal=True)
     assert layer.output_shape((5, 8)) == (5, 8) and layer.output_shape((None, 8)) == (None, 8)
     assert layer.output_shape(None) == (None, 8)
-    with pytest.raises(layers.ShapeError, match=r"^MultiHeadAttention\(8, heads=2, causal, float32\) expects a "
-                                                r"sequence batch \(n, t, 8\) \(sequences are \(n, t, features\)\), "
-                                                r"but the input is \(n, 8\)$"):
+    message = (r"^MultiHeadAttention\(8, heads=2, causal, float32\) expects a sequence batch \(n, t, 8\) "
+               r"\(sequences are \(n, t, features\)\), but the input is \(n, 8\)$")
+    with pytest.raises(layers.ShapeError, match=message):
         layer(np.ones((2, 8)))
-    with pytest.raises(layers.ShapeError, match=r"^layers\[1\] MultiHeadAttention\(8, heads=2, causal, float32\) "
-                                                r"expects a sequence batch \(n, t, 8\) .*, but layers\[0\] "
-                                                r"LSTM\(3 -> 4, float32\) gives \(n, \?, 4\)$"):
+    message = (r"^layers\[1\] MultiHeadAttention\(8, heads=2, causal, float32\) expects a sequence batch "
+               r"\(n, t, 8\) .*, but layers\[0\] LSTM\(3 -> 4, float32\) gives \(n, \?, 4\)$")
+    with pytest.raises(layers.ShapeError, match=message):
         layers.Sequence([layers.LSTM.init(rng, 3, 4), layer])
 
 
 def test_save_and_load_round_trip(tmp_path):
     rng = np.random.default_rng(8)
-    model = layers.Sequence([attention(rng, 8, 2, causal=True, dtype=np.float32), attention(rng, 8, 4, dtype=np.float32)])
+    model = layers.Sequence([attention(rng, 8, 2, causal=True, dtype=np.float32),
+                             attention(rng, 8, 4, dtype=np.float32)])
     layers.save(tmp_path / "attention.npz", model)
     loaded = layers.load(tmp_path / "attention.npz")
     assert loaded == model and loaded.layers[0].causal and loaded.layers[1].n_heads == 4

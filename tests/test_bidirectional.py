@@ -1,5 +1,5 @@
-"""Bidirectional: the second layer reads the sequence backwards and its output, re-reversed, joins the first's on
-the last axis (torch's bidirectional=True); gradients, shapes, paths in errors, files."""
+"""Bidirectional: the second layer reads the sequence backwards and its output, re-reversed, joins the
+first's on the last axis (torch's bidirectional=True); gradients, shapes, paths in errors, files."""
 
 from __future__ import annotations
 
@@ -41,7 +41,8 @@ def test_a_kind_that_is_not_a_layer_class_is_refused():
         layers.Bidirectional.init(np.random.default_rng(2), "lstm", 3, 4)
 
 
-@given(kind=st.sampled_from(KINDS), n=st.integers(1, 3), t=st.integers(1, 4), seed=seeds, training=st.booleans())
+@given(kind=st.sampled_from(KINDS), n=st.integers(1, 3), t=st.integers(1, 4), seed=seeds,
+       training=st.booleans())
 def test_gradients(gradient_record, kind, n, t, seed, training):
     rng = np.random.default_rng(seed)
     both = layers.Bidirectional(kind.init(rng, 2, 3), kind.init(rng, 2, 2))  # widths may differ
@@ -77,11 +78,12 @@ def test_output_shape_summary_and_paths_in_errors():
     summary = layers.Sequence([both, layers.LSTM.init(rng, 6, 1)]).summary((7, 3))
     assert "layers[0]                   Bidirectional          (n, 7, 6)         186" in summary
     assert "  layers[0].backward_layer  GRU(3 -> 2, float32)   (n, 7, 2)          42" in summary
-    with pytest.raises(layers.ShapeError, match=r"^backward_layer GRU\(2 -> 2, float32\) expects a sequence batch "
-                                                r"\(n, t, 2\)"):
+    with pytest.raises(layers.ShapeError, match=r"^backward_layer GRU\(2 -> 2, float32\) expects a sequence "
+                                                r"batch \(n, t, 2\)"):
         layers.Bidirectional(layers.GRU.init(rng, 3, 2), layers.GRU.init(rng, 2, 2)).output_shape((7, 3))
-    with pytest.raises(layers.ShapeError, match=r"^layers\[0\]\.forward_layer LSTM\(3 -> 4, float32\) expects a "
-                                                r"sequence batch \(n, t, 3\) .*, but the input is \(n, 3\)$"):
+    message = (r"^layers\[0\]\.forward_layer LSTM\(3 -> 4, float32\) expects a sequence batch "
+               r"\(n, t, 3\) .*, but the input is \(n, 3\)$")
+    with pytest.raises(layers.ShapeError, match=message):
         layers.Sequence([both])(np.ones((2, 3)))
 
 

@@ -1,5 +1,5 @@
-"""MultiHeadAttention against PyTorch in float64, causal and not: forward, input gradient and parameter gradients, in
-training and inference (the same maths: attention has no mode-dependent part).
+"""MultiHeadAttention against PyTorch in float64, causal and not: forward, input gradient and parameter
+gradients, in training and inference (the same maths: attention has no mode-dependent part).
 
 PyTorch is the oracle here, never a dependency of lamina. Run it as
 
@@ -18,23 +18,11 @@ import sys
 
 import numpy as np
 import torch
+from agreement import agree, report, t
 
 from lamina import layers
 
-TOLERANCE = 1e-9
 results: list[tuple[str, float]] = []
-
-
-def t(array) -> torch.Tensor:
-    return torch.tensor(np.asarray(array), dtype=torch.float64)
-
-
-def agree(name: str, lamina_value, torch_value) -> None:
-    """Record max |a - b| / max |b| for one comparison."""
-    a = np.asarray(lamina_value, dtype=np.float64)
-    b = torch_value.detach().numpy()
-    assert a.shape == b.shape, (name, a.shape, b.shape)
-    results.append((name, float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-300))))
 
 
 def compare(rng: np.random.Generator, n: int, steps: int, dim: int, heads: int, causal: bool) -> None:
@@ -46,7 +34,9 @@ def compare(rng: np.random.Generator, n: int, steps: int, dim: int, heads: int, 
         module.in_proj_bias.copy_(t(layer.bias_qkv))
         module.out_proj.weight.copy_(t(layer.weight_out.T))
         module.out_proj.bias.copy_(t(layer.bias_out))
-    mask = torch.nn.Transformer.generate_square_subsequent_mask(steps, dtype=torch.float64) if causal else None
+    mask = None
+    if causal:
+        mask = torch.nn.Transformer.generate_square_subsequent_mask(steps, dtype=torch.float64)
     name = f"MultiHeadAttention(n={n}, t={steps}, dim={dim}, heads={heads}{', causal' if causal else ''})"
     x, dy = rng.standard_normal((n, steps, dim)), rng.standard_normal((n, steps, dim))
     for mode, label in ((layers.Mode(train=True), "train"), (layers.EVAL, "eval")):
@@ -57,12 +47,12 @@ def compare(rng: np.random.Generator, n: int, steps: int, dim: int, heads: int, 
         yt.backward(t(dy))
         y, cache = layer.forward(x, mode)
         dx, grads = layer.backward(cache, dy, mode)
-        agree(f"{name} {label}: y", y, yt)
-        agree(f"{name} {label}: dx", dx, xt.grad)
-        agree(f"{name} {label}: d weight_qkv", grads.weight_qkv.T, module.in_proj_weight.grad)
-        agree(f"{name} {label}: d bias_qkv", grads.bias_qkv, module.in_proj_bias.grad)
-        agree(f"{name} {label}: d weight_out", grads.weight_out.T, module.out_proj.weight.grad)
-        agree(f"{name} {label}: d bias_out", grads.bias_out, module.out_proj.bias.grad)
+        agree(results, f"{name} {label}: y", y, yt)
+        agree(results, f"{name} {label}: dx", dx, xt.grad)
+        agree(results, f"{name} {label}: d weight_qkv", grads.weight_qkv.T, module.in_proj_weight.grad)
+        agree(results, f"{name} {label}: d bias_qkv", grads.bias_qkv, module.in_proj_bias.grad)
+        agree(results, f"{name} {label}: d weight_out", grads.weight_out.T, module.out_proj.weight.grad)
+        agree(results, f"{name} {label}: d bias_out", grads.bias_out, module.out_proj.bias.grad)
 
 
 def main() -> int:
@@ -71,12 +61,7 @@ def main() -> int:
     for causal in (False, True):
         for n, steps, dim, heads in ((2, 5, 8, 2), (3, 9, 12, 4), (1, 1, 6, 6), (4, 16, 16, 1)):
             compare(rng, n, steps, dim, heads, causal)
-    width = max(len(name) for name, _ in results)
-    for name, error in results:
-        print(f"{name.ljust(width)}  {error:.2e}{'  FAIL' if not error <= TOLERANCE else ''}")
-    worst = max(error for _, error in results)
-    print(f"largest relative error {worst:.2e} (tolerance {TOLERANCE:.0e}), torch {torch.__version__}")
-    return 0 if worst <= TOLERANCE else 1
+    return report(results)
 
 
 if __name__ == "__main__":

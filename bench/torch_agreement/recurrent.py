@@ -1,5 +1,5 @@
-"""RNN (tanh, relu), LSTM, GRU and Bidirectional against PyTorch in float64: forward, input gradient and parameter
-gradients, in training and inference (the same maths: recurrent layers have no mode-dependent part).
+"""RNN (tanh, relu), LSTM, GRU and Bidirectional against PyTorch in float64: forward, input gradient and
+parameter gradients, in training and inference (the same maths: recurrent layers have no mode-dependent part).
 
 PyTorch is the oracle here, never a dependency of lamina. Run it as
 
@@ -16,24 +16,12 @@ import sys
 
 import numpy as np
 import torch
+from agreement import agree, report, t
 
 from lamina import layers
 
-TOLERANCE = 1e-9
 results: list[tuple[str, float]] = []
 TORCH = {layers.RNN: torch.nn.RNN, layers.LSTM: torch.nn.LSTM, layers.GRU: torch.nn.GRU}
-
-
-def t(array) -> torch.Tensor:
-    return torch.tensor(np.asarray(array), dtype=torch.float64)
-
-
-def agree(name: str, lamina_value, torch_value) -> None:
-    """Record max |a - b| / max |b| for one comparison."""
-    a = np.asarray(lamina_value, dtype=np.float64)
-    b = torch_value.detach().numpy()
-    assert a.shape == b.shape, (name, a.shape, b.shape)
-    results.append((name, float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-300))))
 
 
 def torch_twin(layer, bidirectional_twin=None) -> torch.nn.Module:
@@ -60,11 +48,11 @@ def compare(name: str, layer, module, parts: dict, x, dy) -> None:
         yt.backward(t(dy))
         y, cache = layer.forward(x, mode)
         dx, grads = layer.backward(cache, dy, mode)
-        agree(f"{name} {label}: y", y, yt)
-        agree(f"{name} {label}: dx", dx, xt.grad)
+        agree(results, f"{name} {label}: y", y, yt)
+        agree(results, f"{name} {label}: dx", dx, xt.grad)
         for torch_name, (path, transpose) in parts.items():
             grad = dict(layers.named_parameters(grads))[path]
-            agree(f"{name} {label}: d {path}", grad.T if transpose else grad,
+            agree(results, f"{name} {label}: d {path}", grad.T if transpose else grad,
                   getattr(module, torch_name).grad)
 
 
@@ -81,7 +69,8 @@ def main() -> int:
     rng = np.random.default_rng(0)
     kinds = [(layers.RNN, {"nonlinearity": "tanh"}), (layers.RNN, {"nonlinearity": "relu"}),
              (layers.LSTM, {}), (layers.GRU, {})]
-    for (kind, options), (n, steps, n_in, n_hidden) in zip(kinds * 2, [(4, 7, 3, 5)] * 4 + [(3, 12, 6, 9)] * 4):
+    sizes = [(4, 7, 3, 5)] * 4 + [(3, 12, 6, 9)] * 4
+    for (kind, options), (n, steps, n_in, n_hidden) in zip(kinds * 2, sizes):
         label = f"{kind.__name__}{options.get('nonlinearity', '')}({n}, {steps}, {n_in} -> {n_hidden})"
         layer = kind.init(rng, n_in, n_hidden, dtype=np.float64, **options)
         x, dy = rng.standard_normal((n, steps, n_in)), rng.standard_normal((n, steps, n_hidden))
@@ -90,12 +79,7 @@ def main() -> int:
         dy = rng.standard_normal((n, steps, 2 * n_hidden))
         compare(f"Bidirectional {label}", both, torch_twin(both.forward_layer, both.backward_layer),
                 {**names("forward_layer.", ""), **names("backward_layer.", "_reverse")}, x, dy)
-    width = max(len(name) for name, _ in results)
-    for name, error in results:
-        print(f"{name.ljust(width)}  {error:.2e}{'  FAIL' if not error <= TOLERANCE else ''}")
-    worst = max(error for _, error in results)
-    print(f"largest relative error {worst:.2e} (tolerance {TOLERANCE:.0e}), torch {torch.__version__}")
-    return 0 if worst <= TOLERANCE else 1
+    return report(results)
 
 
 if __name__ == "__main__":
