@@ -83,10 +83,12 @@ class _Recurrent(Layer):
 
     @property
     def n_in(self) -> int:
+        """The features of each step of the input."""
         return self.weight_input.shape[0]
 
     @property
     def n_hidden(self) -> int:
+        """The width of the hidden state, each step's output."""
         return self.weight_hidden.shape[0]
 
     def __repr__(self) -> str:
