@@ -14,6 +14,10 @@ def _is_binary_loss(loss) -> bool:
     return binary is not None and isinstance(loss, binary)
 
 
+def _ignored(loss) -> int | None:
+    return loss.ignore_index if isinstance(loss, losses.SoftmaxCrossEntropy) else None
+
+
 def check_targets(y, n: int, n_outputs: int | None, loss=None, name: str = "y", who: str = "fit") -> np.ndarray:
     """y as labels (n,) in [0, n_outputs), or a numeric array with n rows, all finite."""
     y = np.asarray(y)
@@ -34,7 +38,9 @@ def check_targets(y, n: int, n_outputs: int | None, loss=None, name: str = "y", 
             raise ValueError(f"{who}: the model has 1 output, but softmax cross-entropy needs one output per class "
                              f"(2 or more; e.g. the last Dense with n_out = {max(2, int(y.max()) + 1)}); for a "
                              f"yes/no problem with one output use losses.BinaryCrossEntropy()")
-        return check_labels(y, n, n_outputs, who if name == "y" else f"{who}: {name}")
+        return check_labels(y, n, n_outputs, who if name == "y" else f"{who}: {name}", _ignored(loss))
+    if y.dtype.kind in "iu" and isinstance(loss, losses.SoftmaxCrossEntropy) and n_outputs is not None:  # (n, ...)
+        return check_labels(y, y.shape, n_outputs, who if name == "y" else f"{who}: {name}", _ignored(loss))
     if y.dtype.kind != "f":
         hint = ""
         if y.ndim == 2 and y.shape[1] == 1:

@@ -14,7 +14,7 @@ import attrs
 import numpy as np
 
 from lamina.layers.errors import ShapeError
-from lamina.layers.layer import check_layer, chunks, forward_of, model_dtype
+from lamina.layers.layer import check_layer, chunks, forward_of, input_dtype, model_dtype, takes_ids
 from lamina.layers.mode import EVAL, Mode
 from lamina.layers.records.parameter import owning
 from lamina.layers.records.tree import check_same_structure, named_buffers
@@ -58,7 +58,7 @@ def _n_outputs(model, x: np.ndarray, transform) -> int:
     shape = model.output_shape(first.shape[1:]) if hasattr(model, "output_shape") else None
     if shape and shape[-1] is not None:
         return shape[-1]
-    return forward_of(model)(first.astype(model_dtype(model) or first.dtype, copy=False), EVAL)[0].shape[-1]
+    return forward_of(model)(first.astype(input_dtype(model, first) or first.dtype, copy=False), EVAL)[0].shape[-1]
 
 
 def _settings(model, loss, optimizer, x, batch_size, transform) -> dict:
@@ -117,7 +117,7 @@ def evaluate(model, loss, x, y, batch_size: int = 1000, *, transform=None, threa
 
 def _evaluate(model, loss, x, y, batch_size, transform, threads) -> dict:
     total, correct, seen = 0.0, 0, 0
-    forward, dtype, accuracy = forward_of(model), model_dtype(model), accuracy_rule(loss, y)
+    forward, dtype, accuracy = forward_of(model), input_dtype(model, x), accuracy_rule(loss, y)
     with threads as blas:
         for part in chunks(len(x), batch_size):
             xb, yb = x[part], y[part]
@@ -211,13 +211,13 @@ def fit(model, loss, optimizer, x, y, *, epochs: int, batch_size: int, rng: np.r
             raise ShapeError("fit", f"validation samples shaped like x's {x.shape[1:]}", str(x_val.shape),
                              source="validation x")
         y_val = check_targets(validation[1], len(x_val), n_outputs, loss, "validation y")
-    dtype = model_dtype(model)
+    dtype, x_dtype = model_dtype(model), input_dtype(model, x)
     if y.dtype.kind == "f" and dtype is not None:  # targets in the model's dtype, cast once
         y = y.astype(dtype, copy=False)
         if validation is not None:
             y_val = y_val.astype(dtype, copy=False)
     accuracy = accuracy_rule(loss, y)
-    if transform is None:
+    if transform is None and not takes_ids(model):  # ids are indices, of any size
         _warn_if_unscaled(x)
     settings = _settings(model, loss, optimizer, x, batch_size, transform)
     folder = Path(checkpoint) if checkpoint is not None else None
@@ -298,8 +298,8 @@ def fit(model, loss, optimizer, x, y, *, epochs: int, batch_size: int, rng: np.r
                 xb, yb = x[idx], y[idx]
                 if transform is not None:
                     xb = transform(xb)
-                if dtype is not None and xb.dtype != dtype:
-                    xb = xb.astype(dtype)
+                if x_dtype is not None and xb.dtype != x_dtype:
+                    xb = xb.astype(x_dtype)
                 mode = base_mode
                 if run.observe is not None:
                     if observing is None or observing[0] is not run.observe:
