@@ -15,7 +15,9 @@ import attrs
 import numpy as np
 
 from lamina.layers.errors import ShapeError
+from lamina.layers.initializers import check_rng, normal, positive_int
 from lamina.layers.layer import Layer
+from lamina.layers.maths import softmax
 from lamina.layers.mode import Mode
 from lamina.layers.records.parameter import param
 from lamina.layers.records.registry import register
@@ -27,30 +29,6 @@ def causal_mask(t: int, dtype: np.dtype) -> np.ndarray:
     mask = np.triu(np.full((t, t), -np.inf, dtype), k=1)
     mask.setflags(write=False)
     return mask
-
-
-def softmax_in_place(scores: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
-    """scores (..., keys) -> the stable softmax over the last axis of scores + mask, written over scores."""
-    if mask is not None:
-        scores += mask
-    scores -= scores.max(axis=-1, keepdims=True)
-    np.exp(scores, out=scores)
-    scores /= scores.sum(axis=-1, keepdims=True)
-    return scores
-
-
-def normal_weight(rng: np.random.Generator, shape: tuple, init, dtype) -> np.ndarray:
-    """N(0, std^2), std sqrt(2 / fan_in) ("he"), sqrt(2 / (fan_in + fan_out)) ("glorot") or the float itself.
-    (The rule of DESIGN's initialisers, local until layers/initializers.py lands.)"""
-    fan_in, fan_out = shape
-    if isinstance(init, str) and init in ("he", "glorot"):
-        std = math.sqrt(2 / fan_in if init == "he" else 2 / (fan_in + fan_out))
-    elif isinstance(init, (int, float)) and not isinstance(init, bool) and math.isfinite(init) and init >= 0:
-        std = float(init)
-    else:
-        raise ValueError(f'MultiHeadAttention.init: init must be "he", "glorot" or a float >= 0 (the std of '
-                         f"a zero-mean normal), got {init!r}")
-    return rng.normal(0.0, std, size=shape).astype(dtype)
 
 
 def _check(layer: "MultiHeadAttention", attribute, value) -> None:
@@ -90,14 +68,12 @@ class MultiHeadAttention(Layer):
     def init(cls, rng: np.random.Generator, dim: int, n_heads: int, *, causal: bool = False, dtype=np.float32,
              init="he") -> "MultiHeadAttention":
         """A fresh layer: both weights drawn as ``init`` says ("he", "glorot" or a std), biases zero."""
-        if not isinstance(rng, np.random.Generator):
-            raise TypeError(f"MultiHeadAttention.init needs a numpy.random.Generator first: "
-                            f"MultiHeadAttention.init(rng, dim, n_heads), got {type(rng).__name__}")
-        if not isinstance(dim, (int, np.integer)) or isinstance(dim, bool) or dim < 1:
-            raise ValueError(f"MultiHeadAttention.init: dim must be a positive int, got {dim!r}")
-        return cls(weight_qkv=normal_weight(rng, (dim, 3 * dim), init, dtype),
+        who = "MultiHeadAttention.init"
+        check_rng(rng, who, f"{who}(rng, dim, n_heads)")
+        dim = positive_int(dim, "dim", who)
+        return cls(weight_qkv=normal(rng, (dim, 3 * dim), init, dim, 3 * dim, dtype, who),
                    bias_qkv=np.zeros(3 * dim, dtype),
-                   weight_out=normal_weight(rng, (dim, dim), init, dtype), bias_out=np.zeros(dim, dtype),
+                   weight_out=normal(rng, (dim, dim), init, dim, dim, dtype, who), bias_out=np.zeros(dim, dtype),
                    n_heads=n_heads, causal=causal)
 
     @property
@@ -129,7 +105,10 @@ class MultiHeadAttention(Layer):
         # q, k and v, each (n, heads, t, head_dim)
         q, k, v = qkv.reshape(n, t, 3, heads, dim // heads).transpose(2, 0, 3, 1, 4)
         q = q * (1 / math.sqrt(dim // heads))
-        attention = softmax_in_place(q @ k.swapaxes(-1, -2), causal_mask(t, x.dtype) if self.causal else None)
+        scores = q @ k.swapaxes(-1, -2)
+        if self.causal:
+            scores += causal_mask(t, x.dtype)
+        attention = softmax(scores)
         heads_out = (attention @ v).transpose(0, 2, 1, 3).reshape(n * t, dim)
         y = heads_out @ self.weight_out
         y += self.bias_out

@@ -15,6 +15,7 @@ import attrs
 import numpy as np
 
 from lamina.layers.errors import ShapeError
+from lamina.layers.initializers import check_rng, positive_int
 from lamina.layers.layer import Layer
 from lamina.layers.mode import Mode
 from lamina.layers.records.parameter import param
@@ -53,12 +54,8 @@ def _check_arrays(layer: "_Recurrent", attribute, value) -> None:
 
 def _uniform(rng: np.random.Generator, who: str, n_in: int, n_hidden: int, gates: int, dtype) -> dict:
     """The four arrays, uniform in +-1/sqrt(n_hidden) as torch draws them."""
-    if not isinstance(rng, np.random.Generator):
-        raise TypeError(f"{who}.init needs a numpy.random.Generator first: {who}.init(rng, n_in, n_hidden), "
-                        f"got {type(rng).__name__}")
-    for name, size in (("n_in", n_in), ("n_hidden", n_hidden)):
-        if not isinstance(size, (int, np.integer)) or isinstance(size, bool) or size < 1:
-            raise ValueError(f"{who}.init: {name} must be a positive int, got {size!r}")
+    check_rng(rng, f"{who}.init", f"{who}.init(rng, n_in, n_hidden)")
+    n_in, n_hidden = positive_int(n_in, "n_in", f"{who}.init"), positive_int(n_hidden, "n_hidden", f"{who}.init")
     bound = 1 / math.sqrt(n_hidden)
     shapes = {"weight_input": (n_in, gates * n_hidden), "weight_hidden": (n_hidden, gates * n_hidden),
               "bias_input": (gates * n_hidden,), "bias_hidden": (gates * n_hidden,)}

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from lamina import layers
+from lamina import layers, losses, optim
 
 seeds = st.integers(0, 2**32 - 1)
 KINDS = {"rnn_tanh": (layers.RNN, {"nonlinearity": "tanh"}),
@@ -210,3 +210,17 @@ def test_save_and_load_round_trip(tmp_path):
     assert loaded == model and loaded.layers[0].nonlinearity == "relu"
     x = rng.standard_normal((3, 5, 3)).astype(np.float32)
     np.testing.assert_array_equal(loaded(x), model(x))
+
+
+# ---- training -------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("kind", [layers.LSTM, layers.GRU])
+def test_fit_learns_to_remember_the_first_step(kind):
+    """The sign of the first of 8 noisy steps decides the class: the layer must carry it through time."""
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((512, 8, 2)).astype(np.float32)
+    y = (x[:, 0, 0] > 0).astype(np.int64)
+    model = layers.Sequence([kind.init(rng, 2, 8), layers.LastStep(), layers.Dense.init(rng, 8, 2)])
+    model, history = optim.fit(model, losses.SoftmaxCrossEntropy(), optim.Adam(learning_rate=0.02), x, y,
+                               epochs=12, batch_size=32, rng=rng, progress=False)
+    assert history["accuracy"][-1] > 0.9 > 0.6 > history["accuracy"][0]
