@@ -23,8 +23,8 @@ CASES = [  # (name, lamina layer, torch module, input shape)
     ("LSTM(64 -> 128)", lambda rng: layers.LSTM.init(rng, 64, 128), "LSTM", (32, 64, 64)),
     ("GRU(64 -> 128)", lambda rng: layers.GRU.init(rng, 64, 128), "GRU", (32, 64, 64)),
     ("RNN(64 -> 128)", lambda rng: layers.RNN.init(rng, 64, 128), "RNN", (32, 64, 64)),
-    ("MultiHeadAttention(128, 4, causal)", lambda rng: layers.MultiHeadAttention.init(rng, 128, 4, causal=True),
-     "MultiheadAttention", (12, 64, 128)),
+    ("MultiHeadAttention(128, 4, causal)",
+     lambda rng: layers.MultiHeadAttention.init(rng, 128, 4, causal=True), "MultiheadAttention", (12, 64, 128)),
 ]
 
 
@@ -78,7 +78,7 @@ def main() -> None:
     args = parser.parse_args()
     rng = np.random.default_rng(0)
     print("| layer, input | lamina forward ms | lamina backward ms | torch forward ms | torch backward ms "
-          "| ratio (forward + backward) |")
+          "| lamina / torch (forward + backward) |")
     print("| --- | ---: | ---: | ---: | ---: | ---: |")
     with threadpool_limits(1):
         for name, make, kind, shape in CASES:
@@ -91,7 +91,8 @@ def main() -> None:
                 if theirs is not None:
                     times["tf"].append(seconds(theirs[0]))
                     times["tb"].append(seconds(theirs[1]))
-            ms = {key: statistics.median(value) * 1e3 if value else float("nan") for key, value in times.items()}
+            ms = {key: statistics.median(value) * 1e3 if value else float("nan")
+                  for key, value in times.items()}
             ratio = (ms["f"] + ms["b"]) / (ms["tf"] + ms["tb"])
             print(f"| {name}, {shape} | {ms['f']:.2f} | {ms['b']:.2f} | {ms['tf']:.2f} | {ms['tb']:.2f} "
                   f"| {ratio:.2f} |")
