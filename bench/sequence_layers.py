@@ -24,7 +24,8 @@ CASES = [  # (name, lamina layer, torch module, input shape)
     ("GRU(64 -> 128)", lambda rng: layers.GRU.init(rng, 64, 128), "GRU", (32, 64, 64)),
     ("RNN(64 -> 128)", lambda rng: layers.RNN.init(rng, 64, 128), "RNN", (32, 64, 64)),
     ("MultiHeadAttention(128, 4, causal)",
-     lambda rng: layers.MultiHeadAttention.init(rng, 128, 4, causal=True), "MultiheadAttention", (12, 64, 128)),
+     lambda rng: layers.MultiHeadAttention.init(rng, 128, 4, causal=True), "MultiheadAttention",
+     (12, 64, 128)),
 ]
 
 
