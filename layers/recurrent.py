@@ -54,8 +54,9 @@ def _check_arrays(layer: "_Recurrent", attribute, value) -> None:
 
 def _uniform(rng: np.random.Generator, who: str, n_in: int, n_hidden: int, gates: int, dtype) -> dict:
     """The four arrays, uniform in +-1/sqrt(n_hidden) as torch draws them."""
-    check_rng(rng, f"{who}.init", f"{who}.init(rng, n_in, n_hidden)")
-    n_in, n_hidden = positive_int(n_in, "n_in", f"{who}.init"), positive_int(n_hidden, "n_hidden", f"{who}.init")
+    who = f"{who}.init"
+    check_rng(rng, who, f"{who}(rng, n_in, n_hidden)")
+    n_in, n_hidden = positive_int(n_in, "n_in", who), positive_int(n_hidden, "n_hidden", who)
     bound = 1 / math.sqrt(n_hidden)
     shapes = {"weight_input": (n_in, gates * n_hidden), "weight_hidden": (n_hidden, gates * n_hidden),
               "bias_input": (gates * n_hidden,), "bias_hidden": (gates * n_hidden,)}
@@ -108,7 +109,7 @@ class _Recurrent(Layer):
         if x.ndim != 3 or x.shape[2] != self.n_in:
             self._refuse(x.shape[1:])
         xs = np.ascontiguousarray(x.transpose(1, 0, 2))  # (t, n, n_in)
-        projected = (_flat(xs) @ self.weight_input).reshape(*xs.shape[:2], -1)
+        projected = (_flat(xs) @ self.weight_input).reshape(*xs.shape[:2], self.weight_input.shape[1])
         hs, state = self._steps(projected)
         return np.ascontiguousarray(hs[1:].transpose(1, 0, 2)), (xs, hs, state)
 
