@@ -78,6 +78,7 @@ class MultiHeadAttention(Layer):
 
     @property
     def dim(self) -> int:
+        """The width of each step, in and out."""
         return self.weight_out.shape[0]
 
     def __repr__(self) -> str:
