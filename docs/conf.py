@@ -1,0 +1,112 @@
+"""Sphinx configuration: the API reference from the docstrings, and the tutorials run when the site is built."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+from pathlib import Path
+
+DOCS = Path(__file__).resolve().parent
+ROOT = DOCS.parent
+sys.path[:0] = [str(ROOT), str(DOCS / "_ext")]
+os.environ.setdefault("LAMINA_THREADS", "1")      # tutorials pin BLAS threads: the same numbers on every build
+os.environ.setdefault("MPLBACKEND", "agg")
+
+import api_pages  # noqa: E402
+
+import lamina  # noqa: E402
+
+project = "lamina"
+author = "the lamina authors"
+copyright = "the lamina authors, MIT licence"
+release = version = lamina.__version__
+
+extensions = [
+    "sphinx.ext.autodoc",
+    "sphinx.ext.autosummary",
+    "sphinx.ext.napoleon",
+    "sphinx.ext.viewcode",
+    "sphinx_gallery.gen_gallery",
+    "plain_docstrings",
+]
+
+api_pages.write(DOCS)
+
+# docstrings: Google style through napoleon (today most are one line); `name` is a cross-reference
+napoleon_google_docstring = True
+napoleon_numpy_docstring = False
+default_role = "py:obj"
+autosummary_generate = True
+autodoc_member_order = "bysource"
+autodoc_typehints = "description"
+autodoc_default_options = {"exclude-members": "__init__, __new__"}
+add_module_names = False
+# several names in one docstring may match several targets (``fit`` of optim and of an estimator): not an error
+suppress_warnings = ["ref.python"]
+
+templates_path = ["_templates"]
+exclude_patterns = ["_build", "tutorials", "**.ipynb_checkpoints"]
+html_theme = "pydata_sphinx_theme"
+html_title = f"lamina {release}"
+html_static_path = ["_static"]
+html_theme_options = {
+    "navigation_with_keys": False,
+    "show_toc_level": 2,
+    "footer_start": ["copyright"],
+    "footer_end": ["sphinx-version"],
+}
+html_sidebars = {"index": []}
+
+
+def source_digest() -> str:
+    """A digest of the library's code and of this file: the tutorials run again when it changes."""
+    digest = hashlib.sha256()
+    for package in ("lamina", *lamina.SUBPACKAGES):
+        for path in sorted((ROOT / package).rglob("*.py")):
+            digest.update(str(path.relative_to(ROOT)).encode() + b"\0" + path.read_bytes())
+    digest.update(Path(__file__).read_bytes())
+    return digest.hexdigest()
+
+
+# sphinx-gallery skips a tutorial whose file is unchanged since its last run; a changed library runs them all
+GALLERY = DOCS / "auto_tutorials"
+DIGEST_FILE = GALLERY / ".lamina-source-digest"
+digest = source_digest()
+stale = not DIGEST_FILE.exists() or DIGEST_FILE.read_text() != digest
+
+sphinx_gallery_conf = {
+    "examples_dirs": "tutorials",
+    "gallery_dirs": "auto_tutorials",
+    "filename_pattern": r".*\.py$",                 # every tutorial runs when the site is built
+    "within_subsection_order": "FileNameSortKey",    # 01_..., 02_...: the file name gives the order
+    "run_stale_examples": stale,
+    "abort_on_example_error": False,                 # every failing tutorial is reported, and the build fails
+    "only_warn_on_example_error": False,
+    "remove_config_comments": True,
+    "download_all_examples": False,
+    "min_reported_time": 0,
+    "show_memory": False,
+    "show_signature": False,
+    "reset_modules": ("matplotlib",),
+    "capture_repr": ("_repr_html_", "__repr__"),
+    "matplotlib_animations": False,
+}
+
+
+def remember_digest(app, exception):
+    """After a build that ran every tutorial without error, remember the code they ran against."""
+    if exception is None and not app.statuscode:
+        GALLERY.mkdir(exist_ok=True)
+        DIGEST_FILE.write_text(digest)
+
+
+def skip_foreign(app, what, name, obj, skip, options):
+    """Leaves out members a class got from elsewhere (scikit-learn's ``set_fit_request``): lamina's own only."""
+    module = getattr(obj, "__module__", None)
+    return True if module and not module.startswith("lamina") else None
+
+
+def setup(app):
+    app.connect("autodoc-skip-member", skip_foreign)
+    app.connect("build-finished", remember_digest)
