@@ -1,4 +1,4 @@
-"""Sphinx configuration: the API reference from the docstrings, and the tutorials run when the site is built."""
+"""Sphinx configuration: the API reference from the docstrings, the tutorials run when the site is built."""
 
 from __future__ import annotations
 
@@ -10,12 +10,13 @@ from pathlib import Path
 DOCS = Path(__file__).resolve().parent
 ROOT = DOCS.parent
 sys.path[:0] = [str(ROOT), str(DOCS / "_ext")]
-os.environ.setdefault("LAMINA_THREADS", "1")      # tutorials pin BLAS threads: the same numbers on every build
+os.environ.setdefault("LAMINA_THREADS", "1")  # tutorials pin BLAS threads: the same numbers on every build
 os.environ.setdefault("MPLBACKEND", "agg")
 
-import api_pages  # noqa: E402
+import api_pages
+import attrs
 
-import lamina  # noqa: E402
+import lamina
 
 project = "lamina"
 author = "the lamina authors"
@@ -42,7 +43,7 @@ autodoc_member_order = "bysource"
 autodoc_typehints = "description"
 autodoc_default_options = {"exclude-members": "__init__, __new__"}
 add_module_names = False
-# several names in one docstring may match several targets (``fit`` of optim and of an estimator): not an error
+# a name may match several targets (``fit`` of optim and of an estimator): not an error
 suppress_warnings = ["ref.python"]
 
 templates_path = ["_templates"]
@@ -57,15 +58,23 @@ html_theme_options = {
     "footer_end": ["sphinx-version"],
 }
 html_sidebars = {"index": []}
+html_context = {"default_mode": "auto"}  # light or dark as the reader's system says
+html_favicon = "_static/lamina.svg"
+html_logo = "_static/lamina.svg"
 
 
 def source_digest() -> str:
-    """A digest of the library's code and of this file: the tutorials run again when it changes."""
+    """A digest of the library's code and the site's configuration: when it changes, all runs again."""
     digest = hashlib.sha256()
     for package in ("lamina", *lamina.SUBPACKAGES):
         for path in sorted((ROOT / package).rglob("*.py")):
             digest.update(str(path.relative_to(ROOT)).encode() + b"\0" + path.read_bytes())
-    digest.update(Path(__file__).read_bytes())
+    for path in [
+        Path(__file__),
+        *sorted((DOCS / "_ext").glob("*.py")),
+        *sorted((DOCS / "_templates").rglob("*")),
+    ]:
+        digest.update(path.read_bytes() if path.is_file() else b"")
     return digest.hexdigest()
 
 
@@ -74,14 +83,17 @@ GALLERY = DOCS / "auto_tutorials"
 DIGEST_FILE = GALLERY / ".lamina-source-digest"
 digest = source_digest()
 stale = not DIGEST_FILE.exists() or DIGEST_FILE.read_text() != digest
+lamina_source_digest = (
+    digest  # a config value that rebuilds the environment: autodoc reads everything again
+)
 
 sphinx_gallery_conf = {
     "examples_dirs": "tutorials",
     "gallery_dirs": "auto_tutorials",
-    "filename_pattern": r".*\.py$",                 # every tutorial runs when the site is built
-    "within_subsection_order": "FileNameSortKey",    # 01_..., 02_...: the file name gives the order
+    "filename_pattern": r".*\.py$",  # every tutorial runs when the site is built
+    "within_subsection_order": "FileNameSortKey",  # 01_..., 02_...: the file name gives the order
     "run_stale_examples": stale,
-    "abort_on_example_error": False,                 # every failing tutorial is reported, and the build fails
+    "abort_on_example_error": False,  # every failing tutorial is reported, and the build fails
     "only_warn_on_example_error": False,
     "remove_config_comments": True,
     "download_all_examples": False,
@@ -102,11 +114,27 @@ def remember_digest(app, exception):
 
 
 def skip_foreign(app, what, name, obj, skip, options):
-    """Leaves out members a class got from elsewhere (scikit-learn's ``set_fit_request``): lamina's own only."""
+    """Leaves out members a class got from elsewhere (scikit-learn's ``set_fit_request``)."""
     module = getattr(obj, "__module__", None)
     return True if module and not module.startswith("lamina") else None
 
 
+def record_signature(app, what, name, obj, options, signature, return_annotation):
+    """A record's constructor as its fields (lamina's records take ``*args, **kwargs`` on a fast path)."""
+    if what == "class" and attrs.has(obj) and signature in (None, "(*args, **kwargs)"):
+        fields = [
+            f"{f.name}={f.default!r}"
+            if f.default is not attrs.NOTHING and not isinstance(f.default, attrs.Factory)
+            else f.name
+            for f in attrs.fields(obj)
+            if f.init
+        ]
+        return f"({', '.join(fields)})", return_annotation
+    return None
+
+
 def setup(app):
+    app.add_config_value("lamina_source_digest", "", "env")
     app.connect("autodoc-skip-member", skip_foreign)
+    app.connect("autodoc-process-signature", record_signature)
     app.connect("build-finished", remember_digest)

@@ -23,7 +23,9 @@ MARKUP = re.compile(r"(?<!\\)([*|])|(?<=\w)_(?=\W|$)")
 def escape(text: str) -> str:
     """The text with ``*``, ``|`` and a word's trailing ``_`` escaped outside backtick spans."""
     parts = CODE.split(text)
-    return "".join(part if i % 2 else MARKUP.sub(lambda m: "\\" + m.group(0), part) for i, part in enumerate(parts))
+    return "".join(
+        part if i % 2 else MARKUP.sub(lambda m: "\\" + m.group(0), part) for i, part in enumerate(parts)
+    )
 
 
 def indent(line: str) -> int:
@@ -36,16 +38,26 @@ def plain(lines: list[str]) -> list[str]:
     for line in lines:
         stripped = line.lstrip()
         is_markup = stripped.startswith((":", ".. "))
-        line = line if is_markup else line[:indent(line)] + (
-            stripped[:2] + escape(stripped[2:]) if stripped.startswith(("- ", "* ")) else escape(stripped))
+        line = (
+            line
+            if is_markup
+            else line[: indent(line)]
+            + (
+                stripped[:2] + escape(stripped[2:])
+                if stripped.startswith(("- ", "* "))
+                else escape(stripped)
+            )
+        )
         previous = next((p for p in reversed(out) if p.strip()), None)
         if line.strip() and out and out[-1].strip() and previous is not None:
             before, now = indent(previous), indent(line)
             bullet = previous.lstrip().startswith(("- ", "* "))
             continued = bullet and now == before + 2 or previous.rstrip().endswith("::")
-            if now != before and not continued and not (now < before and line.lstrip().startswith(("- ", "* "))):
-                if not (now < before and bullet_owner(out, now)):
-                    out.append("")
+            closes_item = now < before and (
+                line.lstrip().startswith(("- ", "* ")) or bullet_owner(out, now)
+            )
+            if now != before and not continued and not closes_item:
+                out.append("")
         out.append(line)
     return out
 
@@ -70,7 +82,9 @@ def parses_cleanly(lines: list[str], env) -> bool:
     settings.env = env
     document = docutils.utils.new_document("<docstring>", settings)
     messages = []
-    document.reporter.attach_observer(lambda message: messages.append(message) if message["level"] >= 2 else None)
+    document.reporter.attach_observer(
+        lambda message: messages.append(message) if message["level"] >= 2 else None
+    )
     docutils.parsers.rst.Parser().parse(text, document)
     return not messages
 
@@ -80,7 +94,7 @@ def process(app, what, name, obj, options, lines):
     if not lines:
         return
     if what in ("data", "attribute") and "\n".join(lines).strip() == (type(obj).__doc__ or "").strip():
-        lines[:] = []                      # a constant's docstring would be its type's (dict, int): none
+        lines[:] = []  # a constant's docstring would be its type's (dict, int): none
         return
     rewritten = plain(list(lines))
     if not parses_cleanly(rewritten, app.env):

@@ -26,11 +26,13 @@ x_train, y_train, x_test, y_test = x_train[:12_000], y_train[:12_000], x_test[:2
 print(x_train.shape, x_train.dtype, y_train[:10])
 
 rng = np.random.default_rng(0)
-model = layers.Sequence([
-    layers.Dense.init(rng, 784, 128),    # weight (784, 128), bias (128,): y = x @ weight + bias
-    layers.ReLU(),
-    layers.Dense.init(rng, 128, 10),     # ten logits, one per digit
-])
+model = layers.Sequence(
+    [
+        layers.Dense.init(rng, 784, 128),  # weight (784, 128), bias (128,): y = x @ weight + bias
+        layers.ReLU(),
+        layers.Dense.init(rng, 128, 10),  # ten logits, one per digit
+    ]
+)
 print(model.summary())
 
 # %%
@@ -45,10 +47,10 @@ state = opt.init(model)
 mode = layers.Mode(train=True, rng=rng)
 
 xb, yb = x_train[:64], y_train[:64]
-logits, cache = model.forward(xb, mode)             # logits (64, 10)
-value, loss_cache = loss.forward(logits, yb)        # a Python float
-dlogits = loss.backward(loss_cache)                 # d value / d logits, (64, 10)
-dx, grads = model.backward(cache, dlogits, mode)    # grads: a Sequence of Dense records
+logits, cache = model.forward(xb, mode)  # logits (64, 10)
+value, loss_cache = loss.forward(logits, yb)  # a Python float
+dlogits = loss.backward(loss_cache)  # d value / d logits, (64, 10)
+dx, grads = model.backward(cache, dlogits, mode)  # grads: a Sequence of Dense records
 new_model, state = opt.update(model, grads, state)
 print(f"loss {value:.4f}; gradient of the first weight {grads.layers[0].weight.shape}")
 print("the old model is untouched:", not np.array_equal(model.layers[0].weight, new_model.layers[0].weight))
@@ -56,7 +58,7 @@ print("the old model is untouched:", not np.array_equal(model.layers[0].weight, 
 # %%
 # An epoch by hand is that step in a loop over shuffled mini-batches. :func:`lamina.optim.train_step`
 # is the same step as one function (what ``fit`` and the estimators call).
-model, state, by_hand = new_model, state, []
+model, by_hand = new_model, []
 for xb, yb in data.batches(x_train, y_train, 64, rng=rng):
     model, state, value, _ = optim.train_step(model, loss, opt, state, xb, yb, mode)
     by_hand.append(value)
@@ -71,13 +73,24 @@ print("test:", optim.evaluate(model, loss, x_test, y_test))
 # statistics and the fraction of dead ReLU units, and per parameter the gradient norm and the
 # update-to-weight ratio.
 rng = np.random.default_rng(0)
-model = layers.mlp(rng, [784, 128, 10], activation=layers.ReLU)    # the notebook's shape list
+model = layers.mlp(rng, [784, 128, 10], activation=layers.ReLU)  # the notebook's shape list
 monitor = diagnostics.Monitor(every=10)
-model, history = optim.fit(model, loss, optim.SGD(0.1, momentum=0.9), x_train, y_train, epochs=4,
-                           batch_size=64, rng=rng, validation=(x_test, y_test), progress=False,
-                           callbacks=[monitor])
-for epoch, (l, a, vl, va) in enumerate(zip(history["loss"], history["accuracy"], history["val_loss"],
-                                           history["val_accuracy"]), start=1):
+model, history = optim.fit(
+    model,
+    loss,
+    optim.SGD(0.1, momentum=0.9),
+    x_train,
+    y_train,
+    epochs=4,
+    batch_size=64,
+    rng=rng,
+    validation=(x_test, y_test),
+    progress=False,
+    callbacks=[monitor],
+)
+for epoch, (l, a, vl, va) in enumerate(
+    zip(history["loss"], history["accuracy"], history["val_loss"], history["val_accuracy"]), start=1
+):
     print(f"epoch {epoch}: loss {l:.4f} accuracy {a:.4f} | validation loss {vl:.4f} accuracy {va:.4f}")
 
 # %%
@@ -110,8 +123,17 @@ rng = np.random.default_rng(0)
 model = layers.mlp(rng, [784, 128, 10], activation=layers.ReLU)
 with warnings.catch_warnings(record=True) as caught:
     warnings.simplefilter("always", optim.TrainingWarning)
-    optim.fit(model, loss, optim.SGD(5.0, momentum=0.9), x_train, y_train, epochs=1, batch_size=64, rng=rng,
-              progress=False)
+    optim.fit(
+        model,
+        loss,
+        optim.SGD(5.0, momentum=0.9),
+        x_train,
+        y_train,
+        epochs=1,
+        batch_size=64,
+        rng=rng,
+        progress=False,
+    )
 for warning in caught:
     if issubclass(warning.category, optim.TrainingWarning):
         print(f"{warning.category.__name__}: {warning.message}")
@@ -125,7 +147,16 @@ model = layers.mlp(rng, [784, 128, 10], activation=layers.ReLU)
 with np.errstate(all="ignore"), warnings.catch_warnings():
     warnings.simplefilter("ignore", optim.TrainingWarning)
     try:
-        optim.fit(model, loss, optim.SGD(1e6, momentum=0.9), x_train, y_train, epochs=1, batch_size=64,
-                  rng=rng, progress=False)
+        optim.fit(
+            model,
+            loss,
+            optim.SGD(1e6, momentum=0.9),
+            x_train,
+            y_train,
+            epochs=1,
+            batch_size=64,
+            rng=rng,
+            progress=False,
+        )
     except optim.NonFiniteLossError as error:
         print(f"{type(error).__name__}: {error}")

@@ -75,7 +75,7 @@ class BrokenScale(layers.Layer):
         return x * self.gain, x
 
     def backward(self, x, dy, mode):
-        return dy, BrokenScale(gain=(dy * x).sum(axis=0))      # should be dy * self.gain
+        return dy, BrokenScale(gain=(dy * x).sum(axis=0))  # should be dy * self.gain
 
 
 try:
@@ -86,7 +86,9 @@ except layers.GradientCheckError as error:
 # %%
 # Inside a combinator the check goes through the whole model: every parameter of every layer.
 small = layers.Sequence([Scale.init(5, np.float64), layers.Dense.init(rng, 5, 2, dtype=np.float64)])
-print({name: f"{error:.1e}" for name, error in layers.check_gradients(small, rng.normal(size=(4, 5))).items()})
+print(
+    {name: f"{error:.1e}" for name, error in layers.check_gradients(small, rng.normal(size=(4, 5))).items()}
+)
 
 # %%
 # In a model, trained and saved
@@ -95,20 +97,25 @@ print({name: f"{error:.1e}" for name, error in layers.check_gradients(small, rng
 # trains with ``fit`` and is saved and loaded (safely: loading builds it through its registered class).
 (x_train, y_train), (x_test, y_test) = data.mnist()
 x_train, y_train, x_test, y_test = x_train[:6_000], y_train[:6_000], x_test[:1_000], y_test[:1_000]
-model = layers.Sequence([Scale.init(784), layers.Dense.init(rng, 784, 64), layers.ReLU(),
-                         layers.Dense.init(rng, 64, 10)])
+model = layers.Sequence(
+    [Scale.init(784), layers.Dense.init(rng, 784, 64), layers.ReLU(), layers.Dense.init(rng, 64, 10)]
+)
 print(model.summary(input_shape=(784,)))
 loss = losses.SoftmaxCrossEntropy()
-model, history = optim.fit(model, loss, optim.Adam(1e-3), x_train, y_train, epochs=3, batch_size=64,
-                           rng=rng, progress=False)
+model, history = optim.fit(
+    model, loss, optim.Adam(1e-3), x_train, y_train, epochs=3, batch_size=64, rng=rng, progress=False
+)
 print("test:", optim.evaluate(model, loss, x_test, y_test))
 
 with tempfile.TemporaryDirectory() as folder:
     path = Path(folder) / "scaled.npz"
     layers.save(path, model, history=history)
     loaded = layers.load(path)
-    print(type(loaded.layers[0]).__name__, "loaded; same predictions:",
-          np.array_equal(loaded(x_test[:100]), model(x_test[:100])))
+    print(
+        type(loaded.layers[0]).__name__,
+        "loaded; same predictions:",
+        np.array_equal(loaded(x_test[:100]), model(x_test[:100])),
+    )
 
 # %%
 # What the gains learned: pixels at the border never vary in MNIST, so their gains get no gradient from

@@ -26,8 +26,9 @@ def train(loss, x, y, n_out, epochs=3, seed=0):
     """A 784-64-n_out ReLU network trained with Adam on (x, y) under the given loss."""
     rng = np.random.default_rng(seed)
     model = layers.mlp(rng, [x.shape[1], 64, n_out], activation=layers.ReLU)
-    model, history = optim.fit(model, loss, optim.Adam(1e-3), x, y, epochs=epochs, batch_size=64, rng=rng,
-                               progress=False)
+    model, history = optim.fit(
+        model, loss, optim.Adam(1e-3), x, y, epochs=epochs, batch_size=64, rng=rng, progress=False
+    )
     return model, history
 
 
@@ -52,8 +53,10 @@ for pos_weight in (None, 5.0):
     said = losses.sigmoid(model(x_test))[:, 0] > 0.5
     missed = int(np.sum(~said & (is_zero_test == 1)))
     false_alarms = int(np.sum(said & (is_zero_test == 0)))
-    print(f"pos_weight={pos_weight}: missed zeros {missed}, false alarms {false_alarms}, "
-          f"{optim.evaluate(model, loss, x_test, is_zero_test[:, None])}")
+    print(
+        f"pos_weight={pos_weight}: missed zeros {missed}, false alarms {false_alarms}, "
+        f"{optim.evaluate(model, loss, x_test, is_zero_test[:, None])}"
+    )
 
 # %%
 # Several yes/no answers at once: multi-label
@@ -70,7 +73,9 @@ def properties(labels):
 loss = losses.BinaryCrossEntropy()
 model, _ = train(loss, x_train, properties(y_train), 3)
 said = losses.sigmoid(model(x_test)) > 0.5
-for name, correct in zip(["even", "greater than 4", "has a loop"], (said == properties(y_test)).mean(axis=0)):
+for name, correct in zip(
+    ["even", "greater than 4", "has a loop"], (said == properties(y_test)).mean(axis=0)
+):
     print(f"{name:>15}: {correct:.3f} correct")
 
 # %%
@@ -81,7 +86,9 @@ for name, correct in zip(["even", "greater than 4", "has a loop"], (said == prop
 # MSE squares those large errors and bends toward them; Huber (quadratic near zero, linear beyond
 # ``delta``) and L1 (linear everywhere) are far less moved. Every model is scored on clean test targets.
 here = Path(__file__).resolve().parent if "__file__" in globals() else Path.cwd()
-table = np.genfromtxt(here.parent.parent / "examples" / "data" / "diabetes.csv", delimiter=",", skip_header=1)
+table = np.genfromtxt(
+    here.parent.parent / "examples" / "data" / "diabetes.csv", delimiter=",", skip_header=1
+)
 x_all, y_all = table[:, :-1].astype(np.float32), table[:, -1:].astype(np.float32)
 (x_fit, y_fit), (x_held, y_held) = data.split(x_all, y_all, 0.25, np.random.default_rng(1))
 mean, std = x_fit.mean(axis=0), x_fit.std(axis=0)

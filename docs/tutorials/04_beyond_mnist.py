@@ -32,17 +32,29 @@ mean, std = x_fit.mean(axis=0), x_fit.std(axis=0)
 x_fit, x_held = (x_fit - mean) / std, (x_held - mean) / std
 
 rng = np.random.default_rng(0)
-model = layers.Sequence([layers.Dense.init(rng, 30, 16), layers.ReLU(), layers.Dropout(0.2),
-                         layers.Dense.init(rng, 16, 1)])
+model = layers.Sequence(
+    [layers.Dense.init(rng, 30, 16), layers.ReLU(), layers.Dropout(0.2), layers.Dense.init(rng, 16, 1)]
+)
 loss = losses.BinaryCrossEntropy()
-model, history = optim.fit(model, loss, optim.Adam(1e-3, weight_decay=1e-4), x_fit, y_fit[:, None],
-                           epochs=80, batch_size=32, rng=rng, validation=(x_held, y_held[:, None]),
-                           progress=False)
+model, history = optim.fit(
+    model,
+    loss,
+    optim.Adam(1e-3, weight_decay=1e-4),
+    x_fit,
+    y_fit[:, None],
+    epochs=80,
+    batch_size=32,
+    rng=rng,
+    validation=(x_held, y_held[:, None]),
+    progress=False,
+)
 
 network = float(((model(x_held)[:, 0] > 0) == y_held).mean())
 logistic = LogisticRegression(max_iter=1000).fit(x_fit, y_fit).score(x_held, y_held)
 majority = float((y_held == np.bincount(y_fit).argmax()).mean())
-print(f"test accuracy: network {network:.3f}, logistic regression {logistic:.3f}, majority guess {majority:.3f}")
+print(
+    f"test accuracy: network {network:.3f}, logistic regression {logistic:.3f}, majority guess {majority:.3f}"
+)
 
 # %%
 # On this table the straight line is hard to beat: a network earns its keep on data a line cannot separate.
@@ -76,13 +88,20 @@ loss = losses.SoftmaxCrossEntropy()
 results = {}
 for name, model in {
     "MLP 784-64-10": layers.mlp(rng, [784, 64, 10], activation=layers.ReLU),
-    "CNN 8 filters": layers.Sequence([
-        layers.Reshape((28, 28, 1)),
-        layers.Conv2D.init(rng, 1, 8, 3, padding=1), layers.ReLU(), layers.MaxPool2D((2, 2)),
-        layers.Flatten(), layers.Dense.init(rng, 8 * 14 * 14, 10)]),
+    "CNN 8 filters": layers.Sequence(
+        [
+            layers.Reshape((28, 28, 1)),
+            layers.Conv2D.init(rng, 1, 8, 3, padding=1),
+            layers.ReLU(),
+            layers.MaxPool2D((2, 2)),
+            layers.Flatten(),
+            layers.Dense.init(rng, 8 * 14 * 14, 10),
+        ]
+    ),
 }.items():
-    model, history = optim.fit(model, loss, optim.Adam(1e-3), x_train, y_train, epochs=3, batch_size=64,
-                               rng=rng, progress=False)
+    model, history = optim.fit(
+        model, loss, optim.Adam(1e-3), x_train, y_train, epochs=3, batch_size=64, rng=rng, progress=False
+    )
     results[name] = model
     print(f"{title}, {name}: {optim.evaluate(model, loss, x_test, y_test)}")
 

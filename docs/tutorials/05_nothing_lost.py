@@ -61,8 +61,20 @@ def start():
 interrupted = BatchLosses()
 model, rng = start()
 try:
-    optim.fit(model, loss, opt, x_train, y_train, epochs=3, batch_size=64, rng=rng, progress=False,
-              threads=1, checkpoint=folder, callbacks=[interrupted, CtrlC()])
+    optim.fit(
+        model,
+        loss,
+        opt,
+        x_train,
+        y_train,
+        epochs=3,
+        batch_size=64,
+        rng=rng,
+        progress=False,
+        threads=1,
+        checkpoint=folder,
+        callbacks=[interrupted, CtrlC()],
+    )
 except optim.TrainingInterrupted as stopped:
     print(f"{type(stopped).__name__}: {stopped}")
     print("history so far:", [round(v, 4) for v in stopped.history["loss"]])
@@ -75,9 +87,21 @@ print("in the folder:", sorted(path.name for path in folder.iterdir()))
 # the position in it, the history, the Generator's state and the callbacks' states. ``epochs`` is the
 # total. The model handed in only has to match the checkpoint's structure.
 model, rng = start()
-model, history = optim.fit(model, loss, opt, x_train, y_train, epochs=3, batch_size=64, rng=rng,
-                           progress=False, threads=1, checkpoint=folder, resume=folder,
-                           callbacks=[interrupted])
+model, history = optim.fit(
+    model,
+    loss,
+    opt,
+    x_train,
+    y_train,
+    epochs=3,
+    batch_size=64,
+    rng=rng,
+    progress=False,
+    threads=1,
+    checkpoint=folder,
+    resume=folder,
+    callbacks=[interrupted],
+)
 print("resumed:", optim.evaluate(model, loss, x_test, y_test))
 
 # %%
@@ -85,8 +109,19 @@ print("resumed:", optim.evaluate(model, loss, x_test, y_test))
 # threads: ``threads=1`` pins it).
 never = BatchLosses()
 fresh, rng = start()
-fresh, fresh_history = optim.fit(fresh, loss, opt, x_train, y_train, epochs=3, batch_size=64, rng=rng,
-                                 progress=False, threads=1, callbacks=[never])
+fresh, fresh_history = optim.fit(
+    fresh,
+    loss,
+    opt,
+    x_train,
+    y_train,
+    epochs=3,
+    batch_size=64,
+    rng=rng,
+    progress=False,
+    threads=1,
+    callbacks=[never],
+)
 same = all(np.array_equal(a, b) for a, b in zip(layers.parameters(model), layers.parameters(fresh)))
 print("same weights, bit for bit:", same)
 print("same batch losses:", interrupted.losses == never.losses, f"({len(never.losses)} batches)")
@@ -118,8 +153,18 @@ class StopAtAccuracy:
 
 
 model, rng = start()
-model, history = optim.fit(model, loss, opt, x_train, y_train, epochs=20, batch_size=64, rng=rng,
-                           progress=False, callbacks=[StopAtAccuracy(0.95)])
+model, history = optim.fit(
+    model,
+    loss,
+    opt,
+    x_train,
+    y_train,
+    epochs=20,
+    batch_size=64,
+    rng=rng,
+    progress=False,
+    callbacks=[StopAtAccuracy(0.95)],
+)
 print(f"stopped after {len(history['loss'])} of 20 epochs, accuracy {history['accuracy'][-1]:.3f}")
 
 # %%
@@ -134,8 +179,10 @@ print(layers.load(path).summary())
 extra = layers.load_extra(path)
 print("extra:", list(extra), "| history loss:", np.round(extra["history"]["loss"], 3))
 checkpoint = optim.load_checkpoint(optim.latest_checkpoint(folder))
-print(f"checkpoint: epoch {checkpoint.epoch}, position {checkpoint.position}, "
-      f"history of {len(checkpoint.history['loss'])} epochs")
+print(
+    f"checkpoint: epoch {checkpoint.epoch}, position {checkpoint.position}, "
+    f"history of {len(checkpoint.history['loss'])} epochs"
+)
 
 # %%
 # Loading never unpickles, imports or runs anything named in the file. A damaged file, or one that is not
@@ -143,7 +190,7 @@ print(f"checkpoint: epoch {checkpoint.epoch}, position {checkpoint.position}, "
 truncated = folder / "truncated.npz"
 truncated.write_bytes(path.read_bytes()[:2000])
 pickled = folder / "pickled.npz"
-pickled.write_bytes(b"\x80\x04\x95" + b"\x00" * 64)        # the first bytes of a pickle, renamed .npz
+pickled.write_bytes(b"\x80\x04\x95" + b"\x00" * 64)  # the first bytes of a pickle, renamed .npz
 for damaged in (truncated, pickled):
     try:
         layers.load(damaged)

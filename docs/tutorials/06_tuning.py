@@ -20,17 +20,19 @@ import time
 import matplotlib.pyplot as plt
 import numpy as np
 from joblib import parallel_config
+from lamina.estimators import NetClassifier
 from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from lamina import data
-from lamina.estimators import NetClassifier
 
 (x_train, y_train), (x_test, y_test) = data.mnist()
 x, y, x_test, y_test = x_train[:1_500], y_train[:1_500], x_test[:1_000], y_test[:1_000]
 
-pipe = make_pipeline(StandardScaler(), NetClassifier(optimizer="adam", epochs=4, batch_size=32, random_state=0))
+pipe = make_pipeline(
+    StandardScaler(), NetClassifier(optimizer="adam", epochs=4, batch_size=32, random_state=0)
+)
 grid = {
     "netclassifier__hidden": [(16,), (64,)],
     "netclassifier__learning_rate": [1e-3, 1e-2],
@@ -45,8 +47,10 @@ print(f"test accuracy of the best, refitted on all {len(x)}: {search.score(x_tes
 # %%
 # Each combination's score, with its spread over the folds.
 results = search.cv_results_
-labels = [f"lr={p['netclassifier__learning_rate']:g}, {p['netclassifier__hidden'][0]} hidden"
-          for p in results["params"]]
+labels = [
+    f"lr={p['netclassifier__learning_rate']:g}, {p['netclassifier__hidden'][0]} hidden"
+    for p in results["params"]
+]
 order = np.argsort(results["mean_test_score"])
 plt.figure(figsize=(7, 2.5))
 plt.barh(np.array(labels)[order], results["mean_test_score"][order], xerr=results["std_test_score"][order])
@@ -61,16 +65,20 @@ plt.show()
 # ``LocalCluster(processes=False)`` starts a scheduler and workers as threads of this process (on a real
 # cluster: ``Client("tcp://HOST:8786")``). Under ``parallel_config(backend="dask")`` joblib hands each fit
 # to a worker. The scores equal the ones computed in one process.
-from dask.distributed import Client, LocalCluster  # noqa: E402
+from dask.distributed import Client, LocalCluster
 
-with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as cluster, \
-        Client(cluster) as client:
+with (
+    LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as cluster,
+    Client(cluster) as client,
+):
     print("workers:", len(client.scheduler_info()["workers"]))
     on_cluster = GridSearchCV(pipe, grid, cv=3, n_jobs=-1)
     began = time.perf_counter()
     with parallel_config(backend="dask"):
         on_cluster.fit(x, y)
     print(f"on the cluster: {time.perf_counter() - began:.1f} s")
-print("same scores as in one process:",
-      np.array_equal(on_cluster.cv_results_["mean_test_score"], search.cv_results_["mean_test_score"]))
+print(
+    "same scores as in one process:",
+    np.array_equal(on_cluster.cv_results_["mean_test_score"], search.cv_results_["mean_test_score"]),
+)
 print("best:", on_cluster.best_params_)
