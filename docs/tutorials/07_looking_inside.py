@@ -5,7 +5,8 @@ Looking inside
 :mod:`lamina.diagnostics` answers "what is my network doing?" for any model: a ``Monitor`` records
 statistics while ``fit`` trains, a few functions look at the trained model, and
 :func:`~lamina.diagnostics.report` puts everything into one self-contained HTML file that any browser
-opens. This tutorial trains a small network with a monitor, writes the report, reads the findings it states, and draws some of its pictures.
+opens. This tutorial trains a small network with a monitor, writes the report, reads the findings it
+states, and draws some of its pictures.
 """
 
 # %%
