@@ -42,7 +42,7 @@ autosummary_generate = True
 autodoc_member_order = "bysource"
 autodoc_typehints = "description"
 autodoc_default_options = {"exclude-members": "__init__, __new__"}
-add_module_names = False
+add_module_names = True
 # a name may match several targets (``fit`` of optim and of an estimator): not an error
 suppress_warnings = ["ref.python"]
 
@@ -51,11 +51,14 @@ exclude_patterns = ["_build", "tutorials", "**.ipynb_checkpoints"]
 html_theme = "pydata_sphinx_theme"
 html_title = f"lamina {release}"
 html_static_path = ["_static"]
+html_css_files = ["lamina.css"]
 html_theme_options = {
     "navigation_with_keys": False,
     "show_toc_level": 2,
     "footer_start": ["copyright"],
     "footer_end": ["sphinx-version"],
+    # the reference keeps its table of contents; the tutorials give the room to their code
+    "secondary_sidebar_items": {"api/**": ["page-toc", "sourcelink"], "auto_tutorials/*": []},
 }
 html_sidebars = {"index": []}
 html_context = {"default_mode": "auto"}  # light or dark as the reader's system says
@@ -87,6 +90,18 @@ lamina_source_digest = (
     digest  # a config value that rebuilds the environment: autodoc reads everything again
 )
 
+
+
+def remove_orphans() -> None:
+    """Removes what sphinx-gallery made from a tutorial that is gone (its page would be an orphan)."""
+    kept = {path.stem for path in (DOCS / "tutorials").glob("*.py")}
+    for page in GALLERY.glob("*.rst"):
+        if page.stem not in kept | {"index", "sg_execution_times"}:
+            for made in [*GALLERY.glob(f"{page.stem}.*"), *GALLERY.rglob(f"sphx_glr_{page.stem}_*")]:
+                made.unlink()
+
+
+remove_orphans()
 sphinx_gallery_conf = {
     "examples_dirs": "tutorials",
     "gallery_dirs": "auto_tutorials",

@@ -2,22 +2,25 @@
 
 They hold maths in plain text (``|x|``, ``x * w``, ``classes_``) beside ``code`` in backticks. Outside
 backticks, characters reStructuredText would read as markup are escaped; an indented run of lines (a formula
-block) becomes a block quote. A docstring that still does not parse cleanly is shown as a literal block, so a
+block) is kept as written, in a literal block. A docstring that still does not parse cleanly is shown as a
+literal block, so a
 docstring can never break the build; each one is logged (``sphinx -v``) for a person to tidy.
 """
 
 from __future__ import annotations
 
+import itertools
 import re
 
 import docutils.frontend
 import docutils.parsers.rst
 import docutils.utils
 from sphinx.util import logging
+from sphinx.util.docstrings import prepare_docstring
 
 logger = logging.getLogger(__name__)
-CODE = re.compile(r"(``.+?``|:\w+:`[^`]+`|`[^`]+`_?_?)")
-MARKUP = re.compile(r"(?<!\\)([*|])|(?<=\w)_(?=\W|$)")
+CODE = re.compile(r"(``.+?``|:\w+:`[^`]+`|`[^`]+`_?_?)", re.S)  # a span may run over a line's end
+MARKUP = re.compile(r"(?<!\\)([*|])|(?<=\w)_(?=\W|$)", re.M)
 
 
 def escape(text: str) -> str:
@@ -32,44 +35,53 @@ def indent(line: str) -> int:
     return len(line) - len(line.lstrip())
 
 
-def plain(lines: list[str]) -> list[str]:
-    """The lines escaped, with a blank line around each change of indentation that is not a list's own."""
+BULLET = ("- ", "* ")
+
+
+def escaped(lines: list[str]) -> list[str]:
+    """Lines of text escaped together (a backtick span may run over several); roles' and directives' lines
+    as they are."""
     out: list[str] = []
-    for line in lines:
-        stripped = line.lstrip()
-        is_markup = stripped.startswith((":", ".. "))
-        line = (
-            line
-            if is_markup
-            else line[: indent(line)]
-            + (
-                stripped[:2] + escape(stripped[2:])
-                if stripped.startswith(("- ", "* "))
-                else escape(stripped)
-            )
-        )
-        previous = next((p for p in reversed(out) if p.strip()), None)
-        if line.strip() and out and out[-1].strip() and previous is not None:
-            before, now = indent(previous), indent(line)
-            bullet = previous.lstrip().startswith(("- ", "* "))
-            continued = bullet and now == before + 2 or previous.rstrip().endswith("::")
-            closes_item = now < before and (
-                line.lstrip().startswith(("- ", "* ")) or bullet_owner(out, now)
-            )
-            if now != before and not continued and not closes_item:
-                out.append("")
-        out.append(line)
+    chunk: list[str] = []
+    for line in [*lines, None]:
+        if line is None or line.lstrip().startswith((":", ".. ")):
+            out += escape("\n".join(chunk)).split("\n") if chunk else []
+            out += [] if line is None else [line]
+            chunk = []
+        else:
+            chunk.append(line)
     return out
 
 
-def bullet_owner(out: list[str], now: int) -> bool:
-    """Whether the block being closed is the continuation of a list item at indentation ``now``."""
-    for p in reversed(out):
-        if p.strip() and indent(p) == now:
-            return p.lstrip().startswith(("- ", "* "))
-        if p.strip() and indent(p) < now:
-            return False
-    return False
+def plain(lines: list[str]) -> list[str]:
+    """The lines escaped; an indented run (a formula block) kept as written in a literal block."""
+    out: list[tuple[str, bool]] = []  # (line, kept as written)
+    literal = None  # the indentation the literal block started above
+    for line in lines:
+        now, stripped = indent(line), line.strip()
+        if literal is not None:
+            if not stripped or now > literal:
+                out.append((line, True))
+                continue
+            out.append(("", False))
+            literal = None
+        previous = next((p for p, _ in reversed(out) if p.strip()), None)
+        if stripped and previous is not None and out[-1][0].strip():
+            before = indent(previous)
+            if now > before and not (previous.lstrip().startswith(BULLET) and now == before + 2):
+                if not previous.rstrip().endswith("::"):
+                    out += [("", True), (" " * before + "::", True), ("", True)]
+                out.append((line, True))
+                literal = before
+                continue
+            if now < before and not stripped.startswith(BULLET):
+                out.append(("", False))
+        out.append((line, False))
+    result: list[str] = []
+    for kept, group in itertools.groupby(out, key=lambda pair: pair[1]):
+        group_lines = [line for line, _ in group]
+        result += group_lines if kept else escaped(group_lines)
+    return result
 
 
 def parses_cleanly(lines: list[str], env) -> bool:
@@ -89,12 +101,23 @@ def parses_cleanly(lines: list[str], env) -> bool:
     return not messages
 
 
+def described(obj) -> str:
+    """One line for a constant: its type and value (a dict's keys)."""
+    if isinstance(obj, dict) and obj:
+        return f"A ``dict`` with the keys {', '.join(f'``{key!r}``' for key in obj)}."
+    shown = repr(obj) if len(repr(obj)) <= 100 else repr(obj)[:97] + "..."
+    return f"A ``{type(obj).__name__}``: ``{shown}``."
+
+
 def process(app, what, name, obj, options, lines):
     """Rewrites a docstring's lines in place (autodoc-process-docstring)."""
     if not lines:
         return
-    if what in ("data", "attribute") and "\n".join(lines).strip() == (type(obj).__doc__ or "").strip():
-        lines[:] = []  # a constant's docstring would be its type's (dict, int): none
+    own = prepare_docstring(type(obj).__doc__ or "")
+    if what in ("data", "attribute") and [line.strip() for line in lines if line.strip()] == [
+        line.strip() for line in own if line.strip()
+    ]:
+        lines[:] = [described(obj)]  # not its type's docstring (dict, Mode)
         return
     rewritten = plain(list(lines))
     if not parses_cleanly(rewritten, app.env):
