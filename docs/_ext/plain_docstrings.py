@@ -19,8 +19,8 @@ from sphinx.util import logging
 from sphinx.util.docstrings import prepare_docstring
 
 logger = logging.getLogger(__name__)
-CODE = re.compile(r"(``.+?``|:\w+:`[^`]+`|`[^`]+`_?_?)", re.S)  # a span may run over a line's end
-MARKUP = re.compile(r"(?<!\\)([*|])|(?<=\w)_(?=\W|$)", re.M)
+CODE = re.compile(r"(``.+?``|:\w+:`[^`]+`|`[^`]+`_?_?)", re.DOTALL)  # a span may run over a line's end
+MARKUP = re.compile(r"(?<!\\)([*|])|(?<=\w)_(?=\W|$)", re.MULTILINE)
 
 
 def escape(text: str) -> str:
