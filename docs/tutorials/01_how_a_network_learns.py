@@ -75,22 +75,11 @@ print("test:", optim.evaluate(model, loss, x_test, y_test))
 rng = np.random.default_rng(0)
 model = layers.mlp(rng, [784, 128, 10], activation=layers.ReLU)  # the notebook's shape list
 monitor = diagnostics.Monitor(every=10)
-model, history = optim.fit(
-    model,
-    loss,
-    optim.SGD(0.1, momentum=0.9),
-    x_train,
-    y_train,
-    epochs=4,
-    batch_size=64,
-    rng=rng,
-    validation=(x_test, y_test),
-    progress=False,
-    callbacks=[monitor],
-)
-for epoch, (l, a, vl, va) in enumerate(
-    zip(history["loss"], history["accuracy"], history["val_loss"], history["val_accuracy"]), start=1
-):
+model, history = optim.fit(model, loss, optim.SGD(0.1, momentum=0.9), x_train, y_train, epochs=4,
+                           batch_size=64, rng=rng, validation=(x_test, y_test), progress=False,
+                           callbacks=[monitor])
+columns = zip(history["loss"], history["accuracy"], history["val_loss"], history["val_accuracy"])
+for epoch, (l, a, vl, va) in enumerate(columns, start=1):
     print(f"epoch {epoch}: loss {l:.4f} accuracy {a:.4f} | validation loss {vl:.4f} accuracy {va:.4f}")
 
 # %%
@@ -117,23 +106,23 @@ for path in records["parameters"]:
 # %%
 # A learning rate that is too large
 # ---------------------------------
+# One epoch of the same network from the same start, at a given learning rate:
+
+
+def one_epoch(learning_rate):
+    """The notebook's network trained for one epoch with SGD at learning_rate (same seed each time)."""
+    rng = np.random.default_rng(0)
+    model = layers.mlp(rng, [784, 128, 10], activation=layers.ReLU)
+    opt = optim.SGD(learning_rate, momentum=0.9)
+    return optim.fit(model, loss, opt, x_train, y_train, epochs=1, batch_size=64, rng=rng, progress=False)
+
+
+# %%
 # With ``learning_rate=5`` the steps overshoot: the loss climbs far above where it started, and lamina
 # warns with an :class:`lamina.optim.TrainingWarning` that names the learning rate.
-rng = np.random.default_rng(0)
-model = layers.mlp(rng, [784, 128, 10], activation=layers.ReLU)
 with warnings.catch_warnings(record=True) as caught:
     warnings.simplefilter("always", optim.TrainingWarning)
-    optim.fit(
-        model,
-        loss,
-        optim.SGD(5.0, momentum=0.9),
-        x_train,
-        y_train,
-        epochs=1,
-        batch_size=64,
-        rng=rng,
-        progress=False,
-    )
+    one_epoch(5.0)
 for warning in caught:
     if issubclass(warning.category, optim.TrainingWarning):
         print(f"{warning.category.__name__}: {warning.message}")
@@ -142,21 +131,9 @@ for warning in caught:
 # Far larger, the numbers overflow: the loss is no longer finite, and ``fit`` stops with
 # :class:`lamina.optim.NonFiniteLossError` (a ``FloatingPointError``) naming the epoch, the batch and the
 # first layer that went bad, before the bad step is applied.
-rng = np.random.default_rng(0)
-model = layers.mlp(rng, [784, 128, 10], activation=layers.ReLU)
 with np.errstate(all="ignore"), warnings.catch_warnings():
     warnings.simplefilter("ignore", optim.TrainingWarning)
     try:
-        optim.fit(
-            model,
-            loss,
-            optim.SGD(1e6, momentum=0.9),
-            x_train,
-            y_train,
-            epochs=1,
-            batch_size=64,
-            rng=rng,
-            progress=False,
-        )
+        one_epoch(1e6)
     except optim.NonFiniteLossError as error:
         print(f"{type(error).__name__}: {error}")

@@ -111,11 +111,8 @@ with tempfile.TemporaryDirectory() as folder:
     path = Path(folder) / "scaled.npz"
     layers.save(path, model, history=history)
     loaded = layers.load(path)
-    print(
-        type(loaded.layers[0]).__name__,
-        "loaded; same predictions:",
-        np.array_equal(loaded(x_test[:100]), model(x_test[:100])),
-    )
+    print(type(loaded.layers[0]).__name__, "loaded; same predictions:",
+          np.array_equal(loaded(x_test[:100]), model(x_test[:100])))
 
 # %%
 # What the gains learned: pixels at the border never vary in MNIST, so their gains get no gradient from

@@ -36,18 +36,9 @@ model = layers.Sequence(
     [layers.Dense.init(rng, 30, 16), layers.ReLU(), layers.Dropout(0.2), layers.Dense.init(rng, 16, 1)]
 )
 loss = losses.BinaryCrossEntropy()
-model, history = optim.fit(
-    model,
-    loss,
-    optim.Adam(1e-3, weight_decay=1e-4),
-    x_fit,
-    y_fit[:, None],
-    epochs=80,
-    batch_size=32,
-    rng=rng,
-    validation=(x_held, y_held[:, None]),
-    progress=False,
-)
+model, history = optim.fit(model, loss, optim.Adam(1e-3, weight_decay=1e-4), x_fit, y_fit[:, None],
+                           epochs=80, batch_size=32, rng=rng, validation=(x_held, y_held[:, None]),
+                           progress=False)
 
 network = float(((model(x_held)[:, 0] > 0) == y_held).mean())
 logistic = LogisticRegression(max_iter=1000).fit(x_fit, y_fit).score(x_held, y_held)

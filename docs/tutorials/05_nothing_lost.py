@@ -61,20 +61,8 @@ def start():
 interrupted = BatchLosses()
 model, rng = start()
 try:
-    optim.fit(
-        model,
-        loss,
-        opt,
-        x_train,
-        y_train,
-        epochs=3,
-        batch_size=64,
-        rng=rng,
-        progress=False,
-        threads=1,
-        checkpoint=folder,
-        callbacks=[interrupted, CtrlC()],
-    )
+    optim.fit(model, loss, opt, x_train, y_train, epochs=3, batch_size=64, rng=rng, progress=False,
+              threads=1, checkpoint=folder, callbacks=[interrupted, CtrlC()])
 except optim.TrainingInterrupted as stopped:
     print(f"{type(stopped).__name__}: {stopped}")
     print("history so far:", [round(v, 4) for v in stopped.history["loss"]])
@@ -87,21 +75,9 @@ print("in the folder:", sorted(path.name for path in folder.iterdir()))
 # the position in it, the history, the Generator's state and the callbacks' states. ``epochs`` is the
 # total. The model handed in only has to match the checkpoint's structure.
 model, rng = start()
-model, history = optim.fit(
-    model,
-    loss,
-    opt,
-    x_train,
-    y_train,
-    epochs=3,
-    batch_size=64,
-    rng=rng,
-    progress=False,
-    threads=1,
-    checkpoint=folder,
-    resume=folder,
-    callbacks=[interrupted],
-)
+model, history = optim.fit(model, loss, opt, x_train, y_train, epochs=3, batch_size=64, rng=rng,
+                           progress=False, threads=1, checkpoint=folder, resume=folder,
+                           callbacks=[interrupted])
 print("resumed:", optim.evaluate(model, loss, x_test, y_test))
 
 # %%
@@ -109,19 +85,8 @@ print("resumed:", optim.evaluate(model, loss, x_test, y_test))
 # threads: ``threads=1`` pins it).
 never = BatchLosses()
 fresh, rng = start()
-fresh, fresh_history = optim.fit(
-    fresh,
-    loss,
-    opt,
-    x_train,
-    y_train,
-    epochs=3,
-    batch_size=64,
-    rng=rng,
-    progress=False,
-    threads=1,
-    callbacks=[never],
-)
+fresh, fresh_history = optim.fit(fresh, loss, opt, x_train, y_train, epochs=3, batch_size=64, rng=rng,
+                                 progress=False, threads=1, callbacks=[never])
 same = all(np.array_equal(a, b) for a, b in zip(layers.parameters(model), layers.parameters(fresh)))
 print("same weights, bit for bit:", same)
 print("same batch losses:", interrupted.losses == never.losses, f"({len(never.losses)} batches)")
@@ -153,18 +118,8 @@ class StopAtAccuracy:
 
 
 model, rng = start()
-model, history = optim.fit(
-    model,
-    loss,
-    opt,
-    x_train,
-    y_train,
-    epochs=20,
-    batch_size=64,
-    rng=rng,
-    progress=False,
-    callbacks=[StopAtAccuracy(0.95)],
-)
+model, history = optim.fit(model, loss, opt, x_train, y_train, epochs=20, batch_size=64, rng=rng,
+                           progress=False, callbacks=[StopAtAccuracy(0.95)])
 print(f"stopped after {len(history['loss'])} of 20 epochs, accuracy {history['accuracy'][-1]:.3f}")
 
 # %%

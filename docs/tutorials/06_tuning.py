@@ -67,18 +67,14 @@ plt.show()
 # to a worker. The scores equal the ones computed in one process.
 from dask.distributed import Client, LocalCluster
 
-with (
-    LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as cluster,
-    Client(cluster) as client,
-):
+with (LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as cluster,
+      Client(cluster) as client):
     print("workers:", len(client.scheduler_info()["workers"]))
     on_cluster = GridSearchCV(pipe, grid, cv=3, n_jobs=-1)
     began = time.perf_counter()
     with parallel_config(backend="dask"):
         on_cluster.fit(x, y)
     print(f"on the cluster: {time.perf_counter() - began:.1f} s")
-print(
-    "same scores as in one process:",
-    np.array_equal(on_cluster.cv_results_["mean_test_score"], search.cv_results_["mean_test_score"]),
-)
+print("same scores as in one process:",
+      np.array_equal(on_cluster.cv_results_["mean_test_score"], search.cv_results_["mean_test_score"]))
 print("best:", on_cluster.best_params_)

@@ -27,19 +27,8 @@ rng = np.random.default_rng(0)
 model = layers.mlp(rng, [784, 128, 64, 10], activation=layers.ReLU)
 loss = losses.SoftmaxCrossEntropy()
 monitor = diagnostics.Monitor(every=10)
-model, history = optim.fit(
-    model,
-    loss,
-    optim.Adam(2e-3),
-    x_train,
-    y_train,
-    epochs=3,
-    batch_size=64,
-    rng=rng,
-    validation=(x_test, y_test),
-    progress=False,
-    callbacks=[monitor],
-)
+model, history = optim.fit(model, loss, optim.Adam(2e-3), x_train, y_train, epochs=3, batch_size=64,
+                           rng=rng, validation=(x_test, y_test), progress=False, callbacks=[monitor])
 print("test:", optim.evaluate(model, loss, x_test, y_test))
 print("recorded:", len(monitor.records["step"]), "batches; layers:", list(monitor.records["layers"]))
 
@@ -51,15 +40,9 @@ print("recorded:", len(monitor.records["step"]), "batches; layers:", list(monito
 # filters, the confusion matrix, the surest mistakes and saliency maps. ``python -m lamina.diagnostics
 # MODEL.npz --data mnist --out report.html`` makes one from a saved model.
 folder = Path(tempfile.mkdtemp())
-path = diagnostics.report(
-    folder / "report.html",
-    model,
-    history=history,
-    records=monitor.records,
-    data=(x_test, y_test),
-    image_shape=(28, 28),
-    title="MNIST: what the network is doing",
-)
+path = diagnostics.report(folder / "report.html", model, history=history, records=monitor.records,
+                          data=(x_test, y_test), image_shape=(28, 28),
+                          title="MNIST: what the network is doing")
 print(f"{path.name}: {path.stat().st_size / 1e6:.1f} MB, self-contained")
 
 # %%
@@ -76,13 +59,8 @@ mistakes = diagnostics.confident_mistakes(model, x_test, y_test, k=6)
 fig = plt.figure(figsize=(11, 3.6))
 ax = fig.add_subplot(1, 3, 1)
 ax.imshow(np.log1p(matrix), cmap="Blues")
-ax.set(
-    title="confusion matrix (log counts)",
-    xlabel="predicted",
-    ylabel="true",
-    xticks=range(10),
-    yticks=range(10),
-)
+ax.set(title="confusion matrix (log counts)", xlabel="predicted", ylabel="true", xticks=range(10),
+       yticks=range(10))
 for i, (index, true, said, confidence) in enumerate(
     zip(mistakes.index, mistakes.true, mistakes.predicted, mistakes.confidence)
 ):
@@ -92,10 +70,8 @@ for i, (index, true, said, confidence) in enumerate(
     ax.axis("off")
 fig.tight_layout()
 plt.show()
-print(
-    "surest mistakes (index, true, predicted):",
-    [(int(i), int(t), int(p)) for i, t, p in zip(mistakes.index, mistakes.true, mistakes.predicted)],
-)
+print("surest mistakes (index, true, predicted):",
+      [(int(i), int(t), int(p)) for i, t, p in zip(mistakes.index, mistakes.true, mistakes.predicted)])
 
 # %%
 # Saliency: which pixels decide. ``saliency`` is the gradient of the predicted class's logit with respect
