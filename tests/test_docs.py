@@ -115,8 +115,13 @@ def test_each_reference_page_groups_its_names(page):
     text = read(path).text
     for name in PAGES[page]:
         assert name in text, (page, name)
+
+
+def test_a_class_page_shows_its_constructor_fields_and_methods():
     dense = read(built() / "api" / "generated" / "lamina.layers.Dense.html").text
-    assert "lamina.layers.Dense" in dense and "forward" in dense and "backward" in dense
+    assert "lamina.layers.Dense(weight, bias)" in dense.replace("\n", "")
+    for method in ("init", "forward", "backward", "output_shape"):
+        assert f"{method}(" in dense, method
 
 
 def test_the_tutorials_are_the_files_in_docs_tutorials():
