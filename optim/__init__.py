@@ -11,12 +11,12 @@ from lamina.optim.schedules import Constant, Cosine, Exponential, Linear, StepDe
 from lamina.optim.sgd import SGD
 from lamina.optim.step import train_step
 from lamina.optim.training import DEFAULT_THREADS, evaluate, fit
-from lamina.optim.transform import Transform, TreeTransform, masked
+from lamina.optim.transform import Needs, Transform, TreeTransform, masked
 from lamina.optim.transforms import (add_decayed_weights, scale, scale_by_adam, scale_by_learning_rate, scale_by_rms,
                                      set_to_zero, trace)
 
 __all__ = ["SGD", "Adam", "AdamW", "RMSprop",
-           "chain", "Chain", "ChainState", "Transform", "TreeTransform", "masked", "clip_by_global_norm",
+           "chain", "Chain", "ChainState", "Needs", "Transform", "TreeTransform", "masked", "clip_by_global_norm",
            "global_norm", "add_decayed_weights", "trace", "scale_by_adam", "scale_by_rms", "scale_by_learning_rate",
            "scale", "set_to_zero", "FLUSH_EVERY",
            "Constant", "StepDecay", "Cosine", "Exponential", "Linear", "Warmup",

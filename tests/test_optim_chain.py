@@ -9,7 +9,7 @@ import pytest
 from lamina import layers, optim
 from lamina.layers.files.model_file import read_records, write_records
 from lamina.layers.records.parameter import owned_buffer
-from lamina.optim import in_place
+from lamina.optim import executor
 from lamina.optim.in_place import owned
 
 OPTIMIZERS = {
@@ -221,7 +221,7 @@ def run_in_place(opt, model, grads):
 def test_in_place_is_bit_for_bit_the_pure_update(name, blocked, monkeypatch):
     """70 steps in which half the moments decay into the subnormals, so that the flush after update 64 zeroes them."""
     if blocked:
-        monkeypatch.setattr(in_place, "BLOCK_BYTES", 40)  # 10 float32: the (6, 5) weight goes in 3 blocks
+        monkeypatch.setattr(executor, "BLOCK_BYTES", 40)  # 10 float32: the (6, 5) weight goes in 3 blocks
     opt = OPTIMIZERS[name]
     model = mlp()
     grads = gradient_stream(model, optim.FLUSH_EVERY + 6, tiny_after=20)
@@ -229,7 +229,7 @@ def test_in_place_is_bit_for_bit_the_pure_update(name, blocked, monkeypatch):
     mine, state = run_in_place(opt, model, grads)
     assert state.step == pure_state.step == len(grads)
     assert_bits_equal(arrays_of(mine, state), arrays_of(pure, pure_state))
-    pieces = [len(param.pieces) for param in state.plan.params]
+    pieces = [len(param.pieces) for param in state.plan.slots]
     assert (max(pieces) > 1) == blocked
 
 
@@ -250,7 +250,7 @@ def test_the_flush_zeroes_subnormal_moments_in_both_paths():
 @pytest.mark.parametrize("name", sorted(OPTIMIZERS))
 def test_in_place_never_writes_the_gradients(name, monkeypatch):
     """Callbacks read the gradients after the step: the in-place path reads them only (blocked or not)."""
-    monkeypatch.setattr(in_place, "BLOCK_BYTES", 40)
+    monkeypatch.setattr(executor, "BLOCK_BYTES", 40)
     opt = OPTIMIZERS[name]
     model, state = owned(mlp()), owned(opt.init(mlp()))
     for g in gradient_stream(mlp(), 3):
@@ -269,11 +269,11 @@ def test_a_not_elementwise_transform_is_never_blocked(monkeypatch):
             g /= np.linalg.norm(g)
             return g, state
 
-    monkeypatch.setattr(in_place, "BLOCK_BYTES", 40)
+    monkeypatch.setattr(executor, "BLOCK_BYTES", 40)
     opt = optim.chain(ScaleToUnitNorm(), optim.scale_by_learning_rate(0.1))
     model, grads = mlp(), gradient_stream(mlp(), 3)
     mine, state = run_in_place(opt, model, grads)
-    assert all(len(param.pieces) == 1 for param in state.plan.params)
+    assert all(len(param.pieces) == 1 for param in state.plan.slots)
     assert_bits_equal(arrays_of(mine, state), arrays_of(*run_pure(opt, model, grads)))
 
 
@@ -292,7 +292,7 @@ def test_not_owned_falls_back_to_the_pure_update():
     model, grads = mlp(), gradient_stream(mlp(), 2)
     new, state = opt.update_in_place(model, grads[0], opt.init(model))
     pure, pure_state = opt.update(model, grads[0], opt.init(model))
-    assert new is not model and state.plan is None
+    assert new is not model and state.plan.model is None   # not bound to any buffers
     assert_bits_equal(arrays_of(new, state), arrays_of(pure, pure_state))
     np.testing.assert_array_equal(layers.parameters(model)[0], layers.parameters(mlp())[0])  # untouched
 
