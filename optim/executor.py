@@ -121,13 +121,21 @@ def gradient_arrays(schedule: Schedule, model, grads, slots: list | None = None)
         gs, bs = _along(grads, schedule.param_keys), _along(grads, schedule.buffer_keys)
     except (AttributeError, IndexError, KeyError, TypeError):
         gs = bs = None
-    if slots is not None and (gs is None or any(type(g) is not np.ndarray or g.shape != slot.target.shape
-                                                or g.dtype != slot.target.dtype for g, slot in zip(gs, slots))
-                              or not all(type(b) is np.ndarray for b in bs)):
+    if gs is None or slots is not None and not _fit(gs, bs, slots):
         check_same_structure(model, grads)
-    if gs is None:
-        raise StructureError("chain: the gradients do not fit the model")
+        raise StructureError("chain: the gradients do not fit the model")   # (where: check_same_structure says)
     return gs, bs
+
+
+def _fit(gs: list, bs: list, slots: list) -> bool:
+    """Whether each gradient is an array of its slot's shape and dtype, and each buffer an array."""
+    for g, slot in zip(gs, slots):
+        if type(g) is not np.ndarray or g.shape != slot.target.shape or g.dtype != slot.target.dtype:
+            return False
+    for b in bs:
+        if type(b) is not np.ndarray:
+            return False
+    return True
 
 
 # ---- slots -----------------------------------------------------------------------------------------------
@@ -141,6 +149,7 @@ class _Piece:
     states: list               # per acting transform: its state here (a tuple of arrays or blocks; a free state)
     flushed: tuple             # the declared state arrays (or blocks), flushed of subnormals
     span: slice | None         # the block's place in the flat gradient; None: the whole array
+    in_place: bool             # whether target is the buffer behind param (p += u)
     scratch: np.ndarray | None = None   # the shared work array, this piece's size
 
 
@@ -167,8 +176,9 @@ def _slot(chain, path: str, view, target, acting: tuple, states: list) -> _Slot:
     calls = tuple(d.call() for d in described)
     declared = [s if call[3] else () for s, call in zip(states, calls)]
     blocked = target.nbytes > BLOCK_BYTES and all(d.needs is not None and d.needs.elementwise for d in described)
+    in_place = view.base is target
     if not blocked:
-        pieces = [_Piece(view, target, list(states), tuple(a for s in declared for a in s), None)]
+        pieces = [_Piece(view, target, list(states), tuple(a for s in declared for a in s), None, in_place)]
     else:
         flat, flat_target = view.reshape(-1), target.reshape(-1)
         flat_states = [tuple(a.reshape(-1) for a in s) for s in states]
@@ -177,7 +187,8 @@ def _slot(chain, path: str, view, target, acting: tuple, states: list) -> _Slot:
         for start in range(0, target.size, block):
             span = slice(start, min(start + block, target.size))
             blocks = [tuple(a[span] for a in s) for s in flat_states]
-            pieces.append(_Piece(flat[span], flat_target[span], blocks, tuple(a for s in blocks for a in s), span))
+            pieces.append(_Piece(flat[span], flat_target[span], blocks, tuple(a for s in blocks for a in s), span,
+                                 in_place))
     return _Slot(path, view, target, acting, calls, states, pieces)
 
 
@@ -237,7 +248,10 @@ def _run(slots: list, sources: list, mine: list, step: int) -> None:
                 own = (own or u is not given) and not any(u is a for a in s)
             if u is not scratch:
                 check_update(u, piece.param, slot.path)
-            np.add(piece.param, u, out=piece.target)
+            if piece.in_place:
+                piece.target += u
+            else:
+                np.add(piece.param, u, out=piece.target)
             if flush:  # after the step; the work array is free now and holds |s|
                 for a in piece.flushed:
                     flush_subnormals(a, scratch=scratch)
@@ -257,10 +271,12 @@ def update(chain, model, grads, state: ChainState, model_structure: tuple):
     """(new model, new state): the run on fresh arrays; nothing given is changed (checked by ``chain.check``)."""
     schedule = schedule_of(chain, model, state, model_structure)
     gs, _ = gradient_arrays(schedule, model, grads)
+    columns = [records[0].values if type(records[0]) is FreeStates else [parameters(r) for r in records]
+               for records in state.states]
     slots = []
     for i, p in enumerate(parameters(model)):
         acting = schedule.acting[i]
-        states = [_copied_state(chain, state, a, i) for a in acting]
+        states = [_copied_state(chain, columns, a, i) for a in acting]
         slots.append(_slot(chain, schedule.paths[i], p, np.empty_like(p), acting, states))
     _share_work(slots)
     if chain.tree:  # they scale the gradients in place: copies of the chain's own
@@ -274,15 +290,14 @@ def update(chain, model, grads, state: ChainState, model_structure: tuple):
     return new_model, with_plan(state.step + 1, _new_states(chain, state, slots), Plan(schedule))
 
 
-def _copied_state(chain, state: ChainState, a: int, i: int):
+def _copied_state(chain, columns: list, a: int, i: int):
     """Transform ``a``'s state for parameter ``i``: copies the run may overwrite."""
     k = chain.state_index[a]
     if k is None:
         return ()
-    records = state.states[k]
     if chain.arrays[a].needs is None:
-        return restored(records[0].values[i])
-    return tuple(np.array(parameters(record)[i]) for record in records)
+        return restored(columns[k][i])
+    return tuple(np.array(column[i]) for column in columns[k])
 
 
 def _new_states(chain, state: ChainState, slots: list) -> tuple:

@@ -83,7 +83,8 @@ class Transform:
         return tuple(np.zeros_like(param) for _ in self.needs.state)
 
     def __repr__(self) -> str:
-        fields = ", ".join(f"{f.name}={getattr(self, f.name)!r}" for f in attrs.fields(type(self)) if f.repr)
+        shown = attrs.fields(type(self)) if attrs.has(type(self)) else ()
+        fields = ", ".join(f"{f.name}={getattr(self, f.name)!r}" for f in shown if f.repr)
         return f"{self.name}({fields})"
 
 
