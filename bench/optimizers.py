@@ -69,7 +69,7 @@ class HandAdam:
 
 
 class HandSGD:
-    """lamina 0.1's in-place SGD momentum rule: per 512 KB block, v = m v + g; p -= lr v; the flush every 64 steps."""
+    """lamina 0.1's in-place SGD momentum rule: per 512 KB block, v = m v + g; p -= lr v; flush every 64."""
 
     def __init__(self, params, lr=0.05, momentum=0.9):
         self.lr, self.m, self.t = lr, momentum, 0

@@ -1,4 +1,4 @@
-"""Adam (L2 decay added to the gradient, as torch.optim.Adam) and AdamW (decoupled decay, as torch.optim.AdamW).
+"""Adam (L2 decay added to the gradient, as torch.optim.Adam) and AdamW (decoupled, as torch.optim.AdamW).
 
 m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g²;  p <- p - lr(t) m̂ / (√v̂ + eps), m̂ and v̂ bias-corrected.
 Adam: g = grad + weight_decay * p.  AdamW: p <- p (1 - lr(t) weight_decay) as well.
@@ -35,7 +35,7 @@ class Adam(Optimizer):
 
 @attrs.frozen(repr=False)
 class AdamW(Optimizer):
-    """Adam with decoupled weight decay (torch's AdamW): p - lr (adam + weight_decay p), optionally clipped."""
+    """Adam with decoupled weight decay (torch's AdamW): p - lr (adam + weight_decay p), maybe clipped."""
 
     learning_rate: object = attrs.field(default=1e-3, validator=hyper.learning_rate)
     betas: tuple = attrs.field(default=(0.9, 0.999), converter=hyper.pair, validator=hyper.betas)

@@ -1,6 +1,7 @@
 """optim.chain: an optimizer made of transforms (optax's shape), and its state.
 
-    opt = optim.chain(optim.clip_by_global_norm(1.0), optim.scale_by_adam(), optim.scale_by_learning_rate(1e-3))
+    opt = optim.chain(optim.clip_by_global_norm(1.0), optim.scale_by_adam(),
+                      optim.scale_by_learning_rate(1e-3))
     state = opt.init(model)
     model, state = opt.update(model, grads, state)     # pure: nothing given is changed
 
@@ -53,15 +54,15 @@ class Chain:
     tree: tuple = attrs.field(init=False, eq=False)        # the whole-tree ones
     arrays: tuple = attrs.field(init=False, eq=False)      # the per-array ones
     stateful: tuple = attrs.field(init=False, eq=False)    # indices in arrays of those keeping state
-    state_index: tuple = attrs.field(init=False, eq=False)  # per array transform: its entry in states, or None
-    declared: bool = attrs.field(init=False, eq=False)     # every transform declares its needs: in place allowed
+    state_index: tuple = attrs.field(init=False, eq=False)  # per array transform: its entry in states or None
+    declared: bool = attrs.field(init=False, eq=False)     # every transform declares needs: in place allowed
 
     def __attrs_post_init__(self):
         described = _described(self)
         arrays = tuple(d for d in described if d.needs is None or not d.needs.whole_tree)
         stateful = tuple(a for a, d in enumerate(arrays) if d.stateful)
         for name, value in (("described", described), ("arrays", arrays), ("stateful", stateful),
-                            ("tree", tuple(d for d in described if d.needs is not None and d.needs.whole_tree)),
+                            ("tree", tuple(d for d in described if d not in arrays)),
                             ("state_index", tuple(stateful.index(a) if a in stateful else None
                                                   for a in range(len(arrays)))),
                             ("declared", all(d.needs is not None for d in described))):
@@ -76,14 +77,14 @@ class Chain:
         return rates[0].rate(step) if len(rates) == 1 else None
 
     def init(self, model) -> ChainState:
-        """Step 0 and each stateful transform's initial state; each ``masked``'s ``where`` asked here, once."""
+        """Step 0 and each stateful transform's initial state; each ``masked``'s ``where`` asked here."""
         named = list(named_parameters(model))
         states = tuple(_initial(self.arrays[a], model, named) for a in self.stateful)
         schedule = executor.make_schedule(self, model, structure(model))
         return with_plan(0, ChainState(step=0, states=states).states, executor.Plan(schedule))
 
     def check(self, model, grads, state) -> tuple:
-        """The model's structure; StructureError (or ValueError) when grads or the state do not fit the model."""
+        """The model's structure; StructureError (or ValueError) when grads or the state do not fit it."""
         if not isinstance(state, ChainState):
             raise ValueError(f"chain: the optimizer state must be a ChainState, got {type(state).__name__}; "
                              f"make it with opt.init(model)")
@@ -94,15 +95,15 @@ class Chain:
         found = [len(s) if all(type(r) is not FreeStates for r in s) else "free" for s in state.states]
         if found != expected:
             stateful = ", ".join(repr(self.arrays[a].transform) for a in self.stateful) or "none"
-            raise ValueError(f"chain: the state holds {found} state arrays per transform, this optimizer keeps "
-                             f"{expected} ({stateful}); make the state with opt.init(model)")
+            raise ValueError(f"chain: the state holds {found} state arrays per transform, this optimizer "
+                             f"keeps {expected} ({stateful}); make the state with opt.init(model)")
         for records in state.states:
             for record in records:
                 if type(record) is FreeStates:
                     n = len(list(named_parameters(model)))
                     if len(record.values) != n:
-                        raise ValueError(f"chain: a free state holds {len(record.values)} parameters' states, "
-                                         f"the model has {n}; make the state with opt.init(model)")
+                        raise ValueError(f"chain: a free state holds {len(record.values)} parameters' "
+                                         f"states, the model has {n}; make the state with opt.init(model)")
                 elif structure(record) != model_structure:
                     check_same_structure(model, record, names=("model", "optimizer state"))
         return model_structure
@@ -136,7 +137,8 @@ def _initial(d: Described, model, named: list) -> tuple:
     names = d.needs.state
     per_param = [tuple(d.init(p)) for _, p in named]
     if any(len(s) != len(names) for s in per_param):
-        raise ValueError(f"chain: {d.transform!r}.init gave a state of another length than its needs.state {names}")
+        raise ValueError(f"chain: {d.transform!r}.init gave a state of another length than its "
+                         f"needs.state {names}")
     return tuple(replace_parameters(model, iter([frozen(np.array(s[j])) for s in per_param]))
                  for j in range(len(names)))
 

@@ -60,7 +60,7 @@ def with_plan(step: int, states: tuple, plan) -> ChainState:
 @register
 @attrs.frozen
 class FreeStates:
-    """An undeclared transform's state for every parameter, in ``named_parameters`` order, as ``stored`` keeps it."""
+    """An undeclared transform's state of each parameter (named_parameters order), as ``stored`` keeps it."""
 
     values: tuple
 
@@ -102,13 +102,15 @@ def stored(value, where: str):
         if value.dtype.char in "fd" and value.dtype.isnative:
             return StoredArray(value=frozen(np.array(value)))
         if value.dtype.kind in "biuf":
-            return StoredNumbers(entries=tuple(value.ravel().tolist()), shape=value.shape, dtype=value.dtype.str)
+            return StoredNumbers(entries=tuple(value.ravel().tolist()), shape=value.shape,
+                                 dtype=value.dtype.str)
     elif type(value) in (tuple, list):
         return tuple(stored(v, f"{where}[{i}]") for i, v in enumerate(value))
     elif type(value) is dict and all(type(k) is str for k in value):
-        return StoredDict(keys=tuple(value), values=tuple(stored(v, f"{where}[{k!r}]") for k, v in value.items()))
-    raise TypeError(f"{where} is a {type(value).__name__}; a transform's state is None, a number, a str, an array, "
-                    f"or a tuple, list or dict (str keys) of them")
+        values = tuple(stored(v, f"{where}[{k!r}]") for k, v in value.items())
+        return StoredDict(keys=tuple(value), values=values)
+    raise TypeError(f"{where} is a {type(value).__name__}; a transform's state is None, a number, a str, an "
+                    f"array, or a tuple, list or dict (str keys) of them")
 
 
 def restored(node):

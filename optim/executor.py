@@ -39,7 +39,7 @@ from lamina.layers.records.tree import (check_same_structure, map_arrays, named_
 from lamina.optim.chain_state import ChainState, FreeStates, frozen, restored, stored, with_plan
 
 BLOCK_BYTES = 512 * 1024
-"""Parameters larger than this go in blocks of this size (tests patch it to reach the blocked path with small arrays)."""
+"""Parameters larger than this go in blocks of this size (tests patch it to block small arrays)."""
 
 FLUSH_EVERY = 64
 """After every this many updates, every state array's subnormal entries (0 < |s| below the
@@ -73,7 +73,7 @@ _STEP = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)|\[(\d+)\]")
 
 
 def _keys(path: str) -> tuple:
-    """The field names and tuple indices along a path of the tree module: 'layers[2].weight' -> ('layers', 2, 'weight')."""
+    """The names and indices along a tree module's path: 'layers[2].weight' -> ('layers', 2, 'weight')."""
     return tuple(name or int(index) for name, index in _STEP.findall(path))
 
 
@@ -112,7 +112,7 @@ def _along(record, keys: tuple) -> list:
 
 
 def gradient_arrays(schedule: Schedule, model, grads, slots: list | None = None) -> tuple[list, list]:
-    """(parameter gradients, new buffers) of ``grads``, reached along the schedule's paths (no walk of the tree).
+    """(parameter gradients, new buffers) of ``grads``, reached along the schedule's paths (no tree walk).
 
     With ``slots``, each is checked against its slot (``grads`` of another structure: the StructureError
     naming where); without, ``grads`` was checked whole.
@@ -123,7 +123,7 @@ def gradient_arrays(schedule: Schedule, model, grads, slots: list | None = None)
         gs = bs = None
     if gs is None or slots is not None and not _fit(gs, bs, slots):
         check_same_structure(model, grads)
-        raise StructureError("chain: the gradients do not fit the model")   # (where: check_same_structure says)
+        raise StructureError("chain: the gradients do not fit the model")  # (check_same_structure says where)
     return gs, bs
 
 
@@ -146,7 +146,7 @@ class _Piece:
 
     param: np.ndarray          # read-only, handed to the transforms
     target: np.ndarray         # where p + u goes
-    states: list               # per acting transform: its state here (a tuple of arrays or blocks; a free state)
+    states: list               # per acting transform: its state here (arrays or blocks of them; a free state)
     flushed: tuple             # the declared state arrays (or blocks), flushed of subnormals
     span: slice | None         # the block's place in the flat gradient; None: the whole array
     in_place: bool             # whether target is the buffer behind param (p += u)
@@ -159,7 +159,7 @@ class _Slot:
     view: np.ndarray           # the parameter, read-only, whole (for the whole-tree transforms)
     target: np.ndarray
     acting: tuple              # indices in chain.arrays
-    calls: tuple               # per acting transform: (update, factor or None, writes_grad, declared)
+    calls: tuple               # per acting transform: Described.call()
     states: list               # per acting transform: its state, whole
     pieces: list
     full: np.ndarray | None = None   # a whole copy of the gradient, when the gradients must be copied first
@@ -174,8 +174,9 @@ def _read_only(array: np.ndarray) -> np.ndarray:
 def _slot(chain, path: str, view, target, acting: tuple, states: list) -> _Slot:
     described = [chain.arrays[a] for a in acting]
     calls = tuple(d.call() for d in described)
-    declared = [s if call[3] else () for s, call in zip(states, calls)]
-    blocked = target.nbytes > BLOCK_BYTES and all(d.needs is not None and d.needs.elementwise for d in described)
+    declared = [() if call[3] else s for s, call in zip(states, calls)]
+    elementwise = all(d.needs is not None and d.needs.elementwise for d in described)
+    blocked = target.nbytes > BLOCK_BYTES and elementwise
     in_place = view.base is target
     if not blocked:
         pieces = [_Piece(view, target, list(states), tuple(a for s in declared for a in s), None, in_place)]
@@ -187,8 +188,8 @@ def _slot(chain, path: str, view, target, acting: tuple, states: list) -> _Slot:
         for start in range(0, target.size, block):
             span = slice(start, min(start + block, target.size))
             blocks = [tuple(a[span] for a in s) for s in flat_states]
-            pieces.append(_Piece(flat[span], flat_target[span], blocks, tuple(a for s in blocks for a in s), span,
-                                 in_place))
+            flushed = tuple(a for s, call in zip(blocks, calls) if call[3] is None for a in s)
+            pieces.append(_Piece(flat[span], flat_target[span], blocks, flushed, span, in_place))
     return _Slot(path, view, target, acting, calls, states, pieces)
 
 
@@ -216,7 +217,7 @@ def _run_tree(chain, schedule: Schedule, slots: list, step: int) -> None:
 
 
 def _run(slots: list, sources: list, mine: list, step: int) -> None:
-    """Each slot's transforms on its gradient ``source`` (overwritable where ``mine``), then p + u into the target."""
+    """Each slot's transforms on its gradient ``source`` (overwritable where ``mine``); p + u: target."""
     flush = flush_due(step)
     factors = {}  # each schedule asked once a step
     for slot, source, own_source in zip(slots, sources, mine):
@@ -224,7 +225,7 @@ def _run(slots: list, sources: list, mine: list, step: int) -> None:
         for piece in slot.pieces:
             scratch, states = piece.scratch, piece.states
             u, own = (flat if piece.span is None else flat[piece.span]), own_source
-            for k, (update, factor, writes_grad, declared) in enumerate(slot.calls):
+            for k, (update, factor, writes_grad, free) in enumerate(slot.calls):
                 if not own:  # the gradient, or a state array: into the scratch before anything overwrites it
                     if factor is not None:
                         value = factors.get(factor)
@@ -237,8 +238,8 @@ def _run(slots: list, sources: list, mine: list, step: int) -> None:
                         u, own = scratch, True
                 s, given = states[k], u
                 u, new = update(u, s, piece.param, step)
-                if not declared:   # kept as data at once: it may hold the scratch
-                    states[k] = stored(new, f"chain: the state of {slot.path} that {update.__self__!r} returned")
+                if free is not None:   # kept as data at once: it may hold the scratch
+                    states[k] = stored(new, f"chain: the state {free.transform!r} returned for {slot.path}")
                     own = own and u is given
                     continue
                 if new is not s:
@@ -260,7 +261,7 @@ def _run(slots: list, sources: list, mine: list, step: int) -> None:
 # ---- pure: the run on copies -----------------------------------------------------------------------------
 
 def schedule_of(chain, model, state: ChainState, model_structure: tuple) -> Schedule:
-    """The state's schedule, or a new one when it has none (a state from a file) or was made for other records."""
+    """The state's schedule, or a new one when it has none (a state from a file) or is for other records."""
     plan = state.plan
     if plan is not None and plan.schedule.structure == model_structure:
         return plan.schedule
@@ -268,7 +269,7 @@ def schedule_of(chain, model, state: ChainState, model_structure: tuple) -> Sche
 
 
 def update(chain, model, grads, state: ChainState, model_structure: tuple):
-    """(new model, new state): the run on fresh arrays; nothing given is changed (checked by ``chain.check``)."""
+    """(new model, new state): the run on fresh arrays; nothing given changes (checked by ``chain.check``)."""
     schedule = schedule_of(chain, model, state, model_structure)
     gs, _ = gradient_arrays(schedule, model, grads)
     columns = [records[0].values if type(records[0]) is FreeStates else [parameters(r) for r in records]
@@ -286,7 +287,8 @@ def update(chain, model, grads, state: ChainState, model_structure: tuple):
         _run(slots, [slot.full for slot in slots], [True] * len(slots), state.step)
     else:
         _run(slots, gs, [False] * len(slots), state.step)
-    new_model = update_buffers(replace_parameters(model, iter([frozen(slot.target) for slot in slots])), grads)
+    stepped = replace_parameters(model, iter([frozen(slot.target) for slot in slots]))
+    new_model = update_buffers(stepped, grads)
     return new_model, with_plan(state.step + 1, _new_states(chain, state, slots), Plan(schedule))
 
 
@@ -331,14 +333,15 @@ class Plan:
     model: object = None       # the records the slots are bound to (None: the schedule alone)
     states: tuple | None = None
     slots: list = attrs.Factory(list)
-    buffers: list = attrs.Factory(list)   # the writable buffers behind the model's buffers (running statistics)
+    buffers: list = attrs.Factory(list)   # the writable buffers behind the model's buffers (running stats)
     owned: frozenset = frozenset()        # ids of every buffer above and of the state buffers
 
 
 def bind(chain, model, state: ChainState, schedule: Schedule) -> Plan | None:
-    """The plan for these records, or None when an array of the model or the state has no owned buffer of its own."""
+    """The plan for these records; None when an array of the model or state has no owned buffer of its own."""
     params = [owned_buffer(p) for p in parameters(model)]
-    columns = [[[owned_buffer(a) for a in parameters(record)] for record in records] for records in state.states]
+    columns = [[[owned_buffer(a) for a in parameters(record)] for record in records]
+               for records in state.states]
     model_buffers = [owned_buffer(b) for _, b in named_buffers(model)]
     every = params + model_buffers + [b for records in columns for column in records for b in column]
     owned = frozenset(id(b) for b in every if b is not None)
@@ -347,15 +350,16 @@ def bind(chain, model, state: ChainState, schedule: Schedule) -> Plan | None:
     slots = []
     for i, (path, buffer) in enumerate(zip(schedule.paths, params)):
         acting = schedule.acting[i]
-        states = [() if chain.state_index[a] is None else tuple(column[i] for column in columns[chain.state_index[a]])
-                  for a in acting]
+        entries = [chain.state_index[a] for a in acting]
+        states = [() if k is None else tuple(column[i] for column in columns[k]) for k in entries]
         slots.append(_slot(chain, path, _read_only(buffer), buffer, acting, states))
     _share_work(slots)
-    return Plan(schedule=schedule, model=model, states=state.states, slots=slots, buffers=model_buffers, owned=owned)
+    return Plan(schedule=schedule, model=model, states=state.states, slots=slots, buffers=model_buffers,
+                owned=owned)
 
 
 def update_in_place(chain, model, grads, state, *, reuse_gradients: bool = False):
-    """``chain``'s update written into the owned buffers of ``model`` and ``state``: (the same model, the next state).
+    """``chain``'s update written into the owned buffers of ``model`` and ``state``: (same model, next state).
 
     ``model`` and ``state`` hold read-only views over writable buffers the caller owns (``owned``);
     ``grads`` is read, never written, and the model's buffers take their new values from it. Bit for bit
@@ -398,15 +402,17 @@ def update_in_place(chain, model, grads, state, *, reuse_gradients: bool = False
 
 
 def _dead_buffers(grads: list) -> list | None:
-    """The writable buffer behind each gradient (None where there is none), or None if two gradients share one."""
+    """The writable buffer behind each gradient (None where there is none); None if two share one."""
     found = [owned_buffer(g) for g in grads]
     ids = [id(b) for b in found if b is not None]
     return found if len(ids) == len(set(ids)) else None
 
 
 def owned(value):
-    """``value`` (a record, a tuple of them, a ChainState) rebuilt with every array copied into a fresh writable buffer,
-    held through a read-only view: what the training loop trains in place (``owned_buffer`` finds the buffers).
+    """``value`` (a record, a tuple of them, a ChainState), every array copied into a fresh writable buffer.
+
+    Each is held through a read-only view: what the training loop trains in place (``owned_buffer``
+    finds the buffers). A state's schedule comes along (``where`` is not asked again).
     """
     with owning():
         return _owned(value)

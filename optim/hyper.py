@@ -1,4 +1,4 @@
-"""Checks of hyper-parameters, run when an optimizer or a transform is made: the error names it and the argument."""
+"""Checks of hyper-parameters, run when an optimizer or transform is made: errors name it and the argument."""
 
 from __future__ import annotations
 

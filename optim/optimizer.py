@@ -1,4 +1,4 @@
-"""The named optimizers' common part: each one is a record of hyper-parameters whose ``transforms()`` are chained once."""
+"""The named optimizers' common part: a record of hyper-parameters whose ``transforms()`` are chained once."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ QUIET = "lamina.shown unless None"
 
 
 class Optimizer(KeywordHints, BuiltOnLoad):
-    """Base of SGD, Adam, AdamW, RMSprop: init / update / update_in_place / rate of ``chain(*self.transforms())``.
+    """Base of SGD, Adam, AdamW, RMSprop: init, update, update_in_place, rate of their chain.
 
     A subclass is an ``attrs.frozen(repr=False)`` record with a ``_chain`` field (``chain_field()``)
     and a ``transforms()`` method; None entries are left out.
@@ -56,10 +56,10 @@ class Optimizer(KeywordHints, BuiltOnLoad):
         return self._chain.rate(step)
 
     def __repr__(self) -> str:
-        """As attrs writes it; a field declared with ``decay_field`` only when set (0.2's reprs, which runs save)."""
-        shown = [f"{f.name}={f.repr(getattr(self, f.name)) if callable(f.repr) else repr(getattr(self, f.name))}"
-                 for f in attrs.fields(type(self))
-                 if f.repr and not (f.metadata.get(QUIET) and getattr(self, f.name) is None)]
+        """As attrs writes it; a ``decay_field`` only when set (the reprs of 0.2, which checkpoints hold)."""
+        values = [(f, getattr(self, f.name)) for f in attrs.fields(type(self)) if f.repr]
+        shown = [f"{f.name}={f.repr(value) if callable(f.repr) else repr(value)}" for f, value in values
+                 if not (f.metadata.get(QUIET) and value is None)]
         return f"{type(self).__name__}({', '.join(shown)})"
 
 

@@ -1,8 +1,8 @@
-"""What a transform is, what it may declare (``Needs``), ``masked``, and ``describe``: the one place that reads them.
+"""What a transform is, what it declares (``Needs``), ``masked``, and ``describe``: the one place reading it.
 
 A transform is written for one array, as optax writes one, and that is enough:
 
-    init(param) -> state                                   None, a number, an array, or a tuple or dict of them
+    init(param) -> state                                 None, a number, an array, or a tuple or dict of them
     update(grad, state, param, step) -> (update, state)    step: 0 for the first update
 
 Such a transform runs on copies (nothing it is handed is anyone else's) and checkpoints store its
@@ -40,7 +40,8 @@ def _names(value) -> tuple:
 def _are_names(instance, attribute, value) -> None:
     if type(value) is not tuple or not all(type(n) is str and n.isidentifier() for n in value) \
             or len(set(value)) != len(value):
-        raise TypeError(f"Needs: state must be a tuple of distinct names (str), one per state array, got {value!r}")
+        raise TypeError(f"Needs: state must be a tuple of distinct names (str), one per state array, "
+                        f"got {value!r}")
 
 
 def _is_flag(instance, attribute, value) -> None:
@@ -73,7 +74,7 @@ class Needs:
 
 
 class Transform:
-    """Base of the per-array transforms: declares ``Needs()``, zeros for its state, reprs in optax's spelling."""
+    """Base of the per-array transforms: declares ``Needs()``, zeros for its state, reprs as optax spells."""
 
     name: ClassVar[str] = "transform"
     needs: ClassVar[Needs] = Needs()
@@ -103,7 +104,7 @@ def predicate_repr(predicate) -> str:
 
 
 def _takes_two(where) -> bool:
-    """Whether ``where`` takes (path, param); else it takes the path alone (asked once, when masked is made)."""
+    """Whether ``where`` takes (path, param); else it takes the path alone (read when masked is made)."""
     try:
         inspect.signature(where).bind("path", None)
     except (TypeError, ValueError):   # one argument, or no signature to read (a builtin): the path alone
@@ -143,11 +144,11 @@ masked = Masked
 
 @attrs.frozen
 class Described:
-    """A transform of a chain as ``describe`` read it: what computes, what it declared, the masks around it."""
+    """A transform as ``describe`` read it: what computes, what it declared, the masks around it."""
 
     transform: object          # as given (masks included): for reprs and errors
     inner: object              # the transform that computes
-    needs: Needs | None        # None: not declared (optax's kind): its state is what init gives, run on copies
+    needs: Needs | None        # None: undeclared (optax's kind): its state is what init gives, run on copies
     masks: tuple = ()          # the Masked around it, outermost first
 
     def applies(self, path: str, param: np.ndarray) -> bool:
@@ -159,11 +160,11 @@ class Described:
         return self.needs is None or bool(self.needs.state)
 
     def call(self) -> tuple:
-        """(update, factor or None, writes_grad, declared): what the executor calls, read once per plan."""
+        """(update, factor or None, writes_grad, None or itself when undeclared): what the executor calls."""
         needs = self.needs
         if needs is None:
-            return self.inner.update, None, True, False
-        return self.inner.update, self.inner.factor if needs.scales else None, needs.writes_grad, True
+            return self.inner.update, None, True, self
+        return self.inner.update, self.inner.factor if needs.scales else None, needs.writes_grad, None
 
     def init(self, param: np.ndarray):
         return self.inner.init(param)
@@ -191,13 +192,13 @@ def describe(t, who: str = "chain") -> Described:
     needs = getattr(t, "needs", _MISSING)
     old = [flag for flag in OLD_FLAGS if hasattr(t, flag)]
     if old:
-        raise TypeError(f"{who}: {t!r} sets {', '.join(old)}, which lamina no longer reads; declare them in one "
-                        f"place instead: needs = optim.Needs(state=(...), elementwise=..., writes_grad=..., "
-                        f"whole_tree=...)")
+        raise TypeError(f"{who}: {t!r} sets {', '.join(old)}, which lamina no longer reads; declare them "
+                        f"in one place instead: needs = optim.Needs(state=(...), elementwise=..., "
+                        f"writes_grad=..., whole_tree=...)")
     if needs is _MISSING or needs is None:
         if not callable(getattr(t, "init", None)) or getattr(type(t), "init", None) is Transform.init:
-            raise TypeError(f"{who}: {t!r} declares no needs and has no init of its own; add init(param) -> state "
-                            f"(None when it keeps none), or declare needs = optim.Needs(...)")
+            raise TypeError(f"{who}: {t!r} declares no needs and has no init of its own; add init(param) "
+                            f"-> state (None when it keeps none), or declare needs = optim.Needs(...)")
         return Described(transform, t, None, tuple(masks))
     if not isinstance(needs, Needs):
         raise TypeError(f"{who}: {t!r}.needs must be an optim.Needs, got {needs!r}")
@@ -213,8 +214,8 @@ def _check_declared(t, needs: Needs, who: str) -> None:
             raise TypeError(f"{who}: {t!r} declares {flag}=True but has no {method}; add {signature}")
     own_init = getattr(type(t), "init", None)
     if needs.state and not callable(getattr(t, "init", None)):
-        raise TypeError(f"{who}: {t!r} declares state {needs.state} but has no init; add init(param) -> tuple "
-                        f"of arrays, or derive from optim.Transform (zeros)")
+        raise TypeError(f"{who}: {t!r} declares state {needs.state} but has no init; add init(param) -> "
+                        f"tuple of arrays, or derive from optim.Transform (zeros)")
     if not needs.state and not needs.whole_tree and callable(own_init) and own_init is not Transform.init:
         raise TypeError(f"{who}: {t!r} has an init of its own but its needs declare no state; declare "
                         f"needs = optim.Needs(state=('name', ...)) for arrays shaped like the parameter, or "

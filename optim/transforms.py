@@ -1,4 +1,4 @@
-"""The per-array transforms, named as optax names them; each written for one array, its needs declared (transform.py).
+"""The per-array transforms, named as optax names them; each written for one array, its needs declared.
 
 In the maths, ``g`` is what comes in (the gradient, or the previous transform's update) and
 the returned update is added to the parameter at the end of the chain.
@@ -125,7 +125,7 @@ class ScaleByRms(Transform):
 
 @attrs.frozen(repr=False)
 class ScaleByLearningRate(Transform):
-    """u = -lr(step) g: the descent step. ``learning_rate`` is a float or a schedule (a callable of the step)."""
+    """u = -lr(step) g: the descent step. ``learning_rate``: a float or a schedule (a function of step)."""
 
     name: ClassVar[str] = "scale_by_learning_rate"
     needs: ClassVar[Needs] = Needs(elementwise=True, scales=True, rate=True)
@@ -137,8 +137,8 @@ class ScaleByLearningRate(Transform):
             return float(self.learning_rate)
         lr = self.learning_rate(step)
         if not (hyper.is_number(lr) and math.isfinite(lr) and lr >= 0):
-            raise ValueError(f"scale_by_learning_rate: the learning-rate schedule gave {lr!r} at step {step}; "
-                             f"expected a finite number >= 0")
+            raise ValueError(f"scale_by_learning_rate: the learning-rate schedule gave {lr!r} at step "
+                             f"{step}; expected a finite number >= 0")
         return float(lr)
 
     def factor(self, step: int) -> float:

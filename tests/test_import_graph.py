@@ -1,4 +1,4 @@
-"""The library's modules import one another without a circle (every ``from lamina.X import`` line of every module)."""
+"""The library's modules import one another without a circle (every ``from lamina.X import`` line of each)."""
 
 from __future__ import annotations
 
@@ -75,7 +75,8 @@ def test_the_finder_finds_a_circle():
     assert circle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert circle({"a": {"b"}, "b": set(), "c": {"a", "b"}}) is None
     known = {"lamina.optim.chain": None, "lamina.optim.hyper": None, "lamina.optim": None}
-    assert imports("from lamina.optim import hyper\n    from lamina.optim.chain import (Chain,\n  chain)  # x\n", known) == \
+    text = "from lamina.optim import hyper\n    from lamina.optim.chain import (Chain,\n  chain)  # x\n"
+    assert imports(text, known) == \
         {"lamina.optim.chain", "lamina.optim.hyper"}
     assert imports("from lamina.optim import hyper, fit\n", known) == {"lamina.optim", "lamina.optim.hyper"}
     assert imports("from lamina import optim\nimport lamina.optim.chain as c\n", known) == \

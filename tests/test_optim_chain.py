@@ -1,4 +1,4 @@
-"""optim.chain: composition, masked transforms, buffers, purity, the in-place path (bit for bit the pure one), states as data."""
+"""optim.chain: composition, masked, buffers, purity, in place (bit for bit the pure update), saved states."""
 
 from __future__ import annotations
 
@@ -15,14 +15,17 @@ from lamina.optim.in_place import owned
 OPTIMIZERS = {
     "SGD": optim.SGD(0.1),
     "SGD momentum": optim.SGD(0.05, momentum=0.9, weight_decay=1e-2),
-    "SGD nesterov clip": optim.SGD(optim.Cosine(0.1, total=50, warmup=5), momentum=0.9, nesterov=True, clip_norm=0.5),
+    "SGD nesterov clip": optim.SGD(optim.Cosine(0.1, total=50, warmup=5), momentum=0.9, nesterov=True,
+                                   clip_norm=0.5),
     "Adam": optim.Adam(1e-2, weight_decay=1e-3),
     "Adam clip schedule": optim.Adam(optim.StepDecay(1e-2, 0.5, 10), clip_norm=1.0),
     "AdamW": optim.AdamW(1e-2),
     "RMSprop": optim.RMSprop(1e-2),
-    "RMSprop centered momentum": optim.RMSprop(1e-2, centered=True, momentum=0.9, weight_decay=1e-3, clip_norm=2.0),
+    "RMSprop centered momentum": optim.RMSprop(1e-2, centered=True, momentum=0.9, weight_decay=1e-3,
+                                               clip_norm=2.0),
     "user chain": optim.chain(optim.clip_by_global_norm(1.0),
-                              optim.masked(optim.add_decayed_weights(0.1), lambda path: not path.endswith("bias")),
+                              optim.masked(optim.add_decayed_weights(0.1),
+                                           lambda path: not path.endswith("bias")),
                               optim.scale_by_adam(), optim.scale_by_learning_rate(1e-2)),
 }
 
@@ -30,7 +33,7 @@ OPTIMIZERS = {
 @layers.register
 @attrs.frozen
 class Counted(layers.Layer):
-    """y = x * weight; ``seen`` counts the samples it trained on (a buffer, as batch norm's running statistics)."""
+    """y = x * weight; ``seen`` counts the samples it trained on (a buffer, as batch norm's running stats)."""
 
     weight: np.ndarray = layers.param()
     seen: np.ndarray = layers.buffer()
@@ -66,7 +69,8 @@ def gradient_stream(model, n, seed=1, tiny_after=None):
 
 
 def arrays_of(model, state):
-    return layers.parameters(model) + [a for records in state.states for r in records for a in layers.parameters(r)]
+    return layers.parameters(model) + [a for records in state.states for r in records
+                                       for a in layers.parameters(r)]
 
 
 def assert_bits_equal(xs, ys):
@@ -219,7 +223,7 @@ def run_in_place(opt, model, grads):
 @pytest.mark.parametrize("blocked", [False, True], ids=["whole", "blocks"])
 @pytest.mark.parametrize("name", sorted(OPTIMIZERS))
 def test_in_place_is_bit_for_bit_the_pure_update(name, blocked, monkeypatch):
-    """70 steps in which half the moments decay into the subnormals, so that the flush after update 64 zeroes them."""
+    """70 steps in which half the moments decay into the subnormals: the flush after update 64 zeroes them."""
     if blocked:
         monkeypatch.setattr(executor, "BLOCK_BYTES", 40)  # 10 float32: the (6, 5) weight goes in 3 blocks
     opt = OPTIMIZERS[name]
@@ -298,7 +302,7 @@ def test_not_owned_falls_back_to_the_pure_update():
 
 
 def test_a_gradient_sharing_a_parameter_s_buffer_is_not_used_as_scratch():
-    """A user layer may hand back its own parameter array as a gradient: the update must still read it as it was."""
+    """A user layer may hand back its own parameter array as gradient: the update still reads it as it was."""
     opt = optim.SGD(0.1, momentum=0.9)
     model = owned(mlp())
     grads = layers.map_parameters(lambda p: p, model)       # the very same arrays

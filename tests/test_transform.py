@@ -1,6 +1,8 @@
-"""What a transform is: optax's two functions are enough (run on copies, state saved); Needs, and clear errors."""
+"""What a transform is: optax's two functions are enough (run on copies, state saved); Needs; clear errors."""
 
 from __future__ import annotations
+
+import collections
 
 import attrs
 import numpy as np
@@ -17,7 +19,8 @@ def mlp(seed=0, sizes=(6, 5, 3)):
 
 def gradient_stream(model, n, seed=1):
     rng = np.random.default_rng(seed)
-    return [layers.map_parameters(lambda p: rng.standard_normal(p.shape).astype(p.dtype), model) for _ in range(n)]
+    return [layers.map_parameters(lambda p: rng.standard_normal(p.shape).astype(p.dtype), model)
+            for _ in range(n)]
 
 
 def run(opt, model, grads, state=None):
@@ -105,12 +108,31 @@ def test_an_optax_transform_changes_nothing_it_is_given_and_trains_in_fit():
     assert_bits_equal([optim.chain_state.restored(state.states[1][0].values[0])[0]], [kept])
     # the training loop's in-place call runs it on copies
     new, _ = opt.update_in_place(owned(model), owned(grads[0]), owned(opt.init(model)))
-    assert_bits_equal(layers.parameters(new), layers.parameters(opt.update(model, grads[0], opt.init(model))[0]))
+    pure, _ = opt.update(model, grads[0], opt.init(model))
+    assert_bits_equal(layers.parameters(new), layers.parameters(pure))
     rng = np.random.default_rng(0)
     x, y = rng.standard_normal((40, 6)).astype(np.float32), rng.integers(0, 3, 40)
-    fitted, history = optim.fit(model, losses.SoftmaxCrossEntropy(), opt, x, y, epochs=2, batch_size=8,
-                                rng=np.random.default_rng(1), progress=False)
+    _, history = optim.fit(model, losses.SoftmaxCrossEntropy(), opt, x, y, epochs=2, batch_size=8,
+                           rng=np.random.default_rng(1), progress=False)
     assert history["loss"][1] < history["loss"][0]
+
+
+def test_a_pair_of_functions_is_a_transform_too():
+    """optax's own shape: a named tuple (init, update) of plain functions."""
+    pair = collections.namedtuple("GradientTransformation", "init update")
+    halve = pair(init=lambda p: None, update=lambda g, state, p, step: (g * 0.5, state))
+    model, grads = mlp(), gradient_stream(mlp(), 2)
+    mine, _ = run(optim.chain(halve, optim.scale_by_learning_rate(0.2)), model, grads)
+    plain, _ = run(optim.SGD(0.1), model, grads)
+    assert_bits_equal(layers.parameters(mine), layers.parameters(plain))
+
+
+def test_a_state_of_another_form_later_is_named():
+    bad = OptaxTuple()
+    bad.update = lambda g, state, p, step: (g, {1: 2})
+    with pytest.raises(TypeError, match=r"the state .*OptaxTuple.* returned for layers\[0\]\.weight is a "
+                                        r"dict"):
+        optim.chain(bad).update(mlp(), mlp(), optim.chain(bad).init(mlp()))
 
 
 class NoInit:
@@ -154,7 +176,8 @@ class OwnInitNoState(optim.Transform):
     (OldFlags(), r"sets state_names, elementwise, which lamina no longer reads; .*needs = optim\.Needs\("),
     (NotNeeds(), r"needs must be an optim\.Needs, got \{'state'"),
     (ScalesWithoutFactor(), r"declares scales=True but has no factor; add factor\(step\) -> float"),
-    (OwnInitNoState(), r"has an init of its own but its needs declare no state; declare needs = optim\.Needs"),
+    (OwnInitNoState(), r"has an init of its own but its needs declare no state; declare needs = "
+                       r"optim\.Needs"),
 ], ids=["number", "no init", "0.2 flags", "not Needs", "scales", "own init"])
 def test_a_broken_transform_is_told_what_to_add_when_the_chain_is_built(transform, message):
     with pytest.raises(TypeError, match=message):
@@ -180,7 +203,8 @@ def test_a_state_no_file_can_hold_is_named():
         def update(self, grad, state, param, step):
             return grad, state
 
-    with pytest.raises(TypeError, match=r"init of layers\[0\]\.weight is a dict.*tuple, list or dict \(str keys\)"):
+    with pytest.raises(TypeError, match=r"init of layers\[0\]\.weight is a dict.*tuple, list or dict "
+                                        r"\(str keys\)"):
         optim.chain(Odd()).init(mlp())
 
 
@@ -202,7 +226,7 @@ class Halve(optim.Transform):
 def test_a_declared_user_transform_runs_in_place_bit_for_bit():
     opt = optim.chain(optim.trace(0.9), Halve(), optim.scale_by_learning_rate(0.1))
     model, grads = mlp(), gradient_stream(mlp(), 4)
-    pure, pure_state = run(opt, model, grads)
+    pure, _ = run(opt, model, grads)
     mine, state = owned(model), owned(opt.init(model))
     for g in grads:
         same, state = opt.update_in_place(mine, owned(g), state)
@@ -220,7 +244,8 @@ def test_where_takes_the_parameter_and_is_asked_once_per_parameter():
         asked.append(path)
         return p.ndim >= 2
 
-    opt = optim.chain(optim.masked(optim.add_decayed_weights(0.5), matrices), optim.scale_by_learning_rate(0.1))
+    opt = optim.chain(optim.masked(optim.add_decayed_weights(0.5), matrices),
+                      optim.scale_by_learning_rate(0.1))
     model = mlp()
     zeros = layers.map_parameters(np.zeros_like, model)
     state = opt.init(model)
@@ -238,7 +263,8 @@ def test_where_takes_the_parameter_and_is_asked_once_per_parameter():
 
 def test_a_state_from_a_file_asks_where_at_its_first_update(tmp_path):
     asked = []
-    opt = optim.chain(optim.masked(optim.trace(0.9), lambda path: asked.append(path) or path.endswith("weight")),
+    opt = optim.chain(optim.masked(optim.trace(0.9),
+                                   lambda path: asked.append(path) or path.endswith("weight")),
                       optim.scale_by_learning_rate(0.1))
     model, grads = mlp(), gradient_stream(mlp(), 3)
     straight, _ = run(opt, model, grads)

@@ -1,4 +1,4 @@
-"""The named optimizers' ``decay=``: which parameters their weight decay reaches (nanoGPT: the matrices only)."""
+"""The named optimizers' ``decay=``: the parameters their weight decay reaches (nanoGPT: matrices only)."""
 
 from __future__ import annotations
 
@@ -52,7 +52,8 @@ def test_without_decay_the_repr_is_0_2_s_so_runs_resume():
 
 
 def test_a_decay_that_is_no_predicate_is_refused():
-    with pytest.raises(ValueError, match=r"SGD: decay must be None or a callable where\(path, param\) -> bool "
+    with pytest.raises(ValueError, match=r"SGD: decay must be None or a callable where\(path, param\) -> "
+                                         r"bool "
                                          r"\(how much is weight_decay="):
         optim.SGD(0.1, decay=0.01)
     with pytest.raises(TypeError, match=r"takes no weight=.*decay="):
