@@ -16,7 +16,10 @@ from lamina.optim.transforms import scale_by_adam, scale_by_learning_rate
 
 @attrs.frozen(repr=False)
 class Adam(Optimizer):
-    """Adam with L2 weight decay added to the gradient (torch's Adam), optionally clipped."""
+    """Adam with L2 weight decay added to the gradient (torch's Adam), optionally clipped.
+
+    ``decay``: which parameters the weight decay reaches, ``where(path, param) -> bool`` (None: all).
+    """
 
     learning_rate: object = attrs.field(default=1e-3, validator=hyper.learning_rate)
     betas: tuple = attrs.field(default=(0.9, 0.999), converter=hyper.pair, validator=hyper.betas)
@@ -35,7 +38,10 @@ class Adam(Optimizer):
 
 @attrs.frozen(repr=False)
 class AdamW(Optimizer):
-    """Adam with decoupled weight decay (torch's AdamW): p - lr (adam + weight_decay p), maybe clipped."""
+    """Adam with decoupled weight decay (torch's AdamW): p - lr (adam + weight_decay p), maybe clipped.
+
+    ``decay``: which parameters the weight decay reaches (nanoGPT: ``lambda path, p: p.ndim >= 2``).
+    """
 
     learning_rate: object = attrs.field(default=1e-3, validator=hyper.learning_rate)
     betas: tuple = attrs.field(default=(0.9, 0.999), converter=hyper.pair, validator=hyper.betas)

@@ -116,7 +116,7 @@ class Chain:
         """The update written into the buffers behind ``model``'s and ``state``'s arrays; see executor.py.
 
         ``model`` and ``state`` hold read-only views over writable buffers the caller owns (made
-        inside ``layers.parameter.owning()``, e.g. ``optim.in_place.owned``); ``grads`` is read,
+        inside ``layers.records.parameter.owning()``, e.g. ``optim.in_place.owned``); ``grads`` is read,
         never written. Returns the same model record and a state holding the same records (the
         model's buffers copied from ``grads``), bit for bit what ``update`` gives. Anything not
         owned, or two arrays sharing a buffer: the pure ``update``.

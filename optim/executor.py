@@ -239,7 +239,7 @@ def _run(slots: list, sources: list, mine: list, step: int) -> None:
                 s, given = states[k], u
                 u, new = update(u, s, piece.param, step)
                 if free is not None:   # kept as data at once: it may hold the scratch
-                    states[k] = stored(new, f"chain: the state {free.transform!r} returned for {slot.path}")
+                    states[k] = _kept(new, free, slot.path)
                     own = own and u is given
                     continue
                 if new is not s:
@@ -256,6 +256,14 @@ def _run(slots: list, sources: list, mine: list, step: int) -> None:
             if flush:  # after the step; the work array is free now and holds |s|
                 for a in piece.flushed:
                     flush_subnormals(a, scratch=scratch)
+
+
+def _kept(state, free, path: str):
+    """An undeclared transform's new state as data (``stored``); the TypeError names the transform and path."""
+    try:
+        return stored(state, "")
+    except TypeError as error:
+        raise TypeError(f"chain: the state {free.transform!r} returned for {path}{error}") from None
 
 
 # ---- pure: the run on copies -----------------------------------------------------------------------------

@@ -17,7 +17,10 @@ from lamina.optim.transforms import scale_by_learning_rate, scale_by_rms, trace
 
 @attrs.frozen(repr=False)
 class RMSprop(Optimizer):
-    """RMSprop (torch's), optionally centered, with momentum, L2 weight decay and clipping."""
+    """RMSprop (torch's), optionally centered, with momentum, L2 weight decay and clipping.
+
+    ``decay``: which parameters the weight decay reaches, ``where(path, param) -> bool`` (None: all).
+    """
 
     learning_rate: object = attrs.field(default=1e-2, validator=hyper.learning_rate)
     alpha: float = attrs.field(default=0.99, validator=hyper.fraction)

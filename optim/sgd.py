@@ -24,7 +24,10 @@ def _check_nesterov(instance, attribute, value) -> None:
 
 @attrs.frozen(repr=False)
 class SGD(Optimizer):
-    """Stochastic gradient descent, optionally with (Nesterov) momentum, L2 weight decay and clipping."""
+    """Stochastic gradient descent, optionally with (Nesterov) momentum, L2 weight decay and clipping.
+
+    ``decay``: which parameters the weight decay reaches, ``where(path, param) -> bool`` (None: all).
+    """
 
     learning_rate: object = attrs.field(validator=hyper.learning_rate)
     momentum: float = attrs.field(default=0.0, validator=hyper.fraction)
