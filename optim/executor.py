@@ -225,7 +225,7 @@ def _run(slots: list, sources: list, mine: list, step: int) -> None:
         for piece in slot.pieces:
             scratch, states = piece.scratch, piece.states
             u, own = (flat if piece.span is None else flat[piece.span]), own_source
-            for k, (update, factor, writes_grad, free) in enumerate(slot.calls):
+            for k, (update, factor, writes_grad, free, described) in enumerate(slot.calls):
                 if not own:  # the gradient, or a state array: into the scratch before anything overwrites it
                     if factor is not None:
                         value = factors.get(factor)
@@ -237,7 +237,11 @@ def _run(slots: list, sources: list, mine: list, step: int) -> None:
                         np.copyto(scratch, u)
                         u, own = scratch, True
                 s, given = states[k], u
-                u, new = update(u, s, piece.param, step)
+                out = update(u, s, piece.param, step)
+                if type(out) is not tuple or len(out) != 2:
+                    raise TypeError(f"chain: {described.transform!r}.update gave {type(out).__name__} for "
+                                    f"{slot.path}; it returns the pair (update, state)")
+                u, new = out
                 if free is not None:   # kept as data at once: it may hold the scratch
                     states[k] = _kept(new, free, slot.path)
                     own = own and u is given
@@ -259,7 +263,7 @@ def _run(slots: list, sources: list, mine: list, step: int) -> None:
 
 
 def _kept(state, free, path: str):
-    """An undeclared transform's new state as data (``stored``); the TypeError names the transform and path."""
+    """An undeclared transform's new state as data (``stored``); a TypeError names the transform and path."""
     try:
         return stored(state, "")
     except TypeError as error:

@@ -160,11 +160,11 @@ class Described:
         return self.needs is None or bool(self.needs.state)
 
     def call(self) -> tuple:
-        """(update, factor or None, writes_grad, None or itself when undeclared): what the executor calls."""
+        """(update, factor or None, writes_grad, self if undeclared else None, self): what the executor runs."""
         needs = self.needs
         if needs is None:
-            return self.inner.update, None, True, self
-        return self.inner.update, self.inner.factor if needs.scales else None, needs.writes_grad, None
+            return self.inner.update, None, True, self, self
+        return self.inner.update, self.inner.factor if needs.scales else None, needs.writes_grad, None, self
 
     def init(self, param: np.ndarray):
         return self.inner.init(param)

@@ -135,6 +135,20 @@ def test_a_state_of_another_form_later_is_named():
         optim.chain(bad).update(mlp(), mlp(), optim.chain(bad).init(mlp()))
 
 
+def test_an_update_that_is_no_pair_is_named():
+    class Forgot:
+        def init(self, param):
+            return None
+
+        def update(self, grad, state, param, step):
+            return grad * 0.5
+
+    opt = optim.chain(Forgot())
+    with pytest.raises(TypeError, match=r"Forgot.*\.update gave ndarray for layers\[0\]\.weight; it returns "
+                                        r"the pair \(update, state\)"):
+        opt.update(mlp(), mlp(), opt.init(mlp()))
+
+
 class NoInit:
     def update(self, grad, state, param, step):
         return grad, state
