@@ -59,10 +59,11 @@ class Chain:
 
     def __attrs_post_init__(self):
         described = _described(self)
-        arrays = tuple(d for d in described if d.needs is None or not d.needs.whole_tree)
+        whole = [d.needs is not None and d.needs.whole_tree for d in described]
+        arrays = tuple(d for d, w in zip(described, whole) if not w)
         stateful = tuple(a for a, d in enumerate(arrays) if d.stateful)
         for name, value in (("described", described), ("arrays", arrays), ("stateful", stateful),
-                            ("tree", tuple(d for d in described if d not in arrays)),
+                            ("tree", tuple(d for d, w in zip(described, whole) if w)),
                             ("state_index", tuple(stateful.index(a) if a in stateful else None
                                                   for a in range(len(arrays)))),
                             ("declared", all(d.needs is not None for d in described))):

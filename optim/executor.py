@@ -87,6 +87,7 @@ class Schedule:
     chosen: tuple              # per whole-tree transform: the indices of the parameters it sees
     param_keys: tuple          # how to reach each parameter (and buffer) in a record of this structure
     buffer_keys: tuple
+    made_by: tuple = attrs.field(eq=False, repr=False)   # the chain's transforms as described (its identity)
 
 
 def make_schedule(chain, model, model_structure: tuple) -> Schedule:
@@ -98,7 +99,8 @@ def make_schedule(chain, model, model_structure: tuple) -> Schedule:
                     chosen=tuple(tuple(i for i, (path, p) in enumerate(named) if d.applies(path, p))
                                  for d in chain.tree),
                     param_keys=tuple(_keys(path) for path, _ in named),
-                    buffer_keys=tuple(_keys(path) for path, _ in named_buffers(model)))
+                    buffer_keys=tuple(_keys(path) for path, _ in named_buffers(model)),
+                    made_by=chain.described)
 
 
 def _along(record, keys: tuple) -> list:
@@ -275,8 +277,11 @@ def _kept(state, free, path: str):
 def schedule_of(chain, model, state: ChainState, model_structure: tuple) -> Schedule:
     """The state's schedule, or a new one when it has none (a state from a file) or is for other records."""
     plan = state.plan
-    if plan is not None and plan.schedule.structure == model_structure:
-        return plan.schedule
+    if plan is None:
+        return make_schedule(chain, model, model_structure)
+    schedule = plan.schedule
+    if schedule.made_by is chain.described and schedule.structure == model_structure:
+        return schedule
     return make_schedule(chain, model, model_structure)
 
 
@@ -383,7 +388,8 @@ def update_in_place(chain, model, grads, state, *, reuse_gradients: bool = False
     if not isinstance(state, ChainState) or not chain.declared:
         return chain.update(model, grads, state)  # (which says what is wrong)
     plan = state.plan
-    if plan is None or plan.model is not model or plan.states is not state.states:
+    if plan is None or plan.model is not model or plan.states is not state.states \
+            or plan.schedule.made_by is not chain.described:
         model_structure = chain.check(model, grads, state)
         plan = bind(chain, model, state, schedule_of(chain, model, state, model_structure))
         if plan is None:

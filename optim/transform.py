@@ -160,7 +160,7 @@ class Described:
         return self.needs is None or bool(self.needs.state)
 
     def call(self) -> tuple:
-        """(update, factor or None, writes_grad, self if undeclared else None, self): what the executor runs."""
+        """(update, factor or None, writes_grad, self if undeclared else None, self): read by the executor."""
         needs = self.needs
         if needs is None:
             return self.inner.update, None, True, self, self

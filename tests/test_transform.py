@@ -275,6 +275,20 @@ def test_where_takes_the_parameter_and_is_asked_once_per_parameter():
     assert_bits_equal(layers.parameters(mine), layers.parameters(new))
 
 
+def test_a_state_made_by_another_chain_is_scheduled_for_this_one():
+    model, grads = mlp(), gradient_stream(mlp(), 2)
+    weights_only = optim.chain(optim.masked(optim.trace(0.9), lambda path: path.endswith("weight")),
+                               optim.scale_by_learning_rate(0.1))
+    every = optim.chain(optim.trace(0.9), optim.scale_by_learning_rate(0.1))
+    expected, _ = run(every, model, grads)
+    mine, _ = run(every, model, grads, weights_only.init(model))
+    assert_bits_equal(layers.parameters(mine), layers.parameters(expected))
+    owned_model, state = owned(model), owned(weights_only.init(model))
+    for g in grads:
+        owned_model, state = every.update_in_place(owned_model, owned(g), state)
+    assert_bits_equal(layers.parameters(owned_model), layers.parameters(expected))
+
+
 def test_a_state_from_a_file_asks_where_at_its_first_update(tmp_path):
     asked = []
     opt = optim.chain(optim.masked(optim.trace(0.9),
