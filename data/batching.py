@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import math
-
 import attrs
 import numpy as np
 
 from lamina.data.checks import check_inputs
+from lamina.layers.settings import fraction_open, positive_int, positive_number, validator
 
 
 def _as_array(a) -> np.ndarray:
@@ -21,7 +20,8 @@ def _check_pair(x, y, who: str):
         if a.ndim == 0:
             raise ValueError(f"{who}: {name} must be an array with samples along axis 0, got a scalar")
     if len(x) != len(y):
-        raise ValueError(f"{who}: x has {len(x)} samples but y has {len(y)}; expected the same number (axis 0)")
+        raise ValueError(f"{who}: x has {len(x)} samples but y has {len(y)}; "
+                         "expected the same number (axis 0)")
     if len(x) == 0:
         raise ValueError(f"{who}: x has no samples; expected at least one")
     return x, y
@@ -33,10 +33,6 @@ def _check_rng(rng, who: str) -> None:
                         f"got {type(rng).__name__}")
 
 
-def _is_int(value) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
-
-
 def batches(x, y, batch_size: int, rng: np.random.Generator | None = None, *, transform=None):
     """Mini-batches (xb, yb) of ``batch_size`` samples (the last may be smaller), every sample once.
 
@@ -46,8 +42,7 @@ def batches(x, y, batch_size: int, rng: np.random.Generator | None = None, *, tr
     """
     x, y = _check_pair(x, y, "batches")
     check_inputs(x, "batches: x")
-    if not _is_int(batch_size) or batch_size < 1:
-        raise ValueError(f"batches: batch_size must be a positive int, got {batch_size!r}")
+    positive_int("batches", "batch_size", batch_size)
     if rng is not None:
         _check_rng(rng, "batches")
     if transform is not None and not callable(transform):
@@ -68,18 +63,13 @@ def _batches(x, y, batch_size, order, transform):
 
 def _float_dtype(instance, attribute, value: np.dtype) -> None:
     if value.kind != "f":
-        raise TypeError(f"Rescale.dtype must be a float dtype, got {value}")
-
-
-def _positive_finite(instance, attribute, value) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)) \
-            or not math.isfinite(value) or value <= 0:
-        raise ValueError(f"Rescale.scale must be a positive finite number, got {value!r}")
+        raise TypeError(f"Rescale: dtype must be a float dtype, got {value}")
 
 
 @attrs.frozen
 class Rescale:
-    """xb -> xb * scale in ``dtype``, one batch at a time, with no float64 step (uint8 (n, ...) -> float32 (n, ...)).
+    """xb -> xb * scale in ``dtype``, one batch at a time, with no float64 step (uint8 (n, ...) -> float32 (n,
+    ...)).
 
     A scale whose inverse is a whole number in floating point (1/255, 1/256, ...) is applied as a
     division by it, so ``Rescale(np.float32, 1/255)`` gives exactly ``x.astype(np.float32) /
@@ -87,7 +77,7 @@ class Rescale:
     """
 
     dtype: np.dtype = attrs.field(default=np.float32, converter=np.dtype, validator=_float_dtype)
-    scale: float = attrs.field(default=1.0, validator=_positive_finite)
+    scale: float = attrs.field(default=1.0, validator=validator(positive_number))
 
     def __call__(self, xb) -> np.ndarray:
         xb = _as_array(xb)
@@ -108,7 +98,8 @@ def _check_labels(labels, n_classes: int, who: str) -> np.ndarray:
             fractional = labels != np.round(labels)
             i = int(np.argmax(fractional)) if fractional.any() else 0
         first = f"labels[{i}] is {labels[i].item()!r}" if len(labels) else "no labels"
-        raise ValueError(f"{who}: labels must be integers in [0, {n_classes}), got dtype {labels.dtype} ({first})")
+        raise ValueError(f"{who}: labels must be integers in [0, {n_classes}), got dtype {labels.dtype} "
+                         f"({first})")
     if len(labels) and (labels.min() < 0 or labels.max() >= n_classes):
         i = int(np.argmax((labels < 0) | (labels >= n_classes)))
         raise ValueError(f"{who}: labels must be in [0, {n_classes}), but labels[{i}] is {int(labels[i])}")
@@ -117,8 +108,7 @@ def _check_labels(labels, n_classes: int, who: str) -> np.ndarray:
 
 def one_hot(labels, n_classes: int) -> np.ndarray:
     """Int labels (n,) -> float32 (n, n_classes) with a 1 at each label and 0 elsewhere."""
-    if not _is_int(n_classes) or n_classes < 1:
-        raise ValueError(f"one_hot: n_classes must be a positive int, got {n_classes!r}")
+    positive_int("one_hot", "n_classes", n_classes)
     labels = _check_labels(labels, n_classes, "one_hot")
     out = np.zeros((len(labels), n_classes), dtype=np.float32)
     out[np.arange(len(labels)), labels] = 1
@@ -126,18 +116,17 @@ def one_hot(labels, n_classes: int) -> np.ndarray:
 
 
 def split(x, y, fraction: float, rng: np.random.Generator):
-    """(x, y) -> ((x_train, y_train), (x_held, y_held)), as scikit-learn's ``train_test_split`` orders them: the held-out
-    part holds round(fraction * n) samples drawn at random (one ``rng.permutation(n)``), the training part the rest;
-    each part keeps the samples' original order."""
+    """(x, y) -> ((x_train, y_train), (x_held, y_held)), as scikit-learn's ``train_test_split`` orders them:
+    the held-out part holds round(fraction * n) samples drawn at random (one ``rng.permutation(n)``), the
+    training part the rest; each part keeps the samples' original order."""
     x, y = _check_pair(x, y, "split")
-    if isinstance(fraction, bool) or not isinstance(fraction, (int, float, np.floating)) or not 0 < fraction < 1:
-        raise ValueError(f"split: fraction must be a number in (0, 1), got {fraction!r}")
+    fraction_open("split", "fraction", fraction)
     _check_rng(rng, "split")
     n = len(x)
     n_held = round(fraction * n)
     if not 0 < n_held < n:
-        raise ValueError(f"split: fraction {fraction} of {n} samples holds out {n_held} and leaves {n - n_held} "
-                         f"for training; expected at least one sample in each part")
+        raise ValueError(f"split: fraction {fraction} of {n} samples holds out {n_held} and leaves "
+                         f"{n - n_held} for training; expected at least one sample in each part")
     order = rng.permutation(n)
     held, train = np.sort(order[:n_held]), np.sort(order[n_held:])
     return (x[train], y[train]), (x[held], y[held])

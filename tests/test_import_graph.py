@@ -1,89 +1,118 @@
-"""The library's modules import one another without a circle (every ``from lamina.X import`` line of each)."""
+"""The library's import graph: dependencies point one way (DESIGN's layout) and no module imports itself
+back."""
 
-from __future__ import annotations
-
-import re
+import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("layers", "losses", "optim", "data", "estimators", "diagnostics")
-IMPORT = re.compile(r"^[ \t]*(?:from[ \t]+(lamina(?:\.\w+)*)[ \t]+import[ \t]+(\([^)]*\)|[\w \t,]+)"
-                    r"|import[ \t]+(lamina(?:\.\w+)+))", re.M)
+
+MAY_IMPORT = {
+    "layers": set(),
+    "losses": {"layers"},
+    "data": {"layers"},
+    "optim": {"layers", "losses", "data"},
+    "estimators": {"optim", "layers", "losses", "data"},
+    "diagnostics": {"optim", "layers", "losses", "data"},
+}
+"""package -> the sibling packages it may import (estimators, diagnostics -> optim -> layers, losses,
+data)."""
+
+LEAF_MODULES_OF_LAYERS = ("lamina.layers.errors", "lamina.layers.settings", "lamina.layers.records.finite",
+                          "lamina.layers.maths")
+"""What losses and data may take from layers: the error types, the setting checks, the NaN scan, the maths."""
 
 
-def modules() -> dict[str, Path]:
-    found = {}
+def library_imports():
+    """(package, file, imported module) for every ``lamina.`` import of a library module, lazy ones
+    included."""
     for package in PACKAGES:
-        for path in (ROOT / package).rglob("*.py"):
-            parts = path.relative_to(ROOT).with_suffix("").parts
-            name = ".".join(("lamina",) + (parts[:-1] if parts[-1] == "__init__" else parts))
-            found[name] = path
-    return found
+        for source in sorted((ROOT / package).rglob("*.py")):
+            for node in ast.walk(ast.parse(source.read_text(), str(source))):
+                if isinstance(node, ast.Import):
+                    names = [alias.name for alias in node.names]
+                elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                    names = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names
+                                             if node.module == "lamina"]
+                else:
+                    continue
+                for name in names:
+                    if name.startswith("lamina."):
+                        yield package, source.relative_to(ROOT), name
 
 
-def imports(text: str, known: dict) -> set[str]:
-    """The library modules a module's text imports.
+def test_packages_import_only_the_packages_below_them():
+    wrong = [f"{file} imports {name}" for package, file, name in library_imports()
+             if name.split(".")[1] in PACKAGES and name.split(".")[1] != package
+             and name.split(".")[1] not in MAY_IMPORT[package]]
+    graph = "estimators, diagnostics -> optim -> layers, losses, data"
+    assert not wrong, f"imports against {graph}:\n" + "\n".join(wrong)
 
-    ``from lamina.optim import hyper`` imports the module lamina.optim.hyper (the package itself is always
-    imported first, as for any of its modules); ``from lamina.optim import fit`` imports the package's
-    ``__init__``.
+
+def test_losses_and_data_take_only_errors_settings_and_maths_from_layers():
+    wrong = [f"{file} imports {name}" for package, file, name in library_imports()
+             if package in ("losses", "data") and name.split(".")[1] == "layers"
+             and not name.startswith(LEAF_MODULES_OF_LAYERS)]
+    assert not wrong, "\n".join(wrong)
+
+
+def module_name(source: Path) -> str:
+    parts = source.relative_to(ROOT).with_suffix("").parts
+    return "lamina." + ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def module_graph() -> dict[str, set[str]]:
+    """module -> the library modules it imports, lazy imports inside functions included (they hide a circle).
+
+    ``from package import name`` points at the submodule ``package.name`` when there is one, else at the
+    package.
     """
-    out = set()
-    for source, names, plain in IMPORT.findall(text):
-        target = source or plain
-        parts = re.sub(r"#[^\n]*", "", names).strip("()").split(",")
-        names = [part.split()[0] for part in parts if part.split()]      # "a as b": a
-        modules_named = [f"{target}.{name}" for name in names if f"{target}.{name}" in known]
-        out.update(modules_named)
-        if plain or len(modules_named) < len(names):
-            out.add(target)
-    return {m for m in out if m in known}
+    sources = {module_name(source): source
+               for package in PACKAGES for source in (ROOT / package).rglob("*.py")}
+    graph = {}
+    for module, source in sources.items():
+        graph[module] = set()
+        for node in ast.walk(ast.parse(source.read_text(), str(source))):
+            absolute = isinstance(node, ast.ImportFrom) and node.level == 0
+            if absolute and (node.module or "").startswith("lamina."):
+                graph[module].update(f"{node.module}.{alias.name}" if f"{node.module}.{alias.name}" in sources
+                                     else node.module for alias in node.names)
+            elif isinstance(node, ast.Import):
+                graph[module].update(alias.name for alias in node.names)
+        graph[module] &= set(sources) - {module}
+    return graph
 
 
-def graph() -> dict[str, set[str]]:
-    known = modules()
-    return {name: imports(path.read_text(encoding="utf-8"), known) - {name} for name, path in known.items()}
+def find_circle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One import circle of the graph (its modules, the first repeated at the end), or None."""
+    done, path = set(), []
 
-
-def circle(edges: dict[str, set[str]]) -> list[str] | None:
-    """One import circle (a list of modules, the first repeated at the end), or None."""
-    state, stack = {}, []
-
-    def visit(node):
-        state[node] = "open"
-        stack.append(node)
-        for nxt in sorted(edges.get(node, ())):
-            if state.get(nxt) == "open":
-                return stack[stack.index(nxt):] + [nxt]
-            if nxt not in state:
-                found = visit(nxt)
-                if found:
-                    return found
-        state[node] = "done"
-        stack.pop()
+    def visit(module):
+        if module in path:
+            return path[path.index(module):] + [module]
+        if module in done:
+            return None
+        path.append(module)
+        for name in sorted(graph[module]):
+            circle = visit(name)
+            if circle:
+                return circle
+        path.pop()
+        done.add(module)
         return None
 
-    for node in sorted(edges):
-        if node not in state:
-            found = visit(node)
-            if found:
-                return found
+    for module in sorted(graph):
+        circle = visit(module)
+        if circle:
+            return circle
     return None
 
 
-def test_the_finder_finds_a_circle():
-    assert circle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
-    assert circle({"a": {"b"}, "b": set(), "c": {"a", "b"}}) is None
-    known = {"lamina.optim.chain": None, "lamina.optim.hyper": None, "lamina.optim": None}
-    text = "from lamina.optim import hyper\n    from lamina.optim.chain import (Chain,\n  chain)  # x\n"
-    assert imports(text, known) == \
-        {"lamina.optim.chain", "lamina.optim.hyper"}
-    assert imports("from lamina.optim import hyper, fit\n", known) == {"lamina.optim", "lamina.optim.hyper"}
-    assert imports("from lamina import optim\nimport lamina.optim.chain as c\n", known) == \
-        {"lamina.optim", "lamina.optim.chain"}
+def test_find_circle_finds_a_circle_and_only_a_circle():
+    assert find_circle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert find_circle({"a": {"b", "c"}, "b": {"c"}, "c": set()}) is None
 
 
-def test_the_library_has_no_import_circle():
-    edges = graph()
-    assert "lamina.optim.executor" in edges["lamina.optim.chain"]      # the graph is read
-    assert circle(edges) is None, " -> ".join(circle(edges))
+def test_no_library_module_imports_itself_back():
+    circle = find_circle(module_graph())
+    assert circle is None, "import circle: " + " -> ".join(circle)
