@@ -44,13 +44,10 @@ class Sequence(Combinator):
     def children(self) -> tuple:
         return tuple((f"layers[{i}]", layer) for i, layer in enumerate(self.layers))
 
-    def _child_records(self) -> tuple:
-        return self.layers
-
-    def _source(self, i: int) -> str | None:
+    def source_of(self, i: int) -> str | None:
         return None if i == 0 else f"layers[{i - 1}] {describe(self.layers[i - 1])}"
 
-    def _child_shapes(self, input_shape) -> list:
+    def child_shapes(self, input_shape) -> list:
         shapes, shape = [], input_shape
         for i in range(len(self.layers)):
             output = self.child_shape(i, shape)
@@ -58,13 +55,13 @@ class Sequence(Combinator):
             shape = output
         return shapes
 
-    def _output(self, input_shape, shapes):
-        return shapes[-1][1]
+    def output_from(self, input_shape, outputs):
+        return outputs[-1]
 
-    def _forward(self, x, mode: Mode):
+    def forward_unchecked(self, x, mode: Mode):
         caches = []
         for i in range(len(self.layers)):
-            x, cache = self._run(i, x, mode)
+            x, cache = self.forward_child(i, x, mode)
             caches.append(cache)
         return x, tuple(caches)
 
@@ -76,5 +73,5 @@ class Sequence(Combinator):
         inner = mode.needing_input_grad()
         grads = [None] * len(self.layers)
         for i in range(len(self.layers) - 1, -1, -1):
-            dy, grads[i] = self._run_back(i, cache[i], dy, inner if i else mode)
-        return dy, self._gradients(layers=tuple(grads))
+            dy, grads[i] = self.backward_child(i, cache[i], dy, inner if i else mode)
+        return dy, self.gradient_record(layers=tuple(grads))
