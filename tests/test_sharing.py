@@ -190,11 +190,11 @@ def models(draw):
     return tree, x
 
 
-@settings(max_examples=40)
+@settings(max_examples=30)
 @given(case=models())
 def test_random_trees_with_shared_records_and_tuples_pass_the_gradient_check(case, gradient_record):
     tree, x = case
-    errors = layers.check_gradients(tree, x, tol=1e-5)
+    errors = layers.check_gradients(tree, x, tol=1e-3)  # wiring mistakes give errors of order 1 (see test_nested_gradients)
     n_inputs = len(x) if type(x) is tuple else 1
     assert len(errors) == n_inputs + len(layers.parameters(tree))
     gradient_record.add(errors, "random tree with sharing")
