@@ -345,6 +345,8 @@ def _build_record(node: dict, where: str, arrays: dict, built: dict):
                        f"class with @layers.register before loading (registered: {known})")
     init = [field for field in attrs.fields(cls) if field.init]
     stored = node["fields"]
+    later = {field.name for field in init if field.default is not attrs.NOTHING} - set(stored)
+    init = [field for field in init if field.name not in later]   # added since the file was written: defaults
     if set(stored) != {field.name for field in init}:
         raise _Problem(f"{where}: " + _differ(f"the {name} in the file", {field.name for field in init}, set(stored)))
     kwargs = {}
