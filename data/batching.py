@@ -17,7 +17,8 @@ def _as_array(a) -> np.ndarray:
 def _as_data(a, name: str, who: str):
     """An array, or a tuple of arrays (several inputs or targets) with the same number of samples."""
     if type(a) is list and a and all(isinstance(p, np.ndarray) for p in a):
-        raise TypeError(f"{who}: {name} is a list of {len(a)} arrays; for several inputs pass a tuple: (x0, x1)")
+        raise TypeError(f"{who}: {name} is a list of {len(a)} arrays; for several inputs "
+                        f"pass a tuple: (x0, x1)")
     if type(a) is not tuple:
         a = _as_array(a)
         if a.ndim == 0:
@@ -43,7 +44,8 @@ def _take(a, rows):
 
 
 def _check_pair(x, y, who: str):
-    """x and y as arrays (or tuples of them) with samples along axis 0, the same number of them, at least one."""
+    """x and y as arrays (or tuples of them) with samples along axis 0, the same number of them, at least
+    one."""
     x, y = _as_data(x, "x", who), _as_data(y, "y", who)
     if _n(x) != _n(y):
         raise ValueError(f"{who}: x has {_n(x)} samples but y has {_n(y)}; expected the same number (axis 0)")
@@ -63,7 +65,8 @@ def _is_int(value) -> bool:
 
 
 def batches(x, y, batch_size: int, rng: np.random.Generator | None = None, *, transform=None):
-    """Mini-batches (xb, yb) of ``batch_size`` samples (the last may be smaller), every sample once; a tuple x or
+    """Mini-batches (xb, yb) of ``batch_size`` samples (the last may be smaller), every sample once; a tuple x
+    or
     y (several inputs or targets) gives tuples, every array shuffled and sliced alike.
 
     With ``rng`` the order is one ``rng.permutation(n)``, drawn when ``batches`` is called (so the

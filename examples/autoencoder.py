@@ -14,7 +14,6 @@ digits. With matplotlib installed, a PNG shows noisy inputs and both reconstruct
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
@@ -25,15 +24,15 @@ from lamina import data, layers, losses, optim
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description="Train a tied denoising autoencoder on MNIST, beside the untied one.",
-                                formatter_class=Help)
+    p = argparse.ArgumentParser(formatter_class=Help,
+                                description="A tied denoising autoencoder on MNIST beside the untied one.")
     p.add_argument("--hidden", type=int, nargs="+", default=[256, 64], help="widths of the encoder's layers")
     p.add_argument("--noise", type=float, default=0.3, help="std of the Gaussian noise added to each input")
     p.add_argument("--epochs", type=int, default=5, help="passes over the training samples")
     p.add_argument("--batch-size", type=int, default=128, help="samples per training step")
     p.add_argument("--lr", type=float, default=1e-3, help="Adam's learning rate")
-    p.add_argument("--limit", type=int, default=None, help="train on the first N training samples (and score on "
-                                                           "the first N test samples) only: quick runs")
+    p.add_argument("--limit", type=int, default=None,
+                   help="train on the first N training samples (and score on the first N test samples) only")
     p.add_argument("--seed", type=int, default=0, help="seed of the one generator: weights, shuffles, noise")
     p.add_argument("--out", type=Path, default=Path("autoencoder.npz"), help="where the tied model is saved")
     p.add_argument("--png", type=Path, default=Path("autoencoder.png"),
@@ -50,7 +49,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def build(rng, sizes: list[int]) -> tuple[layers.Sequence, layers.Sequence]:
-    """(tied, untied): encoder Dense+ReLU per width; the decoder mirrors it, ending in a Sigmoid (pixels in [0, 1])."""
+    """(tied, untied): encoder Dense+ReLU per width; the decoder mirrors it, ending in a Sigmoid (pixels in
+    [0, 1])."""
     encoder = [layers.Dense.init(rng, a, b) for a, b in zip(sizes[:-1], sizes[1:])]
     untied_decoder = [layers.Dense(weight=d.weight.T.copy(), bias=np.zeros(d.weight.shape[0], np.float32))
                       for d in reversed(encoder)]
@@ -75,8 +75,8 @@ def train(models: dict, x, args, rng) -> dict:
         for xb, _ in data.batches(x, x, args.batch_size, rng=rng):
             noisy = np.clip(xb + rng.normal(0, args.noise, xb.shape).astype(np.float32), 0, 1)
             for name, model in models.items():
-                models[name], states[name], value, _ = optim.train_step(model, loss, opt, states[name], noisy, xb,
-                                                                        mode)
+                models[name], states[name], value, _ = optim.train_step(model, loss, opt, states[name],
+                                                                        noisy, xb, mode)
                 totals[name] += value * len(xb)
             count += len(xb)
         scores = ", ".join(f"{name} loss {total / count:.5f}" for name, total in totals.items())
@@ -121,7 +121,8 @@ def main(argv=None) -> dict:
     counts = {name: sum(p.size for p in layers.parameters(model)) for name, model in models.items()}
     for name in models:
         print(f"{name}: test MSE {mse[name]:.5f} on noisy test digits ({counts[name]:,} parameters)")
-    layers.save(args.out, tied, settings={k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()})
+    settings = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
+    layers.save(args.out, tied, settings=settings)
     print(f"saved the tied model to {args.out}")
     shown = slice(0, 10)
     if draw(args.png, noisy[shown], {name: m(noisy[shown]) for name, m in models.items()}, x_test[shown]):

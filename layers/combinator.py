@@ -1,4 +1,5 @@
-"""What every combinator does for its children, written once and public: paths in errors, the mode, observation,
+"""What every combinator does for its children, written once and public: paths in errors, the mode,
+observation,
 shape checks when built, sharing, the entry checks of the outermost call, and the summary's rows.
 
 A combinator (the built-ins and a user's own) is a frozen attrs record that subclasses ``Combinator``
@@ -27,8 +28,8 @@ import numpy as np
 from lamina.layers.errors import LayerError, ShapeError, format_shape
 from lamina.layers.layer import Layer, check_layer, describe, entry, forward_of
 from lamina.layers.mode import Mode
-from lamina.layers.records.tree import (buffers, check_sharing, count_first_uses, count_parameters, first_paths,
-                                        parameters)
+from lamina.layers.records.tree import (buffers, check_sharing, count_first_uses, count_parameters,
+                                        first_paths, parameters)
 
 PATHED = (ShapeError, LayerError)
 
@@ -55,7 +56,8 @@ def _derived():
 
 
 def add_input_grads(*grads):
-    """The sum of input gradients, None ones left out (None when all are); tuples (a tuple input) part by part."""
+    """The sum of input gradients, None ones left out (None when all are); tuples (a tuple input) part by
+    part."""
     given = [g for g in grads if g is not None]
     if not given:
         return None
@@ -76,7 +78,8 @@ def _shape_text(shape) -> str:
 
 @attrs.frozen(repr=False)
 class Combinator(Layer):
-    """Base of Sequence, Residual, Concat, Fork, Parallel (and of any combinator a user writes): subclass it with
+    """Base of Sequence, Residual, Concat, Fork, Parallel (and of any combinator a user writes): subclass it
+    with
     ``@attrs.frozen``; see the module's docstring for the four methods to write."""
 
     dtype: np.dtype | None = _derived()   # the dtype every array of the combinator shares (None: no arrays)
@@ -92,15 +95,18 @@ class Combinator(Layer):
 
     def children(self) -> tuple:
         """((local path, child), ...) in forward order."""
-        raise NotImplementedError(f"{type(self).__name__}: a combinator writes children() -> ((path, child), ...)")
+        raise NotImplementedError(f"{type(self).__name__}: a combinator writes "
+                                  f"children() -> ((path, child), ...)")
 
     def child_inputs(self, input_shape) -> list:
         """Each child's per-sample input shape for the combinator's (by default every child gets it)."""
         return [input_shape] * len(self._kids)
 
     def output_from(self, input_shape, outputs: list):
-        """The combinator's output shape from its children's (None: unknown); a ShapeError when they do not combine."""
-        raise NotImplementedError(f"{type(self).__name__}: a combinator writes output_from(input_shape, outputs)")
+        """The combinator's output shape from its children's (None: unknown); a ShapeError when they do not
+        combine."""
+        raise NotImplementedError(f"{type(self).__name__}: a combinator writes "
+                                  f"output_from(input_shape, outputs)")
 
     def forward_unchecked(self, x, mode: Mode):
         """(y, cache) without the entry checks (the outermost call made them)."""
@@ -130,8 +136,10 @@ class Combinator(Layer):
         self.output_shape(None)
 
     def gradient_record(self, **children):
-        """The gradient record of this combinator: its class with ``children`` (the children's gradient records) in
-        their fields, built without checking again (it has this record's structure: the children's backward made it)."""
+        """The gradient record of this combinator: its class with ``children`` (the children's gradient
+        records) in
+        their fields, built without checking again (it has this record's structure: the children's backward
+        made it)."""
         grads = object.__new__(type(self))
         for name in _field_names(type(self)):
             object.__setattr__(grads, name, children[name] if name in children else getattr(self, name))
@@ -206,8 +214,10 @@ class Combinator(Layer):
     # ---- the summary -------------------------------------------------------------------------------
 
     def summary_rows(self, input_shape, prefix: str = "", depth: int = 0, first: dict | None = None) -> list:
-        """(path, layer, output shape, parameters) per layer inside, nested ones indented; a later use of a shared
-        record reads ``shared with <first path>`` with 0 parameters. ``first``: ``first_paths`` of the model."""
+        """(path, layer, output shape, parameters) per layer inside, nested ones indented; a later use of a
+        shared
+        record reads ``shared with <first path>`` with 0 parameters. ``first``: ``first_paths`` of the
+        model."""
         first = first_paths(self, prefix) if first is None else first
         rows = []
         for path, child, (shape_in, shape) in zip(self._paths, self._kids, self.child_shapes(input_shape)):
@@ -222,7 +232,8 @@ class Combinator(Layer):
         return rows
 
     def summary(self, input_shape=None) -> str:
-        """One row per layer (nested layers indented): path, layer, output shape, parameter count; then the total
+        """One row per layer (nested layers indented): path, layer, output shape, parameter count; then the
+        total
         (a shared record counted once)."""
         rows = self.summary_rows(input_shape)
         header = ("path", "layer", "output", "parameters")

@@ -12,7 +12,8 @@ import numpy as np
 
 from lamina.layers.layer import check_layer
 from lamina.layers.mode import Mode
-from lamina.layers.records.tree import fold_gradients, map_arrays, named_parameters, parameters, replace_parameters
+from lamina.layers.records.tree import (fold_gradients, map_arrays, named_parameters, parameters,
+                                        replace_parameters)
 
 
 class GradientCheckError(AssertionError):
@@ -50,7 +51,9 @@ def _mode(train: bool, seed: int) -> Mode:
 
 def _projection(y, rng):
     """A fixed random array shaped like y (a tuple for a tuple output)."""
-    return tuple(_projection(part, rng) for part in y) if type(y) is tuple else rng.standard_normal(np.shape(y))
+    if type(y) is tuple:
+        return tuple(_projection(part, rng) for part in y)
+    return rng.standard_normal(np.shape(y))
 
 
 def _dot(y, r) -> float:
@@ -62,7 +65,8 @@ def _with_part(x: tuple, i: int, v) -> tuple:
 
 
 def gradient_errors(layer, x, *, train: bool = False, seed: int = 0, eps: float = 1e-6) -> dict[str, float]:
-    """Relative error of ``layer.backward`` for the input ("input"; "input[i]" for each part of a tuple input) and
+    """Relative error of ``layer.backward`` for the input ("input"; "input[i]" for each part of a tuple input)
+    and
     each parameter (by path), in float64.
 
     ``train`` runs both in training mode (batch statistics, dropout with the mask ``seed`` draws);
@@ -71,7 +75,10 @@ def gradient_errors(layer, x, *, train: bool = False, seed: int = 0, eps: float 
     """
     check_layer(layer)
     layer = as_float64(layer)
-    x = tuple(np.asarray(p, dtype=np.float64) for p in x) if type(x) is tuple else np.asarray(x, dtype=np.float64)
+    if type(x) is tuple:
+        x = tuple(np.asarray(part, dtype=np.float64) for part in x)
+    else:
+        x = np.asarray(x, dtype=np.float64)
     y, cache = layer.forward(x, _mode(train, seed))
     r = _projection(y, np.random.default_rng(seed + 1))
     dx, grads = layer.backward(cache, r, _mode(train, seed))

@@ -63,6 +63,9 @@ def check_layer(layer, where: str = "") -> None:
     problem = _protocol_problem(type(layer))
     if problem is not None:
         raise TypeError(f"{at}{type(layer).__name__}: {problem}")
+    if getattr(type(layer), "forward_unchecked", None) is None:  # (a combinator checked it when built)
+        from lamina.layers.records.tree import check_sharing
+        check_sharing(layer, describe(layer))
 
 
 def forward_of(layer):
@@ -95,19 +98,21 @@ def first_nonfinite_row(x: np.ndarray) -> int | None:
 
 def entry(layer, x, *, finite: bool = True, dtype: np.dtype | None = None, part: str = "") -> np.ndarray:
     """The batch for the outermost call: numeric, non-empty, in the model's dtype (one cast), and (``finite``)
-    scanned for NaN and inf; a tuple input part by part (``part``: "input i " in messages), the same number of rows."""
+    scanned for NaN and inf; a tuple input part by part (``part``: "input i " in messages), the same number of
+    rows."""
     if type(x) is tuple:
         return entry_tuple(layer, x, finite=finite, dtype=dtype)
     if type(x) is list and x and all(isinstance(a, np.ndarray) for a in x):
-        raise TypeError(f"{describe(layer)}: a list of {len(x)} arrays as the model input; for several inputs "
-                        f"pass a tuple: (x0, x1)")
+        raise TypeError(f"{describe(layer)}: a list of {len(x)} arrays as the model input; for several "
+                        f"inputs pass a tuple: (x0, x1)")
     if type(x) is not np.ndarray:
         x = np.asarray(x)
     if x.dtype.kind not in "fiu":
         raise TypeError(f"{describe(layer)}: model {part or 'input '}must be a float or integer array, "
                         f"got dtype {x.dtype}")
     if x.ndim == 0 or x.shape[0] == 0 or x.size == 0:
-        raise ShapeError(describe(layer), f"{part}a batch with at least one sample and one feature", str(x.shape))
+        raise ShapeError(describe(layer), f"{part}a batch with at least one sample and one feature",
+                         str(x.shape))
     dtype = dtype or model_dtype(layer) or (x.dtype if x.dtype.kind == "f" else np.dtype(np.float64))
     if x.dtype != dtype:
         x = x.astype(dtype)

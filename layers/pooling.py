@@ -1,4 +1,5 @@
-"""Pooling of channels-last images: MaxPool2D, AvgPool2D (windows of ``size`` at steps of ``stride``, ``padding``
+"""Pooling of channels-last images: MaxPool2D, AvgPool2D (windows of ``size`` at steps of ``stride``,
+``padding``
 rows and columns around the image, as torch) and GlobalAvgPool2D.
 
 Padding is at most half the window; max pooling pads with -inf (a window's maximum is a real
@@ -44,19 +45,21 @@ def _padding(layer: str):
 
 
 def _check_padding(layer, attribute, padding) -> None:
-    """At most half the window (as torch); "same" only for stride 1 and an odd window; each refusal suggests a padding."""
+    """At most half the window (as torch); "same" only for stride 1 and an odd window; each refusal suggests a
+    padding."""
     name, (kh, kw), (sh, sw) = type(layer).__name__, layer.size, layer.step
     works = ((kh - 1) // 2, (kw - 1) // 2)
     suggestion = f"padding={works[0] if works[0] == works[1] else works}"
     if padding == "same":
         if (sh, sw) != (1, 1) or kh % 2 == 0 or kw % 2 == 0:
-            raise ValueError(f"{name}: padding='same' keeps the image's size only with stride 1 and an odd window, "
-                             f"got window {kh}x{kw}, stride {(sh, sw)}; {suggestion} gives "
-                             f"floor((h + 2 * padding - size) / stride) + 1 rows (ceil(h / stride) for an odd window)")
+            raise ValueError(f"{name}: padding='same' keeps the image's size only with stride 1 and an odd "
+                             f"window, got window {kh}x{kw}, stride {(sh, sw)}; {suggestion} gives "
+                             f"floor((h + 2 * padding - size) / stride) + 1 rows "
+                             f"(ceil(h / stride) for an odd window)")
         object.__setattr__(layer, "padding", works)
     elif padding[0] > kh // 2 or padding[1] > kw // 2:
-        raise ValueError(f"{name}: padding {padding} is more than half the window {kh}x{kw} (torch refuses it too); "
-                         f"at most padding={(kh // 2, kw // 2)}")
+        raise ValueError(f"{name}: padding {padding} is more than half the window {kh}x{kw} (torch refuses "
+                         f"it too); at most padding={(kh // 2, kw // 2)}")
 
 
 class _Pool2D(Layer):
@@ -95,7 +98,8 @@ class _Pool2D(Layer):
         return dx if not ph and not pw else dx[:, ph:dx.shape[1] - ph, pw:dx.shape[2] - pw]
 
     def output_shape(self, input_shape):
-        """(h, w, c) -> (oh, ow, c) with oh = floor((h + 2 padding - size) / stride) + 1; a ShapeError when the window
+        """(h, w, c) -> (oh, ow, c) with oh = floor((h + 2 padding - size) / stride) + 1; a ShapeError when
+        the window
         does not fit."""
         if input_shape is None:
             return None
@@ -109,7 +113,8 @@ class _Pool2D(Layer):
         return (None if h is None else output_size(h, kh, sh), None if w is None else output_size(w, kw, sw), c)
 
     def _out_hw(self, x: np.ndarray) -> tuple[int, int]:
-        """(oh, ow) for a batch x (padded already), after checking it is a batch of images the window fits in."""
+        """(oh, ow) for a batch x (padded already), after checking it is a batch of images the window fits
+        in."""
         (kh, kw), (sh, sw), (ph, pw) = self.size, self.step, self.padding
         if x.ndim != 4 or x.shape[1] < kh or x.shape[2] < kw:
             shape = x.shape[1:] if x.ndim != 4 else (x.shape[1] - 2 * ph, x.shape[2] - 2 * pw, x.shape[3])
@@ -203,7 +208,8 @@ def _tiles(a: np.ndarray, size, y_shape) -> np.ndarray:
 @register
 @attrs.frozen(repr=False)
 class AvgPool2D(_Pool2D):
-    """y[b, i, j, c] = mean of the window x[b, i*s:i*s+size, j*s:j*s+size, c] of the zero-padded image (the padding's
+    """y[b, i, j, c] = mean of the window x[b, i*s:i*s+size, j*s:j*s+size, c] of the zero-padded image (the
+    padding's
     zeros count, as torch's ``count_include_pad=True``)."""
 
     size: tuple = attrs.field(default=(2, 2), converter=_size("AvgPool2D"))

@@ -1,5 +1,6 @@
 """Transposed: a layer's weight applied transposed, y = x @ layer.weight.T (+ a bias of its own); ties weights
-when the same layer record sits elsewhere in the model (a tied autoencoder, a language model's output layer)."""
+when the same layer record sits elsewhere in the model (a tied autoencoder, a language model's output
+layer)."""
 
 from __future__ import annotations
 
@@ -24,7 +25,8 @@ def _weighted(instance, attribute, layer) -> None:
 @register
 @attrs.frozen(repr=False)
 class Transposed(Layer):
-    """y = x @ layer.weight.T (+ bias): with weight (a, b), (n, ..., b) -> (n, ..., a); the layer's bias is not used."""
+    """y = x @ layer.weight.T (+ bias): with weight (a, b), (n, ..., b) -> (n, ..., a); the layer's bias is
+    not used."""
 
     layer: object = attrs.field(validator=_weighted)
     bias: np.ndarray | None = param(default=None, optional=True)
@@ -37,7 +39,8 @@ class Transposed(Layer):
     def __attrs_post_init__(self):
         if self.bias is not None and (self.bias.shape != self.layer.weight.shape[:1]
                                       or self.bias.dtype != self.layer.weight.dtype):
-            raise ShapeError(self.describe(), f"a bias {self.layer.weight.dtype}{self.layer.weight.shape[:1]}",
+            weight = self.layer.weight
+            raise ShapeError(self.describe(), f"a bias {weight.dtype}{weight.shape[:1]}",
                              f"{self.bias.dtype}{self.bias.shape}")
 
     def describe(self) -> str:
@@ -66,7 +69,8 @@ class Transposed(Layer):
         return (y if self.bias is None else y + self.bias), x
 
     def backward(self, x, dy, mode: Mode):
-        """dy (n, ..., a) -> (dx (n, ..., b), gradients: the layer's weight gets dy^T x, its other params zero)."""
+        """dy (n, ..., a) -> (dx (n, ..., b), gradients: the layer's weight gets dy^T x, its other params
+        zero)."""
         weight = self.layer.weight
         flat_x, flat_dy = x.reshape(-1, x.shape[-1]), dy.reshape(-1, dy.shape[-1])
         d_weight = flat_dy.T @ flat_x

@@ -121,7 +121,8 @@ def test_the_file_is_a_plain_npz_with_a_readable_manifest(tmp_path):
                                                "model.layers[2].bias.npy", "model.layers[2].weight.npy"]
         assert all(i.compress_type == zipfile.ZIP_STORED and i.date_time == (1980, 1, 1, 0, 0, 0) for i in infos)
         manifest = json.loads(archive.read("lamina.json"))
-    assert manifest["format"] == "lamina.model_file" and manifest["version"] == 3 and manifest["kind"] == "model"
+    assert manifest["format"] == "lamina.model_file" and manifest["version"] == 3
+    assert manifest["kind"] == "model"
     assert manifest["extra"] == {"lr": 0.1}
     top = manifest["records"]["model"]
     assert top["record"] == "Sequence"

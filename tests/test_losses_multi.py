@@ -1,4 +1,5 @@
-"""losses.Multi: a tuple of predictions against a tuple of targets, the value the weighted sum of the parts."""
+"""losses.Multi: a tuple of predictions against a tuple of targets, the value the weighted sum of the
+parts."""
 
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ def test_the_value_is_the_weighted_sum_and_parts_are_unweighted():
     a = losses.MSE().forward(pred[0], target[0])[0]
     b = losses.SoftmaxCrossEntropy().forward(pred[1], target[1])[0]
     assert value == pytest.approx(0.5 * a + 2.0 * b, rel=1e-15) and multi.parts(cache) == (a, b)
-    assert losses.Multi([losses.MSE(), losses.SoftmaxCrossEntropy()]).forward(pred, target)[0] == pytest.approx(a + b)
+    unweighted = losses.Multi([losses.MSE(), losses.SoftmaxCrossEntropy()])
+    assert unweighted.forward(pred, target)[0] == pytest.approx(a + b)
 
 
 def test_backward_agrees_with_finite_differences_part_by_part():

@@ -238,16 +238,17 @@ def test_padding_pools_the_padded_image_and_crops_the_gradient(size, stride, pad
 
 
 def test_padding_same_is_stride_one_with_an_odd_window():
-    assert layers.MaxPool2D(3, 1, "same").padding == (1, 1) and layers.AvgPool2D(2, padding="valid").padding == (0, 0)
+    assert layers.MaxPool2D(3, 1, "same").padding == (1, 1)
+    assert layers.AvgPool2D(2, padding="valid").padding == (0, 0)
     assert repr(layers.MaxPool2D(3, 1, 1)) == "MaxPool2D(3x3, stride 1, padding 1)"
 
 
 @pytest.mark.parametrize("kwargs, fragment", [
-    (dict(size=3, stride=2, padding="same"), "only with stride 1 and an odd window, got window 3x3, stride (2, 2); "
-                                             "padding=1 gives"),
+    (dict(size=3, stride=2, padding="same"),
+     "only with stride 1 and an odd window, got window 3x3, stride (2, 2); padding=1 gives"),
     (dict(size=2, stride=1, padding="same"), "padding=0 gives"),
-    (dict(size=2, padding=2), "padding (2, 2) is more than half the window 2x2 (torch refuses it too); at most "
-                              "padding=(1, 1)"),
+    (dict(size=2, padding=2),
+     "padding (2, 2) is more than half the window 2x2 (torch refuses it too); at most padding=(1, 1)"),
     (dict(size=3, padding=-1), "padding must be at least 0"),
 ])
 def test_a_refused_padding_suggests_the_padding_that_works(kwargs, fragment):

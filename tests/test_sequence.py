@@ -266,7 +266,8 @@ def test_inference_of_a_large_input_runs_in_chunks_with_the_same_numbers(monkeyp
     sizes = []
     model = layers.Sequence([dense(3, 8), layers.ReLU(), dense(8, 2)])
     forward = type(model).forward_unchecked
-    monkeypatch.setattr(type(model), "forward_unchecked", lambda self, x, mode: sizes.append(len(x)) or forward(self, x, mode))
+    monkeypatch.setattr(type(model), "forward_unchecked",
+                        lambda self, x, mode: sizes.append(len(x)) or forward(self, x, mode))
     x = np.random.default_rng(2).standard_normal((5000, 3)).astype(np.float32)
     y = model(x)
     assert len(sizes) == 5 and max(sizes) - min(sizes) <= 1  # five equal chunks, not one 5000-row batch

@@ -1,4 +1,5 @@
-"""A user's own combinator (GatedSum, y = a(x) * sigmoid(b(x))) on the public seam: gradients, paths in errors,
+"""A user's own combinator (GatedSum, y = a(x) * sigmoid(b(x))) on the public seam: gradients, paths in
+errors,
 observe, summary, sharing and model files, as the built-ins."""
 
 from __future__ import annotations
@@ -65,8 +66,8 @@ def test_observe_sees_every_child_by_its_full_path():
     seen = []
     model = layers.Sequence([dense(4, 4), gated()])
     model.forward(rng.standard_normal((2, 4)), layers.Mode(observe=lambda path, layer, y: seen.append(path)))
-    assert seen == ["layers[0]", "layers[1].a", "layers[1].b.layers[0]", "layers[1].b.layers[1]", "layers[1].b",
-                    "layers[1]"]
+    assert seen == ["layers[0]", "layers[1].a", "layers[1].b.layers[0]", "layers[1].b.layers[1]",
+                    "layers[1].b", "layers[1]"]
 
 
 def test_summary_has_a_row_per_child_with_shapes_and_counts():

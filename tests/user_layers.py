@@ -34,7 +34,7 @@ class GatedSum(layers.Combinator):
 
     def output_from(self, input_shape, outputs):
         if None not in outputs and tuple(outputs[0]) != tuple(outputs[1]):
-            raise layers.ShapeError("GatedSum", f"b's output shaped like a's {outputs[0]}", outputs[1], source="b")
+            raise layers.ShapeError("GatedSum", f"b's output like a's {outputs[0]}", outputs[1], source="b")
         return outputs[0]
 
     def forward_unchecked(self, x, mode):

@@ -43,7 +43,8 @@ def torch_forward(params, x):
 def cases():
     yield "SGD momentum", optim.SGD(0.3, momentum=0.9), lambda ps: torch.optim.SGD(ps, lr=0.3, momentum=0.9)
     yield "Adam", optim.Adam(1e-2), lambda ps: torch.optim.Adam(ps, lr=1e-2)
-    yield "AdamW", optim.AdamW(1e-2, weight_decay=0.1), lambda ps: torch.optim.AdamW(ps, lr=1e-2, weight_decay=0.1)
+    yield "AdamW", optim.AdamW(1e-2, weight_decay=0.1), \
+        lambda ps: torch.optim.AdamW(ps, lr=1e-2, weight_decay=0.1)
 
 
 def run(opt, make_torch, seed: int = 0) -> float:

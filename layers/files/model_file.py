@@ -52,7 +52,8 @@ from lamina.layers.files.stored_zip import (MAX_ARCHIVE_BYTES, MAX_MEMBERS, arch
 
 FORMAT = "lamina.model_file"
 VERSION = 3
-"""3 (lamina 0.3): shared records stored once ({"shared": path}); 2 (0.2): buffers and the optimizer-chain states;
+"""3 (lamina 0.3): shared records stored once ({"shared": path}); 2 (0.2): buffers and the optimizer-chain
+states;
 files of versions 1 and 2 still load."""
 READABLE = (1, 2, 3)
 MANIFEST = "lamina.json"
@@ -111,7 +112,8 @@ def _differ(what: str, expected: set, got: set) -> str:
 # ---- writing: records -> manifest nodes and arrays by path ---------------------------------------
 
 def _encode(value, where: str, arrays: dict, depth: int, seen: dict):
-    """The manifest node for ``value``; its parameter arrays go into ``arrays`` by path; ``seen``: id -> (first
+    """The manifest node for ``value``; its parameter arrays go into ``arrays`` by path; ``seen``: id ->
+    (first
     path, record) of the records holding arrays met so far."""
     if depth > MAX_DEPTH:
         raise _Problem(f"{where} is nested more than {MAX_DEPTH} deep")
@@ -126,7 +128,8 @@ def _encode(value, where: str, arrays: dict, depth: int, seen: dict):
     if type(value) is float:
         return value if math.isfinite(value) else {"float": repr(value)}
     if type(value) is tuple:
-        return {"tuple": [_encode(item, f"{where}[{i}]", arrays, depth + 1, seen) for i, item in enumerate(value)]}
+        return {"tuple": [_encode(item, f"{where}[{i}]", arrays, depth + 1, seen)
+                          for i, item in enumerate(value)]}
     if isinstance(value, np.ndarray):
         raise _Problem(f"{where} holds an array in a field that is neither a parameter nor a buffer; declare "
                        f"the field with layers.param() or layers.buffer()")
@@ -322,7 +325,8 @@ def _build(node, where: str, arrays: dict, built: dict):
         return NONFINITE[node["float"]]
     if "shared" in node:
         if node["shared"] not in built:
-            raise _Problem(f"{where} is the record at {node['shared'][:80]!r}, but no record was built there before")
+            raise _Problem(f"{where} is the record at {node['shared'][:80]!r}, but no record was built "
+                           f"there before")
         return built[node["shared"]]
     if "tuple" in node:
         return tuple(_build(item, f"{where}[{i}]", arrays, built) for i, item in enumerate(node["tuple"]))

@@ -1,4 +1,5 @@
-"""Walking records: a model is a tree whose leaves are its array fields (params and buffers); the one tree walker.
+"""Walking records: a model is a tree whose leaves are its array fields (params and buffers); the one tree
+walker.
 
 A field is walked when it is an array field (``param()`` or ``buffer()``; an optional one holding
 None is skipped), a record (an attrs instance), or a non-empty tuple of records
@@ -63,7 +64,8 @@ def _matches(walked: str, kind: str) -> bool:
 
 
 def _named(record, kind: str, path: str, seen: set | None = None) -> Iterator[tuple[str, np.ndarray]]:
-    """(path, array) of the ``kind`` arrays ('param', 'buffer', or 'array' for both) in field order, each record
+    """(path, array) of the ``kind`` arrays ('param', 'buffer', or 'array' for both) in field order, each
+    record
     visited once (``seen``: the ids of the records met so far)."""
     seen = set() if seen is None else seen
     seen.add(id(record))
@@ -81,7 +83,8 @@ def _named(record, kind: str, path: str, seen: set | None = None) -> Iterator[tu
 
 
 def records(record, path: str = "") -> Iterator[tuple[str, object]]:
-    """(path, record) for the record and every record inside it, at every path (a shared one at each of its paths)."""
+    """(path, record) for the record and every record inside it, at every path (a shared one at each of its
+    paths)."""
     yield path, record
     for name, _, walked, value in _walked(record):
         if walked == "record":
@@ -110,15 +113,28 @@ def shared(record) -> dict[str, str]:
     return out
 
 
+def check_same_sharing(model, other, names: tuple[str, str] = ("model", "checkpoint")) -> None:
+    """ValueError naming the first path where two models of one structure share differently (e.g. on
+    resume)."""
+    mine, theirs = shared(model), shared(other)
+    for path in sorted(set(mine) | set(theirs)):
+        if mine.get(path) != theirs.get(path):
+            def says(s, name):
+                return f"the {name} shares it with {s[path]}" if path in s else \
+                    f"the {name} does not share it"
+            raise ValueError(f"at {path}: {says(mine, names[0])}, but {says(theirs, names[1])}")
+
+
 def check_sharing(record, who: str = "") -> None:
-    """ValueError when a record holding buffers (running statistics) sits at several paths: it cannot be shared."""
+    """ValueError when a record holding buffers (running statistics) sits at several paths: it cannot be
+    shared."""
     for later, path in shared(record).items():
         child = dict(records(record))[path]
         if next(_named(child, "buffer", ""), None) is not None:
             at = f"{who}: " if who else ""
-            raise ValueError(f"{at}the same {type(child).__name__} record is at {path or 'the top'} and at {later}, "
-                             f"but a record with buffers (running statistics) cannot be shared; build one record "
-                             f"per place (e.g. BatchNorm.init twice)")
+            raise ValueError(f"{at}the same {type(child).__name__} record is at {path or 'the top'} and at "
+                             f"{later}, but a record with buffers (running statistics) cannot be shared; "
+                             f"build one record per place (e.g. BatchNorm.init twice)")
 
 
 def named_parameters(record, path: str = "") -> Iterator[tuple[str, np.ndarray]]:
@@ -333,7 +349,8 @@ def _steps(record, path: tuple, steps: list, seen: set) -> None:
 
 
 def arrays_along(record, steps: tuple) -> list[np.ndarray]:
-    """The arrays ``steps`` (from ``array_steps`` of a record of this structure) reach in ``record``, in order."""
+    """The arrays ``steps`` (from ``array_steps`` of a record of this structure) reach in ``record``, in
+    order."""
     out = []
     for _, path in steps:
         value = record
