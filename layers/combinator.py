@@ -69,6 +69,19 @@ def add_input_grads(*grads):
     return total
 
 
+def as_children(who: str, noun: str, nouns: str):
+    """The converter of a combinator's list field: a non-empty tuple of layers (``who([a, b, ...])``)."""
+    def convert(value) -> tuple:
+        if attrs.has(type(value)):
+            raise TypeError(f"{who} takes a list of {nouns}: {who}([a, b, ...]), got a single "
+                            f"{type(value).__name__}")
+        value = tuple(value)
+        if not value:
+            raise ValueError(f"{who} needs at least one {noun}, got none")
+        return value
+    return convert
+
+
 def _shape_text(shape) -> str:
     """'(n, 10)', '?' when unknown, '[(n, 10), (n, 4)]' for a tuple output (a list of shapes)."""
     if type(shape) is list:

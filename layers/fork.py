@@ -4,22 +4,14 @@ from __future__ import annotations
 
 import attrs
 
-from lamina.layers.combinator import Combinator, add_input_grads
+from lamina.layers.combinator import Combinator, add_input_grads, as_children
 from lamina.layers.mode import Mode
 from lamina.layers.records.registry import register
 
 
 def as_branches(who: str):
     """The converter of a branches field: a non-empty tuple of layers."""
-    def convert(branches) -> tuple:
-        if attrs.has(type(branches)):
-            raise TypeError(f"{who} takes a list of branches: {who}([a, b, ...]), got a single "
-                            f"{type(branches).__name__}")
-        branches = tuple(branches)
-        if not branches:
-            raise ValueError(f"{who} needs at least one branch, got none")
-        return branches
-    return convert
+    return as_children(who, "branch", "branches")
 
 
 def branches_repr(name: str, branches) -> str:

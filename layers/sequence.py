@@ -4,20 +4,10 @@ from __future__ import annotations
 
 import attrs
 
-from lamina.layers.combinator import Combinator
+from lamina.layers.combinator import Combinator, as_children
 from lamina.layers.layer import describe
 from lamina.layers.mode import Mode
 from lamina.layers.records.registry import register
-
-
-def _as_layers(layers) -> tuple:
-    if attrs.has(type(layers)):
-        raise TypeError(f"Sequence takes a list of layers: Sequence([a, b, ...]), got a single "
-                        f"{type(layers).__name__}")
-    layers = tuple(layers)
-    if not layers:
-        raise ValueError("Sequence needs at least one layer, got none")
-    return layers
 
 
 @register
@@ -25,7 +15,7 @@ def _as_layers(layers) -> tuple:
 class Sequence(Combinator):
     """The layers in order (``model.layers[i]``); forward (n, ...) -> (n, ...); caches and gradients are per layer."""
 
-    layers: tuple = attrs.field(converter=_as_layers)
+    layers: tuple = attrs.field(converter=as_children("Sequence", "layer", "layers"))
 
     def __init__(self, layers, *more):
         if more:

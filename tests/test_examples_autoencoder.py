@@ -2,30 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
 
 from lamina import layers
+from tests.test_examples import example
 
-EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "autoencoder.py"
-
-
-def load_example():
-    """Import the example as its script runs: with the examples folder on sys.path (for command_line.py)."""
-    sys.path.insert(0, str(EXAMPLE.parent))
-    try:
-        spec = importlib.util.spec_from_file_location("example_autoencoder", EXAMPLE)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        return module
-    finally:
-        sys.path.remove(str(EXAMPLE.parent))
-
-
-autoencoder = load_example()
+autoencoder = example("autoencoder")
 
 
 def test_a_short_run_scores_both_models_saves_the_tied_one_and_draws(tmp_path, capsys):
