@@ -1,6 +1,5 @@
 """What every combinator does for its children, written once and public: paths in errors, the mode,
-observation,
-shape checks when built, sharing, the entry checks of the outermost call, and the summary's rows.
+observation, shape checks when built, sharing, the entry checks of the outermost call, and the summary's rows.
 
 A combinator (the built-ins and a user's own) is a frozen attrs record that subclasses ``Combinator``
 and writes four things:
@@ -187,7 +186,7 @@ class Combinator(Layer):
         return [(shape, self.child_shape(i, shape)) for i, shape in enumerate(self.child_inputs(input_shape))]
 
     def output_shape(self, input_shape):
-        """Per-sample output shape for a per-sample input shape (None: unknown); checks that the children fit."""
+        """Per-sample output shape for a per-sample input shape (None: unknown); checks the children fit."""
         return self.output_from(input_shape, [shape for _, shape in self.child_shapes(input_shape)])
 
     # ---- running a child ---------------------------------------------------------------------------
@@ -207,21 +206,21 @@ class Combinator(Layer):
             raise error.within(self._paths[i], self.source_of(i)) from None
 
     def backward_child(self, i: int, cache, dy, mode: Mode):
-        """Child i's backward, with its path on errors; dx must come back unless ``mode.input_grad`` is False."""
+        """Child i's backward, with its path on errors; dx must come back unless mode.input_grad is False."""
         child = self._kids[i]
         try:
             dx, grads = child.backward(cache, dy, mode)
         except PATHED as error:
             raise error.within(self._paths[i]) from None
         if dx is None and mode.input_grad:
-            raise TypeError(f"{self._paths[i]} {describe(child)}: backward returned dx None, but the mode asks "
-                            f"for the input gradient (mode.input_grad is True)")
+            raise TypeError(f"{self._paths[i]} {describe(child)}: backward returned dx None, but the mode "
+                            f"asks for the input gradient (mode.input_grad is True)")
         return dx, grads
 
     # ---- the outermost call ------------------------------------------------------------------------
 
     def forward(self, x, mode: Mode):
-        """(n, ...) -> (y, cache); the outermost call casts and checks x (nested combinators never check again)."""
+        """(n, ...) -> (y, cache); the outermost call casts and checks x (nested ones never check again)."""
         return self.forward_unchecked(entry(self, x, dtype=self.dtype), mode)
 
     # ---- the summary -------------------------------------------------------------------------------

@@ -13,13 +13,14 @@ from lamina.layers.records.registry import register
 @register
 @attrs.frozen(repr=False, init=False)
 class Sequence(Combinator):
-    """The layers in order (``model.layers[i]``); forward (n, ...) -> (n, ...); caches and gradients are per layer."""
+    """The layers in order (``model.layers[i]``); (n, ...) -> (n, ...); caches and gradients per layer."""
 
     layers: tuple = attrs.field(converter=as_children("Sequence", "layer", "layers"))
 
     def __init__(self, layers, *more):
         if more:
-            raise TypeError(f"Sequence takes one list of layers: Sequence([a, b, ...]), not Sequence(a, b, ...) "
+            raise TypeError(f"Sequence takes one list of layers: Sequence([a, b, ...]), "
+                            f"not Sequence(a, b, ...) "
                             f"(got {1 + len(more)} arguments)")
         self.__attrs_init__(layers)
 
@@ -56,7 +57,7 @@ class Sequence(Combinator):
         return x, tuple(caches)
 
     def backward(self, cache: tuple, dy, mode: Mode):
-        """dy -> (dx, gradients as a Sequence); the first layer gets the caller's ``mode.input_grad``, the others True."""
+        """dy -> (dx, gradients as a Sequence); the first layer gets the caller's input_grad, others True."""
         if not isinstance(cache, tuple) or len(cache) != len(self.layers):
             raise ValueError(f"Sequence.backward needs the cache of this Sequence's forward "
                              f"({len(self.layers)} entries), got {type(cache).__name__}")

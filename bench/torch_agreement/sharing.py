@@ -74,8 +74,8 @@ def run(opt, make_torch, seed: int = 0) -> float:
 def main() -> int:
     torch.set_default_dtype(torch.float64)
     errors = {name: run(opt, make_torch) for name, opt, make_torch in cases()}
-    print("\n".join(f"tied autoencoder, {name:14s} {STEPS} steps: max relative error (loss, weights) {error:.2e}"
-                    for name, error in errors.items()))
+    print("\n".join(f"tied autoencoder, {name:14s} {STEPS} steps: max relative error (loss, weights) "
+                    f"{error:.2e}" for name, error in errors.items()))
     print(f"largest: {max(errors.values()):.2e} (tolerance {TOLERANCE:g}, torch {torch.__version__})")
     return 0 if max(errors.values()) <= TOLERANCE else 1
 
