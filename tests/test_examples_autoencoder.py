@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from lamina import layers
-from tests.test_examples import example
+from test_examples import example
 
 autoencoder = example("autoencoder")
 

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from lamina import layers, losses, optim
 from lamina.layers.layer import infer
-from tests.user_layers import GatedSum
+from user_layers import GatedSum
 
 rng = np.random.default_rng(0)
 x3 = rng.standard_normal((8, 3))

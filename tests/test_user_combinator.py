@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from lamina import layers
-from tests.user_layers import GatedSum
+from user_layers import GatedSum
 
 rng = np.random.default_rng(0)
 
