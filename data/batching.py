@@ -106,7 +106,8 @@ def _positive_finite(instance, attribute, value) -> None:
 
 @attrs.frozen
 class Rescale:
-    """xb -> xb * scale in ``dtype``, one batch at a time, with no float64 step (uint8 (n, ...) -> float32 (n, ...)).
+    """xb -> xb * scale in ``dtype``, one batch at a time, with no float64 step (uint8 (n, ...) -> float32 (n,
+    ...)).
 
     A scale whose inverse is a whole number in floating point (1/255, 1/256, ...) is applied as a
     division by it, so ``Rescale(np.float32, 1/255)`` gives exactly ``x.astype(np.float32) /
@@ -135,7 +136,8 @@ def _check_labels(labels, n_classes: int, who: str) -> np.ndarray:
             fractional = labels != np.round(labels)
             i = int(np.argmax(fractional)) if fractional.any() else 0
         first = f"labels[{i}] is {labels[i].item()!r}" if len(labels) else "no labels"
-        raise ValueError(f"{who}: labels must be integers in [0, {n_classes}), got dtype {labels.dtype} ({first})")
+        raise ValueError(f"{who}: labels must be integers in [0, {n_classes}), got dtype {labels.dtype} "
+                         f"({first})")
     if len(labels) and (labels.min() < 0 or labels.max() >= n_classes):
         i = int(np.argmax((labels < 0) | (labels >= n_classes)))
         raise ValueError(f"{who}: labels must be in [0, {n_classes}), but labels[{i}] is {int(labels[i])}")
@@ -153,18 +155,21 @@ def one_hot(labels, n_classes: int) -> np.ndarray:
 
 
 def split(x, y, fraction: float, rng: np.random.Generator):
-    """(x, y) -> ((x_train, y_train), (x_held, y_held)), as scikit-learn's ``train_test_split`` orders them: the held-out
-    part holds round(fraction * n) samples drawn at random (one ``rng.permutation(n)``), the training part the rest;
+    """(x, y) -> ((x_train, y_train), (x_held, y_held)), as scikit-learn's ``train_test_split`` orders them:
+    the held-out
+    part holds round(fraction * n) samples drawn at random (one ``rng.permutation(n)``), the training part the
+    rest;
     each part keeps the samples' original order."""
     x, y = _check_pair(x, y, "split")
-    if isinstance(fraction, bool) or not isinstance(fraction, (int, float, np.floating)) or not 0 < fraction < 1:
+    number = not isinstance(fraction, bool) and isinstance(fraction, (int, float, np.floating))
+    if not number or not 0 < fraction < 1:
         raise ValueError(f"split: fraction must be a number in (0, 1), got {fraction!r}")
     _check_rng(rng, "split")
     n = _n(x)
     n_held = round(fraction * n)
     if not 0 < n_held < n:
-        raise ValueError(f"split: fraction {fraction} of {n} samples holds out {n_held} and leaves {n - n_held} "
-                         f"for training; expected at least one sample in each part")
+        raise ValueError(f"split: fraction {fraction} of {n} samples holds out {n_held} and leaves "
+                         f"{n - n_held} for training; expected at least one sample in each part")
     order = rng.permutation(n)
     held, train = np.sort(order[:n_held]), np.sort(order[n_held:])
     return (_take(x, train), _take(y, train)), (_take(x, held), _take(y, held))
