@@ -6,7 +6,8 @@
 
 The network (channels-last in lamina and the reference, NCHW in PyTorch), float32:
 
-    conv 1->32 3x3, max-pool 2, ReLU, conv 32->64 3x3, max-pool 2, ReLU, flatten, dense 1600->128, ReLU, dense 128->10
+    conv 1->32 3x3, max-pool 2, ReLU, conv 32->64 3x3, max-pool 2, ReLU, flatten, dense 1600->128, ReLU, dense
+    128->10
 
 (max-pool before ReLU: the same function and gradients as the other order, on a quarter of the
 elements; all three run it this way). SGD with momentum 0.9, learning rate 0.05, batch 128,
@@ -17,11 +18,11 @@ default_rng(0), handed to the others in their layouts) and sees the same batches
 default_rng(1).permutation(60000), batches of consecutive entries, the last one partial), from
 the same float32 images (the shipped IDX files, x / 255 as float32). Each epoch runs in a fresh
 child process: it loads the data, warms up (16 steps from the initial weights on the first 2,048
-images, in fit's order for them, untimed; the weights after them are compared), resets its peak RSS (Linux /proc/self/clear_refs), trains the epoch from the initial weights
-(timed: wall clock and process CPU), reports its peak RSS (VmHWM: data included) and evaluates
-the 10,000 test images. Rounds rotate the order of the implementations; the table gives the
-median over rounds, ratios of medians and the median of each round's own ratios (its epochs ran
-seconds apart, so a disturbance that lasts a round cancels out).
+images, in fit's order for them, untimed; the weights after them are compared), resets its peak RSS (Linux
+/proc/self/clear_refs), trains the epoch from the initial weights (timed: wall clock and process CPU), reports
+its peak RSS (VmHWM: data included) and evaluates the 10,000 test images. Rounds rotate the order of the
+implementations; the table gives the median over rounds, ratios of medians and the median of each round's own
+ratios (its epochs ran seconds apart, so a disturbance that lasts a round cancels out).
 
 PyTorch is never a dependency: it runs in its own process, from the interpreter given by
 ``--torch-python`` (default: this one if it imports torch, else /work/torchvenv/bin/python if it
@@ -56,7 +57,8 @@ DEFAULT_TORCH_PYTHON = "/work/torchvenv/bin/python"
 # ---------------------------------------------------------------- shared by the children (numpy only)
 
 def images():
-    """((x_train (60000, 28, 28, 1) float32 in [0, 1], y_train int64), (x_test, y_test)) from the shipped IDX files."""
+    """((x_train (60000, 28, 28, 1) float32 in [0, 1], y_train int64), (x_test, y_test)) from the shipped IDX
+    files."""
     (xa, ya), (xb, yb) = H.mnist_uint8()
     scale = np.float32(1 / 255)
     return ((xa.reshape(-1, 28, 28, 1).astype(np.float32) * scale, ya),
@@ -83,11 +85,13 @@ def arrays_of(state) -> list:
 
 def report_child(seconds, cpu, peak_kb, reset, accuracy, arrays, out):
     np.savez(out, **{f"{k}{i}": a for i, pair in enumerate(arrays) for k, a in zip("wb", pair)})
-    print(json.dumps({"seconds": seconds, "cpu": cpu, "peak_kb": peak_kb, "reset": reset, "accuracy": accuracy}))
+    print(json.dumps({"seconds": seconds, "cpu": cpu, "peak_kb": peak_kb, "reset": reset,
+                      "accuracy": accuracy}))
 
 
 def measure(warm, train, evaluate, arrays, out):
-    """Save the warm-up's weights; reset the peak RSS, run ``train()`` timed, then report: the child's last act."""
+    """Save the warm-up's weights; reset the peak RSS, run ``train()`` timed, then report: the child's last
+    act."""
     np.savez(out.replace(".npz", "-warmup.npz"), **{f"{k}{i}": a for i, pair in enumerate(arrays(warm))
                                                      for k, a in zip("wb", pair)})
     reset = H.reset_peak_rss()
@@ -123,7 +127,8 @@ def child_lamina(state, threads, out):
     warm = fit(x[:WARMUP_SAMPLES], y[:WARMUP_SAMPLES])
     measure(warm, lambda: fit(x, y),
             lambda model: float(optim.evaluate(model, loss, x_test, y_test, threads=threads)["accuracy"]),
-            lambda model: [(l.weight, l.bias) for l in model.layers if isinstance(l, (layers.Conv2D, layers.Dense))],
+            lambda model: [(layer.weight, layer.bias) for layer in model.layers
+                           if isinstance(layer, (layers.Conv2D, layers.Dense))],
             out)
 
 
@@ -146,7 +151,8 @@ def child_reference(state, threads, out):
                 lambda cnn: cnn.arrays(), out)
 
 
-# ---------------------------------------------------------------- PyTorch eager (its own process and interpreter)
+# ---------------------------------------------------------------- PyTorch eager (its own process and
+# interpreter)
 
 def child_torch(state, threads, out):
     import torch
@@ -170,7 +176,8 @@ def child_torch(state, threads, out):
             net[3].weight.copy_(torch.from_numpy(w2.transpose(3, 2, 0, 1).copy()))
             net[3].bias.copy_(torch.from_numpy(b2))
             # lamina flattens (h, w, c), torch (c, h, w)
-            net[7].weight.copy_(torch.from_numpy(w3.reshape(5, 5, 64, 128).transpose(3, 2, 0, 1).reshape(128, 1600).copy()))
+            w3_chw = w3.reshape(5, 5, 64, 128).transpose(3, 2, 0, 1).reshape(128, 1600)
+            net[7].weight.copy_(torch.from_numpy(w3_chw.copy()))
             net[7].bias.copy_(torch.from_numpy(b3))
             net[9].weight.copy_(torch.from_numpy(w4.T.copy()))
             net[9].bias.copy_(torch.from_numpy(b4))
@@ -215,7 +222,8 @@ def torch_python(given: str | None) -> str | None:
 
 
 def run(impl, threads, state_file, out, python) -> dict:
-    proc = subprocess.run([python, __file__, "--child", impl, "--threads", str(threads), "--state", state_file,
+    proc = subprocess.run([python, __file__, "--child", impl, "--threads", str(threads), "--state",
+                           state_file,
                            "--out", out], capture_output=True, text=True, timeout=1800,
                           env={**os.environ, "OMP_NUM_THREADS": str(threads)})
     if proc.returncode != 0:
@@ -296,19 +304,23 @@ def report(results, names, differences) -> str:
         rounds = len(by["lamina"])
         row = [str(threads), *(f"{seconds[n]:.1f}" for n in names),
                *(f"{seconds['lamina'] / seconds[n]:.2f}" for n in others),
-               *(f"{med([by['lamina'][i]['seconds'] / by[n][i]['seconds'] for i in range(rounds)]):.2f}" for n in others),
+               *(f"{med([by['lamina'][i]['seconds'] / by[n][i]['seconds'] for i in range(rounds)]):.2f}"
+                 for n in others),
                *(f"{cpu['lamina'] / cpu[n]:.2f}" for n in others),
                *(f"{max(r['peak_kb'] for r in by[n]) / 1024:.0f}" for n in names),
                *(f"{by[n][-1]['accuracy']:.4f}" for n in names)]
         lines.append("| " + " | ".join(row) + " |")
     lines.append("")
     steps = -(-WARMUP_SAMPLES // BATCH)
-    lines.append(f"median of {rounds} rounds per thread count (CPU s: the ratio of the median process CPU times, "
-                 f"which a busy machine disturbs less than wall time; at 2 threads it adds up both); peak RSS: the largest VmHWM of the rounds (data "
-                 f"included: 188 MB of float32 training images). Weights against lamina's, max |a - b| / max |b|: "
-                 f"after the {steps} warm-up steps " + ", ".join(f"{n} {d:.1e}" for (n, w), d in differences.items() if w)
-                 + "; after the epoch " + ", ".join(f"{n} {d:.1e}" for (n, w), d in differences.items() if not w)
-                 + " (float32 rounding differences grow over 469 steps at learning rate 0.05 with momentum 0.9)")
+    lines.append(f"median of {rounds} rounds per thread count (CPU s: the ratio of the median process CPU "
+                 "times, which a busy machine disturbs less than wall time; at 2 threads it adds up both); "
+                 "peak RSS: the largest VmHWM of the rounds (data included: 188 MB of float32 training "
+                 f"images). Weights against lamina's, max |a - b| / max |b|: after the {steps} warm-up "
+                 "steps " + ", ".join(f"{n} {d:.1e}" for (n, w), d in differences.items() if w)
+                 + "; after the epoch "
+                 + ", ".join(f"{n} {d:.1e}" for (n, w), d in differences.items() if not w)
+                 + " (float32 rounding differences grow over 469 steps at learning rate 0.05 with momentum "
+                   "0.9)")
     return "\n".join(lines)
 
 

@@ -2,7 +2,8 @@
 
 The network (channels-last, float32), as bench/cnn.py builds it in lamina and PyTorch:
 
-    conv 1->32 3x3, max-pool 2, ReLU, conv 32->64 3x3, max-pool 2, ReLU, flatten (5*5*64), dense 1600->128, ReLU, dense 128->10
+    conv 1->32 3x3, max-pool 2, ReLU, conv 32->64 3x3, max-pool 2, ReLU, flatten (5*5*64), dense 1600->128,
+    ReLU, dense 128->10
 
 (max-pool before ReLU: the same function and the same gradients as ReLU before max-pool, since
 max and ReLU commute, on a quarter of the elements.) What a careful person writes by hand:
@@ -35,7 +36,8 @@ def _windows(x, k):
     """(n, oh, ow, k, k, c) view of every k x k window of x (n, h, w, c), stride 1."""
     n, h, w, c = x.shape
     s = x.strides
-    return as_strided(x, (n, h - k + 1, w - k + 1, k, k, c), (s[0], s[1], s[2], s[1], s[2], s[3]), writeable=False)
+    return as_strided(x, (n, h - k + 1, w - k + 1, k, k, c), (s[0], s[1], s[2], s[1], s[2], s[3]),
+                      writeable=False)
 
 
 def _tiles(a, oh, ow):
@@ -45,14 +47,16 @@ def _tiles(a, oh, ow):
 
 
 class CNN:
-    """The network on plain float32 arrays, trained in place. ``arrays``: [(conv1 w, b), (conv2 w, b), (dense1 w, b), (dense2 w, b)],
-    conv weights (kh, kw, c_in, c_out), dense weights (n_in, n_out), the flatten order (h, w, c)."""
+    """The network on plain float32 arrays, trained in place. ``arrays``: [(conv1 w, b), (conv2 w, b), (dense1
+    w, b), (dense2 w, b)], conv weights (kh, kw, c_in, c_out), dense weights (n_in, n_out), the flatten order
+    (h, w, c)."""
 
     def __init__(self, arrays, learning_rate: float, momentum: float):
         (w1, b1), (w2, b2), (w3, b3), (w4, b4) = arrays
         # parameters: the convolutions as [W; b] matrices, the dense layers as they are
         self.params = [np.concatenate([np.reshape(w1, (9, 32)), np.reshape(b1, (1, 32))]).astype(np.float32),
-                       np.concatenate([np.reshape(w2, (288, 64)), np.reshape(b2, (1, 64))]).astype(np.float32),
+                       np.concatenate([np.reshape(w2, (288, 64)),
+                                       np.reshape(b2, (1, 64))]).astype(np.float32),
                        np.array(w3, np.float32), np.array(b3, np.float32),
                        np.array(w4, np.float32), np.array(b4, np.float32)]
         self.grads = [np.empty_like(p) for p in self.params]
@@ -144,7 +148,8 @@ class CNN:
         np.multiply(mask, dp[:, :, None, :, None, :], out=_tiles(dy, o, o))
 
     def loss_and_gradient(self, yb):
-        """Fused softmax cross-entropy, in place: z becomes d loss / d z = (p - onehot) / n; returns (loss, correct)."""
+        """Fused softmax cross-entropy, in place: z becomes d loss / d z = (p - onehot) / n; returns (loss,
+        correct)."""
         z, n = self.z, len(yb)
         rows = self.rows[:n]
         right = int(np.count_nonzero(z.argmax(axis=1) == yb))
@@ -202,7 +207,8 @@ class CNN:
             p -= g
 
     def train_epoch(self, x, y, batch_size: int, rng: np.random.Generator):
-        """One epoch in fit's batch order; x (n, 28, 28, 1) float32. Returns (mean batch loss, training accuracy)."""
+        """One epoch in fit's batch order; x (n, 28, 28, 1) float32. Returns (mean batch loss, training
+        accuracy)."""
         order = rng.permutation(len(x))
         loss_sum, correct, batches = 0.0, 0, 0
         for start in range(0, len(x), batch_size):
@@ -215,9 +221,11 @@ class CNN:
         return loss_sum / batches, correct / len(x)
 
     def predict(self, x, batch_size: int = 1000):
-        return np.concatenate([self.forward(x[i:i + batch_size]).copy() for i in range(0, len(x), batch_size)])
+        return np.concatenate([self.forward(x[i:i + batch_size]).copy() for i in range(0, len(x),
+                                                                                       batch_size)])
 
     def arrays(self):
         """[(conv1 w, b), (conv2 w, b), (dense1 w, b), (dense2 w, b)] in lamina's shapes."""
         w1, w2, w3, b3, w4, b4 = self.params
-        return [(w1[:9].reshape(3, 3, 1, 32), w1[9]), (w2[:288].reshape(3, 3, 32, 64), w2[288]), (w3, b3), (w4, b4)]
+        return [(w1[:9].reshape(3, 3, 1, 32), w1[9]), (w2[:288].reshape(3, 3, 32, 64), w2[288]), (w3, b3),
+                (w4, b4)]

@@ -1,4 +1,5 @@
-"""Shared plumbing for the benchmarks: data, workloads, the lamina training call, memory and machine info.
+"""Shared plumbing for the benchmarks: raw MNIST, workloads, the lamina training call, memory and machine
+info.
 
 Not part of lamina and not a test: the scripts beside this file import it as a plain module
 (``python bench/mlp.py`` puts bench/ first on sys.path).
@@ -6,8 +7,6 @@ Not part of lamina and not a test: the scripts beside this file import it as a p
 
 from __future__ import annotations
 
-import gzip
-import inspect
 import os
 import platform
 import subprocess
@@ -35,57 +34,15 @@ SHUFFLE_SEED = 1   # Generator handed to fit (and to the reference): one permuta
 
 # ---------------------------------------------------------------- data
 
-def _read_idx_gz(path: Path) -> np.ndarray:
-    """A gzipped IDX file as an array (uint8 payloads only, which is what MNIST holds)."""
-    with gzip.open(path, "rb") as f:
-        raw = f.read()
-    zero, dtype_code, ndim = raw[0] * 256 + raw[1], raw[2], raw[3]
-    if zero != 0 or dtype_code != 0x08:
-        raise ValueError(f"{path}: not an uint8 IDX file")
-    shape = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
-    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
-
-
 def mnist_uint8():
     """((x_train uint8 (60000, 784), y_train int64), (x_test, y_test)), read from the shipped IDX files."""
+    from lamina import data
+
     def part(images, labels):
-        x = _read_idx_gz(IDX_DIR / images)
-        return x.reshape(len(x), -1).copy(), _read_idx_gz(IDX_DIR / labels).astype(np.int64)
+        x = data.read_idx(IDX_DIR / images)
+        return x.reshape(len(x), -1), data.read_idx(IDX_DIR / labels).astype(np.int64)
     return (part("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
             part("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"))
-
-
-def mnist():
-    """((x_train float32 (60000, 784) in [0, 1], y_train int64), (x_test, y_test)): lamina.data.mnist() when it exists."""
-    try:
-        from lamina import data
-        loader = data.mnist
-    except (ImportError, AttributeError):
-        loader = None
-    if loader is not None:
-        return loader(), "lamina.data.mnist()"
-    (xa, ya), (xb, yb) = mnist_uint8()
-    scale = np.float32(1 / 255)
-    return ((xa.astype(np.float32) * scale, ya), (xb.astype(np.float32) * scale, yb)), "bench IDX reader"
-
-
-class Rescale:
-    """Fallback per-batch transform (used only when lamina.data.Rescale does not exist yet): uint8 -> float32 * scale."""
-
-    def __init__(self, dtype=np.float32, scale=1 / 255):
-        self.dtype, self.scale = np.dtype(dtype), scale
-
-    def __call__(self, x):
-        return np.multiply(x, self.scale, dtype=self.dtype)
-
-
-def rescale_transform():
-    """(transform, where it comes from): lamina.data.Rescale(dtype=float32, scale=1/255) if it exists."""
-    try:
-        from lamina import data
-        return data.Rescale(dtype=np.float32, scale=1 / 255), "lamina.data.Rescale"
-    except (ImportError, AttributeError):
-        return Rescale(np.float32, 1 / 255), "bench fallback Rescale (lamina.data.Rescale missing)"
 
 
 # ---------------------------------------------------------------- lamina
@@ -108,49 +65,12 @@ def lamina_setup(workload: str):
     return model, loss, opt
 
 
-def fit_available() -> bool:
-    try:
-        from lamina import optim
-        return callable(getattr(optim, "fit", None))
-    except ImportError:
-        return False
-
-
-def lamina_path() -> str:
-    return "optim.fit" if fit_available() else "hand-written loop on the public API (optim.fit missing)"
-
-
-def _hand_fit(model, loss, opt, x, y, *, epochs, batch_size, rng, transform=None):
-    """Stand-in for optim.fit until it exists: the same batches (one rng.permutation(n) per epoch)."""
-    state = opt.init(model)
-    n = len(x)
-    for _ in range(epochs):
-        order = rng.permutation(n)
-        for start in range(0, n, batch_size):
-            idx = order[start:start + batch_size]
-            xb, yb = x[idx], y[idx]
-            if transform is not None:
-                xb = transform(xb)
-            logits, cache = model.forward(xb)
-            _, loss_cache = loss.forward(logits, yb)
-            _, grads = model.backward(cache, loss.backward(loss_cache), input_grad=False)
-            model, state = opt.update(model, grads, state)
-    return model, {}
-
-
 def lamina_fit(model, loss, opt, x, y, *, epochs, batch_size, rng, threads=None, transform=None):
-    """optim.fit with progress off (and ``threads``/``transform`` when fit takes them); the hand loop otherwise."""
-    if not fit_available():
-        return _hand_fit(model, loss, opt, x, y, epochs=epochs, batch_size=batch_size, rng=rng, transform=transform)
+    """optim.fit with progress off; ``threads`` None keeps fit's default."""
     from lamina import optim
-    accepted = inspect.signature(optim.fit).parameters
-    kwargs = dict(epochs=epochs, batch_size=batch_size, rng=rng, progress=False)
-    if threads is not None and "threads" in accepted:
+    kwargs = dict(epochs=epochs, batch_size=batch_size, rng=rng, progress=False, transform=transform)
+    if threads is not None:
         kwargs["threads"] = threads
-    if transform is not None:
-        if "transform" not in accepted:
-            raise TypeError("optim.fit has no transform= option; bench/scale.py needs it")
-        kwargs["transform"] = transform
     return optim.fit(model, loss, opt, x, y, **kwargs)
 
 
@@ -162,10 +82,6 @@ def lamina_arrays(model):
         if isinstance(layer, layers.Dense):
             out.append((np.array(layer.weight), np.array(layer.bias)))
     return out
-
-
-def lamina_predict(model, x, batch_size=1000):
-    return np.concatenate([model(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
 
 
 # ---------------------------------------------------------------- memory
@@ -253,7 +169,7 @@ def machine_header() -> list[str]:
     lines = [
         f"machine: {cpu_model()}, {os.cpu_count()} logical CPUs, {mem:.0f} GB RAM; "
         f"Linux {platform.release()}; Python {platform.python_version()}; NumPy {np.__version__}",
-        f"lamina: git {git_revision()}; training through {lamina_path()}",
+        f"lamina: git {git_revision()}; training through optim.fit",
         f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')}",
     ]
     lines += [f"threadpoolctl: {line}" for line in blas_lines()]
@@ -269,7 +185,8 @@ def proc_meminfo_total_gb() -> float:
 
 
 def cpu_ticks() -> list[int]:
-    """The machine-wide 'cpu' line of /proc/stat: user nice system idle iowait irq softirq steal (clock ticks)."""
+    """The machine-wide 'cpu' line of /proc/stat: user nice system idle iowait irq softirq steal (clock
+    ticks)."""
     with open("/proc/stat") as f:
         return [int(v) for v in f.readline().split()[1:9]]
 
@@ -289,12 +206,13 @@ def other_cpu_seconds(before, after, own_seconds: float) -> float:
 
 
 def describe_ticks(before, after, own_seconds: float) -> str:
-    """The machine's CPU-seconds between two cpu_ticks() readings: used by other processes, idle, stolen by the host."""
+    """The machine's CPU-seconds between two cpu_ticks() readings: used by other processes, idle, stolen by
+    the host."""
     hz = os.sysconf("SC_CLK_TCK")
     d = [(b - a) / hz for a, b in zip(before, after)]
     busy = d[0] + d[1] + d[2] + d[5] + d[6]
-    return (f"CPU-seconds during the run: this benchmark {own_seconds:.0f}, other processes {max(busy - own_seconds, 0):.0f}, "
-            f"idle {d[3]:.0f}, stolen by the host {d[7]:.1f}")
+    return (f"CPU-seconds during the run: this benchmark {own_seconds:.0f}, other processes "
+            f"{max(busy - own_seconds, 0):.0f}, idle {d[3]:.0f}, stolen by the host {d[7]:.1f}")
 
 
 def torch_available() -> bool:

@@ -1,4 +1,4 @@
-"""Training and inference speed of lamina against a careful NumPy MLP, the matmul floor and (if installed) PyTorch.
+"""Training and inference speed of lamina against a careful NumPy MLP, the matmul floor and PyTorch if there.
 
     python bench/mlp.py                  # W1 and W2, 5 rounds, 1 and 2 BLAS threads
     python bench/mlp.py --threads 1      # one thread count only
@@ -59,7 +59,8 @@ class Lamina:
         self.trained = None
 
     def epoch(self, x, y):
-        model, _ = H.lamina_fit(self.model0, self.loss, self.opt, x, y, epochs=1, batch_size=self.w["batch_size"],
+        model, _ = H.lamina_fit(self.model0, self.loss, self.opt, x, y, epochs=1,
+                                batch_size=self.w["batch_size"],
                                 rng=np.random.default_rng(H.SHUFFLE_SEED), threads=self.threads)
         self.trained = model
 
@@ -166,7 +167,8 @@ CLASSES = {"lamina": Lamina, "reference": Reference, "floor": Floor, "torch": To
 # ---------------------------------------------------------------- measuring
 
 def accuracy(impl, x_test, y_test) -> float:
-    logits = np.concatenate([impl.predict(x_test[i:i + INFER_BATCH]) for i in range(0, len(x_test), INFER_BATCH)])
+    logits = np.concatenate([impl.predict(x_test[i:i + INFER_BATCH]) for i in range(0, len(x_test),
+                                                                                    INFER_BATCH)])
     return float(np.mean(logits.argmax(axis=1) == y_test))
 
 
@@ -191,7 +193,8 @@ def time_training(names, workloads, threads, rounds, x, y, x_test, y_test, budge
             impl.epoch(x[:2048], y[:2048])
     times = {wl: {name: [] for name in names} for wl in workloads}
     cpu = {wl: {name: [] for name in names} for wl in workloads}
-    data_check = {wl: [] for wl in workloads}  # seconds of fit's one-off check of x, timed after each lamina epoch
+    # seconds of fit's one-off check of x, timed after each lamina epoch
+    data_check = {wl: [] for wl in workloads}
     started = time.perf_counter()
     for r in range(rounds):
         if r and budget is not None and time.perf_counter() - started > budget:
@@ -217,17 +220,20 @@ def time_training(names, workloads, threads, rounds, x, y, x_test, y_test, budge
         for name in names:
             if name != "floor":
                 c[f"acc_{name}"] = accuracy(impls[wl][name], x_test, y_test)
-        c["weight_diff"] = max_relative_difference(impls[wl]["lamina"].arrays(), impls[wl]["reference"].arrays())
-        c["agree"] = float(np.mean(
-            np.concatenate([impls[wl]["lamina"].predict(x_test[i:i + INFER_BATCH]) for i in range(0, len(x_test), INFER_BATCH)]).argmax(1)
-            == impls[wl]["reference"].predict(x_test).argmax(1)))
+        c["weight_diff"] = max_relative_difference(impls[wl]["lamina"].arrays(),
+                                                   impls[wl]["reference"].arrays())
+        lamina_logits = np.concatenate([impls[wl]["lamina"].predict(x_test[i:i + INFER_BATCH])
+                                        for i in range(0, len(x_test), INFER_BATCH)])
+        reference_logits = impls[wl]["reference"].predict(x_test)
+        c["agree"] = float(np.mean(lamina_logits.argmax(1) == reference_logits.argmax(1)))
         c["data_check"] = data_check[wl]
         checks[wl] = c
     return times, cpu, checks, impls
 
 
 def time_inference(impls, names, rounds, x_test):
-    """{workload: {impl: [samples per second per round]}}, each from INFER_PASSES passes over x_test in batches of 1000."""
+    """{workload: {impl: [samples per second per round]}}, each from INFER_PASSES passes over x_test in
+    batches of 1000."""
     out = {}
     for wl, by_name in impls.items():
         names_here = [n for n in names if n != "floor"]
@@ -260,7 +266,8 @@ def peak_rss(names, workloads, threads):
 
 def child_rss(name, workload, threads):
     with threadpool_limits(limits=threads):
-        ((x, y), _), _ = H.mnist()
+        from lamina import data
+        (x, y), _ = data.mnist()
         impl = CLASSES[name](workload, threads)
         gc.collect()
         before = H.proc_status()
@@ -300,10 +307,11 @@ def report(threads, rounds, names, times, cpu, checks, rates, rss, rss_threads) 
     out.append(table(header, rows))
     out.append("")
     out.append("spread (min-max s): " + "; ".join(
-        f"{wl} " + ", ".join(f"{n} {min(v):.2f}-{max(v):.2f}" for n, v in by.items()) for wl, by in times.items()))
+        f"{wl} " + ", ".join(f"{n} {min(v):.2f}-{max(v):.2f}" for n, v in by.items())
+        for wl, by in times.items()))
     out += ["", "The same ratios by other estimators (a busy machine only ever adds time: the round whose "
-                "columns add up to the least time was the least disturbed; process CPU time counts all threads of the "
-                "process and not the waits for a core):", ""]
+                "columns add up to the least time was the least disturbed; process CPU time counts all "
+                "threads of the process and not the waits for a core):", ""]
     header = ["workload", "estimator", "lamina / reference", "lamina / floor", "reference / floor"]
     if "torch" in names:
         header.append("lamina / torch")
@@ -326,18 +334,20 @@ def report(threads, rounds, names, times, cpu, checks, rates, rss, rss_threads) 
         # a disturbance that lasts a round cancels out of that round's ratios
         rows.append(row(wl, "median of the rounds' own ratios, wall",
                         lambda a, b: med([x / y for x, y in zip(times[wl][a], times[wl][b])])))
-        # the training step alone: each round's lamina epoch less fit's one-off check of x, timed right after it
+        # the training step alone: each round's lamina epoch less fit's one-off check of x, timed right after
+        # it
         m = {n: med(v) for n, v in times[wl].items()}
         m["lamina"] = med([t - c for t, c in zip(times[wl]["lamina"], checks[wl]["data_check"])])
         rows.append(row(wl, "median wall, lamina less fit's one-off data check", lambda a, b: m[a] / m[b]))
     out.append(table(header, rows))
-    out += ["", "fit checks x once per call before training (dtype, shape, and NaN/inf in one BLAS pass over all of x); "
-                "on a one-epoch run that one-off is: " + "; ".join(
+    out += ["", "fit checks x once per call before training (dtype, shape, and NaN/inf in one BLAS pass over "
+                "all of x); on a one-epoch run that one-off is: " + "; ".join(
                     f"{wl} {1e3 * med(checks[wl]['data_check']):.1f} ms, "
                     f"{100 * med(checks[wl]['data_check']) / med(times[wl]['lamina']):.1f}% of lamina's epoch"
                     for wl in times)]
     out += ["", f"### Test accuracy after that epoch (BLAS threads = {threads})"
-                + (f" and peak RSS while training (fresh process each, BLAS threads = {rss_threads})" if rss else ""), ""]
+                + (" and peak RSS while training (fresh process each, BLAS threads = "
+                   f"{rss_threads})" if rss else ""), ""]
     impl_names = [n for n in names if n != "floor"]
     header = ["workload", *(f"test acc {n}" for n in impl_names), "max rel. weight diff lamina vs reference",
               "same predictions", *(f"peak RSS {n} (MB)" for n in impl_names), "RSS lamina / reference"]
@@ -375,10 +385,12 @@ def report(threads, rounds, names, times, cpu, checks, rates, rss, rss_threads) 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="BLAS thread counts (default: 1 2)")
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2],
+                        help="BLAS thread counts (default: 1 2)")
     parser.add_argument("--workloads", nargs="+", default=["W1", "W2"], choices=sorted(H.WORKLOADS))
     parser.add_argument("--budget", type=float, default=120.0,
-                        help="start no new round after this many seconds per thread count (default 120; 0: no limit)")
+                        help="start no new round after this many seconds per thread count (default 120; 0: "
+                             "no limit)")
     parser.add_argument("--no-rss", action="store_true", help="skip the peak-RSS child processes")
     parser.add_argument("--no-inference", action="store_true")
     parser.add_argument("--no-torch", action="store_true", help="leave PyTorch out even if it is installed")
@@ -396,10 +408,13 @@ def main():
     print()
     for line in H.machine_header():
         print(f"- {line}")
-    ((x, y), (x_test, y_test)), source = H.mnist()
-    print(f"- data: MNIST from {source}, train {x.shape} {x.dtype}, test {x_test.shape}")
-    print(f"- columns: {', '.join(names)}" + ("" if "torch" in names else " (PyTorch not installed: no torch column)"))
-    print(f"- load average before: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}")
+    from lamina import data
+    (x, y), (x_test, y_test) = data.mnist()
+    print(f"- data: MNIST from lamina.data.mnist(), train {x.shape} {x.dtype}, test {x_test.shape}")
+    print(f"- columns: {', '.join(names)}"
+          + ("" if "torch" in names else " (PyTorch not installed: no torch column)"))
+    print(f"- load average before: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} "
+          f"{os.getloadavg()[2]:.2f}")
     busy0, own0 = H.cpu_ticks(), H.own_cpu_seconds()
     print(flush=True)
 
@@ -407,7 +422,8 @@ def main():
     rss, rss_threads = None, None
     for threads in args.threads:
         with threadpool_limits(limits=threads):
-            times, cpu, checks, impls = time_training(names, args.workloads, threads, args.rounds, x, y, x_test, y_test,
+            times, cpu, checks, impls = time_training(names, args.workloads, threads, args.rounds, x, y,
+                                                      x_test, y_test,
                                                       budget=args.budget)
             done = len(next(iter(next(iter(times.values())).values())))  # rounds run (fewer if over --budget)
             rates = None if args.no_inference else time_inference(impls, names, done, x_test)
@@ -418,7 +434,8 @@ def main():
         for wl in args.workloads:
             c = checks[wl]
             if abs(c["acc_lamina"] - c["acc_reference"]) > 0.005:
-                text += f"\n\nWARNING: {wl} test accuracy of lamina and the reference differ by more than 0.5 points"
+                text += (f"\n\nWARNING: {wl} test accuracy of lamina and the reference differ by more "
+                         "than 0.5 points")
         reports.append(text)
         print()
         print(text, flush=True)
@@ -426,10 +443,12 @@ def main():
     load = os.getloadavg()
     other = H.other_cpu_seconds(busy0, H.cpu_ticks(), H.own_cpu_seconds() - own0)
     if other > 0.25 * (time.perf_counter() - start):
-        print(f"NOTE: other processes used {other:.0f} CPU-seconds during this {time.perf_counter() - start:.0f}-second "
-              f"run: wall times are disturbed (with 2 BLAS threads badly); compare the least-disturbed-round and CPU-time rows.")
-    print(f"load average after: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; {H.describe_ticks(busy0, H.cpu_ticks(), H.own_cpu_seconds() - own0)}; "
-          f"whole run {time.perf_counter() - start:.0f} s")
+        print(f"NOTE: other processes used {other:.0f} CPU-seconds during this "
+              f"{time.perf_counter() - start:.0f}-second run: wall times are disturbed (with 2 BLAS threads "
+              "badly); compare the least-disturbed-round and CPU-time rows.")
+    print(f"load average after: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; "
+          f"{H.describe_ticks(busy0, H.cpu_ticks(), H.own_cpu_seconds() - own0)}; whole run "
+          f"{time.perf_counter() - start:.0f} s")
 
 
 if __name__ == "__main__":

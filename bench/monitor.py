@@ -19,13 +19,14 @@ import time
 
 import numpy as np
 
-from harness import machine_header, mnist
+from harness import machine_header
 
-from lamina import diagnostics, layers, losses, optim
+from lamina import data, diagnostics, layers, losses, optim
 
 
 def epoch(x, y, every: int | None, threads: int) -> tuple[float, int]:
-    """Seconds of one epoch of the main job (with a Monitor recording every ``every`` batches) and how many records."""
+    """Seconds of one epoch of the main job (with a Monitor recording every ``every`` batches) and how many
+    records."""
     model = layers.mlp(np.random.default_rng(0), [784, 256, 10])
     opt = optim.SGD(optim.Cosine(0.1, -(-len(x) // 64)), momentum=0.9, nesterov=True)
     callbacks = [] if every is None else [diagnostics.Monitor(every=every)]
@@ -42,7 +43,7 @@ def main(argv=None) -> None:
     p.add_argument("--every", type=int, nargs="+", default=[diagnostics.DEFAULT_EVERY, 1])
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args(argv)
-    ((x, y), _), _ = mnist()
+    (x, y), _ = data.mnist()
     epoch(x[:2000], y[:2000], None, args.threads)  # warm up: imports, caches, BLAS
     settings = [None, *args.every]
     times = {s: [] for s in settings}
@@ -64,8 +65,10 @@ def main(argv=None) -> None:
     print("| callback | records per epoch | epoch (s) | ratio to no callback (same round) |")
     print("| --- | ---: | ---: | ---: |")
     for s in settings:
-        name = "none" if s is None else f"Monitor(every={s})" + (" (default)" if s == diagnostics.DEFAULT_EVERY else "")
-        print(f"| {name} | {records[s]} | {statistics.median(times[s]):.2f} | {statistics.median(ratios[s]):.3f} |")
+        default = " (default)" if s == diagnostics.DEFAULT_EVERY else ""
+        name = "none" if s is None else f"Monitor(every={s}){default}"
+        print(f"| {name} | {records[s]} | {statistics.median(times[s]):.2f} | "
+              f"{statistics.median(ratios[s]):.3f} |")
 
 
 if __name__ == "__main__":

@@ -68,7 +68,8 @@ class HandAdam:
 
 
 class HandSGD:
-    """lamina 0.1's in-place SGD momentum rule: per 512 KB block, v = m v + g; p -= lr v; the flush every 64 steps."""
+    """lamina 0.1's in-place SGD momentum rule: per 512 KB block, v = m v + g; p -= lr v; the flush every 64
+    steps."""
 
     def __init__(self, params, lr=0.05, momentum=0.9):
         self.lr, self.m, self.t = lr, momentum, 0

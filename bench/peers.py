@@ -1,4 +1,4 @@
-"""lamina against its peers, each at its own defaults: PyTorch eager and JAX (jit), one epoch of MNIST on W1 and W2.
+"""lamina against its peers at their own defaults: PyTorch eager and JAX (jit), one MNIST epoch on W1 and W2.
 
     python bench/peers.py                         # idle: 3 rounds; then contention: 3 rounds
     python bench/peers.py --rounds 5 --no-contention
@@ -57,7 +57,8 @@ def build_lamina(arrays, w, threads):
             parts.append(layers.ReLU())
         parts.append(layers.Dense(weight=weight, bias=bias))
     model0 = layers.Sequence(parts)
-    loss, opt = losses.SoftmaxCrossEntropy(), optim.SGD(learning_rate=w["learning_rate"], momentum=w["momentum"])
+    loss, opt = losses.SoftmaxCrossEntropy(), optim.SGD(learning_rate=w["learning_rate"],
+                                                        momentum=w["momentum"])
     setting = optim.threads.parse(threads)
     state = {}
 
@@ -162,7 +163,8 @@ BUILDERS = {"lamina": build_lamina, "torch": build_torch, "jax": build_jax}
 
 
 def worker(library, workload, threads, data_file):
-    """Load, warm up, print "ready"; then per line "epoch": one timed epoch as JSON; "accuracy": the test accuracy."""
+    """Load, warm up, print "ready"; then per line "epoch": one timed epoch as JSON; "accuracy": the test
+    accuracy."""
     w = H.WORKLOADS[workload]
     ((x, y), (x_test, y_test)) = H.mnist_uint8()
     scale = np.float32(1 / 255)
@@ -194,7 +196,8 @@ class Worker:
     def __init__(self, python, library, workload, threads, data_file):
         env = {k: v for k, v in os.environ.items() if k != "LAMINA_THREADS"}
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(H.ROOT / "bench"), env.get("PYTHONPATH")]))
-        self.proc = subprocess.Popen([python, __file__, "--worker", library, workload, str(threads), data_file],
+        self.proc = subprocess.Popen([python, __file__, "--worker", library, workload, str(threads),
+                                      data_file],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
         line = self.proc.stdout.readline().strip()
         if line != "ready":
@@ -227,7 +230,8 @@ def columns(args) -> list[tuple[str, str, str, str]]:
     """[(column name, interpreter, library, threads)]."""
     cols = [("lamina", sys.executable, "lamina", "auto"), ("lamina 1", sys.executable, "lamina", "1"),
             ("lamina 2", sys.executable, "lamina", "2")]
-    for library, given, fallback, label in (("torch", args.torch_python, "/work/torchvenv/bin/python", "torch"),
+    for library, given, fallback, label in (("torch", args.torch_python, "/work/torchvenv/bin/python",
+                                             "torch"),
                                             ("jax", args.jax_python, "/work/jaxvenv/bin/python", "jax")):
         python = None if library in args.skip else find_python(library, given, fallback)
         if python:
@@ -238,11 +242,12 @@ def columns(args) -> list[tuple[str, str, str, str]]:
 
 
 def run_phase(cols, workloads, rounds, data_files, label, budget) -> dict:
-    """{workload: {column: [epoch reports]}}, plus the test accuracies after the last epoch (a column whose epoch
-    took over ``budget`` seconds runs no more rounds)."""
+    """{workload: {column: [epoch reports]}}, plus the test accuracies after the last epoch (a column whose
+    epoch took over ``budget`` seconds runs no more rounds)."""
     out = {}
     for wl in workloads:
-        workers = {name: Worker(python, library, wl, threads, data_files[wl]) for name, python, library, threads in cols}
+        workers = {name: Worker(python, library, wl, threads, data_files[wl])
+                   for name, python, library, threads in cols}
         names = list(workers)
         times = {name: [] for name in names}
         for r in range(rounds):
@@ -284,10 +289,11 @@ def idle_report(phase, names, rounds) -> str:
         rows.append([H.WORKLOADS[wl]["label"], *(f"{statistics.median(seconds(t[n])):.2f}" for n in names),
                      *(f"{round_ratio(t['lamina'], t[p]):.2f}" for p in peers), f"{1 / best_fixed:.2f}",
                      ",".join(str(r["threads"]) for r in t["lamina"])])
-    out = [f"### One epoch of MNIST, idle, each library at its defaults (median of {rounds} rounds; ratios: median "
-           "of the rounds' own ratios)", "", table(header, rows), ""]
+    out = [f"### One epoch of MNIST, idle, each library at its defaults (median of {rounds} rounds; ratios: "
+           "median of the rounds' own ratios)", "", table(header, rows), ""]
     out.append("test accuracy after the epoch: " + "; ".join(
-        f"{wl} " + ", ".join(f"{n} {100 * a:.2f}%" for n, a in got["accuracy"].items()) for wl, got in phase.items()))
+        f"{wl} " + ", ".join(f"{n} {100 * a:.2f}%" for n, a in got["accuracy"].items())
+        for wl, got in phase.items()))
     return "\n".join(out)
 
 
@@ -299,10 +305,11 @@ def contention_report(idle, busy, names, rounds) -> str:
         med = {n: (statistics.median(seconds(i[n])), statistics.median(seconds(b[n]))) for n in names}
         rows.append([wl, *(f"{med[n][0]:.2f} / {med[n][1]:.2f}" for n in names),
                      *(f"{med[n][1] / med[n][0]:.2f}" for n in names)])
-    return "\n".join([f"### The same epoch while one CPU-bound process runs for the whole phase ({rounds} rounds), "
-                      "against each library's own idle epoch", "", table(header, rows), "",
+    return "\n".join([f"### The same epoch while one CPU-bound process runs for the whole phase ({rounds} "
+                      "rounds), against each library's own idle epoch", "", table(header, rows), "",
                       "lamina's threads per busy epoch: " + "; ".join(
-                          f"{wl} " + ",".join(str(r['threads']) for r in busy[wl]['times']['lamina']) for wl in busy)])
+                          f"{wl} " + ",".join(str(r['threads']) for r in busy[wl]['times']['lamina'])
+                          for wl in busy)])
 
 
 def main():
@@ -315,7 +322,8 @@ def main():
     parser.add_argument("--jax-python")
     parser.add_argument("--skip", nargs="*", default=[], choices=["torch", "jax"])
     parser.add_argument("--budget", type=float, default=60.0,
-                        help="a column whose epoch took longer than this (s) runs no more rounds in that phase")
+                        help="a column whose epoch took longer than this (s) runs no more rounds in that "
+                             "phase")
     parser.add_argument("--worker", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -340,7 +348,8 @@ def main():
             arrays = H.lamina_arrays(H.lamina_model(H.WORKLOADS[wl]["sizes"]))
             data_files[wl] = str(Path(tmp) / f"{wl}.npz")
             np.savez(data_files[wl], order=np.random.default_rng(H.SHUFFLE_SEED).permutation(60000),
-                     **{f"w{i}": w for i, (w, _) in enumerate(arrays)}, **{f"b{i}": b for i, (_, b) in enumerate(arrays)})
+                     **{f"w{i}": w for i, (w, _) in enumerate(arrays)},
+                     **{f"b{i}": b for i, (_, b) in enumerate(arrays)})
         idle = run_phase(cols, args.workloads, args.rounds, data_files, "idle", args.budget)
         idle_ticks = H.describe_ticks(busy0, H.cpu_ticks(), H.own_cpu_seconds() - own0)
         busy = None

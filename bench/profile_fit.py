@@ -1,4 +1,4 @@
-"""Where does lamina's training step spend its time? One epoch of fit under cProfile and line_profiler, next to the floor.
+"""Where does lamina's training step spend its time? One epoch of fit under cProfile and line_profiler.
 
     python bench/profile_fit.py                  # W1, 1 BLAS thread
     python bench/profile_fit.py --workload W2 --threads 2 --no-lines
@@ -50,7 +50,8 @@ def run_floor(workload, x, y):
 
 
 def interleaved(fns, rounds):
-    """For each fn, (median wall, fastest wall, median process CPU) in seconds over ``rounds`` interleaved calls."""
+    """For each fn, (median wall, fastest wall, median process CPU) in seconds over ``rounds`` interleaved
+    calls."""
     walls, cpus = [[] for _ in fns], [[] for _ in fns]
     for _ in range(rounds):
         for k, fn in enumerate(fns):
@@ -61,7 +62,8 @@ def interleaved(fns, rounds):
     return [(statistics.median(w), min(w), statistics.median(c)) for w, c in zip(walls, cpus)]
 
 
-STEP_MODULES = ("lamina.optim.training", "lamina.optim.sgd", "lamina.layers.sequence", "lamina.layers.dense",
+STEP_MODULES = ("lamina.optim.loop", "lamina.optim.step", "lamina.optim.run", "lamina.optim.sgd",
+                "lamina.layers.sequence", "lamina.layers.dense",
                 "lamina.layers.activations", "lamina.layers.records.tree", "lamina.layers.records.parameter",
                 "lamina.losses.cross_entropy", "lamina.losses.targets")
 
@@ -93,13 +95,14 @@ def line_profile(workload, x, y, threads, share=0.01):
         return "line_profiler is not installed (pip install line_profiler): no per-line profile"
     import importlib
     import re
-    from lamina.optim import training
+    from lamina.optim import loop
     lp = LineProfiler()
-    lp.add_function(training.fit)
+    lp.add_function(loop.Loop.batch)   # fit's loop: the lines run once per batch
     lp.runcall(run_lamina, workload, x, y, threads)
     out = io.StringIO()
     lp.print_stats(stream=out, output_unit=1e-6, stripzeros=True)
-    first = ("### fit alone (only fit's own lines instrumented; lines run once per batch, and one-off lines "
+    first = ("### fit's loop alone (only Loop.batch instrumented; lines run once per batch, and one-off "
+             "lines "
              ">= 0.5%)\n\n" + _fit_loop_lines(out.getvalue()))
 
     lp = LineProfiler()
@@ -115,7 +118,7 @@ def line_profile(workload, x, y, threads, share=0.01):
     timed = []
     for block in blocks:
         m = re.match(r"Total time: ([0-9.e+-]+) s", block)
-        if m and "Function: fit at" not in block:
+        if m and "Function: batch at" not in block:
             timed.append((float(m.group(1)), block))
     top = max((t for t, _ in timed), default=0)
     kept = [b for t, b in sorted(timed, key=lambda tb: -tb[0]) if t >= share * top]
@@ -169,7 +172,8 @@ def anatomy(workload, x, y):
             d, _ = layer.backward(c, d_in, m)
         lamina.append(("model.backward (no input gradient)", _best(lambda: model.backward(cache, dy, mode))))
         _, grads = model.backward(cache, dy, mode)
-        lamina.append(("accuracy count (argmax == y)", _best(lambda: int(np.count_nonzero(pred.argmax(axis=1) == yb)))))
+        lamina.append(("accuracy count (argmax == y)",
+                       _best(lambda: int(np.count_nonzero(pred.argmax(axis=1) == yb)))))
         # the update as fit runs it: in place, on the owned model and state (the gradients are only read)
         box = {"net": model, "state": owned(opt.init(model))}
 
@@ -178,7 +182,8 @@ def anatomy(workload, x, y):
         update()
         lamina.append(("optimizer.update_in_place", _best(update)))
         state0 = opt.init(model)
-        lamina.append(("  optimizer.update (pure, allocating)", _best(lambda: opt.update(model, grads, state0))))
+        lamina.append(("  optimizer.update (pure, allocating)",
+                       _best(lambda: opt.update(model, grads, state0))))
 
     ref = R.MLP(H.lamina_arrays(model), w["learning_rate"], w["momentum"])
     reference = [("gather x[idx], y[idx]", lamina[0][1])]
@@ -203,14 +208,14 @@ def anatomy(workload, x, y):
     for wt in weights:
         acts.append(acts[-1] @ wt)
     d = acts[-1]
-    for l, wt in enumerate(weights):
-        a_in = acts[l]
-        floor.append((f"x{l} {a_in.shape} @ W{l} {wt.shape}", _best(lambda: a_in @ wt)))
-    for l in range(len(weights) - 1, -1, -1):
-        a_in, d_in, wt = acts[l], d, weights[l]
-        floor.append((f"x{l}.T @ d{l} -> {wt.shape}", _best(lambda: a_in.T @ d_in)))
-        if l > 0:
-            floor.append((f"d{l} @ W{l}.T -> {a_in.shape}", _best(lambda: d_in @ wt.T)))
+    for k, wt in enumerate(weights):
+        a_in = acts[k]
+        floor.append((f"x{k} {a_in.shape} @ W{k} {wt.shape}", _best(lambda: a_in @ wt)))
+    for k in range(len(weights) - 1, -1, -1):
+        a_in, d_in, wt = acts[k], d, weights[k]
+        floor.append((f"x{k}.T @ d{k} -> {wt.shape}", _best(lambda: a_in.T @ d_in)))
+        if k > 0:
+            floor.append((f"d{k} @ W{k}.T -> {a_in.shape}", _best(lambda: d_in @ wt.T)))
             d = d_in @ wt.T
     return lamina, reference, floor
 
@@ -224,7 +229,8 @@ def main():
     parser.add_argument("--no-lines", action="store_true", help="skip line_profiler")
     args = parser.parse_args()
 
-    ((x, y), _), source = H.mnist()
+    from lamina import data
+    (x, y), _ = data.mnist()
     w = H.WORKLOADS[args.workload]
     steps = -(-len(x) // w["batch_size"])
     print(f"# profile of one epoch of {w['label']}, BLAS threads = {args.threads}, {steps} steps")
@@ -236,16 +242,18 @@ def main():
                                                 lambda: run_reference(args.workload, x, y),
                                                 lambda: run_floor(args.workload, x, y)], args.rounds)
         print()
-        print(f"| per step, whole epochs, unprofiled, {args.rounds} interleaved rounds | median wall µs | fastest wall µs | median CPU µs "
-              "| x floor (fastest) |")
+        print(f"| per step, whole epochs, unprofiled, {args.rounds} interleaved rounds | median wall µs | "
+              "fastest wall µs | median CPU µs | x floor (fastest) |")
         print("| --- | --- | --- | --- | --- |")
         for name, t in (("lamina fit", t_lamina), ("reference", t_ref), ("floor (matmuls only)", t_floor)):
-            print(f"| {name} | {1e6 * t[0] / steps:.0f} | {1e6 * t[1] / steps:.0f} | {1e6 * t[2] / steps:.0f} "
-                  f"| {t[1] / t_floor[1]:.2f} |")
-        print(f"| lamina - floor | {1e6 * (t_lamina[0] - t_floor[0]) / steps:.0f} "
-              f"| {1e6 * (t_lamina[1] - t_floor[1]) / steps:.0f} | {1e6 * (t_lamina[2] - t_floor[2]) / steps:.0f} | |")
-        print(f"| lamina - reference | {1e6 * (t_lamina[0] - t_ref[0]) / steps:.0f} "
-              f"| {1e6 * (t_lamina[1] - t_ref[1]) / steps:.0f} | {1e6 * (t_lamina[2] - t_ref[2]) / steps:.0f} | |")
+            print(f"| {name} | {1e6 * t[0] / steps:.0f} | {1e6 * t[1] / steps:.0f} | "
+                  f"{1e6 * t[2] / steps:.0f} | {t[1] / t_floor[1]:.2f} |")
+        print(f"| lamina - floor | {1e6 * (t_lamina[0] - t_floor[0]) / steps:.0f} | "
+              f"{1e6 * (t_lamina[1] - t_floor[1]) / steps:.0f} | "
+              f"{1e6 * (t_lamina[2] - t_floor[2]) / steps:.0f} | |")
+        print(f"| lamina - reference | {1e6 * (t_lamina[0] - t_ref[0]) / steps:.0f} | "
+              f"{1e6 * (t_lamina[1] - t_ref[1]) / steps:.0f} | {1e6 * (t_lamina[2] - t_ref[2]) / steps:.0f} "
+              "| |")
         t_lamina = t_lamina[1]
 
         lam, ref, flo = anatomy(args.workload, x, y)
@@ -279,8 +287,8 @@ def main():
         stats = pstats.Stats(prof, stream=out)
         stats.sort_stats("tottime").print_stats(args.top)
         print()
-        print(f"## cProfile, sorted by tottime (profiled epoch {t_prof:.2f} s vs {t_lamina:.2f} s unprofiled, fastest; "
-              f"divide by {steps} for per-step)")
+        print(f"## cProfile, sorted by tottime (profiled epoch {t_prof:.2f} s vs {t_lamina:.2f} s "
+              f"unprofiled, fastest; divide by {steps} for per-step)")
         text = out.getvalue()
         print(text[text.find("   ncalls"):].replace(str(H.ROOT) + "/", "").rstrip())
         out = io.StringIO()

@@ -27,7 +27,8 @@ import numpy as np
 
 
 class MLP:
-    """A ReLU MLP on plain float32 arrays: weights[l] (n_in, n_out), biases[l] (n_out,), changed in place by training."""
+    """A ReLU MLP on plain float32 arrays: weights[l] (n_in, n_out), biases[l] (n_out,), changed in place by
+    training."""
 
     def __init__(self, arrays, learning_rate: float, momentum: float = 0.0, adam: bool = False):
         self.weights = [np.array(w, dtype=np.float32) for w, _ in arrays]
@@ -74,10 +75,10 @@ class MLP:
         acts = [xb]
         a = xb
         last = len(self.weights) - 1
-        for l, (w, b) in enumerate(zip(self.weights, self.biases)):
+        for k, (w, b) in enumerate(zip(self.weights, self.biases)):
             z = a @ w
             z += b
-            if l < last:
+            if k < last:
                 np.maximum(z, 0, out=z)
             acts.append(z)
             a = z
@@ -106,16 +107,16 @@ class MLP:
         if self.grads is None:
             self.grads = [np.empty_like(p) for p in self.weights + self.biases]
         grad_w, grad_b = self.grads[:len(self.weights)], self.grads[len(self.weights):]
-        for l in range(len(self.weights) - 1, -1, -1):
-            np.matmul(acts[l].T, d, out=grad_w[l])
-            np.sum(d, axis=0, out=grad_b[l])
-            if l > 0:
-                d = d @ self.weights[l].T
-                d *= acts[l] > 0          # ReLU: acts[l] is the ReLU output of layer l - 1
+        for k in range(len(self.weights) - 1, -1, -1):
+            np.matmul(acts[k].T, d, out=grad_w[k])
+            np.sum(d, axis=0, out=grad_b[k])
+            if k > 0:
+                d = d @ self.weights[k].T
+                d *= acts[k] > 0          # ReLU: acts[k] is the ReLU output of layer k - 1
 
     def update(self):
-        """SGD, in place: p -= lr g, or with momentum v = mu v + g, p -= lr v (the gradient buffer is scratch);
-        or Adam as torch computes it: m = b1 m + (1 - b1) g, v = b2 v + (1 - b2) g^2,
+        """SGD, in place: p -= lr g, or with momentum v = mu v + g, p -= lr v (the gradient buffer is
+        scratch); or Adam as torch computes it: m = b1 m + (1 - b1) g, v = b2 v + (1 - b2) g^2,
         p -= (lr / bc1) m / (sqrt(v) / sqrt(bc2) + eps), in place, the gradient buffer as scratch."""
         lr, mu = self.learning_rate, self.momentum
         if self.adam is not None:
@@ -165,11 +166,11 @@ def floor_epoch(weights, x: np.ndarray, batch_size: int) -> None:
         m = len(xb)
         acts = [xb]
         a = xb
-        for l, w in enumerate(weights):
-            a = np.matmul(a, w, out=out[l][:m])
+        for k, w in enumerate(weights):
+            a = np.matmul(a, w, out=out[k][:m])
             acts.append(a)
         d = a
-        for l in range(last, -1, -1):
-            np.matmul(acts[l].T, d, out=grad_w[l])
-            if l > 0:
-                d = np.matmul(d, weights[l].T, out=grad_in[l][:m])
+        for k in range(last, -1, -1):
+            np.matmul(acts[k].T, d, out=grad_w[k])
+            if k > 0:
+                d = np.matmul(d, weights[k].T, out=grad_in[k][:m])

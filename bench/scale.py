@@ -1,4 +1,4 @@
-"""Does one epoch of lamina's fit take time linear in n and flat anonymous memory? 60k to 480k samples from disk.
+"""Does one epoch of fit take time linear in n and flat anonymous memory? 60k to 480k samples from disk.
 
     python bench/scale.py                       # W1, 60k 120k 240k 480k, 1 BLAS thread
     python bench/scale.py --workload W2 --sizes 60000 240000 --threads 2
@@ -75,7 +75,8 @@ def write_data(folder: Path, total: int) -> tuple[Path, Path]:
 def child(x_path: str, y_path: str, total: int, n: int, workload: str, threads: int) -> None:
     """One epoch on the first n rows; prints one JSON line."""
     from lamina import optim  # noqa: F401  (imported before the 'before' reading)
-    transform, source = H.rescale_transform()
+    from lamina import data
+    transform = data.Rescale(np.float32, 1 / 255)
     w = H.WORKLOADS[workload]
     x = np.memmap(x_path, dtype=np.uint8, mode="r", shape=(total, 784))[:n]
     y = np.load(y_path, mmap_mode="r")[:n]
@@ -93,7 +94,7 @@ def child(x_path: str, y_path: str, total: int, n: int, workload: str, threads: 
     print(json.dumps({"n": n, "seconds": seconds, "cpu": cpu, "anon_before_kb": before["RssAnon"],
                       "anon_after_kb": after["RssAnon"], "anon_peak_kb": sampler.peak,
                       "file_after_kb": after.get("RssFile"), "hwm_kb": after["VmHWM"],
-                      "loss": history.get("loss", [float("nan")])[-1], "transform": source}))
+                      "loss": history.get("loss", [float("nan")])[-1]}))
 
 
 def main():
@@ -101,7 +102,8 @@ def main():
     parser.add_argument("--sizes", type=int, nargs="+", default=list(SIZES))
     parser.add_argument("--workload", default="W1", choices=sorted(H.WORKLOADS))
     parser.add_argument("--threads", type=int, default=1, help="BLAS threads (default 1)")
-    parser.add_argument("--rounds", type=int, default=3, help="epochs per size (median), each in its own child")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="epochs per size (median), each in its own child")
     parser.add_argument("--child", nargs=4, metavar=("X", "Y", "TOTAL", "N"), help=argparse.SUPPRESS)
     args = parser.parse_args()
 
@@ -116,7 +118,8 @@ def main():
     for line in H.machine_header():
         print(f"- {line}")
     w = H.WORKLOADS[args.workload]
-    print(f"- workload {w['label']}; BLAS threads = {args.threads}; one epoch per size, each in a fresh process")
+    print(f"- workload {w['label']}; BLAS threads = {args.threads}; one epoch per size, each in a fresh "
+          "process")
     total = max(args.sizes)
     folder = Path(tempfile.mkdtemp(prefix="lamina-scale-"))
     try:
@@ -139,10 +142,10 @@ def main():
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
-    print(f"- transform: {results[0]['transform']}")
+    print("- transform: lamina.data.Rescale(np.float32, 1 / 255)")
     print()
-    print(f"### One epoch of {args.workload} on n samples from a uint8 memmap, BLAS threads = {args.threads}, "
-          f"median of {args.rounds} (peak: max)")
+    print(f"### One epoch of {args.workload} on n samples from a uint8 memmap, BLAS threads = "
+          f"{args.threads}, median of {args.rounds} (peak: max)")
     print()
     print("| samples | s per epoch | s per 60k samples | CPU s per 60k | RssAnon before fit (MB) "
           "| peak RssAnon during fit (MB) | RssAnon after fit (MB) | peak - before (MB) "
@@ -156,9 +159,10 @@ def main():
         peak = max(x["anon_peak_kb"] for x in rows)
         grow = (peak - r["anon_before_kb"]) / 1024
         order = 8 * n / 2**20
-        print(f"| {n:,} | {secs:.2f} | {secs * 60000 / n:.2f} | {cpu * 60000 / n:.2f} | {r['anon_before_kb'] / 1024:.0f} "
-              f"| {peak / 1024:.0f} | {r['anon_after_kb'] / 1024:.0f} | {grow:.1f} | {order:.1f} | {grow - order:.1f} "
-              f"| {r['file_after_kb'] / 1024:.0f} | {r['loss']:.4f} |")
+        print(f"| {n:,} | {secs:.2f} | {secs * 60000 / n:.2f} | {cpu * 60000 / n:.2f} | "
+              f"{r['anon_before_kb'] / 1024:.0f} | {peak / 1024:.0f} | {r['anon_after_kb'] / 1024:.0f} | "
+              f"{grow:.1f} | {order:.1f} | {grow - order:.1f} | {r['file_after_kb'] / 1024:.0f} | "
+              f"{r['loss']:.4f} |")
     per60 = [r["seconds"] * 60000 / r["n"] for r in results]
     peaks = [r["anon_peak_kb"] / 1024 for r in results]
     print()

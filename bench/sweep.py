@@ -1,7 +1,7 @@
 """How much faster is examples/sweep.py's search on a 2-worker dask LocalCluster than in one process?
 
     pip install -e '.[dask]'
-    python bench/sweep.py                                  # 8 candidates x 3 folds, 6000 MNIST images, 2 epochs
+    python bench/sweep.py              # 8 candidates x 3 folds, 6000 MNIST images, 2 epochs
     python bench/sweep.py --samples 3000 --iterations 4 --workers 2 --rounds 1
 
 The same RandomizedSearchCV (examples/sweep.py's make_search: NetClassifier float32, one BLAS
@@ -64,7 +64,8 @@ def main(argv=None) -> int:
     x, y = x_train[:args.samples], y_train[:args.samples]
 
     def search():
-        return sweep.make_search(iterations=args.iterations, folds=args.folds, epochs=args.epochs, seed=args.seed,
+        return sweep.make_search(iterations=args.iterations, folds=args.folds, epochs=args.epochs,
+                                 seed=args.seed,
                                  refit=False)
 
     times = {"sequential": [], "cluster": []}
@@ -89,22 +90,25 @@ def main(argv=None) -> int:
     same = np.array_equal(scores["sequential"], scores["cluster"], equal_nan=True)
     seq, par = min(times["sequential"]), min(times["cluster"])
     try:
-        revision = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
+        revision = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+                                  capture_output=True,
                                   text=True).stdout.strip()
     except OSError:
         revision = "?"
-    print(f"### Search on a dask LocalCluster ({platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-          f"lamina {revision}, load average {os.getloadavg()[0]:.2f})\n")
-    print(f"{args.iterations} candidates x {args.folds} folds = {args.iterations * args.folds} fits of NetClassifier "
-          f"on {len(x)} MNIST images, {args.epochs} epochs each; best of {args.rounds} rounds.\n")
+    print(f"### Search on a dask LocalCluster ({platform.processor() or platform.machine()}, "
+          f"{os.cpu_count()} cores, lamina {revision}, load average {os.getloadavg()[0]:.2f})\n")
+    print(f"{args.iterations} candidates x {args.folds} folds = {args.iterations * args.folds} fits of "
+          f"NetClassifier on {len(x)} MNIST images, {args.epochs} epochs each; best of {args.rounds} "
+          "rounds.\n")
     cpu_seq, cpu_par = min(cpu["sequential"]), min(cpu["cluster"])
     print("| run | seconds | speed-up | CPU seconds (this process + workers) |")
     print("| --- | ---: | ---: | ---: |")
     print(f"| sequential (n_jobs=1, one process) | {seq:.1f} | 1.00x | {cpu_seq:.1f} |")
-    print(f"| LocalCluster, {args.workers} worker processes x 1 thread | {par:.1f} | {seq / par:.2f}x | {cpu_par:.1f} |")
-    print(f"\nCPU spent by the cluster's run over the sequential one: {cpu_par / cpu_seq:.2f} (the overhead of "
-          f"shipping the work; on an otherwise idle machine the speed-up nears workers / this). A busy machine "
-          f"(load average above the core count) disturbs the wall-clock columns, not this ratio.")
+    print(f"| LocalCluster, {args.workers} worker processes x 1 thread | {par:.1f} | {seq / par:.2f}x | "
+          f"{cpu_par:.1f} |")
+    print(f"\nCPU spent by the cluster's run over the sequential one: {cpu_par / cpu_seq:.2f} (the overhead "
+          "of shipping the work; on an otherwise idle machine the speed-up nears workers / this). A busy "
+          "machine (load average above the core count) disturbs the wall-clock columns, not this ratio.")
     print(f"\nsame scores in both runs: {'yes' if same else 'NO'}; all rounds (s): "
           f"sequential {', '.join(f'{t:.1f}' for t in times['sequential'])}; "
           f"cluster {', '.join(f'{t:.1f}' for t in times['cluster'])}")

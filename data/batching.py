@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import math
-
 import attrs
 import numpy as np
 
 from lamina.data.checks import check_inputs
+from lamina.layers.settings import fraction_open, positive_int, positive_number, validator
 
 
 def _as_array(a) -> np.ndarray:
@@ -48,7 +47,8 @@ def _check_pair(x, y, who: str):
     one."""
     x, y = _as_data(x, "x", who), _as_data(y, "y", who)
     if _n(x) != _n(y):
-        raise ValueError(f"{who}: x has {_n(x)} samples but y has {_n(y)}; expected the same number (axis 0)")
+        raise ValueError(f"{who}: x has {_n(x)} samples but y has {_n(y)}; "
+                         "expected the same number (axis 0)")
     if _n(x) == 0:
         raise ValueError(f"{who}: x has no samples; expected at least one")
     return x, y
@@ -60,14 +60,9 @@ def _check_rng(rng, who: str) -> None:
                         f"got {type(rng).__name__}")
 
 
-def _is_int(value) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
-
-
 def batches(x, y, batch_size: int, rng: np.random.Generator | None = None, *, transform=None):
-    """Mini-batches (xb, yb) of ``batch_size`` samples (the last may be smaller), every sample once; a tuple x
-    or
-    y (several inputs or targets) gives tuples, every array shuffled and sliced alike.
+    """Mini-batches (xb, yb) of ``batch_size`` samples (the last may be smaller), every sample once; a tuple
+    x or y (several inputs or targets) gives tuples, every array shuffled and sliced alike.
 
     With ``rng`` the order is one ``rng.permutation(n)``, drawn when ``batches`` is called (so the
     Generator advances then); without it the order is 0..n-1 and the batches are views of x and y.
@@ -76,8 +71,7 @@ def batches(x, y, batch_size: int, rng: np.random.Generator | None = None, *, tr
     x, y = _check_pair(x, y, "batches")
     for i, part in enumerate(x if type(x) is tuple else (x,)):
         check_inputs(part, f"batches: x[{i}]" if type(x) is tuple else "batches: x")
-    if not _is_int(batch_size) or batch_size < 1:
-        raise ValueError(f"batches: batch_size must be a positive int, got {batch_size!r}")
+    positive_int("batches", "batch_size", batch_size)
     if rng is not None:
         _check_rng(rng, "batches")
     if transform is not None and not callable(transform):
@@ -95,13 +89,7 @@ def _batches(x, y, batch_size, order, transform):
 
 def _float_dtype(instance, attribute, value: np.dtype) -> None:
     if value.kind != "f":
-        raise TypeError(f"Rescale.dtype must be a float dtype, got {value}")
-
-
-def _positive_finite(instance, attribute, value) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)) \
-            or not math.isfinite(value) or value <= 0:
-        raise ValueError(f"Rescale.scale must be a positive finite number, got {value!r}")
+        raise TypeError(f"Rescale: dtype must be a float dtype, got {value}")
 
 
 @attrs.frozen
@@ -115,7 +103,7 @@ class Rescale:
     """
 
     dtype: np.dtype = attrs.field(default=np.float32, converter=np.dtype, validator=_float_dtype)
-    scale: float = attrs.field(default=1.0, validator=_positive_finite)
+    scale: float = attrs.field(default=1.0, validator=validator(positive_number))
 
     def __call__(self, xb) -> np.ndarray:
         xb = _as_array(xb)
@@ -146,8 +134,7 @@ def _check_labels(labels, n_classes: int, who: str) -> np.ndarray:
 
 def one_hot(labels, n_classes: int) -> np.ndarray:
     """Int labels (n,) -> float32 (n, n_classes) with a 1 at each label and 0 elsewhere."""
-    if not _is_int(n_classes) or n_classes < 1:
-        raise ValueError(f"one_hot: n_classes must be a positive int, got {n_classes!r}")
+    positive_int("one_hot", "n_classes", n_classes)
     labels = _check_labels(labels, n_classes, "one_hot")
     out = np.zeros((len(labels), n_classes), dtype=np.float32)
     out[np.arange(len(labels)), labels] = 1
@@ -156,14 +143,10 @@ def one_hot(labels, n_classes: int) -> np.ndarray:
 
 def split(x, y, fraction: float, rng: np.random.Generator):
     """(x, y) -> ((x_train, y_train), (x_held, y_held)), as scikit-learn's ``train_test_split`` orders them:
-    the held-out
-    part holds round(fraction * n) samples drawn at random (one ``rng.permutation(n)``), the training part the
-    rest;
-    each part keeps the samples' original order."""
+    the held-out part holds round(fraction * n) samples drawn at random (one ``rng.permutation(n)``), the
+    training part the rest; each part keeps the samples' original order."""
     x, y = _check_pair(x, y, "split")
-    number = not isinstance(fraction, bool) and isinstance(fraction, (int, float, np.floating))
-    if not number or not 0 < fraction < 1:
-        raise ValueError(f"split: fraction must be a number in (0, 1), got {fraction!r}")
+    fraction_open("split", "fraction", fraction)
     _check_rng(rng, "split")
     n = _n(x)
     n_held = round(fraction * n)

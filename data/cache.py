@@ -13,7 +13,8 @@ def user_folder() -> Path | None:
 
 
 def cache_folder() -> Path:
-    """$XDG_CACHE_HOME/lamina, else ~/.cache/lamina (a relative $XDG_CACHE_HOME is ignored, as the XDG spec says)."""
+    """$XDG_CACHE_HOME/lamina, else ~/.cache/lamina (a relative $XDG_CACHE_HOME is ignored, as the XDG spec
+    says)."""
     xdg = os.environ.get("XDG_CACHE_HOME", "")
     base = Path(xdg) if xdg and os.path.isabs(xdg) else Path.home() / ".cache"
     return base / "lamina"

@@ -5,28 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from lamina.layers.errors import ShapeError
-
-ROWS_PER_SCAN = 4096
-
-
-def first_nonfinite_row(x: np.ndarray) -> int | None:
-    """The first row holding NaN or inf, or None.
-
-    One BLAS pass first (the column sums ones @ x are finite unless x holds NaN or inf, or a sum
-    overflows), then an exact scan in chunks (memory stays flat).
-    """
-    if x.dtype.kind != "f":
-        return None
-    with np.errstate(over="ignore", invalid="ignore"):
-        column_sums = np.ones(len(x), x.dtype) @ x.reshape(len(x), -1)
-    if np.isfinite(column_sums).all():
-        return None
-    for start in range(0, len(x), ROWS_PER_SCAN):
-        chunk = np.asarray(x[start:start + ROWS_PER_SCAN])
-        bad = ~np.isfinite(chunk.reshape(len(chunk), -1)).all(axis=1)
-        if bad.any():
-            return start + int(np.argmax(bad))
-    return None  # the float sum overflowed on finite data
+from lamina.layers.records.finite import first_nonfinite_row
 
 
 def check_inputs(x, name: str = "x") -> np.ndarray:

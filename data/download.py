@@ -17,11 +17,13 @@ CHUNK = 1 << 16
 
 
 def _copy(response, out, name: str, progress: bool) -> None:
-    """Stream an HTTP response into the open file ``out`` with a progress bar; ConnectionError if it ends short."""
+    """Stream an HTTP response into the open file ``out`` with a progress bar; ConnectionError if it ends
+    short."""
     length = response.headers.get("Content-Length", "")
     total = int(length) if length.isdigit() else None
     got = 0
-    with tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=name, disable=not progress) as bar:
+    with tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=name,
+              disable=not progress) as bar:
         while chunk := response.read(CHUNK):
             out.write(chunk)
             got += len(chunk)

@@ -28,7 +28,8 @@ class ChecksumError(IDXError):
 
 
 class DatasetNotFoundError(FileNotFoundError):
-    """A data set is neither installed nor downloadable; the message says where lamina looked and how to fix it.
+    """A data set is neither installed nor downloadable; the message says where lamina looked and how to fix
+    it.
 
     ``looked`` holds the folders searched, ``attempts`` the (url, reason) of each failed download.
     """

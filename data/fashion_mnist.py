@@ -1,4 +1,5 @@
-"""fashion_mnist: Zalando's Fashion-MNIST, found on disk or downloaded once into the cache, as float32 arrays."""
+"""fashion_mnist: Zalando's Fashion-MNIST, found on disk or downloaded once into the cache, as float32
+arrays."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ URL_VARIABLE = "LAMINA_FASHION_MNIST_URL"
 
 
 def _mirrors(base_url, source) -> tuple:
-    """The base URLs to try: ``base_url`` (one or several), else $LAMINA_FASHION_MNIST_URL (space-separated), else the published ones."""
+    """The base URLs to try: ``base_url`` (one or several), else $LAMINA_FASHION_MNIST_URL (space-separated),
+    else the published ones."""
     if base_url is None:
         base_url = os.environ.get(URL_VARIABLE, "").split() or source.mirrors
     urls = (base_url,) if isinstance(base_url, str) else tuple(base_url)

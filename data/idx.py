@@ -7,6 +7,7 @@ import gzip
 import hashlib
 import math
 import os
+import string
 import zlib
 
 import numpy as np
@@ -37,13 +38,15 @@ def _open(path):
 def _check_sha256(expected: str | None) -> str | None:
     if expected is None:
         return None
-    if not isinstance(expected, str) or len(expected) != 64 or any(c not in "0123456789abcdefABCDEF" for c in expected):
+    hex_digits = isinstance(expected, str) and all(c in string.hexdigits for c in expected)
+    if not (hex_digits and len(expected) == 64):
         raise ValueError(f"read_idx: expected_sha256 must be 64 hex digits, got {expected!r}")
     return expected.lower()
 
 
 class _Reader:
-    """Reads the decompressed stream, counting bytes and feeding them to the hash; gzip faults become IDXError."""
+    """Reads the decompressed stream, counting bytes and feeding them to the hash; gzip faults become
+    IDXError."""
 
     def __init__(self, stream, path, hasher):
         self.stream, self.path, self.hasher, self.offset = stream, path, hasher, 0
@@ -111,7 +114,8 @@ def _header(reader: _Reader, path):
 
 
 def read_idx(path, *, expected_sha256: str | None = None) -> np.ndarray:
-    """An IDX file (gzipped or not, told by its first bytes) -> array of its dims, in the declared dtype (native byte order).
+    """An IDX file (gzipped or not, told by its first bytes) -> array of its dims, in the declared dtype
+    (native byte order).
 
     Checks the magic number, type code, ndim, and that the dims account for every byte of data
     (no fewer, no more); with ``expected_sha256`` also the SHA-256 of the decompressed file,

@@ -1,4 +1,5 @@
-"""The shared loader of MNIST-like sets: find the four IDX files, download missing ones, read them into arrays."""
+"""The shared loader of MNIST-like sets: find the four IDX files, download missing ones, read them into
+arrays."""
 
 from __future__ import annotations
 
@@ -48,14 +49,16 @@ def _pair(images_path, images: np.ndarray, labels_path, labels: np.ndarray, n_cl
                                             f"{len(images)} images; expected one label per image")
     if len(labels) and labels.max() >= n_classes:
         i = int(np.argmax(labels >= n_classes))
-        raise IDXError(labels_path, "data", f"labels must be in 0..{n_classes - 1}, but labels[{i}] is {labels[i]}")
+        raise IDXError(labels_path, "data", f"labels must be in 0..{n_classes - 1}, but labels[{i}] is "
+                                            f"{labels[i]}")
     if flatten:
         images = images.reshape(len(images), -1)
     return Rescale(np.float32, 1 / 255)(images), labels.astype(np.int64)
 
 
 def read_set(files, source, *, verify: bool, flatten: bool):
-    """The four files -> ((x_train, y_train), (x_test, y_test)), each checked against the official SHA-256 if ``verify``."""
+    """The four files -> ((x_train, y_train), (x_test, y_test)), each checked against the official SHA-256 if
+    ``verify``."""
     arrays = []
     for name, file in zip(source.files, files):
         try:
@@ -76,7 +79,8 @@ def _reason(error: BaseException) -> str:
 
 
 def download_missing(source, folder: Path, mirrors, *, progress: bool) -> list:
-    """Download the files of ``source`` missing from ``folder``, each from the first mirror that gives a verified copy.
+    """Download the files of ``source`` missing from ``folder``, each from the first mirror that gives a
+    verified copy.
 
     Returns [] when all four are there, else the (url, reason) of every failed try for the first
     file that no mirror could give (``mirrors`` must not be empty).
@@ -99,7 +103,8 @@ def download_missing(source, folder: Path, mirrors, *, progress: bool) -> list:
 
 def not_found(source, looked, *, attempts=(), download_to=None, note: str = "",
               path_given: bool = False) -> DatasetNotFoundError:
-    """The error for a set found nowhere: where lamina looked, what the download gave, and the ways to fix it."""
+    """The error for a set found nowhere: where lamina looked, what the download gave, and the ways to fix
+    it."""
     names = ", ".join(source.files)
     lines = [f"{source.title} not found. Looked for {names} (each also taken without .gz) in:"]
     for label, folder in looked:
@@ -111,9 +116,10 @@ def not_found(source, looked, *, attempts=(), download_to=None, note: str = "",
         lines.extend(f"  {url}: {reason}" for url, reason in attempts)
     fixes = []
     if source.debian_package:
-        fixes.append(f"install Debian's package {source.debian_package} "
-                     f"(apt-get install {source.debian_package}), which puts the files in {source.system_folder}")
-    fixes.append(f"put the four files into $LAMINA_DATA/{source.name}, or into any folder and pass path=FOLDER")
+        fixes.append(f"install Debian's package {source.debian_package} (apt-get install "
+                     f"{source.debian_package}), which puts the files in {source.system_folder}")
+    fixes.append(f"put the four files into $LAMINA_DATA/{source.name}, or into any folder and pass "
+                 "path=FOLDER")
     if source.shipped:
         fixes.append("leave out path= to read the copy shipped with lamina" if path_given else
                      "reinstall lamina (pip install -e . in its clone): the copy shipped with it is missing")

@@ -15,7 +15,8 @@ FILES = (
 def _table(sha256) -> tuple:
     table = tuple(dict(sha256).items())
     if tuple(name for name, _ in table) != FILES:
-        raise ValueError(f"a source's SHA-256 table must list {FILES} in this order, got {tuple(dict(sha256))}")
+        raise ValueError(f"a source's SHA-256 table must list {FILES} in this order, got "
+                         f"{tuple(dict(sha256))}")
     return table
 
 

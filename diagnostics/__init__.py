@@ -1,4 +1,5 @@
-"""lamina.diagnostics: what a network is doing, as numbers (NumPy only), pictures (matplotlib) and one HTML report.
+"""lamina.diagnostics: what a network is doing, as numbers (NumPy only), pictures (matplotlib) and one HTML
+report.
 
 - ``Monitor(every=...)``: a ``fit`` callback recording per layer and per parameter statistics;
 - ``filters``, ``confusion_matrix``, ``confident_mistakes``, ``saliency``, ``weight_histograms``:
@@ -10,7 +11,8 @@
 from lamina.diagnostics.classification import Mistakes, confident_mistakes, confusion_matrix, count_confusions
 from lamina.diagnostics.filter_images import filters, first_layer
 from lamina.diagnostics.histograms import weight_histograms
-from lamina.diagnostics.monitor import DEFAULT_EVERY, Monitor, activation_statistics, by_epoch, parameter_statistics
+from lamina.diagnostics.monitor import (DEFAULT_EVERY, Monitor, activation_statistics, by_epoch,
+                                        parameter_statistics)
 from lamina.diagnostics.html_report import check_output_path, findings, report
 from lamina.diagnostics.saliency_maps import saliency
 

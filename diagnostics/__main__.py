@@ -40,7 +40,8 @@ def main(argv=None) -> int:
         data = (x_test, y_test)
     try:
         written = report(args.out, model, history=extra.get("history"), records=extra.get("diagnostics"),
-                         data=data, image_shape=image_shape, title=f"{args.model.name}: what the network is doing")
+                         data=data, image_shape=image_shape,
+                         title=f"{args.model.name}: what the network is doing")
     except ValueError as error:
         print(f"python -m lamina.diagnostics: {error}", file=sys.stderr)
         return 2

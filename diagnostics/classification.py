@@ -1,4 +1,5 @@
-"""What a classifier gets right and wrong: checked data, predictions, the confusion matrix, the most confident mistakes."""
+"""What a classifier gets right and wrong: checked data, predictions, the confusion matrix, the most confident
+mistakes."""
 
 from __future__ import annotations
 
@@ -7,10 +8,12 @@ import numpy as np
 
 from lamina import layers
 from lamina.layers.layer import model_dtype
+from lamina.layers.settings import positive_int
 
 
 def check_data(model, x, y=None, who: str = "diagnostics") -> tuple[np.ndarray, np.ndarray | None]:
-    """(x, y) as arrays, x in the model's dtype; a ValueError that says what does not fit: the samples' shape, the labels."""
+    """(x, y) as arrays, x in the model's dtype; a ValueError that says what does not fit: the samples' shape,
+    the labels."""
     x = np.asarray(x)
     if x.ndim < 2 or len(x) == 0:
         raise ValueError(f"{who}: x must be a batch of samples (n, ...) with n >= 1, got shape {x.shape}")
@@ -24,7 +27,8 @@ def check_data(model, x, y=None, who: str = "diagnostics") -> tuple[np.ndarray, 
             model.output_shape(x.shape[1:])
         model(x[:1])
     except layers.ShapeError as error:
-        raise ValueError(f"{who}: the data does not fit the model: its samples are shaped {x.shape[1:]}, and {error}") from None
+        raise ValueError(f"{who}: the data does not fit the model: its samples are shaped {x.shape[1:]}, and "
+                         f"{error}") from None
     if y is not None:
         y = np.asarray(y)
         if y.ndim != 1 or len(y) != len(x):
@@ -49,7 +53,8 @@ def probabilities(model, x) -> np.ndarray:
     """(n, classes) class probabilities: softmax of the outputs, or [1 - p, p] for a single sigmoid output."""
     logits = model(x).astype(np.float64)
     if logits.ndim != 2:
-        raise ValueError(f"diagnostics: a classifier gives (n, classes) outputs, this model gives {logits.shape}")
+        raise ValueError("diagnostics: a classifier gives (n, classes) outputs, this model gives "
+                         f"{logits.shape}")
     if logits.shape[1] == 1:
         p = 1 / (1 + np.exp(-logits[:, 0]))
         return np.stack([1 - p, p], axis=1)
@@ -73,8 +78,8 @@ def confusion_matrix(model, x, y) -> np.ndarray:
 
 @attrs.frozen
 class Mistakes:
-    """The most confident mistakes, most confident first: sample ``index`` in x, its ``true`` and ``predicted``
-    class, and ``confidence``, the probability the model gave its (wrong) prediction."""
+    """The most confident mistakes, most confident first: sample ``index`` in x, its ``true`` and
+    ``predicted`` class, and ``confidence``, the probability the model gave its (wrong) prediction."""
 
     index: np.ndarray
     true: np.ndarray
@@ -87,8 +92,7 @@ class Mistakes:
 
 def confident_mistakes(model, x, y, k: int = 16) -> Mistakes:
     """The (up to) ``k`` wrongly classified samples of (x, y) the model was surest of, surest first."""
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-        raise ValueError(f"confident_mistakes: k must be a positive int, got {k!r}")
+    positive_int("confident_mistakes", "k", k)
     x, y = check_data(model, x, y, who="confident_mistakes")
     p = probabilities(model, x)
     predicted = p.argmax(axis=1)

@@ -34,7 +34,8 @@ def first_layer(model) -> tuple[str, object]:
 
 
 def filters(model, image_shape=None) -> np.ndarray:
-    """The first layer's filters as images: (n_filters, height, width) or (n_filters, height, width, channels).
+    """The first layer's filters as images: (n_filters, height, width) or (n_filters, height, width,
+    channels).
 
     - ``Dense`` reading images: one filter per output unit, its weight column ``weight[:, j]``
       shaped as an input image. Flat inputs need ``image_shape`` ((h, w) or (h, w, c)) unless
@@ -48,14 +49,14 @@ def filters(model, image_shape=None) -> np.ndarray:
         kernels = np.moveaxis(weight, 3, 0)           # (out, kh, kw, in)
         return kernels[..., 0] if kernels.shape[-1] == 1 else kernels
     if not isinstance(layer, layers.Dense):
-        raise ValueError(f"filters: the first layer with parameters, {path} {type(layer).__name__}, is not a Dense or "
-                         f"Conv2D reading the input, so it has no filters to show as images")
+        raise ValueError(f"filters: the first layer with parameters, {path} {type(layer).__name__}, is not a "
+                         "Dense or Conv2D reading the input, so it has no filters to show as images")
     n_in = weight.shape[0]
     if image_shape is None:
         side = math.isqrt(n_in)
         if side * side != n_in:
-            raise ValueError(f"filters: {path} Dense reads {n_in} inputs, not a square image; give image_shape=(h, w) "
-                             f"or (h, w, channels) with h * w * channels = {n_in}")
+            raise ValueError(f"filters: {path} Dense reads {n_in} inputs, not a square image; give "
+                             f"image_shape=(h, w) or (h, w, channels) with h * w * channels = {n_in}")
         image_shape = (side, side)
     image_shape = tuple(int(s) for s in image_shape)
     if len(image_shape) not in (2, 3) or math.prod(image_shape) != n_in:

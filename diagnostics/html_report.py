@@ -1,4 +1,5 @@
-"""report: one self-contained HTML file that shows what a network is doing (pictures embedded, no network access)."""
+"""report: one self-contained HTML file that shows what a network is doing (pictures embedded, no network
+access)."""
 
 from __future__ import annotations
 
@@ -25,8 +26,8 @@ SALIENCY_SHOWN = 6
 FILTERS_SHOWN = 64
 
 STYLE = """
-body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0 auto;max-width:780px;padding:12px;
-     line-height:1.45;color:#1b1b1b;background:#fff}
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0 auto;max-width:780px;
+     padding:12px;line-height:1.45;color:#1b1b1b;background:#fff}
 h1{font-size:1.5em;margin:.3em 0}h2{font-size:1.2em;margin:1.6em 0 .4em;border-bottom:1px solid #ddd}
 img{max-width:100%;height:auto;display:block;margin:0 auto}
 figure{margin:.6em 0}figcaption,.note{font-size:.9em;color:#444}
@@ -78,12 +79,16 @@ def _number(value, digits: int = 4) -> str:
 
 
 def _cell(value, style: str = "") -> str:
-    data = "" if value is None else f' data-value="{_e(repr(float(value)) if not isinstance(value, (int, np.integer)) else int(value))}"'
+    data = ""
+    if value is not None:
+        exact = int(value) if isinstance(value, (int, np.integer)) else repr(float(value))
+        data = f' data-value="{_e(exact)}"'
     return f"<td{data}{f' style={chr(34)}{style}{chr(34)}' if style else ''}>{_number(value)}</td>"
 
 
 def _table(name: str, header: list[str], rows: list[tuple[str, list]]) -> str:
-    """A table named ``name`` (data-table): a first column of row names, then numbers (with data-value attributes)."""
+    """A table named ``name`` (data-table): a first column of row names, then numbers (with data-value
+    attributes)."""
     head = "".join(f"<th>{_e(h)}</th>" for h in header)
     body = "".join(f'<tr><td class="name">{_e(row)}</td>{"".join(_cell(v) for v in values)}</tr>'
                    for row, values in rows)
@@ -114,10 +119,11 @@ def _model_section(model, input_shape) -> tuple:
 def _training_section(history: dict) -> tuple:
     keys = [k for k in ("loss", "accuracy", "val_loss", "val_accuracy") if k in history and len(history[k])]
     epochs = len(history["loss"])
-    rows = [(str(e + 1), [history[k][e] if e < len(history[k]) else None for k in keys]) for e in range(epochs)]
-    caption = ("Each point is one epoch (one pass over the training data). Training and validation moving apart "
-               "(validation loss rising while training loss falls) means the network memorizes instead of "
-               "learning. The table gives the same numbers.")
+    rows = [(str(e + 1), [history[k][e] if e < len(history[k]) else None for k in keys])
+            for e in range(epochs)]
+    caption = ("Each point is one epoch (one pass over the training data). Training and validation moving "
+               "apart (validation loss rising while training loss falls) means the network memorizes instead "
+               "of learning. The table gives the same numbers.")
     body = (_figure("curves", pictures.curves(history), "loss and accuracy by epoch", caption)
             + _table("history", ["epoch", *keys], rows))
     return _section("training", "Training", body)
@@ -140,17 +146,19 @@ def _units_section(records: dict) -> tuple | None:
         return None
     parts = []
     if any("dead" in s for s in stats):
-        parts.append("<p>Fraction of <b>dead ReLU units</b> by epoch (a unit is dead when it outputs 0 for every "
-                     "sample of a recorded batch: it passes no gradient back and has stopped learning):</p>"
+        parts.append("<p>Fraction of <b>dead ReLU units</b> by epoch (a unit is dead when it outputs 0 for "
+                     "every sample of a recorded batch: it passes no gradient back and has stopped "
+                     "learning):</p>"
                      + _by_epoch_table("dead", records, "layers", "dead"))
     if any("saturated" in s for s in stats):
-        parts.append("<p>Fraction of <b>saturated outputs</b> by epoch (sigmoid below 0.01 or above 0.99, tanh "
-                     "beyond ±0.99: there the slope is nearly 0, so little gradient gets through):</p>"
+        parts.append("<p>Fraction of <b>saturated outputs</b> by epoch (sigmoid below 0.01 or above 0.99, "
+                     "tanh beyond ±0.99: there the slope is nearly 0, so little gradient gets through):</p>"
                      + _by_epoch_table("saturated", records, "layers", "saturated"))
     caption = ("One line per activation layer, one point per recorded batch. A few percent of dead units is "
                "harmless; a large or growing fraction means part of the network has stopped learning (try a "
                "lower learning rate, LeakyReLU, or another initialization).")
-    body = _figure("units", pictures.unit_health(records), "dead and saturated units through training", caption)
+    body = _figure("units", pictures.unit_health(records), "dead and saturated units through training",
+                   caption)
     return _section("units", "Dead and saturated units", body + "".join(parts))
 
 
@@ -160,16 +168,17 @@ def _outputs_section(records: dict) -> tuple | None:
     caption = ("What each layer hands to the next. Outputs that shrink towards 0 layer after layer, or grow "
                "without bound, make training hard; a spread that stays roughly steady is healthy.")
     return _section("outputs", "Layer outputs",
-                    _figure("activations", pictures.activations(records), "layer output mean and spread", caption))
+                    _figure("activations", pictures.activations(records), "layer output mean and spread",
+                            caption))
 
 
 def _gradients_section(records: dict) -> tuple | None:
     if not records["parameters"]:
         return None
-    caption = ("Top: the size (L2 norm) of each parameter's gradient on the recorded batches. Bottom: the size "
-               "of each update relative to the weight it changes; around 1e-3 (the dotted line) is typical "
-               "for healthy training, far above it is unstable, far below it barely learns. The table gives "
-               "the update ratio's mean by epoch.")
+    caption = ("Top: the size (L2 norm) of each parameter's gradient on the recorded batches. Bottom: the "
+               "size of each update relative to the weight it changes; around 1e-3 (the dotted line) is "
+               "typical for healthy training, far above it is unstable, far below it barely learns. The "
+               "table gives the update ratio's mean by epoch.")
     body = (_figure("gradients", pictures.gradients(records), "gradient norms and update ratios", caption)
             + _by_epoch_table("update_ratio", records, "parameters", "update_ratio"))
     return _section("gradients", "Gradients and updates", body)
@@ -179,9 +188,9 @@ def _weights_section(records: dict) -> tuple | None:
     weights = records.get("weights") or {}
     if "last" not in weights or not weights["last"]["histograms"]:
         return None
-    caption = ("How the values of each weight matrix are spread, after the first epoch (blue) and after the last "
-               "(red). Weights that spread out have learned; a histogram that has not moved, or one whose "
-               "values run far out, is worth a look.")
+    caption = ("How the values of each weight matrix are spread, after the first epoch (blue) and after the "
+               "last (red). Weights that spread out have learned; a histogram that has not moved, or one "
+               "whose values run far out, is worth a look.")
     return _section("weights", "Weights",
                     _figure("histograms", pictures.weight_histograms(weights), "weight histograms", caption))
 
@@ -194,11 +203,12 @@ def _filters_section(model, image_shape) -> tuple | None:
     path, layer = first_layer(model)
     shown = images[:FILTERS_SHOWN]
     title = f"{path} {type(layer).__name__}: {len(shown)} of {len(images)} filters"
-    caption = ("Each square is one unit of the first layer, drawn as an input image: red where a bright input "
-               "pixel raises the unit's value, blue where it lowers it. Smooth strokes and blobs are features "
-               "the unit has learned to look for; noise means it has learned little.")
+    caption = ("Each square is one unit of the first layer, drawn as an input image: red where a bright "
+               "input pixel raises the unit's value, blue where it lowers it. Smooth strokes and blobs are "
+               "features the unit has learned to look for; noise means it has learned little.")
     return _section("filters", "What the first layer looks for",
-                    _figure("filters", pictures.filters(shown, title), "first-layer filters as images", caption))
+                    _figure("filters", pictures.filters(shown, title), "first-layer filters as images",
+                            caption))
 
 
 def _confusion_section(matrix: np.ndarray) -> tuple:
@@ -206,7 +216,8 @@ def _confusion_section(matrix: np.ndarray) -> tuple:
     diagonal_max = max(int(np.diag(matrix).max()), 1)
     off = matrix - np.diag(np.diag(matrix))
     off_max = max(int(off.max()), 1)
-    head = "<tr><th style=\"white-space:nowrap\">true \\ said</th>" + "".join(f"<th>{j}</th>" for j in range(k)) + "<th>accuracy</th></tr>"
+    head = ("<tr><th style=\"white-space:nowrap\">true \\ said</th>"
+            + "".join(f"<th>{j}</th>" for j in range(k)) + "<th>accuracy</th></tr>")
     rows = []
     for i in range(k):
         cells = []
@@ -222,16 +233,17 @@ def _confusion_section(matrix: np.ndarray) -> tuple:
         rows.append(f'<tr><th>{i}</th>{"".join(cells)}</tr>')
     table = f'<div class="scroll"><table data-table="confusion">{head}{"".join(rows)}</table></div>'
     accuracy = np.trace(matrix) / matrix.sum()
-    text = (f"<p>Accuracy {_number(float(accuracy))} on {int(matrix.sum())} samples. Row = the true class, column "
-            f"= the class the model chose; the diagonal (blue) is right, red cells off it are mistakes, darker "
-            f"where there are more. The last column is each class's accuracy.</p>")
+    text = (f"<p>Accuracy {_number(float(accuracy))} on {int(matrix.sum())} samples. Row = the true class, "
+            "column = the class the model chose; the diagonal (blue) is right, red cells off it are "
+            "mistakes, darker where there are more. The last column is each class's accuracy.</p>")
     return _section("confusion", "Confusion matrix", text + table)
 
 
 def _mistakes_section(model, x, y, image_shape) -> tuple | None:
     mistakes = confident_mistakes(model, x, y, k=MISTAKES_SHOWN)
     if not len(mistakes):
-        return _section("mistakes", "Most confident mistakes", "<p>The model classifies every sample right.</p>")
+        return _section("mistakes", "Most confident mistakes",
+                        "<p>The model classifies every sample right.</p>")
     captions = [f"#{i}: true {t}, said {p} ({c:.1%})" for i, t, p, c in
                 zip(mistakes.index, mistakes.true, mistakes.predicted, mistakes.confidence)]
     rows = [(str(i), [int(t), int(p), float(c)]) for i, t, p, c in
@@ -240,12 +252,12 @@ def _mistakes_section(model, x, y, image_shape) -> tuple | None:
     body = "<p>The wrong answers the model was surest of, surest first.</p>"
     if image_shape is not None:
         images = x[mistakes.index].reshape(-1, *image_shape)
-        caption = ("Each image with its sample number, its true class, the model's answer and the probability the "
-                   "model gave that answer. Mislabelled or ambiguous samples show up here, and so do the shapes "
-                   "the model has not learned.")
-        body += _figure("mistakes", pictures.labelled_images(images, [c.replace(", said", "\nsaid") for c in captions],
-                                                             "most confident mistakes"), "most confident mistakes",
-                        caption)
+        caption = ("Each image with its sample number, its true class, the model's answer and the "
+                   "probability the model gave that answer. Mislabelled or ambiguous samples show up here, "
+                   "and so do the shapes the model has not learned.")
+        labels = [c.replace(", said", "\nsaid") for c in captions]
+        body += _figure("mistakes", pictures.labelled_images(images, labels, "most confident mistakes"),
+                        "most confident mistakes", caption)
     return _section("mistakes", "Most confident mistakes", body + table)
 
 
@@ -255,12 +267,13 @@ def _saliency_section(model, x, image_shape) -> tuple:
     maps = saliency(model, x[:n], chosen)
     images = x[:n].reshape(-1, *image_shape)
     captions = [f"#{i}: said {c}" for i, c in enumerate(chosen)]
-    caption = ("Left: an input; right: how strongly each pixel moves the score of the class the model chose (the "
-               "size of the gradient of that score with respect to the pixel). Bright pixels decided the answer.")
+    caption = ("Left: an input; right: how strongly each pixel moves the score of the class the model chose "
+               "(the size of the gradient of that score with respect to the pixel). Bright pixels decided "
+               "the answer.")
     return _section("saliency", "Which pixels decided",
-                    _figure("saliency", pictures.saliency_maps(images, maps.reshape(-1, *image_shape), captions,
-                                                               "saliency of the first samples"), "saliency maps",
-                            caption))
+                    _figure("saliency", pictures.saliency_maps(images, maps.reshape(-1, *image_shape),
+                                                               captions, "saliency of the first samples"),
+                            "saliency maps", caption))
 
 
 # ---- findings -------------------------------------------------------------------------------------
@@ -273,8 +286,8 @@ def findings(history=None, records=None) -> list[tuple[bool, str]]:
         val = history["val_loss"]
         best = int(np.argmin(val))
         if best < len(val) - 1 and val[-1] > 1.1 * val[best]:
-            found.append((True, f"Validation loss was lowest at epoch {best + 1} ({val[best]:.4g}) and rose to "
-                                f"{val[-1]:.4g} by the end: the network has started to overfit."))
+            found.append((True, f"Validation loss was lowest at epoch {best + 1} ({val[best]:.4g}) and rose "
+                                f"to {val[-1]:.4g} by the end: the network has started to overfit."))
     if records and records["step"]:
         last = max(records["epoch"])
         for path, stats in records["layers"].items():
@@ -282,7 +295,8 @@ def findings(history=None, records=None) -> list[tuple[bool, str]]:
                 if key in stats:
                     value = dict(by_epoch(records, "layers", path, key)).get(last)
                     if value is not None:
-                        found.append((value > limit, f"{path} {stats['kind']}: {value:.1%} {what} in epoch {last}."))
+                        found.append((value > limit, f"{path} {stats['kind']}: {value:.1%} {what} in epoch "
+                                                     f"{last}."))
         ratios = [v for stats in records["parameters"].values() if len(stats.get("shape", ())) >= 2
                   for e, v in zip(records["epoch"], stats["update_ratio"]) if e == last and v is not None]
         if ratios:
@@ -291,10 +305,12 @@ def findings(history=None, records=None) -> list[tuple[bool, str]]:
             scheduled = len(rates) > 1 and rates[-1] < 0.1 * rates[0]
             verdict = (" (large next to the usual ~1e-3: if the loss jumps about, lower the learning rate)"
                        if median > 3e-2 else "" if median >= 1e-4 else
-                       f" (small, as the schedule has lowered the learning rate from {rates[0]:.2g} to {rates[-1]:.2g})"
+                       f" (small, as the schedule has lowered the learning rate from {rates[0]:.2g} to "
+                       f"{rates[-1]:.2g})"
                        if scheduled else " (tiny: the weights barely move)")
             found.append((bool(verdict) and not (median < 1e-4 and scheduled),
-                          f"Median update-to-weight ratio of the weight matrices in epoch {last}: {median:.2g}{verdict}."))
+                          f"Median update-to-weight ratio of the weight matrices in epoch {last}: "
+                          f"{median:.2g}{verdict}."))
     return found
 
 
@@ -309,8 +325,9 @@ def _image_shape(model, x, image_shape):
             raise ValueError(f"report: image_shape must be (height, width) or (height, width, channels), "
                              f"got {image_shape}")
         if x is not None and math.prod(image_shape) != math.prod(x.shape[1:]):
-            raise ValueError(f"report: image_shape {image_shape} holds {math.prod(image_shape)} values, but the "
-                             f"samples of the data are shaped {x.shape[1:]} ({math.prod(x.shape[1:])} values)")
+            raise ValueError(f"report: image_shape {image_shape} holds {math.prod(image_shape)} values, but "
+                             f"the samples of the data are shaped {x.shape[1:]} ({math.prod(x.shape[1:])} "
+                             "values)")
         return image_shape
     if x is not None and x.ndim in (3, 4):
         return x.shape[1:]
@@ -359,7 +376,8 @@ def report(path, model, *, history=None, records=None, data=None, image_shape=No
     if history is not None and history.get("loss"):
         sections.append(_training_section(history))
     else:
-        missing.append(("Training curves", "no history was given (pass history=, the second result of optim.fit)."))
+        missing.append(("Training curves", "no history was given (pass history=, the second result of "
+                                           "optim.fit)."))
     if records is not None and records["step"]:
         for make in (_units_section, _outputs_section, _gradients_section, _weights_section):
             section = make(records)
@@ -372,8 +390,8 @@ def report(path, model, *, history=None, records=None, data=None, image_shape=No
     else:
         why = ("no statistics were recorded" if records is None else "the records hold no recorded batch")
         missing.append(("Dead and saturated units, layer outputs, gradients and updates, weights",
-                        f"{why}: train with callbacks=[diagnostics.Monitor()] and pass records=monitor.records "
-                        f"(examples/mnist.py --report does this)."))
+                        f"{why}: train with callbacks=[diagnostics.Monitor()] and pass "
+                        "records=monitor.records (examples/mnist.py --report does this)."))
     if image_shape is not None or _first_is_conv(model):
         section = _filters_section(model, image_shape)
         if section is not None:
@@ -390,12 +408,14 @@ def report(path, model, *, history=None, records=None, data=None, image_shape=No
     elif x is not None:
         missing.append(("Confusion matrix, mistakes", "the labels are not int classes (a regression)."))
     else:
-        missing.append(("Confusion matrix, mistakes, saliency", "no data was given (pass data=(x_test, y_test))."))
+        missing.append(("Confusion matrix, mistakes, saliency",
+                        "no data was given (pass data=(x_test, y_test))."))
     if image_shape is None:
         missing.append(("Pictures of the inputs (filters, mistakes' images, saliency)",
                         "the inputs are not images (flat image data needs image_shape=(height, width))."))
 
-    page = _page(title, sections, missing, findings(history, records), {"history": history, "records": records})
+    page = _page(title, sections, missing, findings(history, records),
+                 {"history": history, "records": records})
     write_atomically(path, lambda file: file.write(page.encode("utf-8")))
     return path
 

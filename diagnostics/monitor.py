@@ -1,4 +1,5 @@
-"""Monitor: a ``fit`` callback that records, every few batches, what each layer and each parameter is doing."""
+"""Monitor: a ``fit`` callback that records, every few batches, what each layer and each parameter is
+doing."""
 
 from __future__ import annotations
 
@@ -8,19 +9,22 @@ import numpy as np
 
 from lamina import layers
 from lamina.diagnostics.histograms import weight_histograms
+from lamina.layers.settings import positive_int
 
 DEFAULT_EVERY = 50
 """Batches between two recordings (bench/monitor.py: well under 5% of an epoch of the main job)."""
 
 SIGMOID_SATURATED = 0.01
-"""A sigmoid output below this or above 1 minus this is saturated (its slope is under 0.0099, a 25th of the most)."""
+"""A sigmoid output below this or above 1 minus this is saturated (its slope is under 0.0099, a 25th of the
+most)."""
 
 TANH_SATURATED = 0.99
 """A tanh output beyond plus or minus this is saturated (its slope 1 - y² is under 0.02)."""
 
 
 def activation_statistics(layer, y: np.ndarray) -> dict:
-    """What one layer's output ``y`` (n, ..., units) says: {"kind", "mean", "std"}, and "dead" or "saturated" where they apply.
+    """What one layer's output ``y`` (n, ..., units) says: {"kind", "mean", "std"}, and "dead" or "saturated"
+    where they apply.
 
     - ``dead`` (ReLU): the fraction of units (the last axis; for images, channels) that are zero
       for every sample and position of the batch: such a unit passes no gradient back.
@@ -40,18 +44,21 @@ def activation_statistics(layer, y: np.ndarray) -> dict:
 
 
 def parameter_statistics(before: np.ndarray, after: np.ndarray, grad: np.ndarray) -> dict:
-    """{"shape", "grad_norm": ||g||, "weight_norm": ||w||, "update_ratio": ||w_after - w|| / ||w||} of one parameter (L2 norms).
+    """{"shape", "grad_norm": ||g||, "weight_norm": ||w||, "update_ratio": ||w_after - w|| / ||w||} of one
+    parameter (L2 norms).
 
     ``update_ratio`` is None while the weight is all zeros (a bias at its start).
     """
     weight_norm = float(np.linalg.norm(before.ravel()))
     update_norm = float(np.linalg.norm((after - before).ravel()))
-    return {"shape": list(before.shape), "grad_norm": float(np.linalg.norm(grad.ravel())), "weight_norm": weight_norm,
+    return {"shape": list(before.shape), "grad_norm": float(np.linalg.norm(grad.ravel())),
+            "weight_norm": weight_norm,
             "update_ratio": update_norm / weight_norm if weight_norm > 0 else None}
 
 
 def empty_records(every: int) -> dict:
-    """Records before the first batch: the steps recorded and, per layer and per parameter, one list per statistic."""
+    """Records before the first batch: the steps recorded and, per layer and per parameter, one list per
+    statistic."""
     return {"every": every, "batches_per_epoch": None, "step": [], "epoch": [], "batch": [], "loss": [],
             "layers": {}, "parameters": {}, "weights": {}}
 
@@ -61,7 +68,8 @@ CONSTANT = ("kind", "shape")
 
 
 def _append(table: dict, key: str, values: dict, length: int) -> None:
-    """Add one step's ``values`` to ``table[key]``, column by column; a column that starts late is padded with None."""
+    """Add one step's ``values`` to ``table[key]``, column by column; a column that starts late is padded with
+    None."""
     columns = table.setdefault(key, {})
     for name, value in values.items():
         if name in CONSTANT:
@@ -81,7 +89,8 @@ def _pad(table: dict, length: int) -> None:
 
 
 def by_epoch(records: dict, section: str, path: str, statistic: str) -> list:
-    """The mean of one recorded statistic over each epoch's recorded steps: [(epoch, mean)], epochs in order."""
+    """The mean of one recorded statistic over each epoch's recorded steps: [(epoch, mean)], epochs in
+    order."""
     values = records[section][path][statistic]
     sums: dict[int, list] = {}
     for epoch, value in zip(records["epoch"], values):
@@ -113,9 +122,8 @@ class Monitor:
     """
 
     def __init__(self, every: int = DEFAULT_EVERY, bins: int = 30):
-        if isinstance(every, bool) or not isinstance(every, (int, np.integer)) or every < 1:
-            raise ValueError(f"Monitor: every must be a positive int (batches between recordings), got {every!r}")
-        self.every, self.bins = int(every), bins
+        self.every = positive_int("Monitor", "every", every)
+        self.bins = positive_int("Monitor", "bins", bins)
         self.records = empty_records(self.every)
         self._step = 0            # batches trained so far, across epochs
         self._before = None       # {path: weight} before the batch being recorded, while armed
@@ -179,7 +187,8 @@ class Monitor:
             _append(records["layers"], path, stats, n)
         after = dict(layers.named_parameters(run.model()))
         for path, grad in layers.named_parameters(run.grads()):
-            _append(records["parameters"], path, parameter_statistics(self._before[path], after[path], grad), n)
+            _append(records["parameters"], path, parameter_statistics(self._before[path], after[path], grad),
+                    n)
         _pad(records["layers"], n + 1)
         _pad(records["parameters"], n + 1)
         self._before, self._seen = None, {}

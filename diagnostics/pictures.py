@@ -36,7 +36,8 @@ def _png(figure) -> bytes:
 def steps_in_epochs(records: dict) -> np.ndarray:
     """Each recorded step's place in training, in epochs: 0.5 is halfway through the first epoch."""
     per_epoch = records.get("batches_per_epoch") or 1
-    return (np.asarray(records["epoch"], dtype=float) - 1) + np.asarray(records["batch"], dtype=float) / per_epoch
+    epoch, batch = np.asarray(records["epoch"], dtype=float), np.asarray(records["batch"], dtype=float)
+    return (epoch - 1) + batch / per_epoch
 
 
 def _series(values) -> np.ndarray:
@@ -73,7 +74,8 @@ def _layer_lines(ax, x, columns: dict, statistic: str) -> bool:
     drawn = False
     for path, stats in columns.items():
         if statistic in stats:
-            ax.plot(x, _series(stats[statistic]), marker=_marker(x), label=f"{path} {stats.get('kind', '')}".strip())
+            ax.plot(x, _series(stats[statistic]), marker=_marker(x),
+                    label=f"{path} {stats.get('kind', '')}".strip())
             drawn = True
     return drawn
 
@@ -153,7 +155,9 @@ def weight_histograms(weights: dict) -> bytes:
     rows = math.ceil(len(paths) / columns)
     figure = _figure(WIDTH, 2.6 * rows + 0.3)
     axes = np.atleast_1d(figure.subplots(rows, columns, squeeze=False).ravel())
-    shown = [("first", "C0"), ("last", "C3")] if weights["first"]["epoch"] != weights["last"]["epoch"] else [("last", "C3")]
+    shown = [("first", "C0"), ("last", "C3")]
+    if weights["first"]["epoch"] == weights["last"]["epoch"]:
+        shown = [("last", "C3")]
     for ax, path in zip(axes, paths):
         for which, color in shown:
             histogram = weights[which]["histograms"].get(path)
@@ -186,7 +190,8 @@ def _image(ax, image, cmap, vmin=None, vmax=None):
 
 
 def filters(images: np.ndarray, title: str, columns: int = 8) -> bytes:
-    """A grid of filters on one symmetric red-blue scale (red: the input here raises the unit; blue: lowers it)."""
+    """A grid of filters on one symmetric red-blue scale (red: the input here raises the unit; blue: lowers
+    it)."""
     rows, columns = _grid(len(images), columns)
     tile = 0.82 * WIDTH / columns                      # inches per filter; the right 18% holds the colour bar
     figure = _figure(WIDTH, tile * rows + 0.5)
@@ -236,7 +241,8 @@ def saliency_maps(images: np.ndarray, maps: np.ndarray, captions: list[str], tit
         strength = np.abs(maps[i])
         if strength.ndim == 3:
             strength = strength.max(axis=-1)
-        ax_map.imshow(strength, cmap="inferno", vmin=0, vmax=float(strength.max()) or 1.0, interpolation="nearest")
+        ax_map.imshow(strength, cmap="inferno", vmin=0, vmax=float(strength.max()) or 1.0,
+                      interpolation="nearest")
         ax_map.set_title("saliency", fontsize=8)
     for ax in axes.ravel():
         ax.set_xticks([]), ax.set_yticks([])

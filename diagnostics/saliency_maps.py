@@ -1,4 +1,5 @@
-"""Saliency: which input values decide a prediction, as the gradient of the class's score with respect to the input."""
+"""Saliency: which input values decide a prediction, as the gradient of the class's score with respect to the
+input."""
 
 from __future__ import annotations
 
@@ -42,7 +43,8 @@ def _classes(classes, scores, start: int, n: int) -> np.ndarray:
     if chosen.ndim == 0:
         chosen = np.full(len(scores), chosen)
     elif chosen.shape != (n,):
-        raise ValueError(f"saliency: classes must be one int or one per sample ({n},), got shape {chosen.shape}")
+        raise ValueError(f"saliency: classes must be one int or one per sample ({n},), got shape "
+                         f"{chosen.shape}")
     else:
         chosen = chosen[start:start + len(scores)]
     if not np.issubdtype(chosen.dtype, np.integer) or ((chosen < 0) | (chosen >= scores.shape[1])).any():

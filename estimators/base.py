@@ -1,19 +1,18 @@
-"""NetEstimator: what NetClassifier and NetRegressor share: settings, fit / partial_fit / warm start, early stopping."""
+"""NetEstimator: what NetClassifier and NetRegressor share: settings, fit / partial_fit / warm start, early
+stopping."""
 
 from __future__ import annotations
 
 import contextlib
-import math
-import time
 
 import numpy as np
+from lamina.estimators import settings
+from lamina.estimators.training import held_out, train
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted, validate_data
 from threadpoolctl import threadpool_limits
 
-from lamina import layers, optim
-from lamina.estimators import settings
-from lamina.estimators.epochs import held_out, train_epoch
+from lamina import layers
 
 
 class NetEstimator(BaseEstimator):
@@ -55,7 +54,8 @@ class NetEstimator(BaseEstimator):
         return self._fitted()
 
     def _data(self, X, y, reset: bool, classes=None):
-        """X as a float array checked by scikit-learn (n_features_in_, feature_names_in_), y encoded by the subclass."""
+        """X as a float array checked by scikit-learn (n_features_in_, feature_names_in_), y encoded by the
+        subclass."""
         if reset:
             self._check_settings()
         x, y = validate_data(self, X, y, reset=reset, dtype=(np.float64, np.float32),
@@ -90,18 +90,21 @@ class NetEstimator(BaseEstimator):
         self.n_iter_ = 0
 
     def _build(self, rng, n_features: int, n_outputs: int):
-        """The default MLP, or ``model(rng, n_features, n_outputs)``, checked to give ``n_outputs`` outputs."""
+        """The default MLP, or ``model(rng, n_features, n_outputs)``, checked to give ``n_outputs``
+        outputs."""
         if self.model is None:
             return layers.mlp(rng, [n_features, *self._hidden, n_outputs], activation=self._activation,
                               dtype=self._dtype)
         net = self.model(rng, n_features, n_outputs)
         if not (callable(getattr(net, "forward", None)) and callable(getattr(net, "backward", None))):
-            raise TypeError(f"{type(self).__name__}: model(rng, n_features, n_outputs) must return a lamina layer "
+            raise TypeError(f"{type(self).__name__}: model(rng, n_features, n_outputs) must return a lamina "
+                            f"layer "
                             f"(with forward and backward), got {type(net).__name__}")
         probe = net(np.zeros((1, n_features), dtype=self._model_dtype(net)))
         if probe.shape != (1, n_outputs):
             raise ValueError(f"{type(self).__name__}: the model built by model(rng, n_features={n_features}, "
-                             f"n_outputs={n_outputs}) gives outputs of shape (n, {', '.join(map(str, probe.shape[1:]))})"
+                             f"n_outputs={n_outputs}) gives outputs of shape "
+                             f"(n, {', '.join(map(str, probe.shape[1:]))})"
                              f"; expected (n, {n_outputs})")
         return net
 
@@ -116,57 +119,22 @@ class NetEstimator(BaseEstimator):
         return threadpool_limits(limits=self.threads, user_api="blas")
 
     def _train(self, x, y, epochs: int, split: bool) -> None:
-        """``epochs`` epochs on (x, y), continuing model_, the optimizer state and the Generator; the history grows."""
+        """``epochs`` epochs on (x, y), continuing model_, the optimizer state and the Generator; the history
+        grows."""
         who = type(self).__name__
-        model, state, rng, optimizer = self.model_, self._optimizer_state, self._rng, self._optimizer
-        dtype = self._model_dtype(model)
+        dtype = self._model_dtype(self.model_)
         x = x.astype(dtype, copy=False)
         if y.dtype.kind == "f":
             y = y.astype(dtype, copy=False)
-        loss = self._loss(y)
-        validation = split and self.validation_fraction > 0
-        if validation:
-            (x, y), (x_val, y_val) = held_out(x, y, self.validation_fraction, rng, who)
-        watch = "val_loss" if validation else "loss"
-        history = self.history_
-        for key in ("loss", *(["accuracy"] if self._classify else []),
-                    *(["val_loss"] + (["val_accuracy"] if self._classify else []) if validation else []), "seconds"):
-            history.setdefault(key, [])
-        best, best_model, waited, stopped = math.inf, None, 0, False
-        batch_size = min(self.batch_size, len(x))
-        with self._limits():
-            for _ in range(epochs):
-                start = time.perf_counter()
-                model, state, value, accuracy = train_epoch(model, loss, optimizer, state, x, y, batch_size, rng,
-                                                            self._classify)
-                epoch = {"loss": value, "accuracy": accuracy}
-                if validation:
-                    scores = optim.evaluate(model, loss, x_val, y_val, threads=None)
-                    epoch["val_loss"] = scores["loss"]
-                    epoch["val_accuracy"] = scores.get("accuracy")
-                epoch["seconds"] = time.perf_counter() - start
-                for key, value in epoch.items():
-                    if key in history and value is not None:
-                        history[key].append(value)
-                self.n_iter_ += 1
-                if self.verbose:
-                    print(f"{who} epoch {self.n_iter_}: " + ", ".join(
-                        f"{key} {value:.4f}" for key, value in epoch.items() if value is not None), flush=True)
-                if self.patience is not None:
-                    if epoch[watch] < best:
-                        best, waited = epoch[watch], 0
-                        history["best_epoch"] = self.n_iter_
-                        best_model = model if validation else None
-                    else:
-                        waited += 1
-                        if waited >= self.patience:
-                            stopped = True
-                            break
-        if self.patience is not None:
-            history["stopped_early"] = stopped
-            if best_model is not None:
-                model = best_model
-        self.model_, self._optimizer_state = model, state
+        loss, validation = self._loss(y), None
+        if split and self.validation_fraction > 0:
+            (x, y), validation = held_out(x, y, self.validation_fraction, self._rng, who)
+        self.model_, self._optimizer_state = train(
+            self.model_, self._optimizer_state, loss, self._optimizer, x, y, epochs=epochs,
+            batch_size=min(self.batch_size, len(x)), rng=self._rng, history=self.history_,
+            classify=self._classify, validation=validation, patience=self.patience, threads=self.threads,
+            verbose=self.verbose, who=who)
+        self.n_iter_ = len(self.history_["loss"])
 
     # ---- predicting --------------------------------------------------------------------------
     def _outputs(self, X) -> np.ndarray:

@@ -1,17 +1,19 @@
-"""The estimators' settings by name: optimizer, activation and loss names -> lamina classes, with errors listing the valid ones."""
+"""The estimators' settings by name: optimizer, activation and loss names -> lamina classes, with errors
+listing the valid ones."""
 
 from __future__ import annotations
-
-import numbers
 
 import numpy as np
 
 from lamina import layers, losses, optim
+from lamina.layers.settings import fraction_right_open, is_int, non_negative_number, positive_number
+from lamina.layers.settings import positive_int  # noqa: F401 (estimators.base calls settings.positive_int)
 
 OPTIMIZERS = {"sgd": optim.SGD, "adam": optim.Adam, "adamw": optim.AdamW, "rmsprop": optim.RMSprop}
 """optimizer name -> optimizer class; "sgd" and "rmsprop" take ``momentum``, "adam" and "adamw" have none."""
 
-ACTIVATIONS = {"relu": layers.ReLU, "leaky_relu": layers.LeakyReLU, "tanh": layers.Tanh, "sigmoid": layers.Sigmoid,
+ACTIVATIONS = {"relu": layers.ReLU, "leaky_relu": layers.LeakyReLU, "tanh": layers.Tanh,
+               "sigmoid": layers.Sigmoid,
                "gelu": layers.GELU, "identity": layers.Identity}
 """activation name -> layer class, placed between the hidden Dense layers."""
 
@@ -30,13 +32,12 @@ def choice(who: str, setting: str, value, table: dict, plural: str | None = None
 
 
 def optimizer(who: str, name, learning_rate, momentum, weight_decay):
-    """The lamina optimizer for a name and the flat settings; ``momentum`` goes only to "sgd" and "rmsprop"."""
+    """The lamina optimizer for a name and the flat settings; ``momentum`` goes only to "sgd" and
+    "rmsprop"."""
     cls = choice(who, "optimizer", name, OPTIMIZERS)
-    number(who, "learning_rate", learning_rate, positive=True)
-    number(who, "momentum", momentum)
-    if momentum >= 1:
-        raise ValueError(f"{who}: momentum must be in [0, 1), got {momentum!r}")
-    number(who, "weight_decay", weight_decay)
+    positive_number(who, "learning_rate", learning_rate)
+    fraction_right_open(who, "momentum", momentum)
+    non_negative_number(who, "weight_decay", weight_decay)
     settings = {"learning_rate": float(learning_rate), "weight_decay": float(weight_decay)}
     if name in WITH_MOMENTUM:
         settings["momentum"] = float(momentum)
@@ -56,31 +57,15 @@ def regression_loss(who: str, name):
     return choice(who, "loss", name, REGRESSION_LOSSES, "losses")()
 
 
-def number(who: str, setting: str, value, *, positive: bool = False) -> None:
-    """A real number, >= 0 (> 0 when ``positive``)."""
-    if (isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value)
-            or value < 0 or (positive and value == 0)):
-        raise ValueError(f"{who}: {setting} must be a {'positive' if positive else 'non-negative'} number, "
-                         f"got {value!r}")
-
-
-def positive_int(who: str, setting: str, value, *, allow_none: bool = False) -> None:
-    """A positive int (or None where allowed)."""
-    if value is None and allow_none:
-        return
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"{who}: {setting} must be a positive int{' or None' if allow_none else ''}, got {value!r}")
-
-
 def hidden_sizes(who: str, hidden) -> tuple[int, ...]:
-    """The hidden widths as a tuple of positive ints; one int is one hidden layer, () none (a linear model)."""
-    sizes = (hidden,) if isinstance(hidden, numbers.Integral) and not isinstance(hidden, bool) else hidden
+    """The hidden widths as a tuple of positive ints; one int is one hidden layer, () none (a linear
+    model)."""
+    sizes = (hidden,) if is_int(hidden) else hidden
     try:
         sizes = tuple(sizes)
     except TypeError:
         sizes = None
-    if sizes is None or not all(isinstance(s, numbers.Integral) and not isinstance(s, bool) and s > 0
-                                for s in sizes):
+    if sizes is None or not all(is_int(s) and s > 0 for s in sizes):
         raise ValueError(f"{who}: hidden must be a tuple of positive ints such as (100,) or (128, 64), "
                          f"got {hidden!r}")
     return tuple(int(s) for s in sizes)
@@ -100,7 +85,7 @@ def float_dtype(who: str, dtype) -> np.dtype:
 def generator(random_state) -> np.random.Generator:
     """A fresh numpy Generator from ``random_state``: None (fresh entropy), an int seed, a RandomState
     (one seed drawn from it, as scikit-learn draws) or a Generator (a copy: the caller's is not advanced)."""
-    if random_state is None or isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool):
+    if random_state is None or is_int(random_state):
         return np.random.default_rng(random_state)
     if isinstance(random_state, np.random.RandomState):
         return np.random.default_rng(random_state.randint(np.iinfo(np.int32).max))
@@ -108,4 +93,5 @@ def generator(random_state) -> np.random.Generator:
         copy = np.random.Generator(type(random_state.bit_generator)())
         copy.bit_generator.state = random_state.bit_generator.state
         return copy
-    raise ValueError(f"random_state must be None, an int, a numpy RandomState or Generator, got {random_state!r}")
+    raise ValueError("random_state must be None, an int, a numpy RandomState or Generator, got "
+                     f"{random_state!r}")

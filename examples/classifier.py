@@ -11,7 +11,8 @@ from pathlib import Path
 
 import attrs
 import numpy as np
-from command_line import (Help, Position, check_matplotlib, check_outputs, epoch_lines, interrupted, main_guard,
+from command_line import (Help, Position, check_matplotlib, check_outputs, epoch_lines, interrupted,
+                          main_guard,
                           plural, resume_command)
 
 from lamina import data, layers, losses, optim
@@ -32,8 +33,9 @@ def _per_optimizer(key: str) -> str:
 
 @attrs.frozen
 class CosineRestarts:
-    """lr(t) = initial (1 + cos(pi (t mod period) / period)) / 2: a cosine from ``initial`` down to 0 over each
-    ``period`` steps, then again from ``initial`` (SGDR's warm restarts). Within one period: ``optim.Cosine``."""
+    """lr(t) = initial (1 + cos(pi (t mod period) / period)) / 2: a cosine from ``initial`` down to 0 over
+    each ``period`` steps, then again from ``initial`` (SGDR's warm restarts). Within one period:
+    ``optim.Cosine``."""
 
     initial: float
     period: int
@@ -47,21 +49,23 @@ def parser(description: str, default_out: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=description, formatter_class=Help, epilog=EPILOG)
     p.add_argument("--hidden", type=int, nargs="*", default=[256], metavar="N",
                    help="hidden layer sizes (none: a linear classifier)")
-    p.add_argument("--activation", choices=sorted(ACTIVATIONS), default="relu", help="activation after each hidden layer")
+    p.add_argument("--activation", choices=sorted(ACTIVATIONS), default="relu",
+                   help="activation after each hidden layer")
     p.add_argument("--loss", choices=sorted(LOSSES), default="cross-entropy", help="the loss trained on")
-    p.add_argument("--epochs", type=int, default=8, help="passes over the training samples (the total, also on resume)")
+    p.add_argument("--epochs", type=int, default=8, help="passes over the training samples (the total, also "
+                                                         "on resume)")
     p.add_argument("--batch-size", type=int, default=64, help="samples per training step")
     p.add_argument("--optimizer", choices=list(OPTIMIZERS), default="sgd", help="the update rule")
     p.add_argument("--lr", type=float, default=None,
                    help=f"learning rate (the initial one with a schedule; {_per_optimizer('lr')})")
     p.add_argument("--schedule", choices=SCHEDULES, default="cosine",
-                   help="learning-rate schedule: cosine decays to 0 over --schedule-epochs, then restarts; step "
-                        "halves the rate every quarter of --schedule-epochs")
+                   help="learning-rate schedule: cosine decays to 0 over --schedule-epochs, then restarts; "
+                        "step halves the rate every quarter of --schedule-epochs")
     p.add_argument("--schedule-epochs", type=int, default=None, metavar="N",
-                   help="the epochs the schedule spans (default: --epochs; on --resume, the resumed run's). Fixed "
-                        "for a run, so that a finished run can be extended: --epochs 16 --resume FOLDER after 8 "
-                        "epochs trains 8 more with the cosine restarted (extend by whole spans: in between, the "
-                        "rate has not decayed yet)")
+                   help="the epochs the schedule spans (default: --epochs; on --resume, the resumed run's). "
+                        "Fixed for a run, so that a finished run can be extended: --epochs 16 --resume "
+                        "FOLDER after 8 epochs trains 8 more with the cosine restarted (extend by whole "
+                        "spans: in between, the rate has not decayed yet)")
     p.add_argument("--momentum", type=float, default=None,
                    help=f"momentum (sgd and rmsprop; {_per_optimizer('momentum')})")
     p.add_argument("--no-nesterov", dest="nesterov", action="store_false",
@@ -69,7 +73,8 @@ def parser(description: str, default_out: str) -> argparse.ArgumentParser:
     p.add_argument("--weight-decay", type=float, default=None,
                    help=f"L2 penalty (adamw: decoupled weight decay; {_per_optimizer('weight_decay')})")
     p.add_argument("--clip-norm", type=float, default=None,
-                   help="clip the gradients' global L2 norm to this before each update (default: no clipping)")
+                   help="clip the gradients' global L2 norm to this before each update (default: no "
+                        "clipping)")
     p.add_argument("--seed", type=int, default=0, help="seed of the one generator: weights, split, shuffles")
     p.add_argument("--threads", type=optim.threads.parse, default=optim.DEFAULT_THREADS,
                    help="BLAS threads: auto (chosen by timing), a count, or none (left as it is)")
@@ -87,13 +92,13 @@ def parser(description: str, default_out: str) -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", type=Path, default=None, metavar="FOLDER",
                    help="write a checkpoint into FOLDER after every epoch and on Ctrl-C (default: none)")
     p.add_argument("--resume", type=Path, default=None, metavar="FOLDER",
-                   help="go on from the newest checkpoint in FOLDER (or a checkpoint file) and keep checkpointing "
-                        "there (default: a fresh run)")
+                   help="go on from the newest checkpoint in FOLDER (or a checkpoint file) and keep "
+                        "checkpointing there (default: a fresh run)")
     p.add_argument("--plot", action="store_true",
                    help="write training curves and a confusion matrix as PNG beside --out (default: off)")
     p.add_argument("--report", type=Path, default=None, metavar="HTML",
-                   help="record layer statistics while training and write an HTML report of the network there "
-                        "(default: none)")
+                   help="record layer statistics while training and write an HTML report of the network "
+                        "there (default: none)")
     p.add_argument("--no-progress", dest="progress", action="store_false",
                    help="hide the progress bars; the per-epoch lines stay (default: bars shown)")
     return p
@@ -107,7 +112,8 @@ by whole spans (--epochs 16 after 8); a run that may be extended by less can pla
 
 
 def check_args(p: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.Namespace:
-    """Reject settings argparse cannot see are wrong, with the flag's name; fill in the per-optimizer defaults."""
+    """Reject settings argparse cannot see are wrong, with the flag's name; fill in the per-optimizer
+    defaults."""
     if args.epochs < 1 or args.batch_size < 1:
         p.error("--epochs and --batch-size must be at least 1")
     if args.schedule_epochs is not None and args.schedule_epochs < 1:
@@ -116,7 +122,8 @@ def check_args(p: argparse.ArgumentParser, args: argparse.Namespace) -> argparse
         p.error(f"--limit must be at least 1, got {args.limit}")
     defaults = OPTIMIZERS[args.optimizer]
     if args.momentum is not None and "momentum" not in defaults:
-        p.error(f"--momentum applies to sgd and rmsprop, not {args.optimizer} (its betas are fixed at 0.9, 0.999)")
+        p.error(f"--momentum applies to sgd and rmsprop, not {args.optimizer} (its betas are fixed at 0.9, "
+                "0.999)")
     for key in ("lr", "momentum", "weight_decay"):
         if getattr(args, key) is None and key in defaults:
             setattr(args, key, defaults[key])
@@ -133,7 +140,8 @@ def check_args(p: argparse.ArgumentParser, args: argparse.Namespace) -> argparse
     if not 0 <= args.val_fraction < 1:
         p.error(f"--val-fraction must be in [0, 1), got {args.val_fraction}")
     if (args.keep_best or args.patience) and args.val_fraction == 0:
-        p.error("--keep-best and --patience choose by validation: give --val-fraction (the test set is not for choosing)")
+        p.error("--keep-best and --patience choose by validation: give --val-fraction (the test set is not "
+                "for choosing)")
     if any(n < 1 for n in args.hidden):
         p.error(f"--hidden sizes must be positive, got {args.hidden}")
     # every output is checked before training (a folder that is missing is made), not after it
@@ -159,8 +167,9 @@ def optimizer(args, steps_per_epoch: int):
 
 
 class RunSettings:
-    """A fit callback that only carries the command line into the checkpoints (its ``state()``), so that a resumed
-    run knows the first run's flags: the schedule's span, and the command to show when the settings differ."""
+    """A fit callback that only carries the command line into the checkpoints (its ``state()``), so that a
+    resumed run knows the first run's flags: the schedule's span, and the command to show when the settings
+    differ."""
 
     def __init__(self, script: str, argv: list[str], schedule_epochs: int):
         self.saved = {"script": script, "argv": list(argv), "schedule_epochs": schedule_epochs}
@@ -191,7 +200,8 @@ def first_command(stored: dict | None) -> str:
 
 
 def checkpoint_plan(p: argparse.ArgumentParser, args):
-    """Before any work: the checkpoint folder and the checkpoint resumed from (or None), with errors that name flags."""
+    """Before any work: the checkpoint folder and the checkpoint resumed from (or None), with errors that name
+    flags."""
     folder = args.checkpoint
     if folder is not None:   # made now, before any work: fit would make it only after loading the data
         try:
@@ -208,8 +218,9 @@ def checkpoint_plan(p: argparse.ArgumentParser, args):
                         f"holds a run stopped in epoch {old.epoch + 1}") + first_command(stored_settings(old))
             except (OSError, ValueError):
                 what = "holds checkpoints of another run"
-            p.error(f"--checkpoint {folder} {what}. To go on from it, give --resume {folder} (with more --epochs to "
-                    f"extend a finished run); to start afresh, give another --checkpoint FOLDER (or delete {folder})")
+            p.error(f"--checkpoint {folder} {what}. To go on from it, give --resume {folder} (with more "
+                    "--epochs to extend a finished run); to start afresh, give another --checkpoint FOLDER "
+                    f"(or delete {folder})")
         return folder, None
     try:
         ckpt = optim.load_checkpoint(args.resume)
@@ -221,10 +232,11 @@ def checkpoint_plan(p: argparse.ArgumentParser, args):
     if ckpt.epoch >= args.epochs:
         status = (f"has finished its {plural(ckpt.epoch, 'epoch')}" if ckpt.epoch == args.epochs else
                   f"is past --epochs {args.epochs}: it has finished {plural(ckpt.epoch, 'epoch')}")
-        p.error(f"--resume {args.resume}: the run {status} (--epochs is the total, counting the epochs before the "
-                f"checkpoint). To extend it, give more --epochs, e.g. --epochs {ckpt.epoch + 2} --resume {args.resume} "
-                f"(the schedule keeps its span of {plural(args.schedule_epochs, 'epoch')} and the cosine restarts); "
-                f"to start afresh, leave out --resume and give another --checkpoint FOLDER")
+        p.error(f"--resume {args.resume}: the run {status} (--epochs is the total, counting the epochs "
+                f"before the checkpoint). To extend it, give more --epochs, e.g. --epochs {ckpt.epoch + 2} "
+                f"--resume {args.resume} (the schedule keeps its span of "
+                f"{plural(args.schedule_epochs, 'epoch')} and the cosine restarts); to start afresh, leave "
+                "out --resume and give another --checkpoint FOLDER")
     if folder is None:  # a resumed run goes on checkpointing where it was
         folder = args.resume if args.resume.is_dir() else args.resume.parent
     return folder, ckpt
@@ -244,7 +256,8 @@ def run(args, load, title: str, *, script: str = "examples/mnist.py", argv=(), p
     else:
         x_val, y_val = x_test, y_test
     n_classes = int(max(y_train.max(), y_test.max())) + 1
-    model = layers.mlp(rng, [x_train.shape[1], *args.hidden, n_classes], activation=ACTIVATIONS[args.activation])
+    model = layers.mlp(rng, [x_train.shape[1], *args.hidden, n_classes],
+                       activation=ACTIVATIONS[args.activation])
     loss = LOSSES[args.loss]()
     batches = -(-len(x_train) // args.batch_size)
     opt = optimizer(args, batches)
@@ -252,11 +265,12 @@ def run(args, load, title: str, *, script: str = "examples/mnist.py", argv=(), p
     print(model.summary())
     print(f"{loss!r}, {opt!r}, batch size {args.batch_size}, {plural(args.epochs, 'epoch')}")
     if resumed is not None:
-        print(f"resuming from {resumed.path}: epoch {resumed.epoch + 1} of {args.epochs}, "
-              + (f"after batch {resumed.position} of {batches}" if resumed.position else "from its first batch"))
+        start = f"after batch {resumed.position} of {batches}" if resumed.position else "from its first batch"
+        print(f"resuming from {resumed.path}: epoch {resumed.epoch + 1} of {args.epochs}, {start}")
     monitor = diagnostics_monitor(args)
     position = Position()
-    callbacks = [RunSettings(script, list(argv), args.schedule_epochs or args.epochs), *([monitor] if monitor else []),
+    callbacks = [RunSettings(script, list(argv), args.schedule_epochs or args.epochs),
+                 *([monitor] if monitor else []),
                  position, *epoch_lines(args.progress)]
     settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
 
@@ -267,7 +281,8 @@ def run(args, load, title: str, *, script: str = "examples/mnist.py", argv=(), p
     try:
         model, history = optim.fit(
             model, loss, opt, x_train, y_train, epochs=args.epochs, batch_size=args.batch_size, rng=rng,
-            validation=(x_val, y_val), progress=args.progress, checkpoint=folder, resume=resumed and resumed.path,
+            validation=(x_val, y_val), progress=args.progress, checkpoint=folder,
+            resume=resumed and resumed.path,
             keep_best=args.keep_best, patience=args.patience, threads=args.threads, callbacks=callbacks)
     except optim.TrainingInterrupted as stop:
         interrupted(stop, position, out=args.out, script=script, argv=list(argv),
@@ -345,7 +360,8 @@ def plot(out: Path, history: dict, model, x_test, y_test, n_classes: int) -> Non
     for (i, j), count in np.ndenumerate(confusion):
         ax.text(j, i, count, ha="center", va="center", fontsize=7,
                 color="white" if count > confusion.max() / 2 else "black")
-    ax.set_xlabel("predicted"), ax.set_ylabel("true"), ax.set_xticks(range(n_classes)), ax.set_yticks(range(n_classes))
+    ax.set_xlabel("predicted"), ax.set_ylabel("true")
+    ax.set_xticks(range(n_classes)), ax.set_yticks(range(n_classes))
     fig.colorbar(image)
     fig.tight_layout()
     fig.savefig(matrix, dpi=100)
@@ -362,5 +378,6 @@ def main(argv, load, title: str, default_out: str, script: str | None = None) ->
 
 
 def script_main(load, title: str, default_out: str) -> None:
-    """``python examples/NAME.py ...``: main with the script's own path, Ctrl-C outside training ending quietly."""
+    """``python examples/NAME.py ...``: main with the script's own path, Ctrl-C outside training ending
+    quietly."""
     main_guard(lambda: main(sys.argv[1:], load, title, default_out, script=sys.argv[0]))

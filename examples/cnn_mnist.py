@@ -1,9 +1,9 @@
 """Train a small convolutional network on MNIST digits (99.2%+ test accuracy in 5 epochs), and save it.
 
-    pip install -e . && python examples/cnn_mnist.py        # conv 32, pool, conv 64, pool, dense 128, 10; 5 epochs
-    python examples/cnn_mnist.py --dataset fashion           # Fashion-MNIST (91%+)
+    pip install -e . && python examples/cnn_mnist.py   # conv 32, pool, conv 64, pool, dense 128, 10; 5 epochs
+    python examples/cnn_mnist.py --dataset fashion      # Fashion-MNIST (91%+)
     python examples/cnn_mnist.py --filters 16 32 --dense 64 --epochs 3
-    python examples/predict.py mnist-cnn.npz                  # look at what it sees
+    python examples/predict.py mnist-cnn.npz            # look at what it sees
 
 The model takes the flat images of ``data.mnist()`` (n, 784) and reshapes them to channels-last
 images (n, 28, 28, 1) itself, so the saved file works wherever a flat MNIST model does.
@@ -37,19 +37,23 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--kernel", type=int, default=3, help="kernel size of every convolution")
     p.add_argument("--padding", choices=["valid", "same"], default="same")
     p.add_argument("--dense", type=int, nargs="*", default=[128], metavar="N", help="hidden dense layers")
-    p.add_argument("--dropout", type=float, default=0.25, help="dropout rate before each dense layer (0: none)")
+    p.add_argument("--dropout", type=float, default=0.25,
+                   help="dropout rate before each dense layer (0: none)")
     p.add_argument("--epochs", type=int, default=5)
     p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--lr", type=float, default=0.05, help="learning rate (the initial one of the cosine schedule)")
+    p.add_argument("--lr", type=float, default=0.05,
+                   help="learning rate (the initial one of the cosine schedule)")
     p.add_argument("--schedule", choices=["constant", "cosine"], default="cosine")
     p.add_argument("--momentum", type=float, default=0.9)
     p.add_argument("--weight-decay", type=float, default=0.0)
     p.add_argument("--dtype", choices=["float32", "float64"], default="float32")
-    p.add_argument("--limit", type=int, default=None, help="train on the first N training images only (quick runs)")
+    p.add_argument("--limit", type=int, default=None, help="train on the first N training images only (quick "
+                                                           "runs)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=optim.threads.parse, default=optim.DEFAULT_THREADS,
                    help="BLAS threads: auto (chosen by timing), a count, or none (left as it is)")
-    p.add_argument("--out", type=Path, default=None, help="where the model is saved (default: <dataset>-cnn.npz)")
+    p.add_argument("--out", type=Path, default=None, help="where the model is saved (default: "
+                                                          "<dataset>-cnn.npz)")
     p.add_argument("--checkpoint", type=Path, default=None, help="checkpoint folder (one file per epoch)")
     p.add_argument("--resume", type=Path, default=None, help="a checkpoint folder or file to resume from")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
@@ -75,12 +79,14 @@ def check_args(p: argparse.ArgumentParser, args: argparse.Namespace) -> argparse
 
 
 def cnn(rng, args, n_classes: int):
-    """Reshape to (28, 28, 1); per filter count a block conv -> 2x2 max-pool -> ReLU; flatten; dense layers."""
+    """Reshape to (28, 28, 1); per filter count a block conv -> 2x2 max-pool -> ReLU; flatten; dense
+    layers."""
     dtype = np.dtype(args.dtype)
     features = [layers.Reshape((28, 28, 1))]
     channels = 1
     for filters in args.filters:
-        features += [layers.Conv2D.init(rng, channels, filters, args.kernel, padding=args.padding, dtype=dtype),
+        features += [layers.Conv2D.init(rng, channels, filters, args.kernel, padding=args.padding,
+                                        dtype=dtype),
                      layers.MaxPool2D(), layers.ReLU()]
         channels = filters
     features.append(layers.Flatten())
@@ -109,7 +115,8 @@ def run(args) -> float:
     opt = optim.SGD(rate, momentum=args.momentum, weight_decay=args.weight_decay)
     print(f"{title}: {len(x_train)} training images, {len(x_test)} test images")
     print(model.summary())
-    print(f"{loss!r}, {opt!r}, batch size {args.batch_size}, {args.epochs} epochs, BLAS threads: {args.threads}")
+    print(f"{loss!r}, {opt!r}, batch size {args.batch_size}, {args.epochs} epochs, BLAS threads: "
+          f"{args.threads}")
     checkpoint = args.checkpoint
     if checkpoint is None and args.resume is not None:
         checkpoint = args.resume if args.resume.is_dir() else args.resume.parent
@@ -117,12 +124,14 @@ def run(args) -> float:
     position = Position()
     try:
         model, history = optim.fit(model, loss, opt, x_train, y_train, epochs=args.epochs,
-                                   batch_size=args.batch_size, rng=rng, validation=(x_test, y_test),  # monitored only
+                                   batch_size=args.batch_size, rng=rng,
+                                   validation=(x_test, y_test),  # monitored only
                                    progress=args.progress, checkpoint=checkpoint, resume=args.resume,
                                    threads=args.threads, callbacks=[position, *epoch_lines(args.progress)])
     except optim.TrainingInterrupted as stop:   # Ctrl-C: keep what was trained
         interrupted(stop, position, out=args.out, script=sys.argv[0], argv=sys.argv[1:],
-                    save=lambda path, model, history: layers.save(path, model, history=history, settings=settings,
+                    save=lambda path, model, history: layers.save(path, model, history=history,
+                                                                  settings=settings,
                                                                   interrupted=True))
     test = optim.evaluate(model, loss, x_test, y_test, threads=args.threads)
     layers.save(args.out, model, history=history, settings=settings, test=test)

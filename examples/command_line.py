@@ -15,7 +15,8 @@ INTERRUPTED = 130  # the exit status of a process ended by Ctrl-C (128 + SIGINT)
 
 
 class Help(argparse.ArgumentDefaultsHelpFormatter):
-    """Every flag's help ends with "(default: ...)"; a help that states its default itself is kept as written."""
+    """Every flag's help ends with "(default: ...)"; a help that states its default itself is kept as
+    written."""
 
     def _get_help_string(self, action):
         help = action.help or ""
@@ -30,10 +31,11 @@ def plural(count: int, noun: str) -> str:
 
 
 def check_output(path: Path, flag: str) -> Path:
-    """``path`` can be written, checked before any work: its folder is made when missing; OSError naming the flag.
+    """``path`` can be written, checked before any work: its folder is made when missing; OSError naming the
+    flag.
 
-    --report keeps the rule of ``lamina.diagnostics.report`` (and ``python -m lamina.diagnostics``): its folder
-    must exist."""
+    --report keeps the rule of ``lamina.diagnostics.report`` (and ``python -m lamina.diagnostics``): its
+    folder must exist."""
     path = Path(path)
     if flag == "--report":
         from lamina.diagnostics import check_output_path
@@ -53,7 +55,8 @@ def check_output(path: Path, flag: str) -> Path:
 
 
 def check_outputs(p: argparse.ArgumentParser, outputs: dict) -> None:
-    """Check every output file {flag: path} (None: not asked for) before training; a refused one ends the run (exit 2)."""
+    """Check every output file {flag: path} (None: not asked for) before training; a refused one ends the run
+    (exit 2)."""
     for flag, path in outputs.items():
         if path is not None:
             try:
@@ -67,11 +70,13 @@ def check_matplotlib(p: argparse.ArgumentParser, flag: str = "--plot") -> None:
     try:
         import matplotlib  # noqa: F401
     except ImportError:
-        p.error(f"{flag} needs matplotlib: pip install matplotlib (or pip install -e '.[plot]'), or leave out {flag}")
+        p.error(f"{flag} needs matplotlib: pip install matplotlib (or pip install -e '.[plot]'), or leave "
+                f"out {flag}")
 
 
 def epoch_lines(progress: bool) -> list:
-    """The callbacks that print one line per epoch when ``fit(progress=False)`` hides the bars (--no-progress)."""
+    """The callbacks that print one line per epoch when ``fit(progress=False)`` hides the bars
+    (--no-progress)."""
     return [] if progress else [ProgressBar(bars=False)]
 
 
@@ -98,13 +103,14 @@ class Position:
         self.epoch, self.batch, self.batches = run.epoch, run.batch, run.batches
 
 
-NOT_RESUMABLE = "no checkpoint was written, so this run cannot be resumed: give --checkpoint FOLDER to make a run resumable"
+NOT_RESUMABLE = ("no checkpoint was written, so this run cannot be resumed: give --checkpoint FOLDER to make "
+                 "a run resumable")
 
 
 def interrupted(stop, position: Position, *, out: Path | None, save, script: str, argv: list[str],
                 not_resumable: str = NOT_RESUMABLE) -> None:
-    """After Ctrl-C in fit: save the model trained so far (``save(path, model, history)``), say where it is and
-    how to go on, and exit with status 130 (no traceback)."""
+    """After Ctrl-C in fit: save the model trained so far (``save(path, model, history)``), say where it is
+    and how to go on, and exit with status 130 (no traceback)."""
     if position.batch == position.batches:
         where = f"after epoch {position.epoch}, its last batch done"
     else:
@@ -116,14 +122,16 @@ def interrupted(stop, position: Position, *, out: Path | None, save, script: str
         print(f"saved the model trained so far to {out}")
     if stop.checkpoint:
         folder = Path(stop.checkpoint).parent
-        print(f"checkpoint written to {stop.checkpoint}; to go on from there:\n  {resume_command(script, argv, folder)}")
+        print(f"checkpoint written to {stop.checkpoint}; to go on from there:\n  "
+              f"{resume_command(script, argv, folder)}")
     else:
         print(not_resumable)
     sys.exit(INTERRUPTED)
 
 
 def main_guard(main) -> None:
-    """Run ``main()``; Ctrl-C outside training ends the program with one line and status 130, not a traceback."""
+    """Run ``main()``; Ctrl-C outside training ends the program with one line and status 130, not a
+    traceback."""
     try:
         main()
     except KeyboardInterrupt:

@@ -43,20 +43,25 @@ def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description="MLP regression on the diabetes table, against least squares.",
                                 formatter_class=Help)
     p.add_argument("--loss", choices=sorted(LOSSES), default="mse",
-                   help="mse; huber (quadratic within --delta of the target, linear beyond); l1 (absolute error)")
-    p.add_argument("--delta", type=float, default=1.0, help="Huber's delta, in standard deviations of the target")
+                   help="mse; huber (quadratic within --delta of the target, linear beyond); l1 (absolute "
+                        "error)")
+    p.add_argument("--delta", type=float, default=1.0, help="Huber's delta, in standard deviations of the "
+                                                            "target")
     p.add_argument("--hidden", type=int, nargs="*", default=[4], metavar="N", help="hidden layer sizes")
-    p.add_argument("--activation", choices=sorted(ACTIVATIONS), default="tanh", help="activation after each hidden layer")
+    p.add_argument("--activation", choices=sorted(ACTIVATIONS), default="tanh",
+                   help="activation after each hidden layer")
     p.add_argument("--epochs", type=int, default=60, help="passes over the training patients")
     p.add_argument("--batch-size", type=int, default=16, help="patients per training step")
     p.add_argument("--lr", type=float, default=0.003, help="SGD learning rate")
     p.add_argument("--momentum", type=float, default=0.9, help="SGD momentum")
     p.add_argument("--weight-decay", type=float, default=1e-3, help="L2 penalty added to the gradients")
-    p.add_argument("--test-fraction", type=float, default=0.2, help="part of the patients held out for the test")
+    p.add_argument("--test-fraction", type=float, default=0.2,
+                   help="part of the patients held out for the test")
     p.add_argument("--seed", type=int, default=0, help="seed of the one generator: split, weights, shuffles")
     p.add_argument("--out", type=Path, default=None, help="save the trained model there (default: not saved)")
     p.add_argument("--report", type=Path, default=None, metavar="HTML",
-                   help="record layer statistics while training and write an HTML report there (default: none)")
+                   help="record layer statistics while training and write an HTML report there (default: "
+                        "none)")
     args = p.parse_args(argv)
     if args.epochs < 1 or args.batch_size < 1 or any(n < 1 for n in args.hidden):
         p.error("--epochs, --batch-size and --hidden sizes must be at least 1")
@@ -77,8 +82,12 @@ def main(argv=None) -> dict:
     (x_train, y_train), (x_test, y_test) = data.split(x, y, args.test_fraction, rng)
     mean, std = x_train.mean(axis=0), x_train.std(axis=0)
     y_mean, y_std = y_train.mean(), y_train.std()
-    scale_x = lambda v: (v - mean) / std
-    scale_y = lambda v: (v - y_mean) / y_std
+
+    def scale_x(v):
+        return (v - mean) / std
+
+    def scale_y(v):
+        return (v - y_mean) / y_std
 
     model = layers.mlp(rng, [x.shape[1], *args.hidden, 1], activation=ACTIVATIONS[args.activation])
     loss = losses.Huber(args.delta) if args.loss == "huber" else LOSSES[args.loss]()
@@ -112,9 +121,11 @@ def main(argv=None) -> dict:
     if monitor:
         from lamina import diagnostics
         diagnostics.report(args.report, model, history=history, records=monitor.records,
-                           data=(scale_x(x_test), scale_y(y_test)), title="Diabetes: what the network is doing")
+                           data=(scale_x(x_test), scale_y(y_test)),
+                           title="Diabetes: what the network is doing")
         print(f"wrote the report to {args.report}")
-    print(f"test mean absolute error: MLP {result['mlp_mae']:.1f}, least squares {result['least_squares_mae']:.1f}")
+    print(f"test mean absolute error: MLP {result['mlp_mae']:.1f}, least squares "
+          f"{result['least_squares_mae']:.1f}")
     print(f"test R^2: MLP {result['mlp_r2']:.3f}, least squares {result['least_squares_r2']:.3f}")
     return result
 

@@ -30,7 +30,8 @@ def text_art(image: np.ndarray) -> str:
 
 
 def input_shape(model, n_classes: int = 10) -> tuple | None:
-    """The per-sample shape of a 28 x 28 image the model takes (flat 784, (28, 28, 1) or (28, 28)); None if none fits.
+    """The per-sample shape of a 28 x 28 image the model takes (flat 784, (28, 28, 1) or (28, 28)); None if
+    none fits.
 
     Asks ``model.output_shape`` where the model tells, then confirms with one blank image."""
     for shape in INPUT_SHAPES:
@@ -56,11 +57,13 @@ def describe(probabilities: np.ndarray, image: np.ndarray, label: int, index: in
 
 def parse_args(argv=None) -> tuple[argparse.ArgumentParser, argparse.Namespace]:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=Help)
-    p.add_argument("model", help="a model file written by examples/mnist.py (or layers.save, or a checkpoint)")
-    p.add_argument("--index", type=int, nargs="*", default=[0, 1, 2], metavar="I", help="test-set indices to show")
+    p.add_argument("model", help="a model file written by examples/mnist.py (or layers.save, or a "
+                                 "checkpoint)")
+    p.add_argument("--index", type=int, nargs="*", default=[0, 1, 2], metavar="I",
+                   help="test-set indices to show")
     p.add_argument("--wrong", type=int, nargs="?", const=10, default=None, metavar="N",
-                   help="show only misclassified test images: the first N (10 when N is left out) instead of --index "
-                        "(default: off)")
+                   help="show only misclassified test images: the first N (10 when N is left out) instead of "
+                        "--index (default: off)")
     p.add_argument("--fashion", action="store_true", help="use the Fashion-MNIST test set (default: MNIST)")
     args = p.parse_args(argv)
     if args.wrong is not None and args.wrong < 1:

@@ -33,15 +33,17 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--momentum", type=float, default=0.9, help="Nesterov momentum")
     p.add_argument("--weight-decay", type=float, default=5e-4, help="L2 penalty added to the gradients")
     p.add_argument("--val-size", type=int, default=5000, help="training samples held out for validation")
-    p.add_argument("--limit", type=int, default=None, help="train on the first N training samples only (quick runs)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the one generator: weights, split, shuffles, dropout")
+    p.add_argument("--limit", type=int, default=None, help="train on the first N training samples only "
+                                                           "(quick runs)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the one generator: weights, split, shuffles, "
+                                                       "dropout")
     p.add_argument("--threads", type=optim.threads.parse, default=optim.DEFAULT_THREADS,
                    help="BLAS threads: auto (chosen by timing), a count, or none (left as it is)")
-    p.add_argument("--out", type=Path, default=Path("residual-mnist.npz"), 
+    p.add_argument("--out", type=Path, default=Path("residual-mnist.npz"),
                    help="where the trained model is saved (its folder is made when missing)")
     p.add_argument("--report", type=Path, default=None, metavar="HTML",
-                   help="record layer statistics while training and write an HTML report of the network there "
-                        "(default: none)")
+                   help="record layer statistics while training and write an HTML report of the network "
+                        "there (default: none)")
     p.add_argument("--no-progress", dest="progress", action="store_false",
                    help="hide the progress bars; the per-epoch lines stay (default: bars shown)")
     args = p.parse_args(argv)
@@ -56,7 +58,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def block(rng, width: int, dropout: float) -> layers.Sequence:
-    """x -> relu(x + F(x)), with F = Dense, BatchNorm, ReLU, Dropout, Dense, BatchNorm (a ResNet block, made flat)."""
+    """x -> relu(x + F(x)), with F = Dense, BatchNorm, ReLU, Dropout, Dense, BatchNorm (a ResNet block, made
+    flat)."""
     return layers.Sequence([
         layers.Residual(layers.Sequence([
             layers.Dense.init(rng, width, width),
@@ -116,21 +119,25 @@ def main(argv=None) -> float:
         model, history = optim.fit(model, loss, opt, x_train, y_train, epochs=args.epochs,
                                    batch_size=args.batch_size, rng=rng, validation=(x_val, y_val),
                                    progress=args.progress, threads=args.threads,
-                                   callbacks=[*([monitor] if monitor else []), position, *epoch_lines(args.progress)])
+                                   callbacks=[*([monitor] if monitor else []), position,
+                                              *epoch_lines(args.progress)])
     except optim.TrainingInterrupted as stop:   # Ctrl-C: keep what was trained
         interrupted(stop, position, out=args.out, script=sys.argv[0], argv=sys.argv[1:],
-                    save=lambda path, model, history: layers.save(path, model, history=history, settings=settings,
+                    save=lambda path, model, history: layers.save(path, model, history=history,
+                                                                  settings=settings,
                                                                   interrupted=True),
-                    not_resumable="this example writes no checkpoints: train again to go on (examples/mnist.py "
-                                  "shows --checkpoint and --resume)")
+                    not_resumable="this example writes no checkpoints: train again to go on "
+                                  "(examples/mnist.py shows --checkpoint and --resume)")
     test = optim.evaluate(model, loss, x_test, y_test, threads=args.threads)
     layers.save(args.out, model, history=history, test=test, settings=settings,
                 **({"diagnostics": monitor.records} if monitor else {}))
-    print(f"{len(x_train)} training samples, {n_val} for validation (val_accuracy {history['val_accuracy'][-1]:.4f}); "
-          f"saved to {args.out} ({time.perf_counter() - started:.0f} s in all)")
+    print(f"{len(x_train)} training samples, {n_val} for validation (val_accuracy "
+          f"{history['val_accuracy'][-1]:.4f}); saved to {args.out} ({time.perf_counter() - started:.0f} s "
+          "in all)")
     if monitor:
         from lamina import diagnostics
-        diagnostics.report(args.report, model, history=history, records=monitor.records, data=(x_test, y_test),
+        diagnostics.report(args.report, model, history=history, records=monitor.records,
+                           data=(x_test, y_test),
                            image_shape=(28, 28), title="Residual MLP on MNIST: what the network is doing")
         print(f"wrote the report to {args.report}")
     print(f"test accuracy: {test['accuracy']:.4f}")

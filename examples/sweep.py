@@ -1,10 +1,10 @@
 """A randomized hyper-parameter search for an MNIST MLP, spread over a dask cluster.
 
     pip install -e '.[dask]'
-    python examples/sweep.py                                   # a LocalCluster: one worker process per core
-    python examples/sweep.py --samples 5000 --iterations 8     # a smaller search
-    python examples/sweep.py --scheduler tcp://HOST:8786       # an existing cluster (dask scheduler + workers)
-    python examples/sweep.py --sequential                      # the same search in this process, no cluster
+    python examples/sweep.py                               # a LocalCluster: one worker process per core
+    python examples/sweep.py --samples 5000 --iterations 8 # a smaller search
+    python examples/sweep.py --scheduler tcp://HOST:8786   # an existing cluster (dask scheduler + workers)
+    python examples/sweep.py --sequential                  # the same search in this process, no cluster
 
 scikit-learn's RandomizedSearchCV tries settings of lamina.estimators.NetClassifier (learning
 rate, hidden widths, batch size, optimizer) with k-fold cross-validation on the first
@@ -40,9 +40,11 @@ def search_space() -> dict:
             "optimizer": ["sgd", "adam", "adamw", "rmsprop"]}
 
 
-def make_search(*, iterations: int = 12, folds: int = 3, epochs: int = 3, seed: int = 0, space: dict | None = None,
+def make_search(*, iterations: int = 12, folds: int = 3, epochs: int = 3, seed: int = 0,
+                space: dict | None = None,
                 refit: bool = True):
-    """The search: NetClassifier (float32, one BLAS thread, seeded) under RandomizedSearchCV, every core of the backend."""
+    """The search: NetClassifier (float32, one BLAS thread, seeded) under RandomizedSearchCV, every core of
+    the backend."""
     from sklearn.model_selection import RandomizedSearchCV
 
     from lamina.estimators import NetClassifier
@@ -74,19 +76,22 @@ class SchedulerUnreachable(ConnectionError):
 
 
 def connect(address, timeout: float = 5.0):
-    """A dask Client of ``address`` (a scheduler address or a LocalCluster); a clear error after ``timeout`` seconds."""
+    """A dask Client of ``address`` (a scheduler address or a LocalCluster); a clear error after ``timeout``
+    seconds."""
     from dask.distributed import Client
     if isinstance(address, str) and "://" not in address:
-        raise SchedulerUnreachable(f"--scheduler {address!r} is not an address; expected e.g. tcp://HOST:8786")
+        raise SchedulerUnreachable(f"--scheduler {address!r} is not an address; expected e.g. "
+                                   "tcp://HOST:8786")
     try:
         return Client(address, timeout=f"{timeout}s")
     except (OSError, TimeoutError) as error:
         raise SchedulerUnreachable(f"cannot reach the dask scheduler at {address} within {timeout:g} s "
-                                   f"({type(error).__name__}: {error}); is `dask scheduler` running there and the "
-                                   f"port open?") from None
+                                   f"({type(error).__name__}: {error}); is `dask scheduler` running there "
+                                   "and the port open?") from None
     except Exception as error:  # something answered, but not as a dask scheduler does
-        raise SchedulerUnreachable(f"cannot connect to a dask scheduler at {address}: what answered there does not "
-                                   f"speak dask's protocol ({type(error).__name__}: {error})") from None
+        raise SchedulerUnreachable(f"cannot connect to a dask scheduler at {address}: what answered there "
+                                   f"does not speak dask's protocol ({type(error).__name__}: "
+                                   f"{error})") from None
 
 
 def dashboard(client) -> str:
@@ -99,7 +104,8 @@ def dashboard(client) -> str:
 
 
 def run(search, x, y, client=None):
-    """Fit the search: on the client's cluster through joblib's dask backend, or in this process (client None)."""
+    """Fit the search: on the client's cluster through joblib's dask backend, or in this process (client
+    None)."""
     if client is None:
         return search.set_params(n_jobs=1).fit(x, y)
     from joblib import parallel_config
@@ -108,31 +114,36 @@ def run(search, x, y, client=None):
 
 
 def ranked(search, rows: int | None = None) -> str:
-    """The candidates as a Markdown table, best first: rank, mean and spread of the fold scores, fit time, settings."""
+    """The candidates as a Markdown table, best first: rank, mean and spread of the fold scores, fit time,
+    settings."""
     results = search.cv_results_
     order = np.argsort(results["rank_test_score"], kind="stable")[:rows]
-    lines = ["| rank | accuracy (mean ± std over folds) | fit s | learning_rate | hidden | batch_size | optimizer |",
+    lines = ["| rank | accuracy (mean ± std over folds) | fit s | learning_rate | hidden | batch_size | "
+             "optimizer |",
              "| ---: | --- | ---: | ---: | --- | ---: | --- |"]
     for i in order:
         p = results["params"][i]
         lines.append(f"| {results['rank_test_score'][i]} | {results['mean_test_score'][i]:.4f} ± "
                      f"{results['std_test_score'][i]:.4f} | {results['mean_fit_time'][i]:.1f} | "
-                     f"{p.get('learning_rate', float('nan')):.2e} | {p.get('hidden')} | {p.get('batch_size')} | "
-                     f"{p.get('optimizer')} |")
+                     f"{p.get('learning_rate', float('nan')):.2e} | {p.get('hidden')} | "
+                     f"{p.get('batch_size')} | {p.get('optimizer')} |")
     return "\n".join(lines)
 
 
 def save_best(path: Path, search) -> None:
     """The refitted best model with its settings, score and history (JSON beside the arrays)."""
     best = search.best_estimator_
-    params = {key: list(value) if isinstance(value, tuple) else value.item() if isinstance(value, np.generic) else value
+    params = {key: list(value) if isinstance(value, tuple) else
+              value.item() if isinstance(value, np.generic) else value
               for key, value in search.best_params_.items()}
-    layers.save(path, best.model_, params=params, cv_accuracy=float(search.best_score_), history=best.history_,
+    layers.save(path, best.model_, params=params, cv_accuracy=float(search.best_score_),
+                history=best.history_,
                 classes=best.classes_.tolist())
 
 
 def plot(path: Path, search) -> bool:
-    """Mean cross-validated accuracy against the learning rate, one colour per optimizer; False without matplotlib."""
+    """Mean cross-validated accuracy against the learning rate, one colour per optimizer; False without
+    matplotlib."""
     try:
         import matplotlib
     except ImportError:
@@ -161,7 +172,8 @@ def plot(path: Path, search) -> bool:
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--samples", type=int, default=10000, help="MNIST training images the search uses (the first N)")
+    p.add_argument("--samples", type=int, default=10000, help="MNIST training images the search uses (the "
+                                                              "first N)")
     p.add_argument("--iterations", type=int, default=12, help="candidates drawn")
     p.add_argument("--folds", type=int, default=3, help="cross-validation folds")
     p.add_argument("--epochs", type=int, default=3, help="epochs per fit")
@@ -205,8 +217,8 @@ def main(argv=None) -> int:
         (x_train, y_train), (x_test, y_test) = data.mnist()
         x, y = x_train[:args.samples], y_train[:args.samples]
         search = make_search(iterations=args.iterations, folds=args.folds, epochs=args.epochs, seed=args.seed)
-        print(f"search: {args.iterations} candidates x {args.folds} folds on {len(x)} MNIST images, {args.epochs} "
-              f"epochs each ({SEARCH_SPACE_NOTE})")
+        print(f"search: {args.iterations} candidates x {args.folds} folds on {len(x)} MNIST images, "
+              f"{args.epochs} epochs each ({SEARCH_SPACE_NOTE})")
         start = time.perf_counter()
         run(search, x, y, client)
         seconds = time.perf_counter() - start
@@ -220,8 +232,9 @@ def main(argv=None) -> int:
 
     print(f"\n{ranked(search)}\n")
     best = search.best_estimator_
-    print(f"searched in {seconds:.1f} s; best: {json.dumps(search.best_params_, default=str)}, cross-validated "
-          f"accuracy {search.best_score_:.4f}, test accuracy {best.score(x_test, y_test):.4f} (refit on all {len(x)})")
+    print(f"searched in {seconds:.1f} s; best: {json.dumps(search.best_params_, default=str)}, "
+          f"cross-validated accuracy {search.best_score_:.4f}, test accuracy "
+          f"{best.score(x_test, y_test):.4f} (refit on all {len(x)})")
     save_best(args.out, search)
     print(f"best model saved to {args.out} (lamina.layers.load)")
     if args.plot is not None:

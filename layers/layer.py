@@ -17,6 +17,7 @@ import attrs
 import numpy as np
 
 from lamina.layers.errors import ShapeError
+from lamina.layers.records.finite import first_nonfinite_row
 from lamina.layers.records.hints import KeywordHints
 from lamina.layers.records.pickling import BuiltOnLoad
 from lamina.layers.mode import EVAL, Mode
@@ -81,19 +82,6 @@ def model_dtype(layer) -> np.dtype | None:
     from lamina.layers.records.tree import buffers, parameters
     arrays = parameters(layer) + buffers(layer)
     return arrays[0].dtype if arrays else None
-
-
-def first_nonfinite_row(x: np.ndarray) -> int | None:
-    """The first row holding NaN or inf, or None (one BLAS pass of column sums first; exact scan only if that is not finite)."""
-    if x.dtype.kind != "f":
-        return None
-    flat = x.reshape(len(x), -1)
-    with np.errstate(over="ignore", invalid="ignore"):
-        column_sums = np.ones(len(flat), x.dtype) @ flat
-    if np.isfinite(column_sums).all():
-        return None
-    bad = ~np.isfinite(flat).all(axis=1)
-    return int(np.argmax(bad)) if bad.any() else None
 
 
 def entry(layer, x, *, finite: bool = True, dtype: np.dtype | None = None, part: str = "") -> np.ndarray:

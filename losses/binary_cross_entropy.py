@@ -11,7 +11,8 @@ from lamina.losses.targets import check_binary_target, check_pred
 
 @attrs.frozen
 class BinaryCrossEntropy:
-    """L = -mean[pw t log sigmoid(z) + (1 - t) log(1 - sigmoid(z))] = mean[pw t softplus(-z) + (1 - t) softplus(z)].
+    """L = -mean[pw t log sigmoid(z) + (1 - t) log(1 - sigmoid(z))] = mean[pw t softplus(-z) + (1 - t)
+    softplus(z)].
 
     Logits z (n,) or (n, k), targets t of z's shape in [0, 1]; the mean is over all n k elements.
     softplus(x) = log(1 + e^x) = max(x, 0) + log1p(e^-|x|), exact for any z.
@@ -38,7 +39,8 @@ class BinaryCrossEntropy:
         """d L / d logits, the prediction's shape."""
         z, t, e, pw = cache
         sigmoid_z = np.where(z >= 0, 1, e) / (1 + e)
-        sigmoid_minus_z = np.where(z >= 0, e, 1) / (1 + e)  # 1 - sigmoid(z), exact where sigmoid(z) rounds to 1
+        # 1 - sigmoid(z), exact where sigmoid(z) rounds to 1
+        sigmoid_minus_z = np.where(z >= 0, e, 1) / (1 + e)
         return ((1 - t) * sigmoid_z - pw * t * sigmoid_minus_z) / z.size
 
     def _pos_weight(self, z: np.ndarray):

@@ -5,18 +5,19 @@ from __future__ import annotations
 import attrs
 import numpy as np
 
-from lamina.losses.settings import positive
+from lamina.layers.settings import positive_number, validator
 from lamina.losses.targets import check_array_target, check_pred
 
 
 @attrs.frozen
 class Huber:
-    """L = mean h(d) over all elements, d = pred - target, h(d) = d^2 / 2 if |d| <= delta else delta (|d| - delta / 2).
+    """L = mean h(d) over all elements, d = pred - target, h(d) = d^2 / 2 if |d| <= delta else delta (|d| -
+    delta / 2).
 
     d L / d pred = clip(d, -delta, delta) / N, N the number of elements (torch.nn.functional.huber_loss).
     """
 
-    delta: float = attrs.field(default=1.0, validator=positive("delta"))
+    delta: float = attrs.field(default=1.0, validator=validator(positive_number))
 
     def forward(self, pred, target):
         """(pred (n,) or (n, k), float target of its shape) -> (value as a Python float, cache)."""

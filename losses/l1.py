@@ -10,7 +10,8 @@ from lamina.losses.targets import check_array_target, check_pred
 
 @attrs.frozen
 class L1:
-    """L = mean |pred - target| over all elements.  d L / d pred = sign(pred - target) / N, 0 where they are equal."""
+    """L = mean |pred - target| over all elements.  d L / d pred = sign(pred - target) / N, 0 where they are
+    equal."""
 
     def forward(self, pred, target):
         """(pred (n,) or (n, k), float target of its shape) -> (value as a Python float, cache)."""

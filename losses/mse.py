@@ -10,7 +10,8 @@ from lamina.losses.targets import check_array_target, check_labels, check_pred
 
 @attrs.frozen
 class MSE:
-    """L = (1/(n k)) sum (pred - target)^2; int labels (n,) stand for their one-hot rows.  d L / d pred = 2 (pred - target) / (n k)."""
+    """L = (1/(n k)) sum (pred - target)^2; int labels (n,) stand for their one-hot rows.  d L / d pred = 2
+    (pred - target) / (n k)."""
 
     def forward(self, pred, target):
         """(pred (n, k), target (n, k) or labels (n,)) -> (value as a Python float, cache)."""

@@ -2,39 +2,23 @@
 
 from __future__ import annotations
 
-import math
-import numbers
-
 import attrs
 import numpy as np
 
-
-def is_real(value) -> bool:
-    """A real number (Python or NumPy), not a bool."""
-    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+from lamina.layers.settings import fraction_closed, validator
 
 
 def fraction(name: str):
-    """An attrs validator: a number in [0, 1]."""
-    def validate(instance, attribute, value):
-        if not (is_real(value) and 0 <= value <= 1):
-            raise ValueError(f"{type(instance).__name__}: {name} must be a number in [0, 1], got {value!r}")
-    return validate
-
-
-def positive(name: str):
-    """An attrs validator: a finite number > 0."""
-    def validate(instance, attribute, value):
-        if not (is_real(value) and 0 < value < math.inf):
-            raise ValueError(f"{type(instance).__name__}: {name} must be a finite number > 0, got {value!r}")
-    return validate
+    """An attrs validator: a number in [0, 1] (``layers.settings.fraction_closed``)."""
+    return validator(fraction_closed, name=name)
 
 
 def weights(name: str, *, number_ok: bool, some_positive: bool):
-    """An attrs field for optional weights: None, a float (if ``number_ok``) or a read-only float64 array (k,).
+    """An attrs field for optional weights: None, a float (if ``number_ok``) or a read-only float64 array
+    (k,).
 
-    Every weight must be finite and >= 0 (and, with ``some_positive``, not all 0). The field compares by value and
-    is left out of the hash.
+    Every weight must be finite and >= 0 (and, with ``some_positive``, not all 0). The field compares by value
+    and is left out of the hash.
     """
     def validate(instance, attribute, value):
         loss = type(instance).__name__
@@ -42,13 +26,15 @@ def weights(name: str, *, number_ok: bool, some_positive: bool):
             return
         is_vector = isinstance(value, np.ndarray) and value.ndim == 1 and len(value) > 0
         if not (is_vector or number_ok and isinstance(value, float)):
-            what = "a number or a 1-D sequence of numbers" if number_ok else "a 1-D sequence of numbers, one per class"
+            what = ("a number or a 1-D sequence of numbers" if number_ok
+                    else "a 1-D sequence of numbers, one per class")
             raise ValueError(f"{loss}: {name} must be {what}, got {value!r}")
         array = np.atleast_1d(value)
         bad = ~(np.isfinite(array) & (array >= 0))
         if bad.any():
             where = f"{name}[{int(np.argmax(bad))}]" if np.ndim(value) else name
-            raise ValueError(f"{loss}: {name} must be finite and >= 0, but {where} is {array[np.argmax(bad)]}")
+            raise ValueError(f"{loss}: {name} must be finite and >= 0, but {where} is "
+                             f"{array[np.argmax(bad)]}")
         if some_positive and not array.any():
             raise ValueError(f"{loss}: {name} are all 0; at least one must be > 0")
 
@@ -57,7 +43,8 @@ def weights(name: str, *, number_ok: bool, some_positive: bool):
 
 
 def _as_weights(value):
-    """None, a float, or a read-only float64 copy of an array; anything else is left for the validator to refuse."""
+    """None, a float, or a read-only float64 copy of an array; anything else is left for the validator to
+    refuse."""
     if value is None or isinstance(value, (bool, np.bool_)):
         return value
     try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from lamina.layers.errors import ShapeError
+from lamina.layers.records.finite import first_nonfinite_row
 
 
 def check_pred(pred, loss: str, *, vector_ok: bool = False) -> np.ndarray:
@@ -36,9 +37,9 @@ def check_labels(labels, n_samples: int, n_classes: int, loss: str) -> np.ndarra
 
 def check_finite_rows(array: np.ndarray, what: str) -> None:
     """ValueError naming the first row of ``array`` with NaN or inf."""
-    bad = ~np.isfinite(array.reshape(len(array), -1)).all(axis=1)
-    if bad.any():
-        raise ValueError(f"{what} row {int(np.argmax(bad))} holds NaN or inf; expected finite values")
+    row = first_nonfinite_row(array)
+    if row is not None:
+        raise ValueError(f"{what} row {row} holds NaN or inf; expected finite values")
 
 
 def check_array_target(target: np.ndarray, pred: np.ndarray, loss: str, *, labels_ok: bool = True) -> np.ndarray:

@@ -1,16 +1,17 @@
 """lamina.optim: optimizers (chains of transforms) and schedules, the training step, fit / evaluate, callbacks, checkpoints."""
 
 from lamina.optim.adam import Adam, AdamW
-from lamina.optim.callbacks import Run
 from lamina.optim.chain import FLUSH_EVERY, Chain, ChainState, chain
 from lamina.optim.checkpoints import Checkpoint, SGDState, latest_checkpoint, load_checkpoint
 from lamina.optim.clipping import clip_by_global_norm, global_norm
 from lamina.optim.errors import NonFiniteLossError, TrainingInterrupted, TrainingWarning
 from lamina.optim.rmsprop import RMSprop
+from lamina.optim.run import Run
 from lamina.optim.schedules import Constant, Cosine, Exponential, Linear, StepDecay, Warmup
 from lamina.optim.sgd import SGD
 from lamina.optim.step import train_step
-from lamina.optim.training import DEFAULT_THREADS, evaluate, fit
+from lamina.optim.evaluation import DEFAULT_THREADS, evaluate
+from lamina.optim.training import fit
 from lamina.optim.transform import Transform, TreeTransform, masked
 from lamina.optim.transforms import (add_decayed_weights, scale, scale_by_adam, scale_by_learning_rate, scale_by_rms,
                                      set_to_zero, trace)

@@ -1,10 +1,12 @@
-"""What a callback of ``fit`` sees (``Run``), and the built-in pieces around the epoch loop.
+"""Callbacks of ``fit``, and the built-in ones a user may also add: the progress bar, keep_best and early
+stopping, the divergence watch.
 
 A callback is any object with some of ``on_train_begin(run)``, ``on_batch_end(run)``,
-``on_epoch_end(run)``, ``on_train_end(run)``; one that keeps state has ``state()`` and
-``load_state(s)`` (JSON), and checkpoints carry it. On every event the built-in pieces run
-first, in this order: the progress bar and epoch line, keep_best and early stopping; then the
-user's callbacks in the order given; then the checkpoint of it all.
+``on_epoch_end(run)``, ``on_train_end(run)`` (``run``: an ``optim.Run``); one that keeps state
+has ``state()`` and ``load_state(s)`` (JSON), and checkpoints carry it. On every event fit's
+built-in pieces run first, in this order: Validation, History, ProgressBar, DivergenceWatch,
+BestModel; then the user's callbacks in the order given; then Checkpoints and Interrupts
+(optim/pieces.py).
 """
 
 from __future__ import annotations
@@ -12,61 +14,17 @@ from __future__ import annotations
 import math
 import warnings
 
-
-from lamina.layers.records.tree import map_arrays
+from lamina.optim.run import Run
 
 HOOKS = ("on_train_begin", "on_batch_end", "on_epoch_end", "on_train_end")
 
 
 def learning_rate_of(optimizer, state) -> float | None:
-    """The learning rate of the last update, where the optimizer tells it (its ``rate(step)``); None otherwise."""
+    """The learning rate of the last update, where the optimizer tells it (its ``rate(step)``); None
+    otherwise."""
     rate = getattr(optimizer, "rate", None)
     step = getattr(state, "step", None)
     return rate(step - 1) if callable(rate) and isinstance(step, int) and step > 0 else None
-
-
-def frozen_copy(record):
-    """A copy of a record whose arrays are read-only and belong to nobody else."""
-    def copy(array):
-        array = array.copy()
-        array.setflags(write=False)
-        return array
-    return map_arrays(copy, record)
-
-
-class Run:
-    """A training run as a callback sees it.
-
-    ``epoch`` and ``batch`` count from 1 (``batch`` within the epoch); ``epochs`` and ``batches``
-    are the totals; ``loss`` and ``prediction`` are the last batch's; ``history`` is the history
-    so far. ``model()`` and ``grads()`` are read-only copies made on demand. Setting ``stop =
-    True`` ends training after the current batch; setting ``observe`` to a function
-    ``observe(path, layer, y)`` has it called for each layer's output from the next batch on
-    (``None`` again to stop).
-    """
-
-    def __init__(self, model, state, history: dict, *, epochs: int, batches: int):
-        self.epochs, self.batches = epochs, batches
-        self.epoch, self.batch = 0, 0
-        self.loss, self.prediction = math.nan, None
-        self.history = history
-        self.stop = False
-        self.observe = None
-        self._model, self._state, self._grads = model, state, None
-
-    def model(self):
-        """The model as it is now (after the last update): a read-only copy."""
-        return frozen_copy(self._model)
-
-    def grads(self):
-        """The last batch's gradients (params hold gradients, buffers their new values): a read-only copy."""
-        if self._grads is None:
-            raise RuntimeError("run.grads(): no batch has been trained yet")
-        return frozen_copy(self._grads)
-
-    def optimizer_state(self):
-        """The optimizer's state as it is now: a read-only copy."""
-        return frozen_copy(self._state)
 
 
 class ProgressBar:
@@ -84,7 +42,7 @@ class ProgressBar:
                             unit="batch", leave=False, dynamic_ncols=True, mininterval=0.2)
         if run.batch % 25 == 0 or run.batch == run.batches:
             self.bar.update(run.batch - self.bar.n)
-            self.bar.set_postfix(run._running.postfix(), refresh=False)
+            self.bar.set_postfix(run.running.postfix(), refresh=False)
 
     def close(self) -> None:
         if self.bar is not None:
@@ -106,33 +64,37 @@ class ProgressBar:
 
 
 class BestModel:
-    """keep_best (return the model of the lowest val_loss) and patience (stop after that many epochs without a new best).
+    """keep_best (keep the model of the lowest ``watch``, val_loss by default) and patience (stop after that
+    many epochs without a new best).
 
-    Sets ``history["best_epoch"]`` (counted from 1) and, with patience, ``history["stopped_early"]``.
+    Sets ``history["best_epoch"]`` (counted from 1, as the history's lists count) and, with patience,
+    ``history["stopped_early"]``. ``since``: epochs already in the history that do not compete (an
+    estimator's earlier fits).
     """
 
-    def __init__(self, keep_best: bool, patience: int | None):
-        self.keep_best, self.patience = keep_best, patience
+    def __init__(self, keep_best: bool, patience: int | None, watch: str = "val_loss", since: int = 0):
+        self.keep_best, self.patience, self.watch, self.since = keep_best, patience, watch, since
         self.best = None
 
     def on_epoch_end(self, run: Run) -> None:
-        history = run.history
-        best = history.get("best_epoch")
-        if best is None or history["val_loss"][-1] < history["val_loss"][best - 1]:
-            history["best_epoch"] = run.epoch
+        history, values = run.history, run.history[self.watch]
+        best, epoch = history.get("best_epoch"), len(values)
+        if best is None or best <= self.since or values[-1] < values[best - 1]:
+            history["best_epoch"] = best = epoch
             if self.keep_best:
                 self.best = run.model()
         if self.patience:
-            history["stopped_early"] = run.epoch - history["best_epoch"] >= self.patience
+            history["stopped_early"] = epoch - best >= self.patience
             run.stop = run.stop or history["stopped_early"]
 
 
 class DivergenceWatch:
-    """Warns (``TrainingWarning``, once) when the loss climbs far above where it started: training is diverging.
+    """Warns (``TrainingWarning``, once) when the loss climbs far above where it started: training is
+    diverging.
 
-    The mean loss of each window of ``window`` batches (by default a fifth of an epoch, 5 to 50) is
-    compared with the first batch's loss; ten times as large (and larger by more than 1) is divergence. Training goes on: the
-    warning names the likely cause.
+    The mean loss of each window of ``window`` batches (by default a fifth of an epoch, 5 to 50) is compared
+    with the first batch's loss; ten times as large (and larger by more than 1) is divergence. Training goes
+    on: the warning names the likely cause.
     """
 
     def __init__(self, optimizer, window: int | None = None, factor: float = 10.0):
@@ -153,9 +115,10 @@ class DivergenceWatch:
         mean, self.sum, self.count = self.sum / self.count, 0.0, 0
         if mean > self.factor * self.first and mean > self.first + 1 or not math.isfinite(mean):
             from lamina.optim.errors import TrainingWarning
-            lr = learning_rate_of(self.optimizer, run._state)
+            lr = learning_rate_of(self.optimizer, run.live()[1])
             now = f" (now {lr:g})" if lr is not None else ""
-            warnings.warn(f"training is diverging: the mean batch loss rose from {self.first:.4g} to {mean:.4g} by "
-                          f"epoch {run.epoch}, batch {run.batch}; the learning rate is most likely too large{now}: "
+            warnings.warn(f"training is diverging: the mean batch loss rose from {self.first:.4g} to "
+                          f"{mean:.4g} by epoch {run.epoch}, batch {run.batch}; the learning rate is most "
+                          f"likely too large{now}: "
                           f"try one ten times smaller, or clip_norm=1.0", TrainingWarning, stacklevel=2)
             self.warned = True

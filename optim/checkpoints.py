@@ -6,7 +6,6 @@ from pathlib import Path
 
 import attrs
 import numpy as np
-
 from lamina.layers.errors import ModelFileError
 from lamina.layers.records.registry import register
 from lamina.optim.chain import ChainState
@@ -15,13 +14,16 @@ PATTERN = "checkpoint-*.npz"
 BIT_GENERATORS = {cls.__name__: cls for cls in (np.random.PCG64, np.random.PCG64DXSM, np.random.MT19937,
                                                 np.random.Philox, np.random.SFC64)}
 EXTRA_KEYS = ("epoch", "position", "history", "rng_state", "epoch_rng_state", "running", "settings")
+"""What every checkpoint holds beside the records; ``offset`` (format 3: where the shuffled order stands) and
+``callbacks`` may be missing."""
 RUNNING_KEYS = {"loss_sum", "correct", "seen", "batches"}
 
 
 @register
 @attrs.frozen
 class SGDState:
-    """lamina 0.1's SGD state (step, velocity: a model-shaped record or None), kept only to read 0.1 checkpoints.
+    """lamina 0.1's SGD state (step, velocity: a model-shaped record or None), kept only to read 0.1
+    checkpoints.
 
     ``load_checkpoint`` converts it: the velocity is exactly the state of SGD's ``trace``.
     """
@@ -31,7 +33,8 @@ class SGDState:
 
 
 def converted_state(state):
-    """A 0.1 ``SGDState`` as the ChainState of today's SGD (its one stateful transform is trace); any other state as it is."""
+    """A 0.1 ``SGDState`` as the ChainState of today's SGD (its one stateful transform is trace); any other
+    state as it is."""
     if not isinstance(state, SGDState):
         return state
     return ChainState(step=state.step, states=((state.velocity,),) if state.velocity is not None else ())
@@ -49,7 +52,11 @@ def _converted_settings(settings: dict) -> dict:
 class Checkpoint:
     """A training run at a batch boundary: after ``position`` batches of epoch ``epoch`` (0-based).
 
-    ``best`` is the best-validation model so far, kept when the run uses ``keep_best``.
+    The loop's state as ``optim.Run`` declares it (``Run.saved()``: epoch, position, history,
+    running, and the shuffled order: ``epoch_rng_state``, the Generator state its permutation in use
+    was drawn from, and ``offset``, the rows of it used, None for none in use), the model, the
+    optimizer state, the Generator's state now (``rng_state``) and the run's settings. ``best`` is
+    the best-validation model so far, kept when the run uses ``keep_best``.
     """
 
     model: object
@@ -64,6 +71,12 @@ class Checkpoint:
     best: object = None
     callbacks: list | None = None   # each user callback's state() (JSON), in the order given to fit
     path: Path | None = None
+    offset: int | None = None
+
+    @classmethod
+    def of(cls, saved: dict, **records_and_settings) -> Checkpoint:
+        """The checkpoint of a run whose ``Run.saved()`` is ``saved``."""
+        return cls(**saved, **records_and_settings)
 
     def check_matches(self, settings: dict, rng) -> None:
         """Raise ValueError listing every setting in which a resumed run differs from the checkpoint's."""
@@ -81,7 +94,8 @@ def _file_name(epoch: int, position: int) -> str:
 
 
 def _state_to_json(state):
-    """A bit generator's state as JSON: its arrays (MT19937, Philox, SFC64) become {"ndarray": [...], "dtype": ...}."""
+    """A bit generator's state as JSON: its arrays (MT19937, Philox, SFC64) become {"ndarray": [...], "dtype":
+    ...}."""
     if isinstance(state, dict):
         return {key: _state_to_json(value) for key, value in state.items()}
     if isinstance(state, np.ndarray):
@@ -111,7 +125,8 @@ def _generator_state(state, where: str) -> dict:
     state = _state_from_json(state, where)
     kind = state.get("bit_generator") if isinstance(state, dict) else None
     if kind not in BIT_GENERATORS:
-        raise ValueError(f"{where} names the bit generator {str(kind)[:40]!r}; expected one of {sorted(BIT_GENERATORS)}")
+        raise ValueError(f"{where} names the bit generator {str(kind)[:40]!r}; "
+                         f"expected one of {sorted(BIT_GENERATORS)}")
     try:
         BIT_GENERATORS[kind]().state = state
     except (TypeError, ValueError, KeyError, OverflowError) as error:
@@ -138,28 +153,44 @@ def _checked_extra(extra: dict) -> dict:
         raise ValueError("the checkpoint's history is not a dict of per-epoch lists")
     if type(running) is not dict or set(running) != RUNNING_KEYS or \
             not all(type(v) in (int, float) for v in running.values()):
-        raise ValueError(f"the checkpoint's running sums are {str(running)[:100]}; expected numbers {sorted(RUNNING_KEYS)}")
+        raise ValueError(f"the checkpoint's running sums are {str(running)[:100]}; "
+                         f"expected numbers {sorted(RUNNING_KEYS)}")
     if type(fields["settings"]) is not dict:
         raise ValueError("the checkpoint's settings are not a dict")
     fields["callbacks"] = extra.get("callbacks")
     if fields["callbacks"] is not None and type(fields["callbacks"]) is not list:
         raise ValueError("the checkpoint's callback states are not a list")
+    fields["offset"] = _offset(extra, fields)
     fields["rng_state"] = _generator_state(fields["rng_state"], "the checkpoint's rng_state")
     if fields["epoch_rng_state"] is not None:
-        fields["epoch_rng_state"] = _generator_state(fields["epoch_rng_state"], "the checkpoint's epoch_rng_state")
+        fields["epoch_rng_state"] = _generator_state(fields["epoch_rng_state"],
+                                                     "the checkpoint's epoch_rng_state")
     elif fields["position"] > 0:
         raise ValueError("the checkpoint is in the middle of an epoch but lacks the epoch's rng state")
     return fields
 
 
+def _offset(extra: dict, fields: dict) -> int | None:
+    """Rows of the permutation in use already used: stored since format 3; before, ``position`` full
+    batches."""
+    if "offset" in extra:
+        offset = extra["offset"]
+        if offset is not None and not _is_count(offset):
+            raise ValueError(f"the checkpoint's offset is {str(offset)[:40]}; expected an int >= 0 or null")
+        return offset
+    batch_size = fields["settings"].get("batch_size")
+    return fields["position"] * batch_size if fields["position"] and _is_count(batch_size) else None
+
+
 def save_checkpoint(folder, checkpoint: Checkpoint, *, keep: int = 3, protect=None) -> Path:
-    """Write ``checkpoint`` atomically into ``folder``, then delete all but the newest ``keep`` (never ``protect``)."""
+    """Write ``checkpoint`` atomically into ``folder``, then delete all but the newest ``keep`` (never
+    ``protect``)."""
     from lamina.layers.files.model_file import write_records
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / _file_name(checkpoint.epoch, checkpoint.position)
-    extra = {key: getattr(checkpoint, key) for key in EXTRA_KEYS}
+    extra = {key: getattr(checkpoint, key) for key in (*EXTRA_KEYS, "offset")}
     if checkpoint.callbacks is not None:
         extra["callbacks"] = checkpoint.callbacks
     for key in ("rng_state", "epoch_rng_state"):

@@ -1,12 +1,13 @@
-"""Checks of targets against a model and loss, done once before training or evaluation (never per layer per batch)."""
+"""Checks of targets against a model and loss, done once before training or evaluation (never per layer per
+batch)."""
 
 from __future__ import annotations
 
 import numpy as np
-
-from lamina import losses
 from lamina.data.checks import check_inputs, first_nonfinite_row  # noqa: F401 (re-exported)
 from lamina.losses.targets import check_labels
+
+from lamina import losses
 
 
 def _is_binary_loss(loss) -> bool:
@@ -14,26 +15,31 @@ def _is_binary_loss(loss) -> bool:
     return binary is not None and isinstance(loss, binary)
 
 
-def check_targets(y, n: int, n_outputs: int | None, loss=None, name: str = "y", who: str = "fit") -> np.ndarray:
+def check_targets(y, n: int, n_outputs: int | None, loss=None, name: str = "y",
+                  who: str = "fit") -> np.ndarray:
     """y as labels (n,) in [0, n_outputs), or a numeric array with n rows, all finite."""
     y = np.asarray(y)
     if y.ndim == 0 or len(y) != n:
         got = f"{len(y)} targets" if y.ndim else "a scalar"
-        raise ValueError(f"{who}: {name} must have one target per sample: x has {n} samples, {name} has {got}")
+        raise ValueError(f"{who}: {name} must have one target per sample: x has {n} samples, "
+                         f"{name} has {got}")
     if _is_binary_loss(loss):  # 0/1 (int, bool or float) or probabilities, of the prediction's shape
         if y.dtype.kind not in "biuf":
-            raise TypeError(f"{who}: {name} must hold 0/1 or probabilities for {type(loss).__name__}, got dtype {y.dtype}")
+            raise TypeError(f"{who}: {name} must hold 0/1 or probabilities for {type(loss).__name__}, "
+                            f"got dtype {y.dtype}")
         return y if y.dtype.kind == "f" else y.astype(np.float64)
     if y.ndim == 1:  # class labels; a regression target has shape (n, 1)
         if y.dtype.kind == "f":
-            raise ValueError(f"{who}: {name} is 1-D float (shape {y.shape}); class labels must be integers, and a "
-                             f"regression target has shape (n, k): use {name}[:, None] for one output")
+            raise ValueError(f"{who}: {name} is 1-D float (shape {y.shape}); class labels must be integers, "
+                             f"and a regression target has shape (n, k): use {name}[:, None] for one output")
         if n_outputs is None:
-            raise ValueError(f"{who}: {name} holds class labels, but the model's number of outputs is unknown")
+            raise ValueError(f"{who}: {name} holds class labels, but the model's number of outputs is "
+                             f"unknown")
         if n_outputs == 1 and isinstance(loss, losses.SoftmaxCrossEntropy):
-            raise ValueError(f"{who}: the model has 1 output, but softmax cross-entropy needs one output per class "
-                             f"(2 or more; e.g. the last Dense with n_out = {max(2, int(y.max()) + 1)}); for a "
-                             f"yes/no problem with one output use losses.BinaryCrossEntropy()")
+            raise ValueError(f"{who}: the model has 1 output, but softmax cross-entropy needs one output per "
+                             f"class (2 or more; e.g. the last Dense with "
+                             f"n_out = {max(2, int(y.max()) + 1)}); for a yes/no problem with one output use "
+                             f"losses.BinaryCrossEntropy()")
         return check_labels(y, n, n_outputs, who if name == "y" else f"{who}: {name}")
     if y.dtype.kind != "f":
         hint = ""
@@ -48,3 +54,10 @@ def check_targets(y, n: int, n_outputs: int | None, loss=None, name: str = "y", 
         raise ValueError(f"{who}: {name} row {row} holds NaN or inf; expected finite values")
     return y
 
+
+def positive_int(name: str, value, allow_none: bool = False, who: str = "fit") -> None:
+    """ValueError unless ``value`` is a positive int (or None, with ``allow_none``)."""
+    if value is None and allow_none:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{who}: {name} must be a positive int, got {value!r}")

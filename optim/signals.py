@@ -11,12 +11,15 @@ class StopRequests:
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
-    def __init__(self):
+    def __init__(self, run=None):
         self.requested: int | None = None
+        self.run = run          # an optim.Run, whose ``signal`` gets the request
         self._previous = {}
 
     def _handle(self, signum, frame):
         self.requested = self.requested or signum
+        if self.run is not None:
+            self.run.signal = self.requested
 
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():
@@ -36,8 +39,8 @@ class StopRequests:
         self.restore()
 
     def act(self, interrupted: Exception):
-        """Restore the handlers, then end as the signal would have: raise ``interrupted`` (a KeyboardInterrupt) for
-        SIGINT, SIGTERM's default action for SIGTERM."""
+        """Restore the handlers, then end as the signal would have: raise ``interrupted`` (a
+        KeyboardInterrupt) for SIGINT, SIGTERM's default action for SIGTERM."""
         signum, self.requested = self.requested, None
         self.restore()
         if signum == signal.SIGINT:

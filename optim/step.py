@@ -1,4 +1,5 @@
-"""The training step: forward, loss, backward, update; and its parts, which fit runs on arrays it owns."""
+"""The training step: forward, loss, backward, the non-finite guard, update; and fit's twin of it on arrays it
+owns."""
 
 from __future__ import annotations
 
@@ -7,19 +8,15 @@ import math
 
 import attrs
 import numpy as np
-
 from lamina.layers.layer import check_layer, entry, forward_of
 from lamina.layers.mode import Mode
-from lamina.layers.records.tree import named_buffers, named_parameters
+from lamina.layers.records.finite import all_finite, first_nonfinite
+from lamina.layers.records.parameter import owning
+from lamina.layers.records.tree import buffers, parameters
+from lamina.optim.chain import Chain
 from lamina.optim.errors import NonFiniteLossError
-
-
-def first_nonfinite(record) -> str | None:
-    """The path of the first parameter, then buffer, (in forward order) holding NaN or inf."""
-    for path, array in (*named_parameters(record), *named_buffers(record)):
-        if not np.isfinite(array).all():
-            return path
-    return None
+from lamina.optim.in_place import owned, update_in_place
+from lamina.optim.optimizer import Optimizer
 
 
 @functools.lru_cache(maxsize=16)
@@ -45,8 +42,21 @@ def gradients(forward, model, loss, xb, yb, mode: Mode):
     return pred, value, grads
 
 
+def checked_gradients(model, loss, xb, yb, mode: Mode, where=(None, None, None), with_buffers: bool = True):
+    """``gradients`` of one batch, refused with NonFiniteLossError when the loss, a gradient or a new buffer
+    value is NaN or inf (before anything is updated: the one guard of train_step and fit). ``where``: (epoch,
+    batch, checkpoint) for the message; ``with_buffers=False``: the model has none (no need to look)."""
+    pred, value, grads = gradients(forward_of(model), model, loss, xb, yb, mode)
+    if not math.isfinite(value):
+        raise diverged(*where[:2], value, model, pred, grads, xb, mode, where[2])
+    if not all_finite(parameters(grads) + buffers(grads) if with_buffers else parameters(grads)):
+        raise NonFiniteLossError(*where[:2], value, first_nonfinite(grads), checkpoint=where[2])
+    return pred, value, grads
+
+
 def first_nonfinite_output(model, xb, mode: Mode) -> str | None:
-    """The path of the first layer whose output is NaN or inf, found by running the forward again with an observer."""
+    """The path of the first layer whose output is NaN or inf, found by running the forward again with an
+    observer."""
     found = []
 
     def observe(path, layer, y):
@@ -82,12 +92,44 @@ def train_step(model, loss, optimizer, state, xb, yb, mode: Mode):
     if not isinstance(mode, Mode):
         raise TypeError(f"train_step: mode must be a layers.Mode (e.g. layers.Mode(train=True, rng=rng)), "
                         f"got {type(mode).__name__}")
-    xb = entry(model, xb)
-    pred, value, grads = gradients(forward_of(model), model, loss, xb, yb, without_input_grad(mode))
-    if not math.isfinite(value):
-        raise diverged(None, None, value, model, pred, grads, xb, without_input_grad(mode))
-    bad = first_nonfinite(grads)
-    if bad is not None:
-        raise NonFiniteLossError(None, None, value, bad)
+    pred, value, grads = checked_gradients(model, loss, entry(model, xb), yb, without_input_grad(mode))
     model, state = optimizer.update(model, grads, state)
     return model, state, value, pred
+
+
+@attrs.define
+class OwnedStep:
+    """``train_step``'s twin in fit: the same maths and guard on the records the loop owns, which ``update``
+    (the optimizer's in-place update) changes in place; the batch comes checked and cast by the loop."""
+
+    loss: object
+    update: object          # (model, grads, state) -> (model, state)
+    blas: object            # the loop's BlasThreads: ``batch(n)`` times the step
+    _known: tuple = attrs.field(default=(None, True), init=False)   # (the last model, whether it has buffers)
+
+    def __call__(self, model, state, xb, yb, mode: Mode, where):
+        """-> (model, state, loss value, prediction, gradients); ``where``: (epoch, batch, checkpoint)."""
+        if self._known[0] is not model:   # (the in-place update hands back the same model: looked at once)
+            self._known = (model, bool(buffers(model)))
+        with owning(), self.blas.batch(len(xb)):
+            pred, value, grads = checked_gradients(model, self.loss, xb, yb, mode, where, self._known[1])
+            model, state = self.update(model, grads, state)
+        return model, state, value, pred, grads
+
+
+def owned_copy(value):
+    """``value`` (a record, an optimizer state) copied into buffers the loop owns and updates in place."""
+    return owned(value)
+
+
+def in_place(optimizer, reuse_gradients: bool):
+    """The optimizer's update for records the loop owns (bit for bit its pure update); a user's own optimizer:
+    its update.
+
+    ``reuse_gradients``: no callback can ask for the gradients after the update, so the update may
+    work in their buffers.
+    """
+    chain = optimizer if isinstance(optimizer, Chain) else getattr(optimizer, "chain", None)
+    if not isinstance(optimizer, (Chain, Optimizer)) or not isinstance(chain, Chain):
+        return optimizer.update
+    return functools.partial(update_in_place, chain, reuse_gradients=reuse_gradients)

@@ -17,7 +17,8 @@ FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
 
 
 def idx_bytes(array: np.ndarray) -> bytes:
-    """The IDX encoding of ``array``: magic (0, 0, type code, ndim), big-endian int32 dims, big-endian data."""
+    """The IDX encoding of ``array``: magic (0, 0, type code, ndim), big-endian int32 dims, big-endian
+    data."""
     array = np.asarray(array)
     header = bytes([0, 0, TYPE_CODES[array.dtype], array.ndim]) + np.asarray(array.shape, ">u4").tobytes()
     return header + array.astype(array.dtype.newbyteorder(">")).tobytes()
@@ -89,7 +90,8 @@ class Server:
 
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.02},
+                                       daemon=True)
 
     def __enter__(self) -> "Server":
         self.thread.start()

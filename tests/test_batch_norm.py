@@ -1,4 +1,5 @@
-"""BatchNorm: batch statistics in training (running statistics returned by backward), running statistics in inference.
+"""BatchNorm: batch statistics in training (running statistics returned by backward), running statistics in
+inference.
 
 Expected values are worked out here from the formulas with NumPy, on the input reshaped to
 (values per feature, features): an independent route from the layer's reduction over axes.
@@ -21,7 +22,8 @@ TRAIN = layers.Mode(train=True)
 
 def batch_norm(rng, f=F, momentum=0.1, eps=1e-5, dtype=np.float64) -> layers.BatchNorm:
     """A BatchNorm with non-trivial weight, bias and running statistics."""
-    return layers.BatchNorm(weight=rng.uniform(0.5, 2, f).astype(dtype), bias=rng.standard_normal(f).astype(dtype),
+    return layers.BatchNorm(weight=rng.uniform(0.5, 2, f).astype(dtype),
+                            bias=rng.standard_normal(f).astype(dtype),
                             running_mean=rng.standard_normal(f).astype(dtype),
                             running_var=rng.uniform(0.5, 2, f).astype(dtype), momentum=momentum, eps=eps)
 
@@ -89,8 +91,10 @@ def test_n_features_must_be_a_positive_int(n):
 
 
 def test_arrays_of_different_widths_are_refused():
-    with pytest.raises(layers.ShapeError, match=r"BatchNorm expects running_var of shape \(3,\) to match weight"):
-        layers.BatchNorm(weight=np.ones(3), bias=np.zeros(3), running_mean=np.zeros(3), running_var=np.ones(4))
+    with pytest.raises(layers.ShapeError, match=r"BatchNorm expects running_var of shape \(3,\) to match "
+                                                r"weight"):
+        layers.BatchNorm(weight=np.ones(3), bias=np.zeros(3), running_mean=np.zeros(3),
+                         running_var=np.ones(4))
 
 
 # ---- shapes ------------------------------------------------------------------------------------------
@@ -108,9 +112,9 @@ def test_output_shape_keeps_the_shape_and_checks_the_last_axis():
 
 def test_a_width_mismatch_is_a_shape_error_when_built():
     rng = np.random.default_rng(0)
-    with pytest.raises(layers.ShapeError, match=r"^layers\[1\] BatchNorm\(5, float32\) expects input \(n, \.\.\., 5\) "
-                                                r"\(features on the last axis\), but layers\[0\] Dense\(3 -> 4, "
-                                                r"float32\) gives \(n, 4\)$"):
+    with pytest.raises(layers.ShapeError, match=r"^layers\[1\] BatchNorm\(5, float32\) expects input \(n, "
+                                                r"\.\.\., 5\) \(features on the last axis\), but layers\[0\] "
+                                                r"Dense\(3 -> 4, float32\) gives \(n, 4\)$"):
         layers.Sequence([layers.Dense.init(rng, 3, 4), layers.BatchNorm.init(5)])
 
 
@@ -130,7 +134,8 @@ def test_training_normalizes_with_the_batch_mean_and_biased_variance(x, seed):
     layer = batch_norm(np.random.default_rng(seed))
     y, _ = layer.forward(x, TRAIN)
     values = by_feature(x)
-    np.testing.assert_allclose(y, normalized(layer, x, values.mean(axis=0), values.var(axis=0)), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(y, normalized(layer, x, values.mean(axis=0), values.var(axis=0)), rtol=1e-12,
+                               atol=1e-12)
 
 
 @pytest.mark.parametrize("sample_shape", [(F,), (4, 5, F)])
@@ -147,7 +152,8 @@ def test_running_statistics_after_several_steps_follow_torch_s_update(sample_sha
         values = by_feature(x)
         m = len(values)
         mean = (1 - momentum) * mean + momentum * values.mean(axis=0)
-        var = (1 - momentum) * var + momentum * values.var(axis=0) * m / (m - 1)  # unbiased, as torch keeps it
+        # unbiased, as torch keeps it
+        var = (1 - momentum) * var + momentum * values.var(axis=0) * m / (m - 1)
         np.testing.assert_allclose(layer.running_mean, mean, rtol=1e-13)
         np.testing.assert_allclose(layer.running_var, var, rtol=1e-13)
 
@@ -182,9 +188,9 @@ def test_training_backward_leaves_the_layer_and_its_arguments_alone():
 
 @pytest.mark.parametrize("shape", [(1, F), (1, 1, 1, F)])
 def test_training_refuses_one_value_per_feature_with_the_layer_named(shape):
-    with pytest.raises(layers.LayerError, match=r"^BatchNorm\(3, float32\): training needs more than one value per "
-                                                r"feature for the batch statistics, but the batch of shape "
-                                                rf"\({shape[0]}, .*\) has 1"):
+    with pytest.raises(layers.LayerError, match=r"^BatchNorm\(3, float32\): training needs more than one "
+                                                r"value per feature for the batch statistics, but the batch "
+                                                rf"of shape \({shape[0]}, .*\) has 1"):
         layers.BatchNorm.init(F).forward(np.ones(shape, np.float32), TRAIN)
 
 
@@ -192,7 +198,8 @@ def test_one_value_per_feature_is_named_by_path_in_a_model_and_fine_in_inference
     rng = np.random.default_rng(0)
     model = layers.Sequence([layers.Dense.init(rng, 2, F), layers.Residual(layers.BatchNorm.init(F))])
     x = np.ones((1, 2), np.float32)
-    with pytest.raises(layers.LayerError, match=r"^layers\[1\]\.inner BatchNorm\(3, float32\): training needs more"):
+    with pytest.raises(layers.LayerError, match=r"^layers\[1\]\.inner BatchNorm\(3, float32\): training "
+                                                r"needs more"):
         model.forward(x, TRAIN)
     assert model(x).shape == (1, F)
 
@@ -208,7 +215,8 @@ def test_one_sample_of_an_image_is_enough_for_training():
 def test_inference_normalizes_with_the_running_statistics_and_returns_them_unchanged(x, seed):
     layer = batch_norm(np.random.default_rng(seed))
     y, cache = layer.forward(x, layers.EVAL)
-    np.testing.assert_allclose(y, normalized(layer, x, layer.running_mean, layer.running_var), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(y, normalized(layer, x, layer.running_mean, layer.running_var), rtol=1e-12,
+                               atol=1e-12)
     np.testing.assert_array_equal(layer(x), y)
     dy = np.random.default_rng(seed).standard_normal(x.shape)
     dx, grads = layer.backward(cache, dy, layers.EVAL)
@@ -232,7 +240,8 @@ def test_train_and_eval_differ_exactly_by_the_statistics_they_use():
 
 def test_fresh_layer_in_inference_is_x_over_sqrt_1_plus_eps():
     x = np.random.default_rng(7).standard_normal((4, F))
-    np.testing.assert_allclose(layers.BatchNorm.init(F, dtype=np.float64)(x), x / np.sqrt(1 + 1e-5), rtol=1e-15)
+    np.testing.assert_allclose(layers.BatchNorm.init(F, dtype=np.float64)(x), x / np.sqrt(1 + 1e-5),
+                               rtol=1e-15)
 
 
 # ---- dtypes and input_grad ------------------------------------------------------------------------------

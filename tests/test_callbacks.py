@@ -261,3 +261,25 @@ def test_ctrl_c_raises_training_interrupted_carrying_model_history_and_checkpoin
         assert error.checkpoint is None
     assert "training interrupted after 1 complete epoch(s)" in str(error)
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+class Fails:
+    """Raises OSError at the end of one batch, as a full disk would."""
+
+    def __init__(self, epoch, batch):
+        self.at = (epoch, batch)
+
+    def on_batch_end(self, run):
+        if (run.epoch, run.batch) == self.at:
+            self.model = run.model()
+            raise OSError(28, "No space left on device", "/full/disk")
+
+
+def test_an_error_in_a_callback_reaches_the_caller_as_itself_carrying_the_work(tmp_path):
+    fails = Fails(2, 2)
+    with pytest.raises(OSError) as caught:
+        fit([fails], epochs=3, checkpoint=tmp_path)
+    error = caught.value
+    assert type(error) is OSError and error.filename == "/full/disk"
+    assert same_bits(error.model, fails.model) and len(error.history["loss"]) == 1
+    assert error.checkpoint == max(tmp_path.glob("checkpoint-*.npz"))     # the epoch-1 checkpoint

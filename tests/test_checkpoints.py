@@ -206,6 +206,22 @@ def test_resume_after_fewer_epochs_or_mid_epoch_is_bit_identical(tmp_path, name)
         assert rng.bit_generator.state == reference_rng.bit_generator.state, start
 
 
+@pytest.mark.parametrize("start", ["checkpoint-00001-0000004.npz", "checkpoint-00002-0000000.npz"])
+def test_a_checkpoint_of_0_2_without_the_orders_offset_resumes_bit_for_bit(tmp_path, start):
+    """lamina 0.2 stored no offset: the order stood ``position`` full batches into the epoch's permutation."""
+    reference_rng = np.random.default_rng(5)
+    reference, history = fit(epochs=3, rng=reference_rng)
+    fit(epochs=3, checkpoint=tmp_path / "all", checkpoint_every=4, keep=100)
+    records, extra, _ = read_records(tmp_path / "all" / start)
+    assert "offset" in extra
+    old = tmp_path / "old.npz"
+    write_records(old, records, {k: v for k, v in extra.items() if k != "offset"}, kind="checkpoint")
+    rng = np.random.default_rng(1)
+    model, h = fit(epochs=3, rng=rng, resume=old)
+    assert same_bits(model, reference) and without_seconds(h) == without_seconds(history)
+    assert rng.bit_generator.state == reference_rng.bit_generator.state
+
+
 @pytest.mark.parametrize("bit_generator", [np.random.MT19937, np.random.Philox, np.random.SFC64, np.random.PCG64DXSM])
 def test_resume_with_any_numpy_bit_generator(tmp_path, bit_generator):
     """Their states hold arrays (not JSON as they stand); a checkpoint stores and restores them exactly."""

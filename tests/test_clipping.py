@@ -1,4 +1,5 @@
-"""clip_by_global_norm and every optimizer's clip_norm: torch's clip_grad_norm_, on the raw gradients, before decay."""
+"""clip_by_global_norm and every optimizer's clip_norm: torch's clip_grad_norm_, on the raw gradients, before
+decay."""
 
 from __future__ import annotations
 
@@ -49,8 +50,10 @@ def test_the_norm_is_of_the_raw_gradients_before_weight_decay():
     assert got == pytest.approx([2 - 0.1 * (3 * c + 1), 2 - 0.1 * (4 * c + 1)], rel=1e-15, abs=0)
 
 
-@pytest.mark.parametrize("make", [lambda c: optim.Adam(0.1, clip_norm=c), lambda c: optim.AdamW(0.1, clip_norm=c),
-                                  lambda c: optim.RMSprop(0.1, clip_norm=c)], ids=["Adam", "AdamW", "RMSprop"])
+@pytest.mark.parametrize("make", [lambda c: optim.Adam(0.1, clip_norm=c),
+                                  lambda c: optim.AdamW(0.1, clip_norm=c),
+                                  lambda c: optim.RMSprop(0.1, clip_norm=c)],
+                         ids=["Adam", "AdamW", "RMSprop"])
 def test_every_optimizer_clips(make):
     """Clipped at 1, the first update equals the unclipped update of the gradients divided by (5 + 1e-6)."""
     c = 1 / (5 + 1e-6)
@@ -72,7 +75,8 @@ def test_masked_clip_sees_only_the_chosen_parameters():
 
 
 def test_clipping_must_come_first_in_a_chain():
-    with pytest.raises(ValueError, match=r"whole-tree transform clip_by_global_norm.*comes after.*put them first"):
+    with pytest.raises(ValueError, match=r"whole-tree transform clip_by_global_norm.*comes after.*put them "
+                                         r"first"):
         optim.chain(optim.scale_by_learning_rate(0.1), optim.clip_by_global_norm(1.0))
 
 

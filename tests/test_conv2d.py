@@ -1,4 +1,5 @@
-"""Conv2D: against a direct loop, against finite differences (hypothesis), its blocks of work, dtypes, bad input, CNN files and summaries.
+"""Conv2D: against a direct loop, against finite differences (hypothesis), its blocks of work, dtypes, bad
+input, CNN files and summaries.
 
 The reference convolution is the definition written as loops over samples, output pixels and the
 kernel, in float64: y[b, i, j, o] = sum_{p, q, c} x_padded[b, i*sh + p, j*sw + q, c] w[p, q, c, o] + bias[o].
@@ -87,14 +88,16 @@ def test_against_the_loop(case):
     x = rng.standard_normal((n, h, w, c_in))
     for mode in (layers.TRAIN, layers.EVAL):
         y, cache = conv.forward(x, mode)
-        np.testing.assert_allclose(y, loop_conv(x, conv.weight, conv.bias, conv.stride, conv.pads), rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(y, loop_conv(x, conv.weight, conv.bias, conv.stride, conv.pads),
+                                   rtol=1e-12, atol=1e-12)
         dy = rng.standard_normal(y.shape)
         dx, grads = conv.backward(cache, dy, mode)
         ref_dx, ref_dw, ref_db = loop_conv_backward(x, conv.weight, conv.stride, conv.pads, dy)
         np.testing.assert_allclose(dx, ref_dx, rtol=1e-12, atol=1e-12)
         np.testing.assert_allclose(grads.weight, ref_dw, rtol=1e-12, atol=1e-12)
         np.testing.assert_allclose(grads.bias, ref_db, rtol=1e-12, atol=1e-12)
-        assert isinstance(grads, layers.Conv2D) and grads.stride == conv.stride and grads.padding == conv.padding
+        assert isinstance(grads, layers.Conv2D)
+        assert grads.stride == conv.stride and grads.padding == conv.padding
 
 
 def test_a_hand_computed_convolution():
@@ -118,7 +121,8 @@ def test_same_padding_puts_an_even_kernels_extra_row_and_column_bottom_and_right
     np.testing.assert_array_equal(picks[0, 0], image)                   # no padding above or left
     shifted = np.zeros((4, 4))
     shifted[:3, :3] = image[1:, 1:]
-    np.testing.assert_array_equal(picks[1, 1], shifted)                 # a zero row below, a zero column right
+    # a zero row below, a zero column right
+    np.testing.assert_array_equal(picks[1, 1], shifted)
     assert layers.Conv2D.init(np.random.default_rng(0), 1, 1, 4, padding="same").pads == (1, 2, 1, 2)
     assert layers.Conv2D.init(np.random.default_rng(0), 1, 1, (3, 2), padding="same").pads == (1, 1, 0, 1)
 
@@ -191,7 +195,8 @@ def test_many_blocks_against_the_loop(monkeypatch, transposed):
     conv = random_conv(rng, 2, 3, 3, stride=(2, 1), padding=1)
     x = rng.standard_normal((3, 9, 7, 2))
     y, cache = conv.forward(x, layers.TRAIN)
-    np.testing.assert_allclose(y, loop_conv(x, conv.weight, conv.bias, conv.stride, conv.pads), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(y, loop_conv(x, conv.weight, conv.bias, conv.stride, conv.pads), rtol=1e-12,
+                               atol=1e-12)
     dy = rng.standard_normal(y.shape)
     dx, grads = conv.backward(cache, dy, layers.TRAIN)
     ref_dx, ref_dw, _ = loop_conv_backward(x, conv.weight, conv.stride, conv.pads, dy)
@@ -251,11 +256,13 @@ def test_no_input_gradient_when_the_mode_needs_none():
 def test_inference_is_forward_in_eval_bit_for_bit_and_training_computes_the_same():
     rng = np.random.default_rng(0)
     model = layers.Sequence([layers.Reshape((12, 12, 1)), layers.Conv2D.init(rng, 1, 4, 3), layers.ReLU(),
-                             layers.MaxPool2D(), layers.Conv2D.init(rng, 4, 8, 3, padding="same"), layers.Flatten()])
+                             layers.MaxPool2D(), layers.Conv2D.init(rng, 4, 8, 3, padding="same"),
+                             layers.Flatten()])
     x = rng.random((2100, 144), dtype=np.float32)          # more than one chunk of inference
     y = model(x)
     np.testing.assert_array_equal(y, model.forward(x, layers.EVAL)[0])
-    np.testing.assert_array_equal(model.forward(x[:50], layers.TRAIN)[0], model.forward(x[:50], layers.EVAL)[0])
+    np.testing.assert_array_equal(model.forward(x[:50], layers.TRAIN)[0],
+                                  model.forward(x[:50], layers.EVAL)[0])
 
 
 def test_forward_and_backward_change_nothing():
@@ -274,7 +281,7 @@ def test_forward_and_backward_change_nothing():
     assert not conv.weight.flags.writeable and not conv.bias.flags.writeable
 
 
-def test_init():
+def test_init_draws_he_or_glorot_weights_zero_bias_and_takes_kernel_stride_padding():
     rng = np.random.default_rng(0)
     conv = layers.Conv2D.init(rng, 16, 64, 3)
     assert conv.weight.shape == (3, 3, 16, 64) and conv.weight.dtype == np.float32
@@ -286,12 +293,13 @@ def test_init():
     assert layers.Conv2D.init(rng, 1, 1, 3, stride=2, padding="valid").padding == (0, 0)
 
 
-def test_repr():
+def test_repr_names_channels_kernel_stride_padding_and_dtype():
     rng = np.random.default_rng(0)
     assert repr(layers.Conv2D.init(rng, 1, 32, 3)) == "Conv2D(1 -> 32, 3x3, float32)"
     assert (repr(layers.Conv2D.init(rng, 32, 64, (3, 5), stride=2, padding=(1, 2), dtype=np.float64))
             == "Conv2D(32 -> 64, 3x5, stride 2, padding (1, 2), float64)")
-    assert repr(layers.Conv2D.init(rng, 3, 8, 4, padding="same")) == "Conv2D(3 -> 8, 4x4, padding same, float32)"
+    same = layers.Conv2D.init(rng, 3, 8, 4, padding="same")
+    assert repr(same) == "Conv2D(3 -> 8, 4x4, padding same, float32)"
 
 
 # --- bad input ----------------------------------------------------------------------------------
@@ -312,14 +320,16 @@ def test_flat_images_are_told_to_reshape():
     conv = layers.Conv2D.init(np.random.default_rng(0), 1, 4, 3)
     with pytest.raises(layers.ShapeError, match=r"channels-last.*\(n, 784\).*Reshape\(\(28, 28, 1\)\)"):
         conv(np.zeros((2, 784), np.float32))
-    with pytest.raises(layers.ShapeError, match=r"expects channels-last images \(n, height, width, 1\).*\(n, 5, 5, 3\)"):
+    with pytest.raises(layers.ShapeError, match=r"expects channels-last images \(n, height, width, 1\).*\(n, "
+                                                r"5, 5, 3\)"):
         conv(np.zeros((2, 5, 5, 3), np.float32))
 
 
 def test_a_kernel_larger_than_the_padded_input():
     rng = np.random.default_rng(0)
-    with pytest.raises(layers.ShapeError, match=r"layers\[1\] Conv2D\(4 -> 4, 5x5, float32\) expects images of at least "
-                                                r"5x5 after padding.*layers\[0\] MaxPool2D\(2x2\) gives \(n, 3, 3, 4\)"):
+    with pytest.raises(layers.ShapeError, match=r"layers\[1\] Conv2D\(4 -> 4, 5x5, float32\) expects images "
+                                                r"of at least 5x5 after padding.*layers\[0\] "
+                                                r"MaxPool2D\(2x2\) gives \(n, 3, 3, 4\)"):
         layers.Sequence([layers.MaxPool2D(), layers.Conv2D.init(rng, 4, 4, 5)]).output_shape((6, 7, 4))
     conv = layers.Conv2D.init(rng, 1, 1, 5, padding=1)
     with pytest.raises(layers.ShapeError, match="at least 5x5 after padding"):
@@ -339,13 +349,13 @@ def test_a_kernel_larger_than_the_padded_input():
     (dict(kernel_size=2.5), "kernel_size must be an int or a pair"),
     (dict(kernel_size=(1, 2, 3)), "kernel_size must be an int or a pair"),
 ])
-def test_bad_settings(kwargs, message):
+def test_bad_init_settings_are_refused_naming_conv2d(kwargs, message):
     with pytest.raises(ValueError, match=message) as error:
         layers.Conv2D.init(np.random.default_rng(0), 2, 3, **kwargs)
     assert "Conv2D" in str(error.value)
 
 
-def test_bad_records():
+def test_records_with_wrong_weight_or_bias_shapes_or_dtypes_are_refused():
     with pytest.raises(ValueError, match=r"Conv2D: the weight must be 4-D"):
         layers.Conv2D(weight=np.zeros((3, 3, 2)), bias=np.zeros(2))
     with pytest.raises(ValueError, match=r"Conv2D: the weight must be 4-D.*each at least 1"):
@@ -371,7 +381,8 @@ def cnn(rng, dtype=np.float32):
     return layers.Sequence([
         layers.Reshape((28, 28, 1)),
         layers.Conv2D.init(rng, 1, 8, 3, dtype=dtype), layers.ReLU(), layers.MaxPool2D(),
-        layers.Residual(layers.Sequence([layers.Conv2D.init(rng, 8, 8, 3, padding="same", dtype=dtype), layers.ReLU()])),
+        layers.Residual(layers.Sequence([layers.Conv2D.init(rng, 8, 8, 3, padding="same", dtype=dtype),
+                                         layers.ReLU()])),
         layers.Conv2D.init(rng, 8, 16, 4, stride=2, padding=(1, 0), dtype=dtype), layers.ReLU(),
         layers.AvgPool2D(2), layers.Flatten(), layers.Dense.init(rng, 3 * 2 * 16, 10, dtype=dtype),
     ])
@@ -393,7 +404,8 @@ def test_summary_shows_every_image_shape():
     ]
     for path, layer, shape, count in expected:
         row = next(line for line in lines if line.strip().startswith(path + " "))
-        assert layer in row and shape in row and row.rstrip().endswith(" " + count), (row, layer, shape, count)
+        assert layer in row and shape in row and row.rstrip().endswith(" " + count), (row, layer, shape,
+                                                                                      count)
     assert lines[-1] == "total: 3,698 parameters (float32)"
 
 
@@ -428,15 +440,19 @@ def test_a_cnn_trains_and_resumes_bit_for_bit(tmp_path):
 
     def model():
         rng = np.random.default_rng(1)
-        return layers.Sequence([layers.Conv2D.init(rng, 1, 4, 3, padding="same"), layers.MaxPool2D(), layers.ReLU(),
-                                layers.Conv2D.init(rng, 4, 6, 3, padding=1), layers.AvgPool2D(2), layers.ReLU(),
+        return layers.Sequence([layers.Conv2D.init(rng, 1, 4, 3, padding="same"), layers.MaxPool2D(),
+                                layers.ReLU(),
+                                layers.Conv2D.init(rng, 4, 6, 3, padding=1), layers.AvgPool2D(2),
+                                layers.ReLU(),
                                 layers.Flatten(), layers.Dense.init(rng, 24, 3)])
 
     loss, opt = losses.SoftmaxCrossEntropy(), optim.SGD(learning_rate=0.1, momentum=0.9)
     settings = dict(batch_size=32, progress=False, threads=1)
     full, history = optim.fit(model(), loss, opt, x, y, epochs=2, rng=np.random.default_rng(2), **settings)
-    optim.fit(model(), loss, opt, x, y, epochs=1, rng=np.random.default_rng(2), checkpoint=tmp_path / "run", **settings)
-    resumed, _ = optim.fit(model(), loss, opt, x, y, epochs=2, rng=np.random.default_rng(99), resume=tmp_path / "run",
+    optim.fit(model(), loss, opt, x, y, epochs=1, rng=np.random.default_rng(2), checkpoint=tmp_path / "run",
+              **settings)
+    resumed, _ = optim.fit(model(), loss, opt, x, y, epochs=2, rng=np.random.default_rng(99),
+                           resume=tmp_path / "run",
                            **settings)
     assert history["loss"][1] < history["loss"][0]
     for (path, a), (_, b) in zip(layers.named_parameters(full), layers.named_parameters(resumed)):

@@ -18,7 +18,8 @@ def _dataset(n):
 
 
 @settings(deadline=None)
-@given(n=st.integers(1, 300), batch_size=st.integers(1, 350), shuffle=st.booleans(), seed=st.integers(0, 2**32 - 1))
+@given(n=st.integers(1, 300), batch_size=st.integers(1, 350), shuffle=st.booleans(),
+       seed=st.integers(0, 2**32 - 1))
 def test_every_sample_exactly_once(n, batch_size, shuffle, seed):
     x, y = _dataset(n)
     rng = np.random.default_rng(seed) if shuffle else None
@@ -106,7 +107,8 @@ def test_rescale_on_a_uint8_memmap(tmp_path):
     x = np.memmap(path, dtype=np.uint8, mode="r", shape=(257, 28, 28))
     y = np.arange(257)
     seen = []
-    for xb, yb in data.batches(x, y, 64, np.random.default_rng(1), transform=data.Rescale(dtype=np.float32, scale=1 / 255)):
+    for xb, yb in data.batches(x, y, 64, np.random.default_rng(1),
+                               transform=data.Rescale(dtype=np.float32, scale=1 / 255)):
         assert type(xb) is np.ndarray and xb.dtype == np.float32 and xb.shape[1:] == (28, 28)
         assert xb.min() >= 0 and xb.max() <= 1
         np.testing.assert_array_equal(xb, images[yb].astype(np.float32) / np.float32(255))
@@ -117,7 +119,8 @@ def test_rescale_on_a_uint8_memmap(tmp_path):
 
 def test_rescale_values_and_validation():
     x = np.arange(256, dtype=np.uint8)
-    np.testing.assert_array_equal(data.Rescale(np.float32, 1 / 255)(x), x.astype(np.float32) / np.float32(255))
+    np.testing.assert_array_equal(data.Rescale(np.float32, 1 / 255)(x),
+                                  x.astype(np.float32) / np.float32(255))
     half = data.Rescale(np.float64, 0.5)(x)
     assert half.dtype == np.float64 and half[255] == 127.5
     assert data.Rescale()(x).dtype == np.float32 and data.Rescale()(x)[7] == 7.0

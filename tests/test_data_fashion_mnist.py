@@ -1,4 +1,5 @@
-"""data.fashion_mnist: the places it looks, and the download path against a local server (never the internet)."""
+"""data.fashion_mnist: the places it looks, and the download path against a local server (never the
+internet)."""
 
 import gzip
 import sys
@@ -28,7 +29,8 @@ def fake():
 
 @pytest.fixture
 def home(tmp_path, monkeypatch, fake):
-    """An isolated machine: no $LAMINA_DATA, the cache in tmp_path, a Debian folder in tmp_path, the fake set's hashes."""
+    """An isolated machine: no $LAMINA_DATA, the cache in tmp_path, a Debian folder in tmp_path, the fake
+    set's hashes."""
     contents, _, _ = fake
     monkeypatch.delenv("LAMINA_DATA", raising=False)
     monkeypatch.delenv("LAMINA_FASHION_MNIST_URL", raising=False)

@@ -111,7 +111,8 @@ def test_checksum_of_the_decompressed_content(tmp_path, gz):
     path = fx.write(tmp_path / "a.idx", GOOD, gz=gz)
     right = fx.sha256(GOOD)
     np.testing.assert_array_equal(data.read_idx(path, expected_sha256=right), np.arange(12).reshape(3, 4))
-    np.testing.assert_array_equal(data.read_idx(path, expected_sha256=right.upper()), np.arange(12).reshape(3, 4))
+    np.testing.assert_array_equal(data.read_idx(path, expected_sha256=right.upper()),
+                                  np.arange(12).reshape(3, 4))
     wrong = fx.sha256(GOOD + b"x")
     with pytest.raises(data.ChecksumError) as caught:
         data.read_idx(path, expected_sha256=wrong)
@@ -137,7 +138,8 @@ def test_expected_sha256_must_be_hex(tmp_path, bad):
 
 def test_errors_survive_pickling():
     import pickle
-    for error in (data.IDXError("f.idx", "magic", "bad"), data.ChecksumError("f.idx", "a" * 64, "b" * 64, "hint"),
+    for error in (data.IDXError("f.idx", "magic", "bad"),
+                  data.ChecksumError("f.idx", "a" * 64, "b" * 64, "hint"),
                   data.DatasetNotFoundError("not here", looked=["/x"])):
         back = pickle.loads(pickle.dumps(error))
         assert type(back) is type(error) and str(back) == str(error)

@@ -1,4 +1,5 @@
-"""The functions on a trained model: filters, confusion matrix, confident mistakes, saliency, weight histograms, pictures."""
+"""The functions on a trained model: filters, confusion matrix, confident mistakes, saliency, weight
+histograms, pictures."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ PNG = b"\x89PNG\r\n\x1a\n"
 
 def dense(weight, bias=None, dtype=np.float64):
     weight = np.array(weight, dtype=dtype)
-    return layers.Dense(weight=weight, bias=np.zeros(weight.shape[1], dtype) if bias is None else np.array(bias, dtype))
+    return layers.Dense(weight=weight,
+                        bias=np.zeros(weight.shape[1], dtype) if bias is None else np.array(bias, dtype))
 
 
 # ---- filters --------------------------------------------------------------------------------------
@@ -28,7 +30,8 @@ def test_dense_filters_are_weight_columns_shaped_as_images():
     assert np.array_equal(images[1], [[1.0, 4.0], [7.0, 10.0]])   # column 1: weight[:, 1] row-major
     wide = diagnostics.filters(layers.Sequence([dense(np.ones((6, 2))), layers.ReLU()]), image_shape=(2, 3))
     assert wide.shape == (2, 2, 3)
-    colour = diagnostics.filters(layers.Sequence([dense(np.arange(12.0).reshape(12, 1))]), image_shape=(2, 2, 3))
+    colour = diagnostics.filters(layers.Sequence([dense(np.arange(12.0).reshape(12, 1))]),
+                                 image_shape=(2, 2, 3))
     assert colour.shape == (1, 2, 2, 3) and colour[0, 1, 0, 2] == 8.0
 
 
@@ -38,12 +41,14 @@ def test_filters_refuse_what_is_not_an_image_layer():
     with pytest.raises(ValueError, match=r"image_shape \(3, 3\) does not fit layers\[0\] Dense's 6 inputs"):
         diagnostics.filters(layers.Sequence([dense(np.ones((6, 2)))]), image_shape=(3, 3))
     with pytest.raises(ValueError, match=r"layers\[0\] LayerNorm, is not a Dense or Conv2D"):
-        diagnostics.filters(layers.Sequence([layers.LayerNorm.init(4, dtype=np.float64), dense(np.ones((4, 2)))]))
+        diagnostics.filters(layers.Sequence([layers.LayerNorm.init(4, dtype=np.float64),
+                                             dense(np.ones((4, 2)))]))
 
 
 @attrs.frozen
 class Conv2D(layers.Layer):
-    """A stand-in with Conv2D's name and weight layout (kh, kw, in_channels, out_channels), until the real one lands."""
+    """A stand-in with Conv2D's name and weight layout (kh, kw, in_channels, out_channels), until the real one
+    lands."""
 
     weight: np.ndarray = layers.param()
 
@@ -72,7 +77,8 @@ def identity_classifier():
 
 
 def test_confusion_matrix_against_a_hand_count():
-    x = np.array([[1, 0, 0], [0, 1, 0], [0, 0, 1], [0, 1, 0], [0, 0, 2], [3, 0, 0]], dtype=float)  # predicted 0 1 2 1 2 0
+    # predicted 0 1 2 1 2 0
+    x = np.array([[1, 0, 0], [0, 1, 0], [0, 0, 1], [0, 1, 0], [0, 0, 2], [3, 0, 0]], dtype=float)
     y = np.array([0, 1, 1, 0, 2, 2])
     expected = np.array([[1, 1, 0],     # class 0: once right, once taken for 1
                          [0, 1, 1],     # class 1: once right, once taken for 2
@@ -98,8 +104,8 @@ def test_a_single_output_is_a_binary_classifier():
 
 
 def test_data_that_does_not_fit_the_model_is_a_clear_error():
-    with pytest.raises(ValueError, match=r"confusion_matrix: the data does not fit the model: its samples are shaped "
-                                         r"\(5,\).*expects input \(n, 3\)"):
+    with pytest.raises(ValueError, match=r"confusion_matrix: the data does not fit the model: its samples "
+                                         r"are shaped \(5,\).*expects input \(n, 3\)"):
         diagnostics.confusion_matrix(identity_classifier(), np.ones((4, 5)), np.zeros(4, int))
     with pytest.raises(ValueError, match=r"label y\[2\] = 3 is not a class of this model \(0 to 2\)"):
         diagnostics.confusion_matrix(identity_classifier(), np.ones((4, 3)), np.array([0, 1, 3, 0]))

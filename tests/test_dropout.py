@@ -1,4 +1,5 @@
-"""Dropout: inverted dropout as torch.nn.Dropout(p=rate); the mask from mode.rng in training, the identity in inference."""
+"""Dropout: inverted dropout as torch.nn.Dropout(p=rate); the mask from mode.rng in training, the identity in
+inference."""
 
 from __future__ import annotations
 
@@ -142,8 +143,8 @@ def test_call_is_inference():
 # ---- missing rng ------------------------------------------------------------------------------------
 
 def test_training_without_an_rng_is_a_clear_error_naming_the_layer():
-    with pytest.raises(layers.LayerError, match=r"^Dropout\(rate=0.5\): training draws a random mask, but the mode "
-                                                 r"has no rng: pass layers.Mode\(train=True, rng="):
+    with pytest.raises(layers.LayerError, match=r"^Dropout\(rate=0.5\): training draws a random mask, but "
+                                                r"the mode has no rng: pass layers.Mode\(train=True, rng="):
         layers.Dropout(0.5).forward(np.ones((2, 3)), layers.TRAIN)
 
 
@@ -151,7 +152,8 @@ def test_the_missing_rng_error_names_the_layer_by_its_path():
     rng = np.random.default_rng(0)
     model = layers.Sequence([layers.Dense.init(rng, 3, 4), layers.Residual(layers.Sequence([layers.ReLU(),
                                                                                              layers.Dropout(0.2)]))])
-    with pytest.raises(layers.LayerError, match=r"^layers\[1\]\.inner\.layers\[1\] Dropout\(rate=0.2\): .*no rng"):
+    with pytest.raises(layers.LayerError, match=r"^layers\[1\]\.inner\.layers\[1\] Dropout\(rate=0.2\): .*no "
+                                                r"rng"):
         model.forward(np.ones((2, 3)), layers.TRAIN)
 
 
@@ -170,7 +172,8 @@ def test_gradients_inside_sequence_and_residual(gradient_record, seed, training)
         layers.Dense.init(rng, 5, 6, dtype=np.float64),
         layers.Tanh(),
         layers.Dropout(0.3),
-        layers.Residual(layers.Sequence([layers.Dense.init(rng, 6, 6, dtype=np.float64), layers.Dropout(0.5)])),
+        layers.Residual(layers.Sequence([layers.Dense.init(rng, 6, 6, dtype=np.float64),
+                                         layers.Dropout(0.5)])),
         layers.Dense.init(rng, 6, 2, dtype=np.float64),
     ])
     x = rng.standard_normal((7, 5))

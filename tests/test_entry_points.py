@@ -1,4 +1,5 @@
-"""Bad input at the public entry points: model(x), forward, the losses, evaluate and fit's validation data.
+"""Bad input at the public entry points: model(x), forward, the losses, evaluate, fit's arguments and
+validation.
 
 Each error says what was expected, what came and where. Only what the other files leave out:
 fit's own x and y are in test_training.py, data.batches in test_data_batching.py, more of model(x)
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from user_layers import Scale
 
 from lamina import layers, losses, optim
 
@@ -27,7 +29,8 @@ def with_value(x, row, col, value):
 BAD_INPUTS = [
     ("nan", with_value(GOOD, 2, 1, np.nan), ValueError, r"row 2 holds NaN or inf; expected finite values"),
     ("inf", with_value(GOOD, 3, 4, np.inf), ValueError, r"row 3 holds NaN or inf; expected finite values"),
-    ("-inf float64", with_value(GOOD.astype(np.float64), 1, 0, -np.inf), ValueError, r"row 1 holds NaN or inf"),
+    ("-inf float64", with_value(GOOD.astype(np.float64), 1, 0, -np.inf), ValueError,
+     r"row 1 holds NaN or inf"),
     ("1-D", GOOD[0], ShapeError, None),
     ("3-D", GOOD[:, :, None], ShapeError, None),
     ("no samples", GOOD[:0], ShapeError, r"at least one sample and one feature.* \(0, 5\)"),
@@ -43,7 +46,8 @@ IDS = [case[0] for case in BAD_INPUTS]
 # other bad inputs of model(x) and forward are in test_sequence.py)
 MODEL_SHAPE = [
     (GOOD[0], r"layers\[0\] Dense\(5 -> 8, float32\) expects input \(n, 5\), but the input is \(5,\)"),
-    (GOOD[:, :, None], r"layers\[0\] Dense\(5 -> 8, float32\) expects input \(n, 5\), but the input is \(4, 5, 1\)"),
+    (GOOD[:, :, None], r"layers\[0\] Dense\(5 -> 8, float32\) expects input \(n, 5\), but the input is \(4, "
+                       r"5, 1\)"),
     (GOOD[:, :4], r"layers\[0\] Dense\(5 -> 8, float32\) expects input \(n, 5\), but the input is \(4, 4\)"),
 ]
 
@@ -72,16 +76,21 @@ PROBS = np.full((4, 3), 1 / 3, np.float32)
 def bad_loss_inputs(name):
     """What test_losses.py does not cover already."""
     return [
-        ("pred 3-D", PRED[:, :, None], LABELS, ShapeError, r"predictions \(n, k\).*but the input is \(4, 3, 1\)"),
-        ("pred no classes", PRED[:, :0], LABELS, ShapeError, r"predictions \(n, k\).*but the input is \(4, 0\)"),
+        ("pred 3-D", PRED[:, :, None], LABELS, ShapeError, r"predictions \(n, k\).*but the input is \(4, 3, "
+                                                           r"1\)"),
+        ("pred no classes", PRED[:, :0], LABELS, ShapeError, r"predictions \(n, k\).*but the input is \(4, "
+                                                             r"0\)"),
         ("pred object", PRED.astype(object), LABELS, TypeError, r"must be a float array, got dtype object"),
-        ("pred complex", PRED.astype(complex), LABELS, TypeError, r"must be a float array, got dtype complex128"),
+        ("pred complex", PRED.astype(complex), LABELS, TypeError,
+         r"must be a float array, got dtype complex128"),
         ("pred str", np.array([["a"] * 3] * 4), LABELS, TypeError, r"must be a float array, got dtype <U1"),
         ("str labels", PRED, np.array(list("abca")), ValueError, r"labels must be integers.*got <U1"),
-        ("target rows", PRED, PROBS[:3], ShapeError, r"prediction's shape \(4, 3\).*but the target gives \(3, 3\)"),
+        ("target rows", PRED, PROBS[:3], ShapeError, r"prediction's shape \(4, 3\).*but the target gives "
+                                                     r"\(3, 3\)"),
         ("target int", PRED, np.ones((4, 3), np.int64), TypeError, rf"{name}: a target array must be float, "
                                                                    r"got dtype int64"),
-        ("target complex", PRED, PROBS.astype(complex), TypeError, r"target array must be float, got dtype complex128"),
+        ("target complex", PRED, PROBS.astype(complex), TypeError, r"target array must be float, got dtype "
+                                                                   r"complex128"),
     ]
 
 
@@ -117,7 +126,8 @@ def test_evaluate_refuses_bad_x(name, x, error, match):
     (np.int64(1), ValueError, r"one target per sample: x has 4 samples, y has a scalar"),
     (np.array([0, 1, 2, 3]), ValueError, r"labels must be in \[0, 3\), but labels\[3\] is 3"),
     (np.array([0, 1, -2, 0]), ValueError, r"labels\[2\] is -2"),
-    (LABELS.astype(np.float32), ValueError, r"^evaluate: y is 1-D float.*class labels must be integers.*y\[:, None\]"),
+    (LABELS.astype(np.float32), ValueError, r"^evaluate: y is 1-D float.*class labels must be "
+                                            r"integers.*y\[:, None\]"),
     (with_value(PROBS, 2, 1, np.nan), ValueError, r"y row 2 holds NaN or inf; expected finite values"),
     (np.ones((4, 3), np.int64), TypeError, r"int class labels \(n,\) or a float array, got dtype int64"),
 ], ids=["short", "scalar", "label 3", "label -2", "float labels", "nan target", "int 2-D target"])
@@ -159,7 +169,8 @@ def test_fit_names_the_row_of_a_non_finite_regression_target():
                                                 r"got dtype complex128"),
     ((GOOD, LABELS[:2]), ValueError, r"validation y must have one target per sample: x has 4 samples, "
                                      r"validation y has 2 targets"),
-    ((GOOD, np.array([0, 1, 2, 5])), ValueError, r"validation y: labels must be in \[0, 3\), but labels\[3\] is 5"),
+    ((GOOD, np.array([0, 1, 2, 5])), ValueError, r"validation y: labels must be in \[0, 3\), but labels\[3\] "
+                                                 r"is 5"),
 ], ids=["nan", "1-D", "no samples", "complex", "short y", "bad label"])
 def test_fit_refuses_bad_validation_data_before_training(validation, error, match):
     calls = []
@@ -171,3 +182,48 @@ def test_fit_refuses_bad_validation_data_before_training(validation, error, matc
     with pytest.raises(error, match=match):
         fit(validation=validation, transform=spy)
     assert calls == [1]       # only fit's probe of the output shape: no batch was trained
+
+
+def random_data(n=64, d=5, k=3, seed=0):
+    """x float32 (n, d) from a normal, y int labels (n,) in [0, k)."""
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(n, d)).astype(np.float32), rng.integers(0, k, size=n)
+
+
+def test_a_nested_model_does_not_check_what_its_outer_model_made():
+    """An overflow inside the model is the model's, not bad input: inf comes out, no ValueError."""
+    huge = layers.Dense(weight=np.full((4, 4), 1e38, np.float32), bias=np.zeros(4, np.float32))
+    model = layers.Sequence([huge, layers.mlp(np.random.default_rng(0), [4, 3])])
+    with np.errstate(all="ignore"):
+        with pytest.warns(RuntimeWarning, match="the model overflows"):
+            out = model(np.ones((2, 4), np.float32))
+        assert not np.isfinite(out).all()
+        with pytest.raises(optim.NonFiniteLossError):
+            optim.fit(model, losses.SoftmaxCrossEntropy(), optim.SGD(0.1), np.ones((4, 4), np.float32),
+                      np.array([0, 1, 2, 0]), epochs=1, batch_size=2, rng=np.random.default_rng(0),
+                      progress=False)
+
+
+def test_labels_for_a_model_whose_last_layer_has_no_output_shape():
+    x, y = random_data()
+    model = layers.Sequence([layers.Dense.init(np.random.default_rng(0), 5, 3),
+                             Scale(gain=np.ones(3, np.float32))])
+    fitted, history = optim.fit(model, losses.SoftmaxCrossEntropy(), optim.SGD(0.1), x, y, epochs=1,
+                                batch_size=16, rng=np.random.default_rng(0), progress=False)
+    assert "accuracy" in history
+    with pytest.raises(ValueError, match=r"labels\[0\] is 3"):
+        optim.evaluate(fitted, losses.SoftmaxCrossEntropy(), x[:2], np.array([3, 0]))
+
+
+def test_wrong_arguments_of_fit_mlp_and_evaluate_are_named_and_a_list_input_is_cast():
+    x, y = random_data()
+    with pytest.raises(TypeError, match=r"validation must be a pair \(x_val, y_val\), got tuple of length 1"):
+        optim.fit(layers.mlp(np.random.default_rng(0), [5, 3]), losses.MSE(), optim.SGD(0.1), x, y, epochs=1,
+                  batch_size=8, rng=np.random.default_rng(0), validation=(x,), progress=False)
+    dense = layers.Dense.init(np.random.default_rng(0), 2, 3)
+    # cast on entry
+    np.testing.assert_array_equal(dense([[1.0, 2.0]]), dense(np.array([[1.0, 2.0]], np.float32)))
+    with pytest.raises(TypeError, match=r"layers.ReLU, not layers.ReLU\(\)"):
+        layers.mlp(np.random.default_rng(0), [2, 3, 1], activation=layers.ReLU())
+    with pytest.raises(ValueError, match="^evaluate: batch_size must be a positive int"):
+        optim.evaluate(dense, losses.MSE(), x[:, :2], np.zeros((64, 3), np.float32), batch_size=0)

@@ -288,8 +288,8 @@ def test_bad_input_messages(blobs):
     ({"optimizer": "adagrad"}, "unknown optimizer 'adagrad'; valid optimizers are 'sgd', 'adam', 'adamw', 'rmsprop'"),
     ({"activation": "swish"}, "unknown activation 'swish'; valid activations are 'relu', 'leaky_relu', 'tanh', "
                               "'sigmoid', 'gelu', 'identity'"),
-    ({"learning_rate": 0}, "learning_rate must be a positive number, got 0"),
-    ({"momentum": 1.5}, r"momentum must be in \[0, 1\), got 1.5"),
+    ({"learning_rate": 0}, "learning_rate must be a positive finite number, got 0"),
+    ({"momentum": 1.5}, r"momentum must be a number in \[0, 1\), got 1.5"),
     ({"hidden": (10, 0)}, r"hidden must be a tuple of positive ints such as \(100,\)"),
     ({"epochs": 0}, "epochs must be a positive int, got 0"),
     ({"batch_size": 2.5}, "batch_size must be a positive int, got 2.5"),

@@ -37,7 +37,8 @@ def parse(*argv):
 
 def test_defaults_are_the_documented_main_job():
     args = parse()
-    assert (args.hidden, args.activation, args.loss, args.epochs, args.batch_size) == ([256], "relu", "cross-entropy", 8, 64)
+    assert (args.hidden, args.activation, args.loss, args.epochs, args.batch_size) == ([256], "relu",
+                                                                                       "cross-entropy", 8, 64)
     assert (args.lr, args.schedule, args.momentum, args.nesterov, args.seed) == (0.1, "cosine", 0.9, True, 0)
     assert args.out == Path("out.npz") and args.threads == optim.DEFAULT_THREADS
 
@@ -112,7 +113,8 @@ def test_plot_writes_the_curves_and_the_confusion_matrix(tmp_path, capsys):
 
 # ---- the optimizers of mnist.py, and the tables (issue 10) ------------------------------------------------
 
-@pytest.mark.parametrize("name, kind, lr, weight_decay", [("sgd", optim.SGD, 0.1, 0.0), ("adam", optim.Adam, 1e-3, 0.0),
+@pytest.mark.parametrize("name, kind, lr, weight_decay", [("sgd", optim.SGD, 0.1, 0.0),
+                                                          ("adam", optim.Adam, 1e-3, 0.0),
                                                           ("adamw", optim.AdamW, 1e-3, 1e-2),
                                                           ("rmsprop", optim.RMSprop, 1e-3, 0.0)])
 def test_each_optimizer_has_its_own_defaults_and_takes_clip_norm(name, kind, lr, weight_decay):
@@ -131,7 +133,8 @@ def test_momentum_is_refused_for_adam(capsys):
 
 def test_a_short_adam_run_learns(tmp_path, capsys):
     accuracy = classifier.main(["--optimizer", "adam", "--limit", "6000", "--epochs", "2", "--hidden", "32",
-                                "--out", str(tmp_path / "a.npz"), "--no-progress"], example("mnist").data.mnist,
+                                "--out", str(tmp_path / "a.npz"), "--no-progress"],
+                                example("mnist").data.mnist,
                                "MNIST", "unused.npz")
     assert "Adam(learning_rate=CosineRestarts(initial=0.001" in capsys.readouterr().out and accuracy > 0.8
 

@@ -1,6 +1,7 @@
-"""The examples guide a newcomer (issue 15): outputs checked before training, checkpoint folders that say how to
-go on, Ctrl-C that keeps the work and prints the command to resume, runs that can be extended, help that shows
-every default, and the per-epoch lines without the bars. Short runs on the first few hundred MNIST samples."""
+"""The examples guide a newcomer (issue 15): outputs checked before training, checkpoint folders that say how
+to go on, Ctrl-C that keeps the work and prints the command to resume, runs that can be extended, help that
+shows every default, and the per-epoch lines without the bars. Short runs on the first few hundred MNIST
+samples."""
 
 from __future__ import annotations
 
@@ -79,7 +80,8 @@ def test_a_finished_runs_checkpoint_folder_says_how_to_continue_or_start_afresh(
     assert "resume=" not in err and "Traceback" not in err          # the flag, not fit's keyword
     assert "it was started as: python examples/mnist.py --limit 320" in err
 
-    with pytest.raises(SystemExit) as exit_:                       # resuming it with the same --epochs: nothing to do
+    # resuming it with the same --epochs: nothing to do
+    with pytest.raises(SystemExit) as exit_:
         run([*SMALL, "--resume", str(ck), "--out", str(out)], load=never_loaded)
     err = capsys.readouterr().err
     assert exit_.value.code == 2
@@ -94,14 +96,16 @@ def test_a_finished_run_is_extended_by_resuming_it_with_more_epochs(tmp_path, ca
     extended = [a if a != "1" else "2" for a in SMALL]                # --epochs 2
     run([*extended, "--resume", str(ck), "--out", str(out)])
     shown = capsys.readouterr().out
-    assert re.search(r"resuming from .*checkpoint-00001-0000000\.npz: epoch 2 of 2, from its first batch", shown)
+    assert re.search(r"resuming from .*checkpoint-00001-0000000\.npz: epoch 2 of 2, from its first "
+                     r"batch", shown)
     history = layers.load_extra(out)["history"]
     assert history["loss"][:1] == first["loss"] and len(history["loss"]) == 2
     # the schedule kept its span of 1 epoch (5 steps): the cosine restarted at --lr for the second epoch
     assert history["learning_rate"][0] == pytest.approx(0.1 * (1 + np.cos(np.pi * 4 / 5)) / 2)
     assert history["learning_rate"][1] == history["learning_rate"][0]
 
-    with pytest.raises(SystemExit) as exit_:                        # another schedule: refused, with the first command
+    # another schedule: refused, with the first command
+    with pytest.raises(SystemExit) as exit_:
         run([*[a if a != "1" else "3" for a in SMALL], "--schedule-epochs", "3", "--resume", str(ck),
              "--out", str(out)])
     err = capsys.readouterr().err
@@ -193,7 +197,8 @@ def help_options(main, capsys, monkeypatch) -> list[str]:
         main(["--help"])
     assert exit_.value.code == 0
     text = capsys.readouterr().out
-    options = [" ".join(option.split()) for option in re.split(r"\n  (?=-)", text.split("options:")[1].split("\n\n")[0])]
+    options = [" ".join(option.split()) for option in re.split(r"\n  (?=-)",
+                                                               text.split("options:")[1].split("\n\n")[0])]
     return [option for option in options if option.startswith("--") and not option.startswith("-h")]
 
 
@@ -215,5 +220,6 @@ def test_every_flag_shows_its_default_and_no_boolean_shows_true_or_false(name, c
 
 def test_the_examples_run_as_scripts_from_the_examples_folder():
     names = {path.stem for path in EXAMPLES.glob("*.py")}
-    assert {"mnist", "fashion_mnist", "predict", "diabetes", "breast_cancer", "residual_mnist", "command_line",
+    assert {"mnist", "fashion_mnist", "predict", "diabetes", "breast_cancer", "residual_mnist",
+            "command_line",
             "classifier"} <= names

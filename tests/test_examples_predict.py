@@ -1,5 +1,5 @@
-"""examples/predict.py: only the misclassified digits (--wrong), a model that takes images, and a one-line error
-for a model file that is missing, damaged or not a model of digits."""
+"""examples/predict.py: only the misclassified digits (--wrong), a model that takes images, and a one-line
+error for a model file that is missing, damaged or not a model of digits."""
 
 from __future__ import annotations
 
@@ -36,7 +36,8 @@ def mlp_file(tmp_path_factory):
     (x, y), _ = data.mnist()
     rng = np.random.default_rng(0)
     model = layers.mlp(rng, [784, 16, 10])
-    model, _ = optim.fit(model, losses.SoftmaxCrossEntropy(), optim.SGD(0.1, momentum=0.9), x[:2000], y[:2000],
+    model, _ = optim.fit(model, losses.SoftmaxCrossEntropy(), optim.SGD(0.1, momentum=0.9), x[:2000],
+                         y[:2000],
                          epochs=1, batch_size=64, rng=rng, progress=False)
     path = tmp_path_factory.mktemp("predict") / "mlp.npz"
     layers.save(path, model)

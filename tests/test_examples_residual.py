@@ -1,4 +1,5 @@
-"""examples/residual_mnist.py: its flags, and a short real run that ends with the accuracy line and saves the model."""
+"""examples/residual_mnist.py: its flags, and a short real run that ends with the accuracy line and saves the
+model."""
 
 from __future__ import annotations
 
@@ -39,13 +40,17 @@ def test_every_setting_is_a_flag_with_its_default_in_help(capsys, monkeypatch):
     options = [option for option in options if option.startswith("--") and option != "--help"]
     assert all("default: " in line and "default: True" not in line for line in options), options
     for flag, default in [("--width", "256"), ("--blocks", "2"), ("--dropout", "0.2"), ("--epochs", "15"),
-                          ("--batch-size", "128"), ("--lr", "0.1"), ("--momentum", "0.9"), ("--weight-decay", "0.0005"),
-                          ("--val-size", "5000"), ("--limit", "None"), ("--seed", "0"), ("--out", "residual-mnist.npz")]:
-        assert any(re.match(rf"{flag} \S+ .*\(default: {re.escape(default)}\)$", line) for line in options), flag
+                          ("--batch-size", "128"), ("--lr", "0.1"), ("--momentum", "0.9"),
+                          ("--weight-decay", "0.0005"),
+                          ("--val-size", "5000"), ("--limit", "None"), ("--seed", "0"),
+                          ("--out", "residual-mnist.npz")]:
+        assert any(re.match(rf"{flag} \S+ .*\(default: "
+                            rf"{re.escape(default)}\)$", line) for line in options), flag
 
 
 @pytest.mark.parametrize("argv, message", [(["--dropout", "1"], r"--dropout must be in \[0, 1\)"),
-                                           (["--width", "0"], "--width, --epochs and --batch-size must be at least 1")])
+                                           (["--width", "0"], "--width, --epochs and --batch-size must be at "
+                                                              "least 1")])
 def test_bad_flags_are_refused_by_name(argv, message, capsys):
     with pytest.raises(SystemExit) as exit_:
         residual_mnist.parse_args(argv)

@@ -124,7 +124,7 @@ def check(record, layer, x, seed, where, eps=1e-6):
 # --- layers ----------------------------------------------------------------------------------
 
 @given(st.data(), sizes, sizes, sizes, seeds, st.sampled_from([np.float32, np.float64]))
-def test_dense(gradient_record, data, n, n_in, n_out, seed, dtype):
+def test_dense_gradients_match_finite_differences(gradient_record, data, n, n_in, n_out, seed, dtype):
     dense = data.draw(dense_layers(n_in, n_out, dtype))
     x = data.draw(arrays((n, n_in)))
     errors = check(gradient_record, dense, x, seed, "Dense")
@@ -133,14 +133,14 @@ def test_dense(gradient_record, data, n, n_in, n_out, seed, dtype):
 
 @given(hnp.array_shapes(min_dims=1, max_dims=3, max_side=4).flatmap(arrays), seeds,
        st.sampled_from([layers.ReLU, layers.Sigmoid, layers.Tanh]))
-def test_activations(gradient_record, x, seed, activation):
+def test_activation_gradients_match_finite_differences(gradient_record, x, seed, activation):
     """Element-wise layers, on 1-D to 3-D inputs (|x| >= 0.1, so ReLU is off its kink)."""
     errors = check(gradient_record, activation(), x, seed, activation.__name__)
     assert set(errors) == {"input"}
 
 
 @given(st.data(), sizes, sizes, seeds)
-def test_user_layer(gradient_record, data, n, k, seed):
+def test_a_user_layers_gradients_match_finite_differences(gradient_record, data, n, k, seed):
     scale = Scale(gain=data.draw(arrays((k,))))
     check(gradient_record, scale, data.draw(arrays((n, k))), seed, "Scale")
 
@@ -153,7 +153,7 @@ def test_nested_sequences(gradient_record, case, seed):
 
 @given(st.data(), st.lists(st.integers(1, 5), min_size=2, max_size=4), sizes, seeds,
        st.sampled_from([layers.ReLU, layers.Sigmoid, layers.Tanh]))
-def test_mlp(gradient_record, data, widths, n, seed, activation):
+def test_mlp_gradients_match_finite_differences(gradient_record, data, widths, n, seed, activation):
     model = layers.mlp(np.random.default_rng(seed), widths, activation=activation)
     model = layers.map_parameters(lambda p: p / 2, model)  # keeps Sigmoid and Tanh off saturation
     x = data.draw(arrays((n, widths[0])))
@@ -247,7 +247,8 @@ def test_mse_labels(gradient_record, data, n, k):
 
 @pytest.mark.parametrize("value", [1.0, -2.0, 0.3, -0.75, 0.0])
 def test_a_zero_gradient_is_no_error(gradient_record, value):
-    """At a perfect fit MSE's gradient is exactly 0; the finite difference must agree (no rounding asymmetry)."""
+    """At a perfect fit MSE's gradient is exactly 0; the finite difference must agree (no rounding
+    asymmetry)."""
     pred = np.full((2, 3), value)
     error = layers.check_loss_gradient(losses.MSE(), pred, pred.copy())
     gradient_record.add(error, "MSE at a perfect fit")
@@ -305,7 +306,8 @@ def test_catches_a_wrong_loss_gradient():
 
 
 @pytest.mark.parametrize("activation", [layers.ReLU(), layers.Sigmoid(), layers.Tanh()], ids=repr)
-@pytest.mark.parametrize("y_dtype, dy_dtype", [(np.float32, np.float64), (np.float64, np.float32), (np.float32, np.float32)])
+@pytest.mark.parametrize("y_dtype, dy_dtype",
+                         [(np.float32, np.float64), (np.float64, np.float32), (np.float32, np.float32)])
 def test_an_activation_gradient_has_the_dtype_numpy_would_give(activation, y_dtype, dy_dtype):
     x = np.linspace(-2, 2, 6).astype(y_dtype).reshape(2, 3)
     y, cache = activation.forward(x, layers.EVAL)

@@ -1,4 +1,5 @@
-"""A newcomer is guided: habits from PyTorch and Keras get a pointer, training that goes wrong says so, work is kept."""
+"""A newcomer is guided: habits from PyTorch and Keras get a pointer, training that goes wrong says so, work
+is kept."""
 
 from __future__ import annotations
 
@@ -31,7 +32,8 @@ def quiet_fit(m, loss, opt, x, y, **kwargs):
 # ---- habits from PyTorch and Keras ------------------------------------------------------------------
 
 def test_sizes_where_the_arrays_go_point_to_init():
-    with pytest.raises(TypeError, match=r"Dense\(784, 10\) gives the record's arrays.*Dense\.init\(rng, 784, 10\)"):
+    with pytest.raises(TypeError, match=r"Dense\(784, 10\) gives the record's arrays.*Dense\.init\(rng, 784, "
+                                        r"10\)"):
         layers.Dense(784, 10)
 
 
@@ -52,7 +54,8 @@ def test_sequence_of_several_arguments_asks_for_a_list():
 
 
 def test_mlp_takes_an_activation_by_name_and_lists_the_names_it_knows():
-    assert isinstance(layers.mlp(np.random.default_rng(0), [3, 4, 2], activation="tanh").layers[1], layers.Tanh)
+    assert isinstance(layers.mlp(np.random.default_rng(0), [3, 4, 2], activation="tanh").layers[1],
+                      layers.Tanh)
     with pytest.raises(ValueError, match=r"unknown activation 'swish'; expected one of \['gelu', 'identity'"):
         layers.mlp(np.random.default_rng(0), [3, 4, 2], activation="swish")
 
@@ -80,7 +83,8 @@ def test_a_column_of_int_labels_suggests_ravel():
 
 def test_float_one_hot_targets_get_an_accuracy_by_argmax():
     x, y = blobs()
-    _, history = quiet_fit(model(), losses.SoftmaxCrossEntropy(), optim.SGD(0.1), x, np.eye(3, dtype=np.float32)[y])
+    _, history = quiet_fit(model(), losses.SoftmaxCrossEntropy(), optim.SGD(0.1), x,
+                           np.eye(3, dtype=np.float32)[y])
     _, by_labels = quiet_fit(model(), losses.SoftmaxCrossEntropy(), optim.SGD(0.1), x, y)
     assert history["accuracy"] == by_labels["accuracy"]
 
@@ -108,9 +112,12 @@ def test_scaled_inputs_get_no_warning():
 
 
 def test_divergence_is_a_warning_naming_the_learning_rate_and_training_goes_on():
-    (x, y), _ = data.mnist()  # as `python examples/mnist.py --lr 100` did: loss 1e4 and more, accuracy at chance
-    with np.errstate(all="ignore"), pytest.warns(optim.TrainingWarning, match=r"diverging.*learning rate.*now 100"):
-        _, history = quiet_fit(layers.mlp(np.random.default_rng(0), [784, 32, 10]), losses.SoftmaxCrossEntropy(),
+    # as `python examples/mnist.py --lr 100` did: loss 1e4 and more, accuracy at chance
+    (x, y), _ = data.mnist()
+    with np.errstate(all="ignore"), pytest.warns(optim.TrainingWarning,
+                                                 match=r"diverging.*learning rate.*now 100"):
+        _, history = quiet_fit(layers.mlp(np.random.default_rng(0), [784, 32, 10]),
+                               losses.SoftmaxCrossEntropy(),
                                optim.SGD(100.0), x[:6400], y[:6400], epochs=2, batch_size=64)
     assert len(history["loss"]) == 2 and history["loss"][0] > 100
 
@@ -135,7 +142,8 @@ def test_ctrl_c_without_a_checkpoint_folder_keeps_the_model_and_history():
                   callbacks=[InterruptAt(3)])
     error = caught.value
     assert isinstance(error, optim.TrainingInterrupted) and error.checkpoint is None
-    assert len(error.history["loss"]) == 1  # epoch 1 complete, epoch 2 stopped after batch 4 (the next boundary)
+    # epoch 1 complete, epoch 2 stopped after batch 4 (the next boundary)
+    assert len(error.history["loss"]) == 1
     assert error.model != model()           # trained: not the initial weights
     assert all(not p.flags.writeable for p in layers.parameters(error.model))
 
@@ -154,3 +162,33 @@ def test_a_non_finite_loss_without_checkpoints_promises_none():
     with np.errstate(all="ignore"), pytest.raises(optim.NonFiniteLossError) as caught:
         quiet_fit(model(), losses.SoftmaxCrossEntropy(), optim.SGD(1e38), x, y)
     assert "checkpoint" not in str(caught.value) and "learning rate" in str(caught.value)
+
+
+def random_data(n=64, d=5, k=3, seed=0):
+    """x float32 (n, d) from a normal, y int labels (n,) in [0, k)."""
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(n, d)).astype(np.float32), rng.integers(0, k, size=n)
+
+
+def test_a_validation_loss_that_is_not_finite_stops_training_with_the_epoch():
+    x, y = random_data()
+    with np.errstate(all="ignore"), pytest.raises(optim.NonFiniteLossError,
+                                                  match="validation loss is nan after epoch 1"):
+        optim.fit(layers.mlp(np.random.default_rng(0), [5, 8, 3]), losses.SoftmaxCrossEntropy(),
+                  optim.SGD(0.1), x, y, epochs=5, batch_size=16, rng=np.random.default_rng(0),
+                  validation=(np.clip(x, -1, 1) * np.float32(3e38), y), patience=2, progress=False)
+
+
+def test_a_checkpoint_folder_of_another_run_is_refused_and_epochs_count_from_the_start(tmp_path):
+    x, y = random_data()
+    kwargs = dict(batch_size=16, progress=False, checkpoint=tmp_path)
+    optim.fit(layers.mlp(np.random.default_rng(0), [5, 8, 3]), losses.SoftmaxCrossEntropy(), optim.SGD(0.1),
+              x, y, epochs=3, rng=np.random.default_rng(0), **kwargs)
+    with pytest.raises(FileExistsError, match="holds checkpoints of another run"):
+        optim.fit(layers.mlp(np.random.default_rng(0), [5, 8, 3]), losses.SoftmaxCrossEntropy(),
+                  optim.SGD(0.1),
+                  x, y, epochs=3, rng=np.random.default_rng(0), **kwargs)
+    with pytest.raises(ValueError, match="checkpoint is at epoch 3, past epochs=2"):
+        optim.fit(layers.mlp(np.random.default_rng(0), [5, 8, 3]), losses.SoftmaxCrossEntropy(),
+                  optim.SGD(0.1),
+                  x, y, epochs=2, rng=np.random.default_rng(0), resume=tmp_path, **kwargs)

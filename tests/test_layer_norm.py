@@ -1,4 +1,5 @@
-"""LayerNorm: each sample normalized over its last axis, as torch.nn.LayerNorm(n_features); the same in both modes."""
+"""LayerNorm: each sample normalized over its last axis, as torch.nn.LayerNorm(n_features); the same in both
+modes."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ TRAIN = layers.Mode(train=True)
 
 
 def layer_norm(rng, f=F, eps=1e-5, dtype=np.float64) -> layers.LayerNorm:
-    return layers.LayerNorm(weight=rng.uniform(0.5, 2, f).astype(dtype), bias=rng.standard_normal(f).astype(dtype),
+    return layers.LayerNorm(weight=rng.uniform(0.5, 2, f).astype(dtype),
+                            bias=rng.standard_normal(f).astype(dtype),
                             eps=eps)
 
 
@@ -73,11 +75,12 @@ def test_output_shape_keeps_the_shape_and_checks_the_last_axis():
 
 def test_a_width_mismatch_is_a_shape_error_when_built_and_at_forward():
     rng = np.random.default_rng(0)
-    with pytest.raises(layers.ShapeError, match=r"^layers\[1\] LayerNorm\(5, float32\) expects input \(n, \.\.\., 5\) "
-                                                r"\(features on the last axis\), but layers\[0\] Dense\(3 -> 4, "
-                                                r"float32\) gives \(n, 4\)$"):
+    with pytest.raises(layers.ShapeError, match=r"^layers\[1\] LayerNorm\(5, float32\) expects input \(n, "
+                                                r"\.\.\., 5\) \(features on the last axis\), but layers\[0\] "
+                                                r"Dense\(3 -> 4, float32\) gives \(n, 4\)$"):
         layers.Sequence([layers.Dense.init(rng, 3, 4), layers.LayerNorm.init(5)])
-    with pytest.raises(layers.ShapeError, match=r"^LayerNorm\(5, float32\) expects .* the input is \(n, 4\)$"):
+    with pytest.raises(layers.ShapeError, match=r"^LayerNorm\(5, float32\) expects .* the input is \(n, "
+                                                r"4\)$"):
         layers.LayerNorm.init(5).forward(np.ones((2, 4), np.float32), layers.EVAL)
 
 
@@ -88,7 +91,8 @@ def test_each_sample_is_normalized_over_its_last_axis_in_both_modes(x, seed):
     layer = layer_norm(np.random.default_rng(seed))
     mean = np.array([[v.mean()] for v in x.reshape(-1, F)])  # worked row by row, not over an axis
     var = np.array([[v.var()] for v in x.reshape(-1, F)])
-    expected = (layer.weight * (x.reshape(-1, F) - mean) / np.sqrt(var + layer.eps) + layer.bias).reshape(x.shape)
+    normalized = (x.reshape(-1, F) - mean) / np.sqrt(var + layer.eps)
+    expected = (layer.weight * normalized + layer.bias).reshape(x.shape)
     y_train, _ = layer.forward(x, TRAIN)
     y_eval, _ = layer.forward(x, layers.EVAL)
     np.testing.assert_allclose(y_train, expected, rtol=1e-12, atol=1e-12)

@@ -1,8 +1,9 @@
-"""SoftmaxCrossEntropy (plain, label smoothing, class weights) and softmax, against torch's formulas written out here.
+"""SoftmaxCrossEntropy (plain, label smoothing, class weights) and softmax, against torch's formulas written
+out here.
 
-torch is not a dependency; each reference is the formula torch.nn.functional.cross_entropy documents and computes,
-written a different way from lamina's code (np.logaddexp.reduce, Python loops, the two terms of label smoothing kept
-apart as torch keeps them), or a value worked out by hand.
+torch is not a dependency; each reference is the formula torch.nn.functional.cross_entropy documents and
+computes, written a different way from lamina's code (np.logaddexp.reduce, Python loops, the two terms of
+label smoothing kept apart as torch keeps them), or a value worked out by hand.
 """
 
 from __future__ import annotations
@@ -31,8 +32,8 @@ def reference_cross_entropy(logits, target, eps=0.0, weight=None):
     """torch.nn.functional.cross_entropy(logits, target, weight=weight, label_smoothing=eps), mean reduction.
 
     Labels: (1 - eps) * nll + eps / k * smooth, where nll = sum_i w[y_i] (-log p_i,y_i) / sum_i w[y_i] and
-    smooth = sum_i sum_j w[j] (-log p_ij) / sum_i w[y_i] (torch divides the smoothing term by the labels' weights
-    too). Probabilities: t' = t (1 - eps) + eps / k, then -sum_ij w[j] t'_ij log p_ij / n.
+    smooth = sum_i sum_j w[j] (-log p_ij) / sum_i w[y_i] (torch divides the smoothing term by the labels'
+    weights too). Probabilities: t' = t (1 - eps) + eps / k, then -sum_ij w[j] t'_ij log p_ij / n.
     """
     log_p = log_softmax(logits)
     n, k = log_p.shape
@@ -139,7 +140,8 @@ def test_is_stable_at_magnitude_1e4(loss, dtype):
 
 
 def test_keeps_small_losses_exact_beside_huge_logits():
-    """Confident rows near 1e4: the loss log(1 + sum_j e^-(margin_j)) must not be rounded to the logits' ulp."""
+    """Confident rows near 1e4: the loss log(1 + sum_j e^-(margin_j)) must not be rounded to the logits'
+    ulp."""
     margins = np.array([[8.0, 12.0], [10.0, 9.0], [11.0, 15.0]])
     logits = np.column_stack([np.full(3, 1e4), 1e4 - margins])  # label 0 is the largest logit
     value, _ = sce.forward(logits, np.zeros(3, dtype=np.int64))
@@ -147,7 +149,7 @@ def test_keeps_small_losses_exact_beside_huge_logits():
     assert value == pytest.approx(exact, rel=1e-10, abs=0)
 
 
-def test_softmax():
+def test_softmax_is_exact_and_stable_for_large_logits():
     z = np.array([[1.0, 2.0, 3.0], [1e4, 0.0, -1e4]])
     p = losses.softmax(z)
     e = [math.exp(v) for v in (1.0, 2.0, 3.0)]
@@ -222,10 +224,11 @@ def test_class_weights_by_hand():
 
 
 def test_class_weights_with_smoothing_by_hand():
-    """w = (1, 3), eps = 0.5, k = 2, as torch: (1 - eps) nll + (eps / k) smooth, both divided by w[0] + w[1] = 4.
+    """w = (1, 3), eps = 0.5, k = 2, as torch: (1 - eps) nll + (eps / k) smooth, both divided by w[0] + w[1] =
+    4.
 
-    nll = (1 log 4 + 3 log 2) / 4; smooth = (1 log 4 + 3 log(4/3) + 1 log 2 + 3 log 2) / 4 (every class of every
-    sample, weighted by its class's weight; divided by the labels' weights, not by n or by sum w).
+    nll = (1 log 4 + 3 log 2) / 4; smooth = (1 log 4 + 3 log(4/3) + 1 log 2 + 3 log 2) / 4 (every class of
+    every sample, weighted by its class's weight; divided by the labels' weights, not by n or by sum w).
     """
     loss = losses.SoftmaxCrossEntropy(label_smoothing=0.5, class_weights=[1.0, 3.0])
     value, cache = loss.forward(HAND_LOGITS, HAND_LABELS)
@@ -234,7 +237,8 @@ def test_class_weights_with_smoothing_by_hand():
     assert value == pytest.approx(0.5 * nll + 0.25 * smooth, rel=1e-14)
     # s = w_j (0.5 [j = y] + 0.25): ((0.75, 0.75), (0.25, 2.25)); rows of s sum to 1.5 and 2.5
     np.testing.assert_allclose(loss.backward(cache), [[(0.25 * 1.5 - 0.75) / 4, (0.75 * 1.5 - 0.75) / 4],
-                                                      [(0.5 * 2.5 - 0.25) / 4, (0.5 * 2.5 - 2.25) / 4]], rtol=1e-14)
+                                                      [(0.5 * 2.5 - 0.25) / 4, (0.5 * 2.5 - 2.25) / 4]],
+                                                      rtol=1e-14)
 
 
 def test_class_weights_with_smoothed_probabilities_by_hand():
@@ -288,7 +292,8 @@ def test_gradients_with_smoothing_and_weights(gradient_record, case, eps, data):
     w = data.draw(hnp.arrays(np.float64, (logits.shape[1],), elements=st.floats(0.1, 5)))
     loss = losses.SoftmaxCrossEntropy(label_smoothing=eps, class_weights=w)
     for target, what in [(labels, "labels"), (probabilities_like(data, logits), "probabilities")]:
-        # where the gradient is ~0 (one class, or p at the smoothed target) a finite difference is all rounding
+        # where the gradient is ~0 (one class, or p at the smoothed target) a finite difference is all
+        # rounding
         assume(np.abs(loss.backward(loss.forward(logits, target)[1])).max() > 1e-2)
         error = layers.check_loss_gradient(loss, logits, target)
         gradient_record.add(error, f"SoftmaxCrossEntropy, smoothing and weights, {what}")
@@ -323,7 +328,8 @@ def test_settings_are_a_value():
 
 @pytest.mark.parametrize("eps", [-0.1, 1.5, float("nan"), float("inf"), "0.1", None, True])
 def test_label_smoothing_outside_0_1_is_refused(eps):
-    with pytest.raises(ValueError, match=r"SoftmaxCrossEntropy: label_smoothing must be a number in \[0, 1\]"):
+    with pytest.raises(ValueError, match=r"SoftmaxCrossEntropy: label_smoothing must be a number in \[0, "
+                                         r"1\]"):
         losses.SoftmaxCrossEntropy(label_smoothing=eps)
 
 
@@ -345,8 +351,8 @@ def test_bad_class_weights_are_refused_at_construction(weights, match):
 def test_class_weights_of_the_wrong_length_fail_at_the_first_batch():
     loss = losses.SoftmaxCrossEntropy(class_weights=[1.0, 2.0, 3.0])
     for target in (np.array([0, 1]), np.full((2, 4), 0.25)):
-        with pytest.raises(ValueError, match=r"class_weights has 3 entries, one per class, but the predictions "
-                                             r"\(2, 4\) have 4 classes"):
+        with pytest.raises(ValueError, match=r"class_weights has 3 entries, one per class, but the "
+                                             r"predictions \(2, 4\) have 4 classes"):
             loss.forward(np.zeros((2, 4)), target)
 
 

@@ -1,4 +1,5 @@
-"""What every loss checks on every batch (labels, predictions, targets), what it leaves alone, and its protocol."""
+"""What every loss checks on every batch (labels, predictions, targets), what it leaves alone, and its
+protocol."""
 
 from __future__ import annotations
 
@@ -49,7 +50,8 @@ def test_bad_predictions_and_targets(loss):
         loss.forward(np.zeros(4), np.zeros(4, dtype=np.int64))
     with pytest.raises(TypeError, match="predictions must be a float array, got dtype int64"):
         loss.forward(np.zeros((2, 3), dtype=np.int64), np.array([0, 1]))
-    with pytest.raises(layers.ShapeError, match=r"shape \(2, 3\) or int labels \(2,\), but the target gives \(2, 4\)"):
+    with pytest.raises(layers.ShapeError, match=r"shape \(2, 3\) or int labels \(2,\), but the target gives "
+                                                r"\(2, 4\)"):
         loss.forward(np.zeros((2, 3)), np.zeros((2, 4)))
     target = np.full((3, 3), 0.5)
     target[2, 1] = np.inf

@@ -1,4 +1,5 @@
-"""diagnostics.Monitor: its statistics against hand-worked values, its records through fit, and that it changes nothing."""
+"""diagnostics.Monitor: its statistics against hand-worked values, its records through fit, and that it
+changes nothing."""
 
 from __future__ import annotations
 
@@ -38,7 +39,8 @@ def test_relu_statistics_of_images_count_channels():
 def test_sigmoid_and_tanh_saturation_at_the_stated_thresholds():
     sigmoid = 1 / (1 + np.exp(-np.array([[-10.0, 0.0, 10.0, 3.0]])))   # 4.5e-5, 0.5, 0.99995, 0.953
     assert activation_statistics(layers.Sigmoid(), sigmoid)["saturated"] == 0.5
-    tanh = np.tanh(np.array([[-3.0, 0.5, 2.7], [2.6, 0.0, -2.7]]))      # |tanh 2.7| = 0.9910, |tanh 2.6| = 0.9890
+    # |tanh 2.7| = 0.9910, |tanh 2.6| = 0.9890
+    tanh = np.tanh(np.array([[-3.0, 0.5, 2.7], [2.6, 0.0, -2.7]]))
     assert activation_statistics(layers.Tanh(), tanh)["saturated"] == pytest.approx(3 / 6)
     assert "dead" not in activation_statistics(layers.Sigmoid(), sigmoid)
     assert set(activation_statistics(layers.Dense.init(np.random.default_rng(0), 2, 2), np.ones((2, 2)))) == {
@@ -47,7 +49,8 @@ def test_sigmoid_and_tanh_saturation_at_the_stated_thresholds():
 
 def test_parameter_statistics_by_hand():
     before, after, grad = np.array([[3.0, 4.0]]), np.array([[3.0, 4.5]]), np.array([[0.0, 2.0]])
-    assert parameter_statistics(before, after, grad) == {"shape": [1, 2], "grad_norm": 2.0, "weight_norm": 5.0,
+    assert parameter_statistics(before, after, grad) == {"shape": [1, 2], "grad_norm": 2.0,
+                                                         "weight_norm": 5.0,
                                                          "update_ratio": pytest.approx(0.1)}
     assert parameter_statistics(np.zeros(3), np.ones(3), np.ones(3))["update_ratio"] is None
 

@@ -1,15 +1,16 @@
-"""Property: backward agrees with finite differences for randomly nested Sequence / Residual / Concat trees of every
-layer (Dense, the activations, Dropout with the mask of a seeded rng, BatchNorm, LayerNorm), in training and inference.
+"""Property: backward agrees with finite differences for randomly nested Sequence / Residual / Concat trees of
+every layer (Dense, the activations, Dropout with the mask of a seeded rng, BatchNorm, LayerNorm), in training
+and inference.
 
-In training, BatchNorm makes its output independent of any constant shift of a feature, so a bias that reaches it
-only through affine layers has a gradient of exactly zero, which a relative error reads as 1.0: the trees put an
-activation right before every BatchNorm. LayerNorm over fewer than three features is left out: over one its output
-is its bias, over two it is +-1 whatever the input, so the input's gradient is all rounding.
+In training, BatchNorm makes its output independent of any constant shift of a feature, so a bias that reaches
+it only through affine layers has a gradient of exactly zero, which a relative error reads as 1.0: the trees
+put an activation right before every BatchNorm. LayerNorm over fewer than three features is left out: over one
+its output is its bias, over two it is +-1 whatever the input, so the input's gradient is all rounding.
 
-The tolerance is 1e-3: the property hunts wiring mistakes (a branch's gradient lost, a mode not passed on, a cache
-mixed up), which give errors of order 1; deep random trees of normalizations now and then cancel a gradient down to
-where finite differences keep only a few digits (1e-4 at worst in thousands of trees). Each layer's own tests check
-it alone at 1e-6.
+The tolerance is 1e-3: the property hunts wiring mistakes (a branch's gradient lost, a mode not passed on, a
+cache mixed up), which give errors of order 1; deep random trees of normalizations now and then cancel a
+gradient down to where finite differences keep only a few digits (1e-4 at worst in thousands of trees). Each
+layer's own tests check it alone at 1e-6.
 """
 
 from __future__ import annotations
@@ -48,12 +49,15 @@ def trees(draw, n_in: int, depth: int):
         norm = layers.BatchNorm(weight=1 + 0.3 * rng.normal(size=n_in), bias=0.3 * rng.normal(size=n_in),
                                 running_mean=0.3 * rng.normal(size=n_in), running_var=0.5 + rng.random(n_in),
                                 momentum=0.1)
-        return layers.Sequence([draw(st.sampled_from(SMOOTH))(), norm]), n_in   # an activation right before it
+        # an activation right before it
+        return layers.Sequence([draw(st.sampled_from(SMOOTH))(), norm]), n_in
     if kind == "layer_norm":
-        if n_in < 3:  # over one feature the output is its bias alone; over two, +-1 whatever x: no gradient to check
+        # over one feature the output is its bias alone; over two, +-1 whatever x: no gradient to check
+        if n_in < 3:
             return layers.Tanh(), n_in
         rng = np.random.default_rng(draw(st.integers(0, 2**16)))
-        return layers.LayerNorm(weight=1 + 0.3 * rng.normal(size=n_in), bias=0.3 * rng.normal(size=n_in)), n_in
+        weight, bias = 1 + 0.3 * rng.normal(size=n_in), 0.3 * rng.normal(size=n_in)
+        return layers.LayerNorm(weight=weight, bias=bias), n_in
     if kind == "sequence":
         children, width = [], n_in
         for _ in range(draw(st.integers(1, 3))):
@@ -77,7 +81,8 @@ def trees(draw, n_in: int, depth: int):
 @st.composite
 def trees_of_width(draw, n_in, n_out):
     """A shortcut from n_in to n_out: a Dense, or a Dense then an activation."""
-    dense = layers.Dense.init(np.random.default_rng(draw(st.integers(0, 2**16))), n_in, n_out, dtype=np.float64)
+    dense = layers.Dense.init(np.random.default_rng(draw(st.integers(0, 2**16))), n_in, n_out,
+                              dtype=np.float64)
     if draw(st.booleans()):
         return dense, n_out
     return layers.Sequence([dense, draw(st.sampled_from(SMOOTH))()]), n_out
@@ -93,8 +98,9 @@ def models(draw):
 
 
 def few_values_into_batch_norm(tree, x, seed) -> bool:
-    """Whether a BatchNorm in training gets a feature with fewer than three distinct values in the batch (dropout can
-    zero all but one or two): its output is then the same whatever they are, and its input's gradient all rounding."""
+    """Whether a BatchNorm in training gets a feature with fewer than three distinct values in the batch
+    (dropout can zero all but one or two): its output is then the same whatever they are, and its input's
+    gradient all rounding."""
     found = []
 
     def observe(path, layer, y):

@@ -1,5 +1,5 @@
-"""Mode.observe: called after each child's forward with its full path, the child and its output, through nested
-combinators; observing never changes a run's numbers and never draws from the rng."""
+"""Mode.observe: called after each child's forward with its full path, the child and its output, through
+nested combinators; observing never changes a run's numbers and never draws from the rng."""
 
 from __future__ import annotations
 
@@ -18,14 +18,16 @@ def dense(n_in, n_out, seed=0, dtype=np.float32):
 def model_():
     return layers.Sequence([
         dense(4, 6, 1), layers.BatchNorm.init(6), layers.ReLU(),
-        layers.Residual(layers.Sequence([dense(6, 6, 2), layers.Dropout(0.3), layers.Tanh()]), shortcut=dense(6, 6, 3)),
+        layers.Residual(layers.Sequence([dense(6, 6, 2), layers.Dropout(0.3), layers.Tanh()]),
+                        shortcut=dense(6, 6, 3)),
         layers.Concat([dense(6, 2, 4), layers.Sequence([layers.LayerNorm.init(6), dense(6, 1, 5)])]),
         dense(3, 3, 6),
     ])
 
 
 ORDER = ["layers[0]", "layers[1]", "layers[2]",
-         "layers[3].inner.layers[0]", "layers[3].inner.layers[1]", "layers[3].inner.layers[2]", "layers[3].inner",
+         "layers[3].inner.layers[0]", "layers[3].inner.layers[1]", "layers[3].inner.layers[2]",
+         "layers[3].inner",
          "layers[3].shortcut", "layers[3]",
          "layers[4].branches[0]", "layers[4].branches[1].layers[0]", "layers[4].branches[1].layers[1]",
          "layers[4].branches[1]", "layers[4]", "layers[5]"]
@@ -61,7 +63,8 @@ def test_observe_is_called_after_each_child_with_its_full_path_the_child_and_its
     if not train:
         np.testing.assert_array_equal(outputs["layers[3].inner.layers[0]"],
                                       model.layers[3].inner.layers[0](outputs["layers[2]"]))
-        np.testing.assert_array_equal(outputs["layers[3]"], outputs["layers[3].inner"] + outputs["layers[3].shortcut"])
+        np.testing.assert_array_equal(outputs["layers[3]"],
+                                      outputs["layers[3].inner"] + outputs["layers[3].shortcut"])
         np.testing.assert_array_equal(outputs["layers[4]"], np.concatenate(
             [outputs["layers[4].branches[0]"], outputs["layers[4].branches[1]"]], axis=1))
     assert outputs["layers[3].inner.layers[0]"].shape == (16, 6) and outputs["layers[4]"].shape == (16, 3)
@@ -117,7 +120,8 @@ def test_fit_with_an_observing_callback_gives_bit_for_bit_the_same_model(callbac
                                      batch_size=4, rng=rng, progress=False, threads=1, callbacks=callbacks)
         results.append((trained, history["loss"], rng.bit_generator.state, callbacks))
     (m1, l1, s1, _), (m2, l2, s2, cbs) = results
-    assert same_bits(m1, m2) and [b.tobytes() for b in layers.buffers(m1)] == [b.tobytes() for b in layers.buffers(m2)]
+    assert same_bits(m1, m2)
+    assert [b.tobytes() for b in layers.buffers(m1)] == [b.tobytes() for b in layers.buffers(m2)]
     assert l1 == l2 and s1 == s2
     if callback is Observer:
         assert cbs[0].paths == set(ORDER) and len(cbs[0].stats["layers[3].inner.layers[1]"]) == 3 * 4
@@ -128,7 +132,8 @@ def test_train_step_with_an_observer_gives_the_same_step():
     steps = []
     for observe in (None, lambda path, layer, out: None):
         rng = np.random.default_rng(0)
-        steps.append(optim.train_step(model, loss, opt, opt.init(model), x, y,
-                                      layers.Mode(train=True, rng=rng, observe=observe)) + (rng.bit_generator.state,))
+        mode = layers.Mode(train=True, rng=rng, observe=observe)
+        step = optim.train_step(model, loss, opt, opt.init(model), x, y, mode)
+        steps.append(step + (rng.bit_generator.state,))
     (m1, _, v1, p1, s1), (m2, _, v2, p2, s2) = steps
     assert same_bits(m1, m2) and v1 == v2 and p1.tobytes() == p2.tobytes() and s1 == s2

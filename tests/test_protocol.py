@@ -1,27 +1,18 @@
-"""Protocol v2: old-protocol layers refused with advice, layers.Layer's __call__ and output_shape, a user layer
-everywhere without changes to lamina, Mode and its ready-made values, a missing rng named by path, a record placed
-twice, read-only parameters, and a float64 batch into a float32 model computing in float32 throughout."""
+"""Protocol v2: old-protocol layers refused with advice, layers.Layer's __call__ and output_shape, a user
+layer everywhere without changes to lamina, Mode and its ready-made values, a missing rng named by path, a
+record placed twice, read-only parameters, and a float64 batch into a float32 model computing in float32
+throughout."""
 
 from __future__ import annotations
 
 import attrs
 import numpy as np
 import pytest
+from user_layers import Scale
 
 from lamina import layers, losses, optim
 
 ADVICE = r"forward\(self, x, mode\) -> \(y, cache\) and backward\(self, cache, dy, mode\)"
-
-
-@attrs.frozen
-class Scale(layers.Layer):                    # DESIGN.md's user layer, as a user writes it
-    gain: np.ndarray = layers.param()
-
-    def forward(self, x, mode):
-        return x * self.gain, x
-
-    def backward(self, x, dy, mode):
-        return dy * self.gain, Scale(gain=(dy * x).sum(axis=0))
 
 
 @attrs.frozen
@@ -74,19 +65,22 @@ OLD_PLACES = {
     "check_gradients": lambda old: layers.check_gradients(old, x3.astype(np.float64)),
     "evaluate": lambda old: optim.evaluate(old, losses.MSE(), x3, y3),
 }
-PREFIX = {"Sequence": r"Sequence: layers\[1\] ", "Residual": "Residual: inner ", "Concat": r"Concat: branches\[1\] ",
+PREFIX = {"Sequence": r"Sequence: layers\[1\] ", "Residual": "Residual: inner ",
+          "Concat": r"Concat: branches\[1\] ",
           "fit": "fit: the model ", "train_step": "train_step: the model ", "check_gradients": "",
           "evaluate": "evaluate: the model "}
 
 
 @pytest.mark.parametrize("place", OLD_PLACES)
 def test_an_old_protocol_layer_gets_a_type_error_at_build_saying_what_to_change(place):
-    with pytest.raises(TypeError, match=rf"^{PREFIX[place]}OldScale: its forward does not take \(x, mode\).*{ADVICE}"):
+    with pytest.raises(TypeError, match=rf"^{PREFIX[place]}OldScale: its forward does not take \(x, "
+                                        rf"mode\).*{ADVICE}"):
         OLD_PLACES[place](OldScale(gain=gain()))
 
 
 def test_a_layer_with_only_its_backward_left_on_the_old_protocol_is_named_too():
-    with pytest.raises(TypeError, match=rf"layers\[0\] HalfOld: its backward does not take \(cache, dy, mode\).*{ADVICE}"):
+    with pytest.raises(TypeError, match=r"layers\[0\] HalfOld: its backward does not take \(cache, dy, "
+                                        rf"mode\).*{ADVICE}"):
         layers.Sequence([HalfOld(gain=gain()), layers.ReLU()])
 
 
@@ -120,15 +114,18 @@ def test_a_model_of_user_layers_in_a_sequence_has_unknown_shapes_in_its_summary(
     assert "?" in model.summary((3,)).splitlines()[1]
 
 
-# ---- a user layer works everywhere --------------------------------------------------------------------------
+# ---- a user layer works everywhere
+# --------------------------------------------------------------------------
 
 COMBINED = {
     "alone": lambda: Scale(gain=gain()),
     "Sequence": lambda: layers.Sequence([Scale(gain=gain()), dense(3, 3), layers.Tanh(), Scale(gain=gain())]),
-    "Residual": lambda: layers.Residual(layers.Sequence([dense(3, 3), Scale(gain=gain())]), shortcut=Scale(gain=gain())),
+    "Residual": lambda: layers.Residual(layers.Sequence([dense(3, 3), Scale(gain=gain())]),
+                                        shortcut=Scale(gain=gain())),
     "Concat": lambda: layers.Sequence([layers.Concat([Scale(gain=gain()), dense(3, 2)]), dense(5, 3, 1)]),
     "nested": lambda: layers.Sequence([layers.Residual(layers.Concat([Scale(gain=gain(3)), layers.Sequence([
-        dense(3, 1), Scale(gain=gain(1))])]), shortcut=dense(3, 4, 2)), layers.Tanh(), layers.BatchNorm.init(4), dense(4, 3, 3)]),
+        dense(3, 1), Scale(gain=gain(1))])]), shortcut=dense(3, 4, 2)), layers.Tanh(),
+        layers.BatchNorm.init(4), dense(4, 3, 3)]),
 }
 
 
@@ -209,7 +206,8 @@ def test_eval_draws_nothing_from_the_rng():
     assert rng.bit_generator.state == state
 
 
-# ---- records are values --------------------------------------------------------------------------------------
+# ---- records are values
+# --------------------------------------------------------------------------------------
 
 def test_a_record_placed_twice_is_shared_and_stays_one_record_after_an_update():
     d = dense(3, 3)
@@ -248,12 +246,15 @@ def test_every_record_leaving_fit_or_a_step_is_read_only():
             assert not array.flags.writeable
 
 
-# ---- dtype: a float64 batch into a float32 model ------------------------------------------------------------------
+# ---- dtype: a float64 batch into a float32 model
+# ------------------------------------------------------------------
 
 def float32_model():
     return layers.Sequence([dense(3, 8), layers.BatchNorm.init(8), layers.ReLU(), layers.Dropout(0.3),
-                            layers.Residual(layers.Sequence([dense(8, 8, 1), layers.GELU(), layers.LayerNorm.init(8)])),
-                            layers.Concat([dense(8, 2, 2), layers.Sequence([layers.Sigmoid(), dense(8, 1, 3)]),
+                            layers.Residual(layers.Sequence([dense(8, 8, 1), layers.GELU(),
+                                                             layers.LayerNorm.init(8)])),
+                            layers.Concat([dense(8, 2, 2),
+                                           layers.Sequence([layers.Sigmoid(), dense(8, 1, 3)]),
                                            Scale(gain=gain(8))]),
                             dense(11, 3, 4)])
 
@@ -272,7 +273,8 @@ def test_a_float64_batch_into_a_float32_model_computes_in_float32_in_every_layer
     assert len(seen) == 16 and set(seen.values()) == {np.dtype(np.float32)}, seen
     dx, grads = model.backward(cache, np.ones_like(y), mode)
     assert dx.dtype == np.float32
-    assert {a.dtype for _, a in (*layers.named_parameters(grads), *layers.named_buffers(grads))} == {np.dtype(np.float32)}
+    arrays = (*layers.named_parameters(grads), *layers.named_buffers(grads))
+    assert {a.dtype for _, a in arrays} == {np.dtype(np.float32)}
     assert model(x).dtype == np.float32
     assert model(x).tobytes() == model(x.astype(np.float32)).tobytes()
 
@@ -287,6 +289,7 @@ def test_train_step_and_fit_with_float64_data_keep_a_float32_model():
     same, _, value32, pred32 = optim.train_step(model, losses.MSE(), opt, opt.init(model), x3, y3,
                                                 layers.Mode(train=True, rng=np.random.default_rng(0)))
     assert pred.tobytes() == pred32.tobytes() and value == value32
-    trained, _ = optim.fit(model, losses.MSE(), opt, x, y, epochs=1, batch_size=4, rng=np.random.default_rng(0),
+    trained, _ = optim.fit(model, losses.MSE(), opt, x, y, epochs=1, batch_size=4,
+                           rng=np.random.default_rng(0),
                            progress=False, threads=1)
     assert {a.dtype for a in layers.parameters(trained) + layers.buffers(trained)} == {np.dtype(np.float32)}

@@ -40,7 +40,8 @@ def model():
     return layers.Sequence([
         Scale(gain=np.linspace(0.5, 1.5, 4).astype(np.float32)),
         layers.Dense.init(rng, 4, 5), layers.ReLU(),
-        layers.Sequence([layers.Dense.init(rng, 5, 5), layers.Sigmoid(), layers.Dense.init(rng, 5, 3), layers.Tanh()]),
+        layers.Sequence([layers.Dense.init(rng, 5, 5), layers.Sigmoid(), layers.Dense.init(rng, 5, 3),
+                         layers.Tanh()]),
     ])
 
 
@@ -79,13 +80,17 @@ def test_losses_change_nothing(loss, target):
     assert same(snapshot(cache), before_cache)
 
 
-@pytest.mark.parametrize("opt", [optim.SGD(0.1), optim.SGD(0.1, momentum=0.9, nesterov=True, weight_decay=0.01)])
+@pytest.mark.parametrize("opt",
+                         [optim.SGD(0.1), optim.SGD(0.1, momentum=0.9, nesterov=True, weight_decay=0.01)])
 def test_update_changes_nothing_and_gives_read_only_arrays(opt):
     m = model()
     grads = layers.map_parameters(lambda p: np.full_like(p, 0.5), m)
     state = opt.init(m)
     state = opt.update(m, grads, state)[1]  # a state with a non-zero velocity
-    velocity = lambda state: [v for arrays in state.states for v in arrays]  # the moments, as records
+
+    def velocity(state):
+        return [v for arrays in state.states for v in arrays]  # the moments, as records
+
     before = snapshot(m), snapshot(grads), snapshot(velocity(state)), state.step
     new, new_state = opt.update(m, grads, state)
     assert same(snapshot(m), before[0]) and same(snapshot(grads), before[1])
@@ -186,3 +191,45 @@ def test_param_refuses_non_float_arrays():
         Scale(gain=np.arange(3))
     with pytest.raises(TypeError, match=r"got dtype bool"):
         Scale(gain=np.ones(3, dtype=bool))
+
+
+def random_data(n=64, d=5, k=3, seed=0):
+    """x float32 (n, d) from a normal, y int labels (n,) in [0, k)."""
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(n, d)).astype(np.float32), rng.integers(0, k, size=n)
+
+
+@attrs.frozen
+class Pull:
+    """A user layer whose gradient is its own parameter array (an L2 pull towards zero): y = x."""
+
+    gain: np.ndarray = layers.param()
+
+    def forward(self, x, mode):
+        return x, None
+
+    def backward(self, cache, dy, mode):
+        return dy, Pull(gain=self.gain)
+
+
+@pytest.mark.parametrize("block_bytes", [None, 8], ids=["default blocks", "blocks of 2 floats"])
+def test_a_gradient_that_is_a_parameter_array_is_never_written_by_the_update(block_bytes, monkeypatch):
+    from lamina.optim import in_place
+    if block_bytes is not None:
+        monkeypatch.setattr(in_place, "BLOCK_BYTES", block_bytes)
+    x, y = random_data()
+    model = layers.Sequence([layers.Dense.init(np.random.default_rng(0), 5, 3),
+                             Pull(gain=np.ones(3, np.float32))])
+    loss, opt = losses.SoftmaxCrossEntropy(), optim.SGD(0.1, momentum=0.5, weight_decay=0.01)
+    fitted, _ = optim.fit(model, loss, opt, x, y, epochs=2, batch_size=16, rng=np.random.default_rng(3),
+                          progress=False)
+    hand, state, rng = model, opt.init(model), np.random.default_rng(3)
+    for _ in range(2):
+        order = rng.permutation(len(x))
+        for start in range(0, len(x), 16):
+            idx = order[start:start + 16]
+            pred, cache = hand.forward(x[idx], layers.EVAL)
+            _, lc = loss.forward(pred, y[idx])
+            hand, state = opt.update(hand, hand.backward(cache, loss.backward(lc), layers.EVAL)[1], state)
+    assert fitted == hand
+    assert 0 < fitted.layers[1].gain[0] < 1

@@ -1,4 +1,5 @@
-"""The README's Python, as a newcomer would paste it: the tour through the diagnostics runs and does what it says."""
+"""The README's Python, as a newcomer would paste it: the tour through the diagnostics runs and does what it
+says."""
 
 from __future__ import annotations
 
@@ -32,10 +33,12 @@ def test_the_readme_code_runs_in_order_from_a_fresh_folder(tmp_path, monkeypatch
 
 
 def test_the_tour_runs_twice_in_the_same_folder_when_told_to_resume(tmp_path, monkeypatch):
-    """The tour's checkpoint folder exists the second time: fit says how to go on (resume=) or start afresh."""
+    """The tour's checkpoint folder exists the second time: fit says how to go on (resume=) or start
+    afresh."""
     import pytest
     monkeypatch.chdir(tmp_path)
     tour = python_blocks("### Losses")[0]
     exec(compile(tour.replace("epochs=5", "epochs=1"), str(README), "exec"), {})
-    with pytest.raises(FileExistsError, match=r"resume from it \(resume='runs/tour'\) or give an empty folder"):
+    with pytest.raises(FileExistsError, match=r"resume from it \(resume='runs/tour'\) or give an empty "
+                                              r"folder"):
         exec(compile(tour.replace("epochs=5", "epochs=1"), str(README), "exec"), {})

@@ -1,4 +1,5 @@
-"""diagnostics.report: the sections it writes and leaves out, bad input, atomic writing, the command and --report."""
+"""diagnostics.report: the sections it writes and leaves out, bad input, atomic writing, the command and
+--report."""
 
 from __future__ import annotations
 
@@ -20,13 +21,15 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @functools.lru_cache(maxsize=None)
 def trained():
-    """(model, history, records, (x_test, y_test)): a small MNIST MLP, two epochs on 1200 samples, recorded every 5 batches."""
+    """(model, history, records, (x_test, y_test)): a small MNIST MLP, two epochs on 1200 samples, recorded
+    every 5 batches."""
     (x, y), (x_test, y_test) = data.mnist()
     x, y, x_test, y_test = x[:1200], y[:1200], x_test[:300], y_test[:300]
     rng = np.random.default_rng(0)
     model = layers.mlp(rng, [784, 16, 10])
     monitor = diagnostics.Monitor(every=5)
-    model, history = optim.fit(model, losses.SoftmaxCrossEntropy(), optim.SGD(0.1, momentum=0.9), x, y, epochs=2,
+    model, history = optim.fit(model, losses.SoftmaxCrossEntropy(), optim.SGD(0.1, momentum=0.9), x, y,
+                               epochs=2,
                                batch_size=32, rng=rng, validation=(x_test, y_test), progress=False, threads=1,
                                callbacks=[monitor])
     return model, history, monitor.records, (x_test, y_test)
@@ -47,7 +50,8 @@ def test_a_full_report_has_every_section_and_no_network_reference(tmp_path):
     page = path.read_text()
     assert sections(page) == ["model", "training", "units", "outputs", "gradients", "weights", "filters",
                               "confusion", "mistakes", "saliency"]
-    assert figures(page) == ["curves", "units", "activations", "gradients", "histograms", "filters", "mistakes",
+    assert figures(page) == ["curves", "units", "activations", "gradients", "histograms", "filters",
+                             "mistakes",
                              "saliency"]
     assert "data-missing" not in page
     assert not re.search(r"(src|href)=\"(?!data:|#)", page)       # every picture inline, every link inside
@@ -60,7 +64,8 @@ def test_a_full_report_has_every_section_and_no_network_reference(tmp_path):
 
 def test_without_records_the_report_says_what_is_missing_and_why(tmp_path):
     model, history, _, test = trained()
-    page = diagnostics.report(tmp_path / "r.html", model, history=history, data=test, image_shape=(28, 28)).read_text()
+    path = diagnostics.report(tmp_path / "r.html", model, history=history, data=test, image_shape=(28, 28))
+    page = path.read_text()
     assert sections(page) == ["model", "training", "filters", "confusion", "mistakes", "saliency"]
     missing = re.search(r"<div class=\"missing\" data-missing>(.*?)</div>", page).group(1)
     assert "Dead and saturated units, layer outputs, gradients and updates, weights" in missing
@@ -82,7 +87,7 @@ def test_tabular_data_gets_no_image_sections(tmp_path):
                               data=(x, y)).read_text()
     assert sections(page) == ["model", "training", "units", "outputs", "gradients", "weights", "confusion",
                               "mistakes"]
-    assert "filters" not in figures(page) and "mistakes" not in figures(page) and "saliency" not in figures(page)
+    assert not {"filters", "mistakes", "saliency"} & set(figures(page))
     assert "the inputs are not images" in page
     assert "saturated outputs" in page and "dead ReLU" not in page
 
@@ -90,7 +95,8 @@ def test_tabular_data_gets_no_image_sections(tmp_path):
 def test_data_that_does_not_fit_the_model_is_a_clear_error_and_writes_nothing(tmp_path):
     model, history, records, (x, y) = trained()
     path = tmp_path / "r.html"
-    with pytest.raises(ValueError, match=r"report: the data does not fit the model: its samples are shaped \(783,\)"):
+    with pytest.raises(ValueError, match=r"report: the data does not fit the model: its samples are shaped "
+                                         r"\(783,\)"):
         diagnostics.report(path, model, data=(x[:, :783], y))
     with pytest.raises(ValueError, match=r"image_shape \(28, 27\) holds 756 values, but the samples"):
         diagnostics.report(path, model, data=(x, y), image_shape=(28, 27))
@@ -103,7 +109,8 @@ def test_data_that_does_not_fit_the_model_is_a_clear_error_and_writes_nothing(tm
 
 def test_an_unwritable_path_is_a_clear_error_before_any_work(tmp_path):
     model = trained()[0]
-    with pytest.raises(FileNotFoundError, match=r"cannot write .*r.html: the folder .*nowhere does not exist"):
+    with pytest.raises(FileNotFoundError, match=r"cannot write .*r.html: the folder .*nowhere does not "
+                                                r"exist"):
         diagnostics.report(tmp_path / "nowhere" / "r.html", model)
     with pytest.raises(IsADirectoryError, match="is a folder; give a file name"):
         diagnostics.report(tmp_path, model)
@@ -113,7 +120,8 @@ def test_an_unwritable_path_is_a_clear_error_before_any_work(tmp_path):
 
 
 def test_a_failed_write_leaves_the_old_file_whole(tmp_path, monkeypatch):
-    """The disk fails after the page's bytes were written (at the flush to disk): the old report stays, whole."""
+    """The disk fails after the page's bytes were written (at the flush to disk): the old report stays,
+    whole."""
     import lamina.layers.files.atomic
 
     def failing_fsync(fd):
@@ -136,11 +144,11 @@ def test_findings_say_what_the_numbers_show():
     history = {"loss": [1.0, 0.5, 0.2], "val_loss": [1.0, 0.8, 1.2]}
     found = diagnostics.findings(history, records)
     assert found == [
-        (True, "Validation loss was lowest at epoch 2 (0.8) and rose to 1.2 by the end: the network has started to "
-               "overfit."),
+        (True, "Validation loss was lowest at epoch 2 (0.8) and rose to 1.2 by the end: the network has "
+               "started to overfit."),
         (True, "layers[1] ReLU: 50.0% dead units in epoch 2."),
-        (True, "Median update-to-weight ratio of the weight matrices in epoch 2: 0.2 (large next to the usual ~1e-3: "
-               "if the loss jumps about, lower the learning rate)."),
+        (True, "Median update-to-weight ratio of the weight matrices in epoch 2: 0.2 (large next to the "
+               "usual ~1e-3: if the loss jumps about, lower the learning rate)."),
     ]
 
 
@@ -150,7 +158,8 @@ def test_the_command_writes_a_report_of_a_saved_model(tmp_path):
     layers.save(saved, model, history=history, diagnostics=records)
     out = tmp_path / "r.html"
     done = subprocess.run([sys.executable, "-m", "lamina.diagnostics", str(saved), "--data", "mnist",
-                           "--samples", "200", "--out", str(out)], capture_output=True, text=True, timeout=120)
+                           "--samples", "200", "--out", str(out)], capture_output=True, text=True,
+                           timeout=120)
     assert done.returncode == 0, done.stderr
     assert re.fullmatch(rf"wrote {re.escape(str(out))} \(\d+\.\d\d MB\)\n", done.stdout)
     page = out.read_text()
@@ -165,7 +174,8 @@ def test_the_command_writes_a_report_of_a_saved_model(tmp_path):
 def classifier_example():
     sys.path.insert(0, str(ROOT / "examples"))
     try:
-        spec = importlib.util.spec_from_file_location("classifier_for_report", ROOT / "examples" / "classifier.py")
+        spec = importlib.util.spec_from_file_location("classifier_for_report",
+                                                      ROOT / "examples" / "classifier.py")
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
         return module
@@ -190,7 +200,8 @@ def test_the_examples_report_flag_writes_the_report_and_saves_the_records(tmp_pa
         return (x[:3000], y[:3000]), (x_test[:500], y_test[:500])
 
     out, page = tmp_path / "m.npz", tmp_path / "r.html"
-    classifier.main(["--epochs", "2", "--hidden", "16", "--out", str(out), "--report", str(page), "--no-progress"],
+    classifier.main(["--epochs", "2", "--hidden", "16", "--out", str(out), "--report", str(page),
+                     "--no-progress"],
                     small, "MNIST", "unused.npz")
     assert f"wrote the report to {page}" in capsys.readouterr().out
     assert "units" in sections(page.read_text()) and "saliency" in sections(page.read_text())

@@ -1,4 +1,5 @@
-"""The report in a real browser: headless Chromium (Debian's, driven by Playwright) opens it as a person would.
+"""The report in a real browser: headless Chromium (Debian's, driven by Playwright) opens it as a person
+would.
 
 Checks: no console error, every picture decoded, nothing fetched but the file itself, no sideways
 scrolling on a phone, the numbers shown equal the recorded data. Screenshots are written to
@@ -32,12 +33,14 @@ def screenshots() -> Path:
 
 @pytest.fixture(scope="module")
 def chromium(tmp_path_factory):
-    """Headless Chromium, each with a fresh profile: {"phone": a touch screen 390 pixels wide, "desktop": ...}."""
+    """Headless Chromium, each with a fresh profile: {"phone": a touch screen 390 pixels wide, "desktop":
+    ...}."""
     from playwright.sync_api import sync_playwright
     with sync_playwright() as playwright:
         contexts = {
             "phone": playwright.chromium.launch_persistent_context(
-                str(tmp_path_factory.mktemp("chromium-phone")), executable_path=CHROMIUM, headless=True, args=FLAGS,
+                str(tmp_path_factory.mktemp("chromium-phone")), executable_path=CHROMIUM, headless=True,
+                args=FLAGS,
                 viewport=PHONE, is_mobile=True, has_touch=True, device_scale_factor=2),
             "desktop": playwright.chromium.launch_persistent_context(
                 str(tmp_path_factory.mktemp("chromium-desktop")), executable_path=CHROMIUM, headless=True,
@@ -54,7 +57,8 @@ class Opened:
     def __init__(self, context, path: Path):
         self.errors, self.requests = [], []
         self.page = context.new_page()
-        self.page.on("console", lambda message: self.errors.append(message.text) if message.type == "error" else None)
+        self.page.on("console",
+                     lambda message: self.errors.append(message.text) if message.type == "error" else None)
         self.page.on("pageerror", lambda error: self.errors.append(str(error)))
         self.page.on("request", lambda request: self.requests.append(request.url))
         self.page.goto(path.resolve().as_uri(), wait_until="load")
@@ -62,10 +66,12 @@ class Opened:
     def images(self) -> list[dict]:
         """Each picture as the browser has it: decoded (its pixels, not only its header), its sizes."""
         return self.page.eval_on_selector_all("img", """images => Promise.all(images.map(async i => ({
-            figure: i.dataset.figure, complete: i.complete, natural: i.naturalWidth, naturalHeight: i.naturalHeight,
+            figure: i.dataset.figure, complete: i.complete,
+            natural: i.naturalWidth, naturalHeight: i.naturalHeight,
             width: i.getAttribute('width'), shown: i.getBoundingClientRect().width,
             decoded: await i.decode().then(() => true, () => false),
-            lastRowOpaque: (() => {   // a picture cut short decodes only partly: its last rows stay transparent
+            // a picture cut short decodes only partly: its last rows stay transparent
+            lastRowOpaque: (() => {
                 const c = document.createElement('canvas');
                 c.width = i.naturalWidth; c.height = i.naturalHeight;
                 if (!c.width || !c.height) return false;
@@ -76,7 +82,8 @@ class Opened:
 
     def table(self, name: str) -> list[list[dict]]:
         """Each row's cells as the browser shows them: text and data-value."""
-        return self.page.eval_on_selector_all(f'table[data-table="{name}"] tr', """rows => rows.slice(1).map(r =>
+        return self.page.eval_on_selector_all(f'table[data-table="{name}"] tr',
+                                              """rows => rows.slice(1).map(r =>
             Array.from(r.children).map(c => ({text: c.innerText.trim(), value: c.dataset.value ?? null})))""")
 
     def close(self):
@@ -93,7 +100,8 @@ def full_report(tmp_path_factory):
 
 
 @pytest.mark.parametrize("name, viewport", [("phone", PHONE), ("desktop", DESKTOP)])
-def test_the_report_opens_cleanly_with_every_picture_decoded(chromium, full_report, screenshots, name, viewport):
+def test_the_report_opens_cleanly_with_every_picture_decoded(chromium, full_report, screenshots, name,
+                                                             viewport):
     opened = Opened(chromium[name], full_report)
     try:
         assert opened.errors == []
@@ -102,12 +110,15 @@ def test_the_report_opens_cleanly_with_every_picture_decoded(chromium, full_repo
         assert [i["figure"] for i in images] == ["curves", "units", "activations", "gradients", "histograms",
                                                  "filters", "mistakes", "saliency"]
         for image in images:
-            assert image["decoded"] and image["lastRowOpaque"] and image["complete"] and image["natural"] > 0 and image["naturalHeight"] > 0, image
+            assert image["decoded"] and image["lastRowOpaque"] and image["complete"], image
+            assert image["natural"] > 0 and image["naturalHeight"] > 0, image
             assert image["natural"] == int(image["width"]), image
             assert 0 < image["shown"] <= viewport["width"], image             # scaled to fit the screen
-        assert opened.page.evaluate("window.innerWidth") == viewport["width"]   # laid out for the screen's width
+        # laid out for the screen's width
+        assert opened.page.evaluate("window.innerWidth") == viewport["width"]
         overflow = opened.page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
-        assert overflow <= 0                                                # no sideways scrolling of the page
+        # no sideways scrolling of the page
+        assert overflow <= 0
         shot = screenshots / f"report-{name}.png"
         opened.page.screenshot(path=str(shot), full_page=True)
         assert shot.read_bytes().startswith(b"\x89PNG")
@@ -120,7 +131,8 @@ def test_the_numbers_shown_are_the_recorded_ones(chromium, full_report):
     opened = Opened(chromium["desktop"], full_report)
     try:
         epochs = sorted(set(records["epoch"]))
-        for table, section, statistic in (("dead", "layers", "dead"), ("update_ratio", "parameters", "update_ratio")):
+        for table, section, statistic in (("dead", "layers", "dead"),
+                                          ("update_ratio", "parameters", "update_ratio")):
             rows = opened.table(table)
             paths = [p for p, stats in records[section].items() if statistic in stats]
             assert len(rows) == len(paths) and paths

@@ -1,4 +1,5 @@
-"""Flatten and Reshape: row-major order of channels-last samples, shapes at build time, gradients, files and bad input."""
+"""Flatten and Reshape: row-major order of channels-last samples, shapes at build time, gradients, files and
+bad input."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ def test_flatten_is_row_major_over_channels_last_samples():
     y, cache = layers.Flatten().forward(x, layers.TRAIN)
     assert y.shape == (2, 24)
     # the channels of one pixel sit next to each other, then the pixels of a row, then the rows
-    assert y[1, 0] == x[1, 0, 0, 0] and y[1, 1] == x[1, 0, 0, 1] and y[1, 2] == x[1, 0, 1, 0] and y[1, 8] == x[1, 1, 0, 0]
+    assert y[1, 0] == x[1, 0, 0, 0] and y[1, 1] == x[1, 0, 0, 1]
+    assert y[1, 2] == x[1, 0, 1, 0] and y[1, 8] == x[1, 1, 0, 0]
     dx, grads = layers.Flatten().backward(cache, y * 10, layers.TRAIN)
     np.testing.assert_array_equal(dx, x * 10)
     assert grads == layers.Flatten()
@@ -63,8 +65,9 @@ def test_flatten_into_a_dense_of_the_wrong_width_names_both():
 
 
 def test_a_reshape_of_the_wrong_size():
-    with pytest.raises(layers.ShapeError, match=r"layers\[1\] Reshape\(\(28, 28, 1\)\) expects samples of 784 values "
-                                                r".* but layers\[0\] Dense\(3 -> 700, float32\) gives \(n, 700\) \(700 values\)"):
+    with pytest.raises(layers.ShapeError, match=r"layers\[1\] Reshape\(\(28, 28, 1\)\) expects samples of "
+                                                r"784 values .* but layers\[0\] Dense\(3 -> 700, float32\) "
+                                                r"gives \(n, 700\) \(700 values\)"):
         layers.Sequence([layers.Dense.init(np.random.default_rng(0), 3, 700), layers.Reshape((28, 28, 1))])
     with pytest.raises(layers.ShapeError, match=r"Reshape\(\(28, 28, 1\)\) expects samples of 784 values"):
         layers.Reshape((28, 28, 1))(np.zeros((2, 785), np.float32))
@@ -78,7 +81,7 @@ def test_bad_shapes(shape):
         layers.Reshape(shape)
 
 
-def test_files(tmp_path):
+def test_reshape_and_flatten_round_trip_through_a_model_file(tmp_path):
     model = layers.Sequence([layers.Reshape((2, 3, 1)), layers.Flatten(),
                              layers.Dense.init(np.random.default_rng(0), 6, 2)])
     layers.save(tmp_path / "m.npz", model)

@@ -1,5 +1,5 @@
-"""Resume with Dropout (the rng) and BatchNorm (running statistics): bit for bit the uninterrupted run, at an epoch's
-end and mid-epoch, with SGD momentum and with Adam; the NaN guard covers buffers."""
+"""Resume with Dropout (the rng) and BatchNorm (running statistics): bit for bit the uninterrupted run, at an
+epoch's end and mid-epoch, with SGD momentum and with Adam; the NaN guard covers buffers."""
 
 from __future__ import annotations
 
@@ -17,11 +17,14 @@ labels = np.random.default_rng(1).integers(0, 3, size=N)
 
 def model_():
     rng = np.random.default_rng(2)
-    block = layers.Residual(layers.Sequence([layers.Dense.init(rng, 8, 8), layers.BatchNorm.init(8), layers.ReLU(),
+    block = layers.Residual(layers.Sequence([layers.Dense.init(rng, 8, 8), layers.BatchNorm.init(8),
+                                             layers.ReLU(),
                                              layers.Dropout(0.3), layers.Dense.init(rng, 8, 8)]))
-    return layers.Sequence([layers.Dense.init(rng, 5, 8), layers.BatchNorm.init(8), layers.ReLU(), layers.Dropout(0.2),
+    return layers.Sequence([layers.Dense.init(rng, 5, 8), layers.BatchNorm.init(8), layers.ReLU(),
+                            layers.Dropout(0.2),
                             block, layers.Concat([layers.Dense.init(rng, 8, 2), layers.Sequence([
-                                layers.BatchNorm.init(8), layers.Dense.init(rng, 8, 1)])]), layers.Dense.init(rng, 3, 3)])
+                                layers.BatchNorm.init(8), layers.Dense.init(rng, 8, 1)])]),
+                                layers.Dense.init(rng, 3, 3)])
 
 
 OPTIMIZERS = {"SGD-momentum": lambda: optim.SGD(0.05, momentum=0.9), "Adam": lambda: optim.Adam(3e-3)}
@@ -36,7 +39,8 @@ class StopAt:
 
 
 def fit(opt, rng, **kwargs):
-    return optim.fit(model_(), losses.SoftmaxCrossEntropy(), opt, x, labels, epochs=EPOCHS, batch_size=BATCH, rng=rng,
+    return optim.fit(model_(), losses.SoftmaxCrossEntropy(), opt, x, labels, epochs=EPOCHS, batch_size=BATCH,
+                     rng=rng,
                      progress=False, threads=1, validation=(x[:20], labels[:20]), **kwargs)
 
 
@@ -81,9 +85,12 @@ def test_a_running_variance_that_becomes_inf_is_reported_by_path_and_never_check
     big = x.copy()
     big[7] *= 1e20                              # one huge sample: its batch's variance is inf in float32
     with pytest.raises(optim.NonFiniteLossError) as caught, np.errstate(all="ignore"), \
-            pytest.warns(optim.TrainingWarning, match="far outside the range"):  # (the huge sample, said up front)
-        optim.fit(model, losses.SoftmaxCrossEntropy(), optim.SGD(0.01), big, labels, epochs=2, batch_size=BATCH,
-                  rng=np.random.default_rng(0), progress=False, threads=1, checkpoint=tmp_path, checkpoint_every=1)
+            pytest.warns(optim.TrainingWarning,
+                         match="far outside the range"):  # (the huge sample, said up front)
+        optim.fit(model, losses.SoftmaxCrossEntropy(), optim.SGD(0.01), big, labels, epochs=2,
+                  batch_size=BATCH,
+                  rng=np.random.default_rng(0), progress=False, threads=1, checkpoint=tmp_path,
+                  checkpoint_every=1)
     error = caught.value
     assert error.layer == "layers[2].inner.layers[0].running_var"
     assert "layers[2].inner.layers[0].running_var" in str(error) and error.epoch == 1

@@ -1,4 +1,5 @@
-"""Learning-rate schedules: values worked by hand, composition with warm-up, checks, and their use by the optimizers."""
+"""Learning-rate schedules: values worked by hand, composition with warm-up, checks, and their use by the
+optimizers."""
 
 from __future__ import annotations
 
@@ -23,8 +24,10 @@ def test_linear_then_flat():
 def test_warmup_then_any_schedule():
     warm = optim.Warmup(optim.StepDecay(initial=0.4, factor=0.5, every=2), steps=4)
     # 0.4 (t + 1) / 4 for t < 4; then StepDecay(t - 4)
-    assert [warm(t) for t in range(8)] == pytest.approx([0.1, 0.2, 0.3, 0.4, 0.4, 0.4, 0.2, 0.2], rel=1e-15, abs=0)
-    assert [optim.Warmup(0.3, steps=3)(t) for t in range(5)] == pytest.approx([0.1, 0.2, 0.3, 0.3, 0.3], rel=1e-15)
+    assert [warm(t) for t in range(8)] == pytest.approx([0.1, 0.2, 0.3, 0.4, 0.4, 0.4, 0.2, 0.2], rel=1e-15,
+                                                        abs=0)
+    assert [optim.Warmup(0.3, steps=3)(t) for t in range(5)] == pytest.approx([0.1, 0.2, 0.3, 0.3, 0.3],
+                                                                              rel=1e-15)
 
 
 def test_cosine_with_warmup_is_warmup_of_a_cosine():
@@ -48,7 +51,8 @@ def test_schedules_check_their_arguments(make, match):
 
 @pytest.mark.parametrize("make", [optim.SGD, optim.Adam, optim.AdamW, optim.RMSprop])
 def test_every_optimizer_takes_the_rate_of_the_state_s_step(make):
-    """lr(t) = 0.1 for t < 2, then 0: from a state at step 2 nothing moves (AdamW's decay is lr-scaled too)."""
+    """lr(t) = 0.1 for t < 2, then 0: from a state at step 2 nothing moves (AdamW's decay is lr-scaled
+    too)."""
     opt = make(lambda step: 0.1 if step < 2 else 0.0)
     model = layers.mlp(np.random.default_rng(0), [3, 2])
     grads = layers.map_parameters(np.ones_like, model)
@@ -56,11 +60,12 @@ def test_every_optimizer_takes_the_rate_of_the_state_s_step(make):
     for _ in range(2):
         model, state = opt.update(model, grads, state)
     moved, _ = opt.update(model, grads, state)
-    assert state.step == 2 and all(np.array_equal(a, b) for a, b in zip(layers.parameters(moved), layers.parameters(model)))
+    assert state.step == 2 and all(np.array_equal(a, b) for a, b in zip(layers.parameters(moved),
+                                                                        layers.parameters(model)))
     assert opt.rate(1) == 0.1 and opt.rate(2) == 0.0
 
 
 def test_reprs_print_the_schedule():
     opt = optim.Adam(optim.Warmup(optim.Cosine(1e-3, total=100), steps=10), clip_norm=1.0)
-    assert repr(opt).startswith("Adam(learning_rate=Warmup(then=Cosine(initial=0.001, total=100, final=0.0, warmup=0), "
-                                "steps=10), betas=(0.9, 0.999)")
+    assert repr(opt).startswith("Adam(learning_rate=Warmup(then=Cosine(initial=0.001, total=100, final=0.0, "
+                                "warmup=0), steps=10), betas=(0.9, 0.999)")

@@ -12,6 +12,7 @@ import pytest
 from user_layers import Scale
 
 from lamina import layers
+from lamina.layers.layer import ROW_ALIGN
 
 rng0 = np.random.default_rng(0)
 
@@ -270,9 +271,12 @@ def test_inference_of_a_large_input_runs_in_chunks_with_the_same_numbers(monkeyp
                         lambda self, x, mode: sizes.append(len(x)) or forward(self, x, mode))
     x = np.random.default_rng(2).standard_normal((5000, 3)).astype(np.float32)
     y = model(x)
-    assert len(sizes) == 5 and max(sizes) - min(sizes) <= 1  # five equal chunks, not one 5000-row batch
+    # five chunks of about 1000 rows, not one 5000-row batch; each starts at a multiple of ROW_ALIGN rows
+    starts = np.cumsum([0, *sizes[:-1]])
+    assert len(sizes) == 5 and sum(sizes) == 5000 and max(sizes) - min(sizes) <= ROW_ALIGN
+    assert all(start % ROW_ALIGN == 0 for start in starts)
     whole = forward(model, x, layers.EVAL)[0]
-    np.testing.assert_allclose(y, whole, rtol=1e-6)
+    np.testing.assert_array_equal(y, whole)
 
 
 def test_the_callers_input_is_never_overwritten():

@@ -1,4 +1,5 @@
-"""examples/sweep.py: a search on a real dask LocalCluster (two worker processes, loopback) scores as the sequential one."""
+"""examples/sweep.py: a search on a real dask LocalCluster (two worker processes, loopback) scores as the
+sequential one."""
 
 from __future__ import annotations
 
@@ -79,7 +80,8 @@ def test_saved_best_model_and_plot(tmp_path, digits):
 
 def test_an_unreachable_scheduler_is_a_clear_error_within_seconds():
     start = time.perf_counter()
-    done = subprocess.run([sys.executable, str(EXAMPLE), "--scheduler", "tcp://127.0.0.1:9", "--timeout", "2"],
+    done = subprocess.run([sys.executable, str(EXAMPLE), "--scheduler", "tcp://127.0.0.1:9", "--timeout",
+                           "2"],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode != 0 and time.perf_counter() - start < 30
     assert "cannot reach the dask scheduler at tcp://127.0.0.1:9 within 2 s" in done.stderr
@@ -88,7 +90,7 @@ def test_an_unreachable_scheduler_is_a_clear_error_within_seconds():
         sweep.connect("localhost:8786")
 
 
-def test_flags():
+def test_flags_parse_and_scheduler_excludes_sequential():
     args = sweep.parser().parse_args(["--samples", "500", "--scheduler", "tcp://h:8786", "--no-plot"])
     assert args.samples == 500 and args.scheduler == "tcp://h:8786" and args.plot is None
     with pytest.raises(SystemExit):

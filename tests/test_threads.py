@@ -1,5 +1,6 @@
-"""BLAS threads in fit and evaluate: the chooser's logic on a simulated machine (injected clock and BLAS), pinning,
-leaving alone, $LAMINA_THREADS and the history. No wall-clock limits: every time here is simulated."""
+"""BLAS threads in fit and evaluate: the chooser's logic on a simulated machine (injected clock and BLAS),
+pinning, leaving alone, $LAMINA_THREADS and the history. No wall-clock limits: every time here is
+simulated."""
 
 from __future__ import annotations
 
@@ -134,7 +135,8 @@ def test_a_collapsing_count_costs_one_batch_per_round_and_rounds_stay_within_bud
     with machine.chooser() as chooser:
         ran = machine.run(chooser, 20000)
         rounds = chooser.rounds
-    assert all(results[2] == pytest.approx(0.2) for results in rounds)  # every trial of 2 stopped after its first batch
+    # every trial of 2 stopped after its first batch
+    assert all(results[2] == pytest.approx(0.2) for results in rounds)
     assert ran.count(2) == len(rounds)
     assert machine.now < 1.05 * 20000 * 0.004  # the trials cost less than 5%
 
@@ -214,7 +216,8 @@ def train(threads="auto", epochs=2, **kwargs):
     model, loss, opt, x, y = problem()
     seen = SeeThreads()
     extra = {} if threads == "default" else {"threads": threads}
-    trained, history = optim.fit(model, loss, opt, x, y, epochs=epochs, batch_size=16, rng=np.random.default_rng(2),
+    trained, history = optim.fit(model, loss, opt, x, y, epochs=epochs, batch_size=16,
+                                 rng=np.random.default_rng(2),
                                  progress=False, callbacks=[seen], **extra, **kwargs)
     return trained, history, seen.seen
 

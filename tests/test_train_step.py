@@ -1,5 +1,5 @@
-"""optim.train_step: pure, equal to the step written by hand, NonFiniteLossError before any update, its batch checked
-and cast; and fit for one epoch equal bit for bit to a loop of train_step over the same batches."""
+"""optim.train_step: pure, equal to the step written by hand, NonFiniteLossError before any update, its batch
+checked and cast; and fit for one epoch equal bit for bit to a loop of train_step over the same batches."""
 
 from __future__ import annotations
 
@@ -41,7 +41,8 @@ def snapshot(*values):
         if isinstance(value, np.ndarray):
             out.append(value.tobytes())
         elif value is not None:
-            out.extend(a.tobytes() for _, a in (*layers.named_parameters(value), *layers.named_buffers(value)))
+            named = (*layers.named_parameters(value), *layers.named_buffers(value))
+            out.extend(a.tobytes() for _, a in named)
             out.extend(np.asarray(a).tobytes() for a in _state_arrays(value))
     return out
 
@@ -67,11 +68,12 @@ def test_train_step_is_pure(name):
     model, opt, loss = model_(), OPTIMIZERS[name](), losses.SoftmaxCrossEntropy()
     state = opt.init(model)
     model, state, _, _ = optim.train_step(model, loss, opt, state, xb, yb,
-                                          layers.Mode(train=True, rng=np.random.default_rng(0)))  # a non-trivial state
+                                          layers.Mode(train=True, rng=np.random.default_rng(0)))  # some state
     x_given, y_given = xb.copy(), yb.copy()                      # writable arrays the step could write to
     before = snapshot(model, state, x_given, y_given)
     for _ in range(2):
-        optim.train_step(model, loss, opt, state, x_given, y_given, layers.Mode(train=True, rng=np.random.default_rng(0)))
+        optim.train_step(model, loss, opt, state, x_given, y_given,
+                         layers.Mode(train=True, rng=np.random.default_rng(0)))
     assert snapshot(model, state, x_given, y_given) == before
 
 
@@ -138,27 +140,33 @@ def test_a_non_finite_gradient_raises_before_the_update_naming_its_path():
     spy = Spy(optim.Adam())
     with pytest.raises(optim.NonFiniteLossError, match=r"layers\[1\]\.inner\.gain") as caught:
         optim.train_step(model, losses.SoftmaxCrossEntropy(), spy, spy.init(model), xb, yb, layers.TRAIN)
-    assert spy.updates == 0 and caught.value.layer == "layers[1].inner.gain" and np.isfinite(caught.value.loss)
+    assert spy.updates == 0 and caught.value.layer == "layers[1].inner.gain"
+    assert np.isfinite(caught.value.loss)
 
 
 def test_a_running_variance_that_becomes_inf_is_refused_by_path():
     model = layers.Sequence([layers.Dense.init(np.random.default_rng(0), 6, 4), layers.ReLU(),
-                             layers.Residual(layers.BatchNorm.init(4)), layers.Dense.init(np.random.default_rng(1), 4, 3)])
-    xb_big = (xb * 1e20).astype(np.float32)   # squared deviations ~1e40: the variance is inf in float32, the loss finite
+                             layers.Residual(layers.BatchNorm.init(4)),
+                             layers.Dense.init(np.random.default_rng(1), 4, 3)])
+    xb_big = (xb * 1e20).astype(np.float32)   # squared deviations ~1e40: the variance is inf in float32
+    # (the loss is finite)
     spy = Spy(optim.SGD(0.01))
     with pytest.raises(optim.NonFiniteLossError) as caught, np.errstate(all="ignore"):
         optim.train_step(model, losses.SoftmaxCrossEntropy(), spy, spy.init(model), xb_big, yb, layers.TRAIN)
-    assert spy.updates == 0 and caught.value.layer == "layers[2].inner.running_var" and np.isfinite(caught.value.loss)
+    assert spy.updates == 0 and caught.value.layer == "layers[2].inner.running_var"
+    assert np.isfinite(caught.value.loss)
 
 
-# ---- the batch ----------------------------------------------------------------------------------------------
+# ---- the batch
+# ----------------------------------------------------------------------------------------------
 
 def test_the_batch_is_cast_to_the_models_dtype_and_checked():
     model, opt, loss = model_(), optim.SGD(0.1), losses.SoftmaxCrossEntropy()
     state = opt.init(model)
 
     def step(batch):
-        return optim.train_step(model, loss, opt, state, batch, yb, layers.Mode(train=True, rng=np.random.default_rng(0)))
+        return optim.train_step(model, loss, opt, state, batch, yb,
+                                layers.Mode(train=True, rng=np.random.default_rng(0)))
 
     m32, _, v32, p32 = step(xb)
     m64, _, v64, p64 = step(xb.astype(np.float64))
@@ -174,21 +182,23 @@ def test_the_batch_is_cast_to_the_models_dtype_and_checked():
         optim.train_step(model, loss, opt, state, xb, yb, True)
 
 
-# ---- fit is a loop of train_step -------------------------------------------------------------------------------
+# ---- fit is a loop of train_step
+# -------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("name", OPTIMIZERS)
 def test_one_epoch_of_fit_equals_a_loop_of_train_step_bit_for_bit(name):
     batch_size = 8
-    trained, history = optim.fit(model_(), losses.SoftmaxCrossEntropy(), OPTIMIZERS[name](), x, labels, epochs=1,
-                                 batch_size=batch_size, rng=np.random.default_rng(11), progress=False, threads=1)
+    trained, history = optim.fit(model_(), losses.SoftmaxCrossEntropy(), OPTIMIZERS[name](), x, labels,
+                                 epochs=1, batch_size=batch_size, rng=np.random.default_rng(11),
+                                 progress=False, threads=1)
     rng = np.random.default_rng(11)
     order = rng.permutation(N)
     model, opt = model_(), OPTIMIZERS[name]()
     state, values = opt.init(model), []
     for b in range(N // batch_size):
         idx = order[b * batch_size:(b + 1) * batch_size]
-        model, state, value, _ = optim.train_step(model, losses.SoftmaxCrossEntropy(), opt, state, x[idx], labels[idx],
-                                                  layers.Mode(train=True, rng=rng))
+        model, state, value, _ = optim.train_step(model, losses.SoftmaxCrossEntropy(), opt, state, x[idx],
+                                                  labels[idx], layers.Mode(train=True, rng=rng))
         values.append(value)
     assert same_bits(trained, model)
     assert [b.tobytes() for b in layers.buffers(trained)] == [b.tobytes() for b in layers.buffers(model)]
@@ -196,3 +206,20 @@ def test_one_epoch_of_fit_equals_a_loop_of_train_step_bit_for_bit(name):
     for value in values:
         total += value
     assert history["loss"] == [total / len(values)]
+
+
+# ---- fit guards its steps as train_step does
+# -------------------------------------------------------------------
+
+@pytest.mark.parametrize("make", [lambda: Spy(optim.Adam()), optim.Adam], ids=["own-update", "in-place"])
+def test_fit_refuses_a_non_finite_gradient_before_the_update_as_train_step_does(make):
+    model = layers.Sequence([layers.Dense.init(np.random.default_rng(0), 6, 3), layers.Residual(
+        Poison(gain=np.ones(3, np.float32)))])
+    opt = make()
+    error = r"epoch 1, batch 1; .*layers\[1\]\.inner\.gain"
+    with pytest.raises(optim.NonFiniteLossError, match=error) as caught:
+        optim.fit(model, losses.SoftmaxCrossEntropy(), opt, x, labels, epochs=1, batch_size=8,
+                  rng=np.random.default_rng(0), progress=False, threads=1)
+    assert caught.value.layer == "layers[1].inner.gain" and np.isfinite(caught.value.loss)
+    assert same_bits(caught.value.model, model)                 # the work so far: nothing was updated
+    assert getattr(opt, "updates", 0) == 0

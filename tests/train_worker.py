@@ -11,7 +11,8 @@ doing batch B (counted from the start of fit, 0-based) and lingers there for a m
 test can send a signal during a known batch. ``serve`` is a fork server for many short runs: it imports
 lamina once, then reads one JSON command per line on stdin and answers one JSON line on stdout:
 
-    {"do": "train", "folder": ..., "epochs": ..., "every": ..., "writer": ..., "final": ..., "chunk": ..., "pause": ...}
+    {"do": "train", "folder": ..., "epochs": ..., "every": ..., "writer": ..., "final": ..., "chunk": ...,
+    "pause": ...}
         -> {"pid": PID}       a forked child runs the training, then exits (0 on success, 1 on an error)
     {"do": "reap", "pid": PID}
         -> {"signal": N} or {"exit": N}   after the child has ended
@@ -80,7 +81,8 @@ class Signpost:
 
 
 def train(folder, epochs, every, final=None, resume=False, announce=None):
-    """fit the problem from a fresh Generator(SEED), checkpointing into ``folder``; save the result to ``final``."""
+    """fit the problem from a fresh Generator(SEED), checkpointing into ``folder``; save the result to
+    ``final``."""
     model, loss, opt, x, y = problem()
     model, history = optim.fit(model, loss, opt, x, y, epochs=epochs, batch_size=BATCH_SIZE,
                                rng=np.random.default_rng(SEED), progress=False, checkpoint=folder,

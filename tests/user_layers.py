@@ -9,8 +9,8 @@ from lamina import layers
 
 
 @attrs.frozen
-class Scale:
-    """DESIGN.md's user layer: y = x * gain, one gain per feature; no output_shape, no input_grad."""
+class Scale(layers.Layer):
+    """The README's user layer, as it is there: y = x * gain, one gain per feature (x (n, f), gain (f,))."""
 
     gain: np.ndarray = layers.param()
 

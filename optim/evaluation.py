@@ -1,0 +1,62 @@
+"""evaluate: the mean loss (and accuracy) of a model on a data set, in batches."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from lamina.layers.layer import check_layer, chunks, forward_of, model_dtype
+from lamina.layers.mode import EVAL
+from lamina.optim.checks import check_inputs, check_targets, positive_int
+from lamina.optim.metrics import accuracy_rule
+from lamina.optim.threads import AUTO, BlasThreads
+
+DEFAULT_THREADS = AUTO
+"""BLAS threads for fit and evaluate: "auto" chooses by timing the batches and keeps choosing as the machine's
+load changes (optim/threads.py); $LAMINA_THREADS replaces it."""
+
+
+def n_outputs(model, x: np.ndarray, transform) -> int:
+    """The model's number of outputs for samples like x's: from ``output_shape``, else from one sample."""
+    first = x[:1] if transform is None else transform(x[:1])
+    shape = model.output_shape(first.shape[1:]) if hasattr(model, "output_shape") else None
+    if shape and shape[-1] is not None:
+        return shape[-1]
+    return forward_of(model)(first.astype(model_dtype(model) or first.dtype, copy=False), EVAL)[0].shape[-1]
+
+
+def evaluate(model, loss, x, y, batch_size: int = 1000, *, transform=None, threads=DEFAULT_THREADS) -> dict:
+    """{"loss": mean loss over the samples, "accuracy": where the targets decide one} of ``model`` on (x, y),
+    in batches."""
+    positive_int("batch_size", batch_size, who="evaluate")
+    check_layer(model, "evaluate: the model")
+    x = check_inputs(x)
+    y = check_targets(y, len(x), n_outputs(model, x, transform), loss, who="evaluate")
+    return scores(model, loss, x, y, batch_size, transform, BlasThreads(threads, who="evaluate"))
+
+
+def scores(model, loss, x, y, batch_size, transform, threads) -> dict:
+    """{"loss": ..., "accuracy": ...} of ``model`` on checked (x, y), in batches of ``batch_size`` under
+    ``threads``."""
+    total, correct, seen = 0.0, 0, 0
+    forward, dtype, accuracy = forward_of(model), model_dtype(model), accuracy_rule(loss, y)
+    with threads as blas:
+        for part in chunks(len(x), batch_size):
+            xb, yb = x[part], y[part]
+            xb = xb if transform is None else transform(xb)
+            with blas.batch(len(xb)):
+                pred = forward(xb.astype(dtype, copy=False) if dtype is not None else xb, EVAL)[0]
+            try:
+                value, _ = loss.forward(pred, yb)  # a NaN loss is a result here
+            except ValueError:
+                if np.isfinite(pred).all():
+                    raise
+                value = math.nan
+            total += value * len(yb)
+            if accuracy is not None:
+                right, count = accuracy(pred, yb)
+                correct, seen = correct + right, seen + count
+    result = {"loss": total / len(x)}
+    if accuracy is not None:
+        result["accuracy"] = correct / seen
+    return result
