@@ -39,7 +39,8 @@ def describe(layer) -> str:
 
 @functools.lru_cache(maxsize=None)
 def _protocol_problem(cls: type) -> str | None:
-    """What keeps ``cls`` from being a layer of protocol v2, or None (one look per class, to phrase the error)."""
+    """What keeps ``cls`` from being a layer of protocol v2, or None (one look per class, to phrase the
+    error)."""
     for method, arguments in (("forward", ("x", "mode")), ("backward", ("cache", "dy", "mode"))):
         function = getattr(cls, method, None)
         if not callable(function):
@@ -47,9 +48,10 @@ def _protocol_problem(cls: type) -> str | None:
         try:
             inspect.signature(function).bind(None, *arguments)
         except TypeError:
-            return (f"its {method} does not take ({', '.join(arguments)}): lamina passes the mode to every layer "
-                    f"(protocol v2); write forward(self, x, mode) -> (y, cache) and backward(self, cache, dy, mode) "
-                    f"-> (dx, grads), reading mode.train and mode.rng where the layer needs them")
+            return (f"its {method} does not take ({', '.join(arguments)}): lamina passes the mode to every "
+                    f"layer (protocol v2); write forward(self, x, mode) -> (y, cache) and "
+                    f"backward(self, cache, dy, mode) -> (dx, grads), reading mode.train and mode.rng where "
+                    f"the layer needs them")
         except ValueError:  # no signature to read (a builtin): trust it
             pass
     return None
@@ -131,7 +133,8 @@ between the threads by the input's size, and chunked inference agrees with the w
 
 
 def chunks(n: int, rows: int = ROWS_PER_CHUNK) -> list[slice]:
-    """Slices of range(n) of about ``rows`` each (one slice when n <= rows), starting at multiples of ROW_ALIGN."""
+    """Slices of range(n) of about ``rows`` each (one slice when n <= rows), starting at multiples of
+    ROW_ALIGN."""
     k = max(1, round(n / rows))
     bounds = sorted({0, n, *(min(n, -(-(n * i // k) // ROW_ALIGN) * ROW_ALIGN) for i in range(1, k))})
     return [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
