@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from lamina.layers.layer import check_layer, chunks, forward_of, model_dtype
+from lamina.layers.layer import check_layer, chunks, forward_of, input_dtype
 from lamina.layers.mode import EVAL
 from lamina.optim.checks import check_targets, positive_int
 from lamina.optim.metrics import accuracy_rule, part_rules
@@ -26,8 +26,7 @@ def n_outputs(model, x, transform):
         return tuple(map(count_of, shape))
     if shape and type(shape) is not list and shape[-1] is not None:
         return shape[-1]
-    dtype = model_dtype(model)
-    y = forward_of(model)(cast(first, dtype) if dtype is not None else first, EVAL)[0]
+    y = forward_of(model)(cast(first, input_dtype(model, first)), EVAL)[0]
     return tuple(part.shape[-1] for part in y) if type(y) is tuple else y.shape[-1]
 
 
@@ -45,7 +44,7 @@ def scores(model, loss, x, y, batch_size, transform, threads) -> dict:
     """{"loss": ..., "accuracy": ...} of ``model`` on checked (x, y), in batches of ``batch_size`` under
     ``threads``."""
     total, correct, seen, sums, n = 0.0, 0, 0, [], n_samples(x)
-    forward, dtype, accuracy = forward_of(model), model_dtype(model), accuracy_rule(loss, y)
+    forward, dtype, accuracy = forward_of(model), input_dtype(model, x), accuracy_rule(loss, y)
     rules = part_rules(loss, y)
     with threads as blas:
         for part in chunks(n, batch_size):

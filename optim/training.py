@@ -8,7 +8,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from lamina.layers.layer import check_layer, model_dtype
+from lamina.layers.layer import check_layer, input_dtype, model_dtype, takes_ids
 from lamina.layers.records.tree import check_same_sharing, check_same_structure
 from lamina.optim.callbacks import HOOKS, BestModel, DivergenceWatch, ProgressBar
 from lamina.optim.checkpoints import PATTERN as CHECKPOINTS
@@ -118,7 +118,7 @@ def _checked_data(model, loss, x, y, validation, transform):
     y = _float_targets(y, model_dtype(model))   # targets in the model's dtype, cast once
     if validation is not None:
         validation = (validation[0], _float_targets(validation[1], model_dtype(model)))
-    if transform is None:
+    if transform is None and not takes_ids(model):  # ids are indices, of any size
         for i, part in enumerate(x if type(x) is tuple else (x,)):
             _warn_if_unscaled(part, f"x[{i}]" if type(x) is tuple else "x")
     return x, y, validation
@@ -210,5 +210,5 @@ def fit(model, loss, optimizer, x, y, *, epochs: int, batch_size: int, rng: np.r
                   writing, Interrupts(requests, close=(bar,) if bar else ())]
         step = OwnedStep(loss, in_place(optimizer, reuse_gradients=not callbacks), blas)
         Loop(x, y, batch_size, rng, step, hooks_of([p for p in pieces if p]), accuracy, steps_per_epoch,
-             transform, model_dtype(model), keep_grads=bool(callbacks), parts=parts)(run)
+             transform, input_dtype(model, x), keep_grads=bool(callbacks), parts=parts)(run)
     return (best.best if keep_best and best.best is not None else run.live()[0]), run.history
