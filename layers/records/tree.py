@@ -71,9 +71,10 @@ def _named(record, kind: str, path: str, seen: set | None = None) -> Iterator[tu
     visited once (``seen``: the ids of the records met so far)."""
     seen = set() if seen is None else seen
     seen.add(id(record))
+    arrays = ("param", "buffer") if kind == "array" else (kind,)
     for name, _, walked, value in _walked(record):
         name = _join(path, name)
-        if _matches(walked, kind):
+        if walked in arrays:
             yield name, value
         elif walked == "record":
             if id(value) not in seen:
