@@ -17,6 +17,7 @@ import numpy as np
 
 from lamina.layers.errors import StructureError
 from lamina.layers.records.registry import register
+from lamina.layers.records.tree import fold_gradients
 from lamina.layers.records.tree import (check_same_structure, named_parameters, parameters, replace_arrays, structure,
                                 update_buffers)
 
@@ -131,6 +132,7 @@ class Chain:
 
     def update(self, model, grads, state: ChainState):
         """(model, gradients, state) -> (new model, new state); nothing given is changed."""
+        grads = fold_gradients(model, grads)  # a shared record's parts summed: stepped once
         self.check(model, grads, state)
         step = state.step
         named = list(named_parameters(model))
