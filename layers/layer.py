@@ -80,6 +80,11 @@ def takes_ids(layer) -> bool:
     return bool(kids) and takes_ids(kids[0][1])
 
 
+def onnx_form(layer):
+    """The layer's own ONNX form, its optional method ``to_onnx(graph, x) -> y``, or None (lamina.layers.onnx)."""
+    return getattr(layer, "to_onnx", None)
+
+
 def forward_of(layer):
     """The layer's forward without entry checks (a combinator's ``forward_unchecked``)."""
     return getattr(layer, "forward_unchecked", None) or layer.forward

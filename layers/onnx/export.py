@@ -1,0 +1,109 @@
+"""export_onnx: a model's inference (EVAL) as an ONNX file, checked, then written atomically."""
+
+from __future__ import annotations
+
+import errno
+import os
+
+import numpy as np
+
+from lamina.layers.files.atomic import write_atomically
+from lamina.layers.layer import check_layer, model_dtype
+from lamina.layers.onnx.forms import load
+from lamina.layers.onnx.graph import MIN_OPSET, Graph
+
+
+def _import_onnx():
+    try:
+        import onnx
+    except ImportError:
+        raise ImportError("export_onnx needs the onnx package: pip install 'lamina[onnx]' (or pip install onnx)") from None
+    return onnx
+
+
+def _one_shape(shape, where: str) -> tuple:
+    """A per-sample shape as a tuple of positive ints and None (a dynamic axis)."""
+    shape = (shape,) if isinstance(shape, (int, np.integer)) or shape is None else tuple(shape)
+    for size in shape:
+        if size is not None and (not isinstance(size, (int, np.integer)) or isinstance(size, bool) or size < 1):
+            raise ValueError(f"export_onnx: {where} must hold positive ints (or None for a dynamic axis), "
+                             f"got {shape!r}")
+    return tuple(None if size is None else int(size) for size in shape)
+
+
+def input_shapes(input_shape) -> tuple[list, bool]:
+    """([per-sample shape, ...], whether the input is a tuple): ``784``, ``(28, 28, 1)``, ``((3,), (None, 5))``."""
+    if isinstance(input_shape, (tuple, list)) and input_shape and all(
+            isinstance(part, (tuple, list)) for part in input_shape):
+        return [_one_shape(part, f"input_shape[{i}]") for i, part in enumerate(input_shape)], True
+    return [_one_shape(input_shape, "input_shape")], False
+
+
+def _check_target(path, opset: int, newest: int) -> str:
+    """The path as a string, after checking the opset and that the path's folder exists."""
+    if isinstance(opset, bool) or not isinstance(opset, (int, np.integer)) or not MIN_OPSET <= opset <= newest:
+        raise ValueError(f"export_onnx: opset must be an int from {MIN_OPSET} to {newest} (the newest this "
+                         f"onnx package knows), got {opset!r}")
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(errno.ENOENT, f"export_onnx: the folder of {path!r} does not exist", folder)
+    return path
+
+
+def _value_info(onnx, name: str, dtype, shape, dynamic: str):
+    """A graph input or output: batch axis 'batch', each None axis a named dynamic axis (None shape: unknown)."""
+    if shape is None:
+        dims = None
+    else:
+        dims = ["batch", *(f"{dynamic}_axis{i + 1}" if s is None else s for i, s in enumerate(shape))]
+    return onnx.helper.make_tensor_value_info(name, onnx.helper.np_dtype_to_tensor_dtype(np.dtype(dtype)), dims)
+
+
+def _names(stem: str, count: int, is_tuple: bool) -> list[str]:
+    return [f"{stem}_{i}" for i in range(count)] if is_tuple else [stem]
+
+
+def build(model, input_shape, opset: int = 17):
+    """The ONNX ModelProto of the model's inference, checked by ``onnx.checker`` (nothing written)."""
+    onnx = _import_onnx()
+    check_layer(model, "export_onnx: the model")
+    shapes, is_tuple = input_shapes(input_shape)
+    output_shape = model.output_shape(tuple(shapes) if is_tuple else shapes[0])   # a ShapeError when it does not fit
+    dtype = model_dtype(model) or np.dtype(np.float32)
+    if dtype.kind != "f":
+        raise TypeError(f"export_onnx: the model's arrays must be float32 or float64, got {dtype}")
+    graph = Graph(dtype, opset, load())
+    inputs = _names("input", len(shapes), is_tuple)
+    x = tuple(inputs) if is_tuple else inputs[0]
+    y = graph.layer(model, x, "")
+    ys = list(y) if isinstance(y, tuple) else [y]
+    outputs = _names("output", len(ys), isinstance(y, tuple))
+    for value, name in zip(ys, outputs):
+        graph.nodes.append(("Identity", [value], [name], {}))
+    out_shapes = list(output_shape) if isinstance(output_shape, list) else [output_shape] * len(ys)
+    helper = onnx.helper
+    proto = helper.make_model(
+        helper.make_graph(
+            [helper.make_node(op, ins, outs, name=outs[0], **attributes) for op, ins, outs, attributes in graph.nodes],
+            "lamina",
+            [_value_info(onnx, name, dtype, shape, name) for name, shape in zip(inputs, shapes)],
+            [_value_info(onnx, name, dtype, shape, name) for name, shape in zip(outputs, out_shapes)],
+            [onnx.numpy_helper.from_array(array, name) for name, array in graph.initializers.items()]),
+        producer_name="lamina", opset_imports=[helper.make_opsetid("", opset)])
+    proto.ir_version = helper.find_min_ir_version_for(list(proto.opset_import))
+    onnx.checker.check_model(proto, full_check=True)
+    return proto
+
+
+def export_onnx(model, path, input_shape, *, opset: int = 17) -> None:
+    """Write the model's inference as the ONNX file ``path``: input(s) ``input`` / ``input_0``, ..., output(s)
+    ``output`` / ``output_0``, ...; ``input_shape`` per sample (a tuple of shapes for a tuple input), the batch
+    axis and every None axis dynamic; the weights as initializers named by their paths, a shared array once.
+
+    Every check runs before anything is written; the file appears whole or not at all.
+    """
+    onnx = _import_onnx()
+    path = _check_target(path, opset, onnx.defs.onnx_opset_version())
+    data = build(model, input_shape, opset).SerializeToString()
+    write_atomically(path, lambda file: file.write(data))
