@@ -64,15 +64,15 @@ def _names(stem: str, count: int, is_tuple: bool) -> list[str]:
     return [f"{stem}_{i}" for i in range(count)] if is_tuple else [stem]
 
 
-def build(model, input_shape, opset: int = 17):
+def build(model, input_shape, opset: int = 17, dtype=None):
     """The ONNX ModelProto of the model's inference, checked by ``onnx.checker`` (nothing written)."""
     onnx = _import_onnx()
     check_layer(model, "export_onnx: the model")
     shapes, is_tuple = input_shapes(input_shape)
     output_shape = model.output_shape(tuple(shapes) if is_tuple else shapes[0])   # a ShapeError when it does not fit
-    dtype = model_dtype(model) or np.dtype(np.float32)
-    if dtype.kind != "f":
-        raise TypeError(f"export_onnx: the model's arrays must be float32 or float64, got {dtype}")
+    dtype = np.dtype(dtype or model_dtype(model) or np.float32)
+    if dtype not in (np.float32, np.float64):
+        raise TypeError(f"export_onnx: the file computes in float32 or float64, got dtype {dtype}")
     graph = Graph(dtype, opset, load())
     inputs = _names("input", len(shapes), is_tuple)
     x = tuple(inputs) if is_tuple else inputs[0]
@@ -96,14 +96,16 @@ def build(model, input_shape, opset: int = 17):
     return proto
 
 
-def export_onnx(model, path, input_shape, *, opset: int = 17) -> None:
+def export_onnx(model, path, input_shape, *, opset: int = 17, dtype=None) -> None:
     """Write the model's inference as the ONNX file ``path``: input(s) ``input`` / ``input_0``, ..., output(s)
     ``output`` / ``output_0``, ...; ``input_shape`` per sample (a tuple of shapes for a tuple input), the batch
     axis and every None axis dynamic; the weights as initializers named by their paths, a shared array once.
+    The file computes in ``dtype``: by default the model's (float32 for a model without arrays); float32 for a
+    float64 model gives a file that onnxruntime runs everywhere (it has no float64 Conv, AveragePool or RNNs).
 
     Every check runs before anything is written; the file appears whole or not at all.
     """
     onnx = _import_onnx()
     path = _check_target(path, opset, onnx.defs.onnx_opset_version())
-    data = build(model, input_shape, opset).SerializeToString()
+    data = build(model, input_shape, opset, dtype).SerializeToString()
     write_atomically(path, lambda file: file.write(data))

@@ -49,12 +49,12 @@ class Graph:
         return names[0] if outputs == 1 else names
 
     def add_initializer(self, array: np.ndarray, name: str = "const") -> str:
-        """The name of ``array`` stored as an initializer at ``path.name``; the same array object is stored once."""
+        """The name of ``array`` (floats in the graph's dtype) stored at ``path.name``; the same array object is stored once."""
         stored = self._stored.get(id(array))
         if stored is not None and stored[0] is array:
             return stored[1]
         full = self._unique(f"{self.path}.{name}" if self.path else name)
-        self.initializers[full] = np.ascontiguousarray(array)
+        self.initializers[full] = np.ascontiguousarray(array, self.dtype if array.dtype.kind == "f" else None)
         self._stored[id(array)] = (array, full)      # the array is kept, so its id is never reused
         return full
 
