@@ -1,4 +1,4 @@
-"""python -m lamina.layers.onnx MODEL.npz --out model.onnx --input-shape 784: a saved model as an ONNX file."""
+"""python -m lamina.layers.onnx MODEL.npz --out model.onnx --input-shape 784: a saved model as ONNX."""
 
 from __future__ import annotations
 
@@ -15,17 +15,18 @@ def shape(text: str) -> tuple:
     try:
         return tuple(None if part in ("None", "?") else int(part) for part in parts)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"a per-sample shape such as 784 or 28,28,1 (None for a dynamic axis), "
-                                         f"got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"a per-sample shape such as 784 or 28,28,1 (None for a dynamic "
+                                         f"axis), got {text!r}") from None
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m lamina.layers.onnx",
                                 description="Write a saved lamina model's inference as an ONNX file.")
     p.add_argument("model", type=Path, help="a model file (layers.save) or a checkpoint file")
-    p.add_argument("--out", type=Path, default=None, help="the ONNX file to write (default: MODEL with .onnx)")
+    p.add_argument("--out", type=Path, default=None,
+                   help="the ONNX file to write (default: MODEL with .onnx)")
     p.add_argument("--input-shape", type=shape, action="append", required=True,
-                   help="the per-sample input shape, e.g. 784 or 28,28,1; give it once per part of a tuple input")
+                   help="the per-sample input shape, e.g. 784 or 28,28,1 (once per part of a tuple input)")
     p.add_argument("--opset", type=int, default=17, help="the ONNX opset version (default 17)")
     args = p.parse_args(argv)
     out = args.out or args.model.with_suffix(".onnx")

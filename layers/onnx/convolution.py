@@ -11,10 +11,11 @@ from lamina.layers.pooling import AvgPool2D, GlobalAvgPool2D, MaxPool2D
 
 @form(Conv2D)
 def conv2d(layer, graph, x):
-    """Conv with weight (kh, kw, c_in, c_out) seen as ONNX's (c_out, c_in, kh, kw), pads (top, left, bottom, right)."""
+    """Conv, its weight (kh, kw, c_in, c_out) as (c_out, c_in, kh, kw); pads (top, left, bottom, right)."""
     weight = graph.add_node("Transpose", [graph.add_initializer(layer.weight, "weight")], perm=[3, 2, 0, 1])
     top, bottom, left, right = layer.pads
-    y = graph.add_node("Conv", [graph.channels_first(x, 4), weight, graph.add_initializer(layer.bias, "bias")],
+    bias = graph.add_initializer(layer.bias, "bias")
+    y = graph.add_node("Conv", [graph.channels_first(x, 4), weight, bias],
                        kernel_shape=list(layer.kernel_size), strides=list(layer.stride),
                        pads=[top, left, bottom, right])
     return graph.channels_last(y, 4)
@@ -24,7 +25,8 @@ def conv2d(layer, graph, x):
 def pool2d(layer, graph, x):
     """MaxPool / AveragePool over windows of ``size`` at steps of ``step``."""
     op = "MaxPool" if isinstance(layer, MaxPool2D) else "AveragePool"
-    y = graph.add_node(op, [graph.channels_first(x, 4)], kernel_shape=list(layer.size), strides=list(layer.step))
+    y = graph.add_node(op, [graph.channels_first(x, 4)],
+                       kernel_shape=list(layer.size), strides=list(layer.step))
     return graph.channels_last(y, 4)
 
 

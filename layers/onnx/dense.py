@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from lamina.layers.activations import GELU, GELU_CUBIC, SQRT_2_OVER_PI, Identity, LeakyReLU, ReLU, Sigmoid, Tanh
+from lamina.layers.activations import (GELU, GELU_CUBIC, SQRT_2_OVER_PI, Identity, LeakyReLU, ReLU, Sigmoid,
+                                       Tanh)
 from lamina.layers.dense import Dense
 from lamina.layers.dropout import Dropout
 from lamina.layers.onnx.forms import form
@@ -25,7 +26,7 @@ def elementwise(layer, graph, x):
 
 @form(LeakyReLU)
 def leaky_relu(layer, graph, x):
-    """y = x where x > 0, else negative_slope * x (ONNX's alpha is a float32: a float64 model writes it out)."""
+    """y = x where x > 0, else negative_slope * x (LeakyRelu's alpha is a float32: float64 writes it out)."""
     if graph.dtype == np.float32:
         return graph.add_node("LeakyRelu", [x], alpha=float(layer.negative_slope))
     scaled = graph.add_node("Mul", [x, graph.constant(layer.negative_slope)])

@@ -17,7 +17,8 @@ def _import_onnx():
     try:
         import onnx
     except ImportError:
-        raise ImportError("export_onnx needs the onnx package: pip install 'lamina[onnx]' (or pip install onnx)") from None
+        raise ImportError("export_onnx needs onnx: pip install 'lamina[onnx]' (or pip install onnx)"
+                          ) from None
     return onnx
 
 
@@ -25,14 +26,15 @@ def _one_shape(shape, where: str) -> tuple:
     """A per-sample shape as a tuple of positive ints and None (a dynamic axis)."""
     shape = (shape,) if isinstance(shape, (int, np.integer)) or shape is None else tuple(shape)
     for size in shape:
-        if size is not None and (not isinstance(size, (int, np.integer)) or isinstance(size, bool) or size < 1):
+        if size is not None and (
+                isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1):
             raise ValueError(f"export_onnx: {where} must hold positive ints (or None for a dynamic axis), "
                              f"got {shape!r}")
     return tuple(None if size is None else int(size) for size in shape)
 
 
 def input_shapes(input_shape) -> tuple[list, bool]:
-    """([per-sample shape, ...], whether the input is a tuple): ``784``, ``(28, 28, 1)``, ``((3,), (None, 5))``."""
+    """([per-sample shape, ...], whether the input is a tuple) of 784, (28, 28, 1) or ((3,), (5,))."""
     if isinstance(input_shape, (tuple, list)) and input_shape and all(
             isinstance(part, (tuple, list)) for part in input_shape):
         return [_one_shape(part, f"input_shape[{i}]") for i, part in enumerate(input_shape)], True
@@ -41,7 +43,8 @@ def input_shapes(input_shape) -> tuple[list, bool]:
 
 def _check_target(path, opset: int, newest: int) -> str:
     """The path as a string, after checking the opset and that the path's folder exists."""
-    if isinstance(opset, bool) or not isinstance(opset, (int, np.integer)) or not MIN_OPSET <= opset <= newest:
+    is_int = isinstance(opset, (int, np.integer)) and not isinstance(opset, bool)
+    if not is_int or not MIN_OPSET <= opset <= newest:
         raise ValueError(f"export_onnx: opset must be an int from {MIN_OPSET} to {newest} (the newest this "
                          f"onnx package knows), got {opset!r}")
     path = os.fspath(path)
@@ -52,12 +55,13 @@ def _check_target(path, opset: int, newest: int) -> str:
 
 
 def _value_info(onnx, name: str, dtype, shape, dynamic: str):
-    """A graph input or output: batch axis 'batch', each None axis a named dynamic axis (None shape: unknown)."""
+    """A graph input or output: axis 0 'batch', each None axis a named dynamic axis (shape None: unknown)."""
     if shape is None:
         dims = None
     else:
         dims = ["batch", *(f"{dynamic}_axis{i + 1}" if s is None else s for i, s in enumerate(shape))]
-    return onnx.helper.make_tensor_value_info(name, onnx.helper.np_dtype_to_tensor_dtype(np.dtype(dtype)), dims)
+    element = onnx.helper.np_dtype_to_tensor_dtype(np.dtype(dtype))
+    return onnx.helper.make_tensor_value_info(name, element, dims)
 
 
 def _names(stem: str, count: int, is_tuple: bool) -> list[str]:
@@ -69,7 +73,7 @@ def build(model, input_shape, opset: int = 17, dtype=None):
     onnx = _import_onnx()
     check_layer(model, "export_onnx: the model")
     shapes, is_tuple = input_shapes(input_shape)
-    output_shape = model.output_shape(tuple(shapes) if is_tuple else shapes[0])   # a ShapeError when it does not fit
+    output_shape = model.output_shape(tuple(shapes) if is_tuple else shapes[0])   # a ShapeError: does not fit
     dtype = np.dtype(dtype or model_dtype(model) or np.float32)
     if dtype not in (np.float32, np.float64):
         raise TypeError(f"export_onnx: the file computes in float32 or float64, got dtype {dtype}")
@@ -85,7 +89,8 @@ def build(model, input_shape, opset: int = 17, dtype=None):
     helper = onnx.helper
     proto = helper.make_model(
         helper.make_graph(
-            [helper.make_node(op, ins, outs, name=outs[0], **attributes) for op, ins, outs, attributes in graph.nodes],
+            [helper.make_node(op, ins, outs, name=outs[0], **attributes)
+             for op, ins, outs, attributes in graph.nodes],
             "lamina",
             [_value_info(onnx, name, dtype, shape, name) for name, shape in zip(inputs, shapes)],
             [_value_info(onnx, name, dtype, shape, name) for name, shape in zip(outputs, out_shapes)],
@@ -97,9 +102,10 @@ def build(model, input_shape, opset: int = 17, dtype=None):
 
 
 def export_onnx(model, path, input_shape, *, opset: int = 17, dtype=None) -> None:
-    """Write the model's inference as the ONNX file ``path``: input(s) ``input`` / ``input_0``, ..., output(s)
-    ``output`` / ``output_0``, ...; ``input_shape`` per sample (a tuple of shapes for a tuple input), the batch
-    axis and every None axis dynamic; the weights as initializers named by their paths, a shared array once.
+    """Write the model's inference as the ONNX file ``path``: input(s) ``input`` / ``input_0``, ...,
+    output(s) ``output`` / ``output_0``, ...; ``input_shape`` per sample (a tuple of shapes for a tuple
+    input), the batch axis and every None axis dynamic; the weights as initializers named by their paths, a
+    shared array once.
     The file computes in ``dtype``: by default the model's (float32 for a model without arrays); float32 for a
     float64 model gives a file that onnxruntime runs everywhere (it has no float64 Conv, AveragePool or RNNs).
 

@@ -18,7 +18,7 @@ MIN_OPSET = 13
 
 
 class Graph:
-    """A graph being built: ``add_node``, ``add_initializer``, ``constant``, ``fresh``, ``layer``, ``require``.
+    """A graph being built: ``add_node``, ``add_initializer``, ``constant``, ``fresh``, ``layer``, ``require``
 
     ``dtype`` is the model's floating dtype (constants are made in it), ``opset`` the ONNX opset
     version the file declares, ``path`` the path of the layer whose form is running.
@@ -28,7 +28,7 @@ class Graph:
         self.dtype, self.opset, self.path = np.dtype(dtype), opset, ""
         self.nodes: list[tuple] = []                 # (op, inputs, outputs, attributes)
         self.initializers: dict[str, np.ndarray] = {}
-        self._stored: dict[int, tuple] = {}          # id(array) -> (array, name): a shared array is stored once
+        self._stored: dict[int, tuple] = {}          # id(array) -> (array, name): a shared array stored once
         self._taken: set[str] = set()
         self._forms = forms
 
@@ -43,13 +43,13 @@ class Graph:
         return name
 
     def add_node(self, op: str, inputs, outputs: int = 1, **attributes):
-        """Append the node ``op(*inputs)`` with ONNX ``attributes``; its output name (a tuple for ``outputs`` > 1)."""
+        """Append the node ``op(*inputs)`` with ONNX ``attributes``; its output name (a tuple if several)."""
         names = tuple(self.fresh(op) for _ in range(outputs))
         self.nodes.append((op, list(inputs), list(names), attributes))
         return names[0] if outputs == 1 else names
 
     def add_initializer(self, array: np.ndarray, name: str = "const") -> str:
-        """The name of ``array`` (floats in the graph's dtype) stored at ``path.name``; the same array object is stored once."""
+        """``array`` (floats in the graph's dtype) as the initializer ``path.name``; one array stored once."""
         stored = self._stored.get(id(array))
         if stored is not None and stored[0] is array:
             return stored[1]
@@ -74,7 +74,7 @@ class Graph:
         return self.add_initializer(array.astype(dtype), "const")
 
     def require(self, opset: int, what: str) -> None:
-        """A ValueError naming the layer when the file's opset is older than ``opset``, which ``what`` needs."""
+        """A ValueError naming the layer when the opset is older than ``opset``, which ``what`` needs."""
         if self.opset < opset:
             raise ValueError(f"{self.path or 'model'}: {what} needs ONNX opset {opset} or newer, but "
                              f"export_onnx was given opset={self.opset}; pass opset={opset} (or newer)")
@@ -90,8 +90,8 @@ class Graph:
             builtin = self._forms.get(type(layer))
             if builtin is None:
                 raise TypeError(
-                    f"{self.path or 'model'} {describe(layer)}: {type(layer).__name__} has no ONNX form; give it a "
-                    f"method to_onnx(self, graph, x) -> y that adds its nodes to graph (see "
+                    f"{self.path or 'model'} {describe(layer)}: {type(layer).__name__} has no ONNX form; "
+                    f"give it a method to_onnx(self, graph, x) -> y that adds its nodes to graph (see "
                     f"lamina.layers.onnx.Graph: add_node, add_initializer, constant, layer for a child)")
             return builtin(layer, self, x)
         finally:
@@ -100,7 +100,7 @@ class Graph:
     # ---- small conveniences that hide opset differences ----------------------------------------
 
     def reduce(self, op: str, x: str, axes, keepdims: bool = False) -> str:
-        """``op`` (ReduceMean, ReduceMax, ...) over ``axes``: an attribute before opset 18, an input from 18 on."""
+        """``op`` (ReduceMean, ReduceMax, ...) over ``axes``: an attribute before opset 18, then an input."""
         if self.opset >= 18:
             return self.add_node(op, [x, self.constant(list(axes))], keepdims=int(keepdims))
         return self.add_node(op, [x], axes=list(axes), keepdims=int(keepdims))

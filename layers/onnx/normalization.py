@@ -1,4 +1,4 @@
-"""ONNX forms of BatchNorm (inference: the running statistics) and LayerNorm, both on the last axis of any rank."""
+"""ONNX forms of BatchNorm (inference: the running statistics) and LayerNorm, on the last axis of any rank."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ from lamina.layers.onnx.forms import form
 
 @form(BatchNorm)
 def batch_norm(layer, graph, x):
-    """y = weight * (x - running_mean) / sqrt(running_var + eps) + bias (channels-last: broadcast on the last axis)."""
-    variance = graph.add_node("Add", [graph.add_initializer(layer.running_var, "running_var"), graph.constant(layer.eps)])
+    """y = weight * (x - running_mean) / sqrt(running_var + eps) + bias, broadcast on the last axis."""
+    running_var = graph.add_initializer(layer.running_var, "running_var")
+    variance = graph.add_node("Add", [running_var, graph.constant(layer.eps)])
     inv_sigma = graph.add_node("Reciprocal", [graph.add_node("Sqrt", [variance])])
     centered = graph.add_node("Sub", [x, graph.add_initializer(layer.running_mean, "running_mean")])
     x_hat = graph.add_node("Mul", [centered, inv_sigma])
