@@ -196,14 +196,11 @@ class Gated(layers.Combinator):
     def children(self):
         return (("a", self.a), ("b", self.b))
 
-    def _child_shapes(self, input_shape):
-        return [(input_shape, self.child_shape(i, input_shape)) for i in range(2)]
+    def output_from(self, input_shape, outputs):
+        return outputs[0]
 
-    def _output(self, input_shape, shapes):
-        return shapes[0][1]
-
-    def _forward(self, x, mode):
-        (a, cache_a), (b, cache_b) = self._run(0, x, mode), self._run(1, x, mode)
+    def forward_unchecked(self, x, mode):
+        (a, cache_a), (b, cache_b) = self.forward_child(0, x, mode), self.forward_child(1, x, mode)
         return a / (1 + np.exp(-b)), (cache_a, cache_b)
 
     def backward(self, cache, dy, mode):

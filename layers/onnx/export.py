@@ -8,9 +8,10 @@ import os
 import numpy as np
 
 from lamina.layers.files.atomic import write_atomically
-from lamina.layers.layer import check_layer, model_dtype
+from lamina.layers.layer import check_layer, model_dtype, takes_ids
 from lamina.layers.onnx.forms import load
 from lamina.layers.onnx.graph import MIN_OPSET, Graph
+from lamina.layers.parallel import Parallel
 
 
 def _import_onnx():
@@ -64,6 +65,18 @@ def _value_info(onnx, name: str, dtype, shape, dynamic: str):
     return onnx.helper.make_tensor_value_info(name, element, dims)
 
 
+def ids_inputs(model, count: int, is_tuple: bool) -> list[bool]:
+    """Which inputs are integer ids (int64 in the file): through the first layers down to a Parallel, per branch."""
+    if not is_tuple:
+        return [takes_ids(model)]
+    first = model
+    while not isinstance(first, Parallel) and callable(getattr(first, "children", None)) and first.children():
+        first = first.children()[0][1]
+    if isinstance(first, Parallel):
+        return [takes_ids(branch) for branch in first.branches]
+    return [takes_ids(model)] * count
+
+
 def _names(stem: str, count: int, is_tuple: bool) -> list[str]:
     return [f"{stem}_{i}" for i in range(count)] if is_tuple else [stem]
 
@@ -73,7 +86,7 @@ def build(model, input_shape, opset: int = 17, dtype=None):
     onnx = _import_onnx()
     check_layer(model, "export_onnx: the model")
     shapes, is_tuple = input_shapes(input_shape)
-    output_shape = model.output_shape(tuple(shapes) if is_tuple else shapes[0])   # a ShapeError: does not fit
+    output_shape = model.output_shape(list(shapes) if is_tuple else shapes[0])   # a ShapeError: does not fit
     dtype = np.dtype(dtype or model_dtype(model) or np.float32)
     if dtype not in (np.float32, np.float64):
         raise TypeError(f"export_onnx: the file computes in float32 or float64, got dtype {dtype}")
@@ -92,7 +105,8 @@ def build(model, input_shape, opset: int = 17, dtype=None):
             [helper.make_node(op, ins, outs, name=outs[0], **attributes)
              for op, ins, outs, attributes in graph.nodes],
             "lamina",
-            [_value_info(onnx, name, dtype, shape, name) for name, shape in zip(inputs, shapes)],
+            [_value_info(onnx, name, np.int64 if ids else dtype, shape, name)
+             for name, shape, ids in zip(inputs, shapes, ids_inputs(model, len(shapes), is_tuple))],
             [_value_info(onnx, name, dtype, shape, name) for name, shape in zip(outputs, out_shapes)],
             [onnx.numpy_helper.from_array(array, name) for name, array in graph.initializers.items()]),
         producer_name="lamina", opset_imports=[helper.make_opsetid("", opset)])

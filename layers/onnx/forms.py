@@ -1,7 +1,8 @@
 """The ONNX forms of the built-in layers: a table from layer class to ``(layer, graph, x) -> y``.
 
 A form is registered with ``@form(Class)`` in the module of its family (``dense``, ``normalization``,
-``convolution``, ``combinators``, ...); ``FORMS`` is complete once ``load()`` has imported them all.
+``convolution``, ``reshape``, ``combinators``, ``sequences``, ``recurrent``, ``attention``); ``FORMS`` is
+complete once ``load()`` has imported them all.
 """
 
 from __future__ import annotations
@@ -10,7 +11,8 @@ import importlib
 
 FORMS: dict = {}
 
-FAMILIES = ("dense", "normalization", "convolution", "reshape", "combinators")
+FAMILIES = ("dense", "normalization", "convolution", "reshape", "combinators", "sequences", "recurrent",
+            "attention")
 
 
 def form(*classes):

@@ -54,7 +54,7 @@ class Graph:
         if stored is not None and stored[0] is array:
             return stored[1]
         full = self._unique(f"{self.path}.{name}" if self.path else name)
-        self.initializers[full] = np.ascontiguousarray(array, self.dtype if array.dtype.kind == "f" else None)
+        self.initializers[full] = np.asarray(array, self.dtype if array.dtype.kind == "f" else None, order="C")
         self._stored[id(array)] = (array, full)      # the array is kept, so its id is never reused
         return full
 
@@ -104,6 +104,15 @@ class Graph:
         if self.opset >= 18:
             return self.add_node(op, [x, self.constant(list(axes))], keepdims=int(keepdims))
         return self.add_node(op, [x], axes=list(axes), keepdims=int(keepdims))
+
+    def size(self, x: str, axis: int) -> str:
+        """The length of ``x``'s axis ``axis`` at run time, a scalar int64 (for dynamic axes)."""
+        return self.add_node("Gather", [self.add_node("Shape", [x]), self.constant(axis)])
+
+    def reverse(self, x: str, axis: int) -> str:
+        """``x`` reversed along ``axis`` (a Slice with step -1)."""
+        return self.add_node("Slice", [x, self.constant([-1]), self.constant([np.iinfo(np.int64).min]),
+                                       self.constant([axis]), self.constant([-1])])
 
     def channels_first(self, x: str, rank: int) -> str:
         """(n, ..., c) -> (n, c, ...): the layout of ONNX's Conv and pools."""
