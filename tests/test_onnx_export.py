@@ -37,17 +37,23 @@ def relative(a, b) -> float:
 
 
 def assert_exports(model, input_shape, batches, tmp_path, name="model.onnx", **options):
-    """Export, check the file, and compare onnxruntime with lamina on every batch; the ONNX model."""
+    """Export, check the file, and compare onnxruntime with lamina on every batch (an array or a tuple of
+    arrays, outputs alike); the ONNX model."""
     path = tmp_path / name
-    layers.export_onnx(model, path, input_shape, dtype=batches[0].dtype, **options)
+    parts = batches[0] if type(batches[0]) is tuple else (batches[0],)
+    floats = [x.dtype for x in parts if x.dtype.kind == "f"]
+    layers.export_onnx(model, path, input_shape, dtype=(floats or [None])[0], **options)
     onnx.checker.check_model(str(path), full_check=True)
     for x in batches:
         expected = model(x)
-        (got,) = run_onnx(path, x)
-        assert got.shape == expected.shape and got.dtype == expected.dtype
-        error = relative(got, expected)
-        largest[expected.dtype] = max(largest.get(expected.dtype, 0.0), error)
-        assert error <= TOLERANCE[expected.dtype], (model, x.shape, error)
+        expected = expected if type(expected) is tuple else (expected,)
+        got = run_onnx(path, *(x if type(x) is tuple else (x,)))
+        assert len(got) == len(expected)
+        for a, b in zip(got, expected):
+            assert a.shape == b.shape and a.dtype == b.dtype
+            error = relative(a, b)
+            largest[b.dtype] = max(largest.get(b.dtype, 0.0), error)
+            assert error <= TOLERANCE[b.dtype], (model, a.shape, error)
     return onnx.load(str(path))
 
 
@@ -124,6 +130,89 @@ def test_convolutions_and_average_pools_give_lamina_outputs_in_float32(which, tm
     if isinstance(model, layers.Conv2D):
         model = conv_bias(rng, model)
     assert_exports(model, shape, batches(rng, shape), tmp_path)
+
+
+IDS = "ids"   # in a case's input kinds: integer ids (int64), else floats ("")
+SEQ = (None, 4)   # a sequence of any length with 4 features
+
+
+def sequence_layers(rng, dtype):
+    """(id, model, per-sample input shape, input kinds) of the sequence layers and the combinators of tuples,
+    first those onnxruntime runs in float64 too (FLOAT64_TOO of them)."""
+    def init(kind, *args, **options):
+        return kind.init(rng, *args, dtype=dtype, **options)
+    embedding, dense = init(layers.Embedding, 11, 4), init(layers.Dense, 4, 3)
+    mha, seq, fork, parallel, join = (layers.MultiHeadAttention, layers.Sequence, layers.Fork, layers.Parallel,
+                                      layers.Join)
+    return [
+        ("Embedding", embedding, (None,), IDS),
+        ("PositionalEmbedding", init(layers.PositionalEmbedding, 9, 4), SEQ, ""),
+        ("LastStep", layers.LastStep(), SEQ, ""),
+        ("GlobalAvgPool1D", layers.GlobalAvgPool1D(), SEQ, ""),
+        ("GlobalMaxPool1D", layers.GlobalMaxPool1D(), SEQ, ""),
+        ("MaxPool1D", layers.MaxPool1D(2), SEQ, ""),
+        ("MaxPool1D-stride", layers.MaxPool1D(3, stride=1), SEQ, ""),
+        ("MultiHeadAttention", init(mha, 4, 2), SEQ, ""),
+        ("MultiHeadAttention-causal", init(mha, 4, 2, causal=True), SEQ, ""),
+        ("Transposed-tied", layers.Sequence([embedding, layers.Transposed(embedding)]), (None,), IDS),
+        ("Transposed-bias", layers.Sequence([dense, layers.Transposed.init(dense, bias=True)]), SEQ, ""),
+        ("Fork", layers.Fork([dense, layers.Identity()]), SEQ, ""),
+        ("Join-concat", seq([fork([dense, layers.Tanh()]), join("concat")]), SEQ, ""),
+        ("Parallel-Join-sum", seq([parallel([dense, layers.Sigmoid()]), join("sum")]), (SEQ, (None, 3)), ("", "")),
+        ("Parallel-ids", layers.Parallel([embedding, layers.Identity()]), ((None,), (None, 2)), (IDS, "")),
+        ("Conv1D", init(layers.Conv1D, 4, 3, 3), SEQ, ""),
+        ("Conv1D-causal-dilated", init(layers.Conv1D, 4, 3, 3, padding="causal", dilation=2), SEQ, ""),
+        ("Conv1D-same-even", init(layers.Conv1D, 4, 3, 2, padding="same"), SEQ, ""),
+        ("Conv1D-stride-padding", init(layers.Conv1D, 4, 3, 3, stride=2, padding=1), SEQ, ""),
+        ("AvgPool1D", layers.AvgPool1D(3, stride=2), SEQ, ""),
+        ("RNN", init(layers.RNN, 4, 5), SEQ, ""),
+        ("RNN-relu", init(layers.RNN, 4, 5, nonlinearity="relu"), SEQ, ""),
+        ("LSTM", init(layers.LSTM, 4, 5), SEQ, ""),
+        ("GRU", init(layers.GRU, 4, 5), SEQ, ""),
+        ("Bidirectional-LSTM", layers.Bidirectional.init(rng, layers.LSTM, 4, 3, dtype=dtype), SEQ, ""),
+        ("Bidirectional-GRU-RNN", layers.Bidirectional(init(layers.GRU, 4, 3), init(layers.RNN, 4, 2)), SEQ,
+         ""),
+    ]
+
+
+FLOAT64_TOO = 15   # onnxruntime has no double kernel for Conv, AveragePool, RNN, LSTM or GRU
+
+
+def sequence_batches(rng, input_shape, kinds, dtype):
+    """Inputs at two batch sizes and two sequence lengths (the None axis); a tuple for a tuple input."""
+    def one(shape, kind, n, t):
+        size = (n, *(t if s is None else s for s in shape))
+        return rng.integers(0, 11, size=size) if kind == IDS else rng.normal(size=size).astype(dtype)
+    sizes = ((3, 5), (2, 8))
+    if type(kinds) is tuple:
+        return [tuple(one(shape, kind, n, t) for shape, kind in zip(input_shape, kinds)) for n, t in sizes]
+    return [one(input_shape, kinds, n, t) for n, t in sizes]
+
+
+SEQUENCE_CASES = [(case[0], dtype)
+                  for k, case in enumerate(sequence_layers(np.random.default_rng(0), np.float32)) for dtype in ([np.float32, np.float64] if k < FLOAT64_TOO else [np.float32])]
+
+
+@pytest.mark.parametrize(("which", "dtype"), SEQUENCE_CASES)
+def test_sequence_layers_give_lamina_outputs_at_two_lengths(which, dtype, tmp_path):
+    """float64 too where onnxruntime has double kernels (not Conv, AveragePool, RNN, LSTM, GRU)."""
+    rng = np.random.default_rng(12)
+    _, model, shape, kinds = next(case for case in sequence_layers(rng, dtype) if case[0] == which)
+    assert_exports(model, shape, sequence_batches(rng, shape, kinds, dtype), tmp_path)
+
+
+def test_ids_tuples_and_tied_weights_in_the_file(tmp_path):
+    rng = np.random.default_rng(13)
+    embedding = layers.Embedding.init(rng, 11, 4)
+    model = layers.Sequence([layers.Parallel([embedding, layers.Identity()]),
+                             layers.Parallel([layers.Transposed(embedding), layers.Identity()])])
+    x = (rng.integers(0, 11, (2, 6)), rng.normal(size=(2, 3)).astype(np.float32))
+    exported = assert_exports(model, ((None,), (3,)), [x], tmp_path)
+    graph = exported.graph
+    assert [(i.name, i.type.tensor_type.elem_type) for i in graph.input] == [
+        ("input_0", onnx.TensorProto.INT64), ("input_1", onnx.TensorProto.FLOAT)]
+    assert [o.name for o in graph.output] == ["output_0", "output_1"]
+    assert [i.name for i in graph.initializer if i.dims == [11, 4]] == ["layers[0].branches[0].weight"]
 
 
 def test_a_float64_convolution_is_written_in_doubles(tmp_path):

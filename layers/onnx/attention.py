@@ -23,8 +23,8 @@ def later_keys(graph, x):
 def multi_head_attention(layer, graph, x):
     """x (n, t, dim) -> softmax(q k^T / sqrt(head_dim) (+ mask)) v, heads joined, @ weight_out + bias_out."""
     heads, size = layer.n_heads, layer.dim // layer.n_heads
-    qkv = graph.add_node("Add", [graph.add_node("MatMul", [x, graph.add_initializer(layer.weight_qkv, "weight_qkv")]),
-                                 graph.add_initializer(layer.bias_qkv, "bias_qkv")])
+    projected = graph.add_node("MatMul", [x, graph.add_initializer(layer.weight_qkv, "weight_qkv")])
+    qkv = graph.add_node("Add", [projected, graph.add_initializer(layer.bias_qkv, "bias_qkv")])
     split = graph.add_node("Reshape", [qkv, graph.constant([0, 0, 3, heads, size])])
     parts = graph.add_node("Transpose", [split], perm=[2, 0, 3, 1, 4])          # (3, n, heads, t, head_dim)
     q, k, v = (graph.add_node("Gather", [parts, graph.constant(i)], axis=0) for i in range(3))

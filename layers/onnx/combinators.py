@@ -62,6 +62,7 @@ def join(layer, graph, x):
 @form(Transposed)
 def transposed(layer, graph, x):
     """y = x @ layer.weight.T (+ bias): the layer's weight stored once, transposed by a node."""
-    weight = graph.add_node("Transpose", [graph.add_initializer(layer.layer.weight, "layer.weight")], perm=[1, 0])
+    weight = graph.add_initializer(layer.layer.weight, "layer.weight")
+    weight = graph.add_node("Transpose", [weight], perm=[1, 0])
     y = graph.add_node("MatMul", [x, weight])
     return y if layer.bias is None else graph.add_node("Add", [y, graph.add_initializer(layer.bias, "bias")])

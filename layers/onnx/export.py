@@ -66,7 +66,7 @@ def _value_info(onnx, name: str, dtype, shape, dynamic: str):
 
 
 def ids_inputs(model, count: int, is_tuple: bool) -> list[bool]:
-    """Which inputs are integer ids (int64 in the file): through the first layers down to a Parallel, per branch."""
+    """Which inputs are ids (int64 in the file); a tuple's by the branches of the first Parallel inside."""
     if not is_tuple:
         return [takes_ids(model)]
     first = model

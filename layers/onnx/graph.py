@@ -54,7 +54,8 @@ class Graph:
         if stored is not None and stored[0] is array:
             return stored[1]
         full = self._unique(f"{self.path}.{name}" if self.path else name)
-        self.initializers[full] = np.asarray(array, self.dtype if array.dtype.kind == "f" else None, order="C")
+        dtype = self.dtype if array.dtype.kind == "f" else None
+        self.initializers[full] = np.asarray(array, dtype, order="C")
         self._stored[id(array)] = (array, full)      # the array is kept, so its id is never reused
         return full
 

@@ -33,15 +33,17 @@ def recurrent(layer, graph, x):
     def one_direction(value):
         return graph.add_node("Unsqueeze", [value, graph.constant([0])])
 
-    weight, recurrence = one_direction(onnx_order("weight_input", True)), one_direction(onnx_order("weight_hidden", True))
-    bias = graph.add_node("Concat", [onnx_order("bias_input", False), onnx_order("bias_hidden", False)], axis=0)
+    weight = one_direction(onnx_order("weight_input", True))
+    recurrence = one_direction(onnx_order("weight_hidden", True))
+    biases = [onnx_order("bias_input", False), onnx_order("bias_hidden", False)]
+    bias = one_direction(graph.add_node("Concat", biases, axis=0))
     options = {"hidden_size": h}
     if isinstance(layer, RNN):
         options["activations"] = ["Tanh" if layer.nonlinearity == "tanh" else "Relu"]
     if isinstance(layer, GRU):
         options["linear_before_reset"] = 1
     time_major = graph.add_node("Transpose", [x], perm=[1, 0, 2])
-    ys = graph.add_node(type(layer).__name__, [time_major, weight, recurrence, one_direction(bias)], **options)
+    ys = graph.add_node(type(layer).__name__, [time_major, weight, recurrence, bias], **options)
     steps = graph.add_node("Squeeze", [ys, graph.constant([1])])       # (t, 1, n, h) -> (t, n, h)
     return graph.add_node("Transpose", [steps], perm=[1, 0, 2])
 

@@ -1,4 +1,4 @@
-"""ONNX forms of the sequence layers: Embedding (Gather), PositionalEmbedding, Conv1D, the 1-D pools, LastStep."""
+"""ONNX forms of the sequence layers: Embedding (Gather), PositionalEmbedding, Conv1D, 1-D pools, LastStep."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ def positional_embedding(layer, graph, x):
 
 @form(Conv1D)
 def conv1d(layer, graph, x):
-    """Conv on (n, c, t), the weight (k, c_in, c_out) as (c_out, c_in, k); causal padding is all at the start."""
+    """Conv on (n, c, t), the weight (k, c_in, c_out) as (c_out, c_in, k); causal pads only at the start."""
     weight = graph.add_node("Transpose", [graph.add_initializer(layer.weight, "weight")], perm=[2, 1, 0])
     bias = graph.add_initializer(layer.bias, "bias")
     y = graph.add_node("Conv", [graph.channels_first(x, 3), weight, bias], kernel_shape=[layer.kernel_size],
