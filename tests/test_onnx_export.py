@@ -142,8 +142,7 @@ def sequence_layers(rng, dtype):
     def init(kind, *args, **options):
         return kind.init(rng, *args, dtype=dtype, **options)
     embedding, dense = init(layers.Embedding, 11, 4), init(layers.Dense, 4, 3)
-    mha, seq, fork, parallel, join = (layers.MultiHeadAttention, layers.Sequence, layers.Fork, layers.Parallel,
-                                      layers.Join)
+    mha, seq, fork, join = layers.MultiHeadAttention, layers.Sequence, layers.Fork, layers.Join
     return [
         ("Embedding", embedding, (None,), IDS),
         ("PositionalEmbedding", init(layers.PositionalEmbedding, 9, 4), SEQ, ""),
@@ -158,7 +157,8 @@ def sequence_layers(rng, dtype):
         ("Transposed-bias", layers.Sequence([dense, layers.Transposed.init(dense, bias=True)]), SEQ, ""),
         ("Fork", layers.Fork([dense, layers.Identity()]), SEQ, ""),
         ("Join-concat", seq([fork([dense, layers.Tanh()]), join("concat")]), SEQ, ""),
-        ("Parallel-Join-sum", seq([parallel([dense, layers.Sigmoid()]), join("sum")]), (SEQ, (None, 3)), ("", "")),
+        ("Parallel-Join-sum", seq([layers.Parallel([dense, layers.Sigmoid()]), join("sum")]), (SEQ, (None, 3)),
+         ("", "")),
         ("Parallel-ids", layers.Parallel([embedding, layers.Identity()]), ((None,), (None, 2)), (IDS, "")),
         ("Conv1D", init(layers.Conv1D, 4, 3, 3), SEQ, ""),
         ("Conv1D-causal-dilated", init(layers.Conv1D, 4, 3, 3, padding="causal", dilation=2), SEQ, ""),
@@ -190,7 +190,8 @@ def sequence_batches(rng, input_shape, kinds, dtype):
 
 
 SEQUENCE_CASES = [(case[0], dtype)
-                  for k, case in enumerate(sequence_layers(np.random.default_rng(0), np.float32)) for dtype in ([np.float32, np.float64] if k < FLOAT64_TOO else [np.float32])]
+                  for k, case in enumerate(sequence_layers(np.random.default_rng(0), np.float32))
+                  for dtype in ([np.float32, np.float64] if k < FLOAT64_TOO else [np.float32])]
 
 
 @pytest.mark.parametrize(("which", "dtype"), SEQUENCE_CASES)

@@ -27,7 +27,7 @@ def batch_norm(layer, graph, x):
 
 @form(LayerNorm)
 def layer_norm(layer, graph, x):
-    """LayerNormalization on the last axis (opset 17); float64 writes it out (the operator's eps is float32)."""
+    """LayerNormalization, last axis (opset 17); float64 writes it out (its eps attribute is float32)."""
     weight, bias = graph.add_initializer(layer.weight, "weight"), graph.add_initializer(layer.bias, "bias")
     if graph.dtype == np.float32:
         graph.require(17, "LayerNorm (ONNX's LayerNormalization)")
