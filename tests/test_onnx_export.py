@@ -260,6 +260,41 @@ def test_the_mlp_residual_mlp_and_cnn_of_the_examples_export(tmp_path):
     assert_exports(cnn, (784,), x, tmp_path, "cnn.onnx")
 
 
+def gpt(rng, dtype, n_tokens=13, dim=8, heads=2, blocks=2, max_length=16):
+    """A small GPT: token and position embeddings, pre-norm causal attention and GELU blocks, tied output layer."""
+    embedding = layers.Embedding.init(rng, n_tokens, dim, dtype=dtype)
+
+    def block():
+        attention = layers.MultiHeadAttention.init(rng, dim, heads, causal=True, dtype=dtype)
+        mlp = [layers.Dense.init(rng, dim, 4 * dim, dtype=dtype), layers.GELU(),
+               layers.Dense.init(rng, 4 * dim, dim, dtype=dtype)]
+        return [layers.Residual(layers.Sequence([layers.LayerNorm.init(dim, dtype=dtype), attention])),
+                layers.Residual(layers.Sequence([layers.LayerNorm.init(dim, dtype=dtype), *mlp]))]
+    return layers.Sequence([embedding, layers.PositionalEmbedding.init(rng, max_length, dim, dtype=dtype),
+                            *[part for _ in range(blocks) for part in block()],
+                            layers.LayerNorm.init(dim, dtype=dtype), layers.Transposed(embedding)])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_small_gpt_gives_lamina_logits_at_two_lengths(dtype, tmp_path):
+    rng = np.random.default_rng(14)
+    model = gpt(rng, dtype)
+    ids = [rng.integers(0, 13, size=size) for size in ((3, 5), (2, 16), (1, 1))]
+    exported = assert_exports(model, (None,), ids, tmp_path)
+    assert sum(i.dims == [13, 8] for i in exported.graph.initializer) == 1     # the tied embedding once
+
+
+def test_a_float64_model_exports_in_float32_when_asked(tmp_path):
+    """For the operators onnxruntime runs in float32 only: the file in float32, lamina's outputs to its rounding."""
+    rng = np.random.default_rng(15)
+    model = layers.Sequence([layers.Conv1D.init(rng, 3, 4, 3, padding="causal", dtype=np.float64),
+                             layers.LSTM.init(rng, 4, 5, dtype=np.float64), layers.AvgPool1D(2)])
+    layers.export_onnx(model, tmp_path / "m.onnx", (None, 3), dtype=np.float32)
+    x = rng.normal(size=(2, 6, 3))
+    (got,) = run_onnx(tmp_path / "m.onnx", x.astype(np.float32))
+    assert got.dtype == np.float32 and relative(got, model(x)) <= 1e-5
+
+
 @attrs.frozen
 class Scale(layers.Layer):
     """A user layer with its own ONNX form: y = x * gain."""
