@@ -19,6 +19,7 @@ import onnxruntime
 import pytest
 
 from lamina import layers
+import user_layers
 from test_examples import example
 
 TOLERANCE = {np.dtype(np.float32): 1e-5, np.dtype(np.float64): 1e-12}
@@ -295,41 +296,15 @@ def test_a_float64_model_exports_in_float32_when_asked(tmp_path):
     assert got.dtype == np.float32 and relative(got, model(x)) <= 1e-5
 
 
-@attrs.frozen
-class Scale(layers.Layer):
+class ExportedScale(user_layers.Scale):
     """A user layer with its own ONNX form: y = x * gain."""
-
-    gain: np.ndarray = layers.param()
-
-    def forward(self, x, mode):
-        return x * self.gain, x
-
-    def backward(self, x, dy, mode):
-        return dy * self.gain, Scale(gain=(dy * x).sum(axis=0))
 
     def to_onnx(self, graph, x):
         return graph.add_node("Mul", [x, graph.add_initializer(self.gain, "gain")])
 
 
-@attrs.frozen
-class Gated(layers.Combinator):
-    """A user combinator: y = a(x) * sigmoid(b(x)), written with its children's forms."""
-
-    a: object
-    b: object
-
-    def children(self):
-        return (("a", self.a), ("b", self.b))
-
-    def output_from(self, input_shape, outputs):
-        return outputs[0]
-
-    def forward_unchecked(self, x, mode):
-        (a, cache_a), (b, cache_b) = self.forward_child(0, x, mode), self.forward_child(1, x, mode)
-        return a / (1 + np.exp(-b)), (cache_a, cache_b)
-
-    def backward(self, cache, dy, mode):
-        raise NotImplementedError
+class ExportedGatedSum(user_layers.GatedSum):
+    """A user combinator with its own ONNX form, its children's through graph.layer: y = a(x) * sigmoid(b(x))."""
 
     def to_onnx(self, graph, x):
         a, b = graph.layer(self.a, x, "a"), graph.layer(self.b, x, "b")
@@ -338,8 +313,8 @@ class Gated(layers.Combinator):
 
 def test_a_user_layer_and_a_user_combinator_export_themselves(tmp_path):
     rng = np.random.default_rng(7)
-    b = layers.Sequence([Scale(gain=rng.normal(size=5)), layers.Dense.init(rng, 5, 3, np.float64)])
-    gated = Gated(a=layers.Dense.init(rng, 5, 3, np.float64), b=b)
+    b = layers.Sequence([ExportedScale(gain=rng.normal(size=5)), layers.Dense.init(rng, 5, 3, np.float64)])
+    gated = ExportedGatedSum(a=layers.Dense.init(rng, 5, 3, np.float64), b=b)
     model = layers.Sequence([layers.Dense.init(rng, 4, 5, np.float64), gated])
     exported = assert_exports(model, (4,), batches(rng, (4,), dtype=np.float64), tmp_path)
     assert "layers[1].b.layers[0].gain" in {init.name for init in exported.graph.initializer}

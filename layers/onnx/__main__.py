@@ -34,8 +34,7 @@ def main(argv=None) -> int:
     try:
         layers.export_onnx(layers.load(args.model), out, input_shape, opset=args.opset)
     except (OSError, ValueError, TypeError, ImportError) as error:
-        print(f"python -m lamina.layers.onnx: {error}", file=sys.stderr)
-        return 1
+        sys.exit(f"python -m lamina.layers.onnx: {error}")       # one line on stderr, exit status 1
     print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB)")
     return 0
 

@@ -34,13 +34,7 @@ class Graph:
 
     def fresh(self, hint: str = "v") -> str:
         """A value name not used before, made from the current layer's path and ``hint``."""
-        base = f"{self.path}/{hint}" if self.path else hint
-        name, k = base, 1
-        while name in self._taken:
-            k += 1
-            name = f"{base}_{k}"
-        self._taken.add(name)
-        return name
+        return self._unique(f"{self.path}/{hint}" if self.path else hint)
 
     def add_node(self, op: str, inputs, outputs: int = 1, **attributes):
         """Append the node ``op(*inputs)`` with ONNX ``attributes``; its output name (a tuple if several)."""
@@ -60,6 +54,7 @@ class Graph:
         return full
 
     def _unique(self, name: str) -> str:
+        """``name``, or ``name_2``, ``name_3``, ... when it is taken; taken from now on."""
         base, k = name, 1
         while name in self._taken:
             k += 1
