@@ -92,6 +92,8 @@ def dense_layers(rng, dtype):
         ("GlobalAvgPool2D", layers.GlobalAvgPool2D(), (4, 5, 3)),
         ("MaxPool2D", layers.MaxPool2D(), (6, 5, 3)),
         ("MaxPool2D-stride", layers.MaxPool2D(3, stride=(1, 2)), (6, 7, 2)),
+        ("MaxPool2D-padding", layers.MaxPool2D(3, stride=2, padding=(1, 0)), (6, 7, 2)),
+        ("MaxPool2D-same", layers.MaxPool2D(3, stride=1, padding="same"), (5, 4, 2)),
         ("Flatten", layers.Flatten(), (4, 5, 3)),
         ("Reshape", layers.Reshape((-1, 2)), (6,)),
         ("Sequence", layers.Sequence([dense(6, 8), layers.GELU(), dense(8, 3)]), (6,)),
@@ -109,6 +111,7 @@ def conv_layers(rng):
         ("Conv2D-stride-padding", layers.Conv2D.init(rng, 2, 3, 3, stride=(2, 1), padding=(1, 2)), (7, 6, 2)),
         ("AvgPool2D", layers.AvgPool2D(), (6, 5, 3)),
         ("AvgPool2D-stride", layers.AvgPool2D((2, 3), stride=1), (6, 5, 3)),
+        ("AvgPool2D-padding", layers.AvgPool2D(3, stride=2, padding=1), (6, 5, 3)),
     ]
 
 

@@ -23,10 +23,13 @@ def conv2d(layer, graph, x):
 
 @form(MaxPool2D, AvgPool2D)
 def pool2d(layer, graph, x):
-    """MaxPool / AveragePool over windows of ``size`` at steps of ``step``."""
-    op = "MaxPool" if isinstance(layer, MaxPool2D) else "AveragePool"
-    y = graph.add_node(op, [graph.channels_first(x, 4)],
-                       kernel_shape=list(layer.size), strides=list(layer.step))
+    """MaxPool / AveragePool over windows of ``size`` at steps of ``step``; an average counts the padding's zeros."""
+    ph, pw = layer.padding
+    options = {"kernel_shape": list(layer.size), "strides": list(layer.step), "pads": [ph, pw, ph, pw]}
+    if isinstance(layer, MaxPool2D):
+        y = graph.add_node("MaxPool", [graph.channels_first(x, 4)], **options)
+    else:
+        y = graph.add_node("AveragePool", [graph.channels_first(x, 4)], count_include_pad=1, **options)
     return graph.channels_last(y, 4)
 
 
