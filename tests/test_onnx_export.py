@@ -220,6 +220,15 @@ def test_ids_tuples_and_tied_weights_in_the_file(tmp_path):
     assert [i.name for i in graph.initializer if i.dims == [11, 4]] == ["layers[0].branches[0].weight"]
 
 
+def test_transposes_that_undo_each_other_are_cut_out(tmp_path):
+    """Conv2D then MaxPool2D: one Transpose to channels-first and one back (and the weight's), not two pairs."""
+    rng = np.random.default_rng(16)
+    model = layers.Sequence([conv_bias(rng, layers.Conv2D.init(rng, 2, 3, 3)), layers.MaxPool2D(), layers.ReLU()])
+    exported = assert_exports(model, (6, 6, 2), batches(rng, (6, 6, 2)), tmp_path)
+    ops = [node.op_type for node in exported.graph.node]
+    assert ops.count("Transpose") == 3 and ops.index("Conv") + 1 == ops.index("MaxPool")
+
+
 def test_a_float64_convolution_is_written_in_doubles(tmp_path):
     """onnxruntime has no double Conv kernel; the file is still a valid float64 model."""
     rng = np.random.default_rng(3)

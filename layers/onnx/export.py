@@ -11,6 +11,7 @@ from lamina.layers.files.atomic import write_atomically
 from lamina.layers.layer import check_layer, model_dtype, takes_ids
 from lamina.layers.onnx.forms import load
 from lamina.layers.onnx.graph import MIN_OPSET, Graph
+from lamina.layers.onnx.simplify import cancel_transposes
 from lamina.layers.parallel import Parallel
 
 
@@ -103,7 +104,7 @@ def build(model, input_shape, opset: int = 17, dtype=None):
     proto = helper.make_model(
         helper.make_graph(
             [helper.make_node(op, ins, outs, name=outs[0], **attributes)
-             for op, ins, outs, attributes in graph.nodes],
+             for op, ins, outs, attributes in cancel_transposes(graph.nodes, outputs)],
             "lamina",
             [_value_info(onnx, name, np.int64 if ids else dtype, shape, name)
              for name, shape, ids in zip(inputs, shapes, ids_inputs(model, len(shapes), is_tuple))],
