@@ -8,7 +8,8 @@ import os
 import numpy as np
 
 from lamina.layers.files.atomic import write_atomically
-from lamina.layers.layer import check_layer, model_dtype, takes_ids
+from lamina.layers.combinator import Combinator
+from lamina.layers.layer import check_layer, model_dtype, output_shape_of, takes_ids
 from lamina.layers.onnx.forms import load
 from lamina.layers.onnx.graph import MIN_OPSET, Graph
 from lamina.layers.onnx.simplify import cancel_transposes
@@ -71,7 +72,7 @@ def ids_inputs(model, count: int, is_tuple: bool) -> list[bool]:
     if not is_tuple:
         return [takes_ids(model)]
     first = model
-    while not isinstance(first, Parallel) and callable(getattr(first, "children", None)) and first.children():
+    while isinstance(first, Combinator) and not isinstance(first, Parallel) and first.children():
         first = first.children()[0][1]
     if isinstance(first, Parallel):
         return [takes_ids(branch) for branch in first.branches]
@@ -87,7 +88,7 @@ def build(model, input_shape, opset: int = 17, dtype=None):
     onnx = _import_onnx()
     check_layer(model, "export_onnx: the model")
     shapes, is_tuple = input_shapes(input_shape)
-    output_shape = model.output_shape(list(shapes) if is_tuple else shapes[0])   # a ShapeError: does not fit
+    output_shape = output_shape_of(model, list(shapes) if is_tuple else shapes[0])   # ShapeError: does not fit
     dtype = np.dtype(dtype or model_dtype(model) or np.float32)
     if dtype not in (np.float32, np.float64):
         raise TypeError(f"export_onnx: the file computes in float32 or float64, got dtype {dtype}")
