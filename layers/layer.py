@@ -70,12 +70,12 @@ def check_layer(layer, where: str = "") -> None:
 
 
 def onnx_form(layer):
-    """The layer's own ONNX form, its optional method ``to_onnx(graph, x) -> y``, or None (see layers/onnx/)."""
+    """The layer's own ONNX form, its optional method ``to_onnx(graph, x) -> y``, or None (layers/onnx/)."""
     return getattr(layer, "to_onnx", None)
 
 
 def output_shape_of(layer, input_shape):
-    """The per-sample output shape for ``input_shape`` by the layer's optional ``output_shape``; None: unknown."""
+    """The per-sample output shape for ``input_shape`` by the optional ``output_shape``; None: unknown."""
     shape = getattr(layer, "output_shape", None)
     return None if shape is None else shape(input_shape)
 
