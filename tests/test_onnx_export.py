@@ -330,6 +330,10 @@ def test_a_user_layer_and_a_user_combinator_export_themselves(tmp_path):
     model = layers.Sequence([layers.Dense.init(rng, 4, 5, np.float64), gated])
     exported = assert_exports(model, (4,), batches(rng, (4,), dtype=np.float64), tmp_path)
     assert "layers[1].b.layers[0].gain" in {init.name for init in exported.graph.initializer}
+    alone = ExportedScale(gain=rng.normal(size=5))       # a bare record: no output_shape, no __call__
+    layers.export_onnx(alone, tmp_path / "alone.onnx", (5,))
+    x = rng.normal(size=(2, 5))
+    assert relative(run_onnx(tmp_path / "alone.onnx", x)[0], alone.forward(x, layers.EVAL)[0]) <= 1e-12
 
 
 def nothing_written(tmp_path) -> bool:
