@@ -113,6 +113,7 @@ def build(model, input_shape, opset: int = 17, dtype=None):
             [onnx.numpy_helper.from_array(array, name) for name, array in graph.initializers.items()]),
         producer_name="lamina", opset_imports=[helper.make_opsetid("", opset)])
     proto.ir_version = helper.find_min_ir_version_for(list(proto.opset_import))
+    proto = onnx.shape_inference.infer_shapes(proto, strict_mode=True)   # fills the outputs lamina cannot tell
     onnx.checker.check_model(proto, full_check=True)
     return proto
 
