@@ -408,6 +408,15 @@ def test_the_command_line_exports_a_saved_model_and_refuses_a_bad_file(tmp_path)
     assert not (tmp_path / "bad.onnx").exists()
 
 
+def test_the_mnist_example_writes_an_onnx_file_with_its_predictions(tmp_path):
+    mnist = example("mnist")
+    out, path = tmp_path / "m.npz", tmp_path / "m.onnx"
+    example("classifier").main(["--epochs", "1", "--limit", "600", "--hidden", "16", "--out", str(out), "--onnx",
+                                str(path), "--no-progress"], mnist.data.mnist, "MNIST", "unused.npz")
+    x = mnist.data.mnist()[1][0][:500]
+    assert (run_onnx(path, x)[0].argmax(axis=1) == layers.load(out)(x).argmax(axis=1)).all()
+
+
 def test_zz_largest_differences_measured():
     """Prints the largest relative differences of this run (read with pytest -s)."""
     print({str(dtype): f"{error:.2e}" for dtype, error in largest.items()})
