@@ -229,6 +229,17 @@ def test_transposes_that_undo_each_other_are_cut_out(tmp_path):
     assert ops.count("Transpose") == 3 and ops.index("Conv") + 1 == ops.index("MaxPool")
 
 
+@pytest.mark.parametrize("opset", [13, 18, 21])
+def test_older_and_newer_opsets_write_the_same_maths(opset, tmp_path):
+    """ReduceMean and ReduceMax take their axes as an attribute before opset 18 and as an input from 18 on."""
+    rng = np.random.default_rng(17)
+    images = layers.Sequence([conv_bias(rng, layers.Conv2D.init(rng, 2, 3, 3)), layers.GlobalAvgPool2D(),
+                              layers.Dense.init(rng, 3, 2)])
+    assert_exports(images, (5, 5, 2), batches(rng, (5, 5, 2)), tmp_path, "images.onnx", opset=opset)
+    sequences = layers.Sequence([layers.LayerNorm.init(4, dtype=np.float64), layers.GlobalMaxPool1D()])
+    assert_exports(sequences, SEQ, sequence_batches(rng, SEQ, "", np.float64), tmp_path, "seq.onnx", opset=opset)
+
+
 def test_a_float64_convolution_is_written_in_doubles(tmp_path):
     """onnxruntime has no double Conv kernel; the file is still a valid float64 model."""
     rng = np.random.default_rng(3)
