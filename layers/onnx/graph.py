@@ -14,11 +14,11 @@ import numpy as np
 from lamina.layers.layer import describe, onnx_form
 
 MIN_OPSET = 13
-"""The oldest opset written: Squeeze, Unsqueeze and Split take their axes as inputs from 13 on."""
+"""The oldest opset written: Squeeze and Unsqueeze take their axes as inputs from 13 on."""
 
 
 class Graph:
-    """A graph being built: ``add_node``, ``add_initializer``, ``constant``, ``fresh``, ``layer``, ``require``
+    """A graph being built: ``add_node``, ``add_initializer``, ``constant``, ``fresh``, ``layer``, ``require``.
 
     ``dtype`` is the model's floating dtype (constants are made in it), ``opset`` the ONNX opset
     version the file declares, ``path`` the path of the layer whose form is running.
@@ -93,7 +93,7 @@ class Graph:
         finally:
             self.path = outer
 
-    # ---- small conveniences that hide opset differences ----------------------------------------
+    # ---- conveniences for forms (opset differences hidden) --------------------------------------
 
     def reduce(self, op: str, x: str, axes, keepdims: bool = False) -> str:
         """``op`` (ReduceMean, ReduceMax, ...) over ``axes``: an attribute before opset 18, then an input."""
