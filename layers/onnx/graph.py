@@ -18,7 +18,7 @@ MIN_OPSET = 13
 
 
 class Graph:
-    """A graph being built: ``add_node``, ``add_initializer``, ``constant``, ``fresh``, ``layer``, ``require``.
+    """A graph being built: add_node, add_initializer, constant, fresh, layer (a child), require (an opset).
 
     ``dtype`` is the model's floating dtype (constants are made in it), ``opset`` the ONNX opset
     version the file declares, ``path`` the path of the layer whose form is running.
