@@ -221,9 +221,10 @@ def test_ids_tuples_and_tied_weights_in_the_file(tmp_path):
 
 
 def test_transposes_that_undo_each_other_are_cut_out(tmp_path):
-    """Conv2D then MaxPool2D: one Transpose to channels-first and one back (and the weight's), not two pairs."""
+    """Conv2D then MaxPool2D: one Transpose to channels-first and one back (and the weight's), not 2 pairs."""
     rng = np.random.default_rng(16)
-    model = layers.Sequence([conv_bias(rng, layers.Conv2D.init(rng, 2, 3, 3)), layers.MaxPool2D(), layers.ReLU()])
+    conv = conv_bias(rng, layers.Conv2D.init(rng, 2, 3, 3))
+    model = layers.Sequence([conv, layers.MaxPool2D(), layers.ReLU()])
     exported = assert_exports(model, (6, 6, 2), batches(rng, (6, 6, 2)), tmp_path)
     ops = [node.op_type for node in exported.graph.node]
     assert ops.count("Transpose") == 3 and ops.index("Conv") + 1 == ops.index("MaxPool")
@@ -237,7 +238,8 @@ def test_older_and_newer_opsets_write_the_same_maths(opset, tmp_path):
                               layers.Dense.init(rng, 3, 2)])
     assert_exports(images, (5, 5, 2), batches(rng, (5, 5, 2)), tmp_path, "images.onnx", opset=opset)
     sequences = layers.Sequence([layers.LayerNorm.init(4, dtype=np.float64), layers.GlobalMaxPool1D()])
-    assert_exports(sequences, SEQ, sequence_batches(rng, SEQ, "", np.float64), tmp_path, "seq.onnx", opset=opset)
+    xs = sequence_batches(rng, SEQ, "", np.float64)
+    assert_exports(sequences, SEQ, xs, tmp_path, "seq.onnx", opset=opset)
 
 
 def test_a_float64_convolution_is_written_in_doubles(tmp_path):
@@ -285,7 +287,7 @@ def test_the_mlp_residual_mlp_and_cnn_of_the_examples_export(tmp_path):
 
 
 def gpt(rng, dtype, n_tokens=13, dim=8, heads=2, blocks=2, max_length=16):
-    """A small GPT: token and position embeddings, pre-norm causal attention and GELU blocks, tied output layer."""
+    """A small GPT: token and position embeddings, pre-norm causal attention and GELU blocks, tied output."""
     embedding = layers.Embedding.init(rng, n_tokens, dim, dtype=dtype)
 
     def block():
@@ -309,7 +311,7 @@ def test_a_small_gpt_gives_lamina_logits_at_two_lengths(dtype, tmp_path):
 
 
 def test_a_float64_model_exports_in_float32_when_asked(tmp_path):
-    """For the operators onnxruntime runs in float32 only: the file in float32, lamina's outputs to its rounding."""
+    """Operators onnxruntime runs in float32 only: the file in float32, lamina's outputs to its rounding."""
     rng = np.random.default_rng(15)
     model = layers.Sequence([layers.Conv1D.init(rng, 3, 4, 3, padding="causal", dtype=np.float64),
                              layers.LSTM.init(rng, 4, 5, dtype=np.float64), layers.AvgPool1D(2)])
@@ -327,7 +329,7 @@ class ExportedScale(user_layers.Scale):
 
 
 class ExportedGatedSum(user_layers.GatedSum):
-    """A user combinator with its own ONNX form, its children's through graph.layer: y = a(x) * sigmoid(b(x))."""
+    """A user combinator with its own ONNX form (its children's through graph.layer): a(x) * sigmoid(b(x))."""
 
     def to_onnx(self, graph, x):
         a, b = graph.layer(self.a, x, "a"), graph.layer(self.b, x, "b")
@@ -422,8 +424,9 @@ def test_the_command_line_exports_a_saved_model_and_refuses_a_bad_file(tmp_path)
 def test_the_mnist_example_writes_an_onnx_file_with_its_predictions(tmp_path):
     mnist = example("mnist")
     out, path = tmp_path / "m.npz", tmp_path / "m.onnx"
-    example("classifier").main(["--epochs", "1", "--limit", "600", "--hidden", "16", "--out", str(out), "--onnx",
-                                str(path), "--no-progress"], mnist.data.mnist, "MNIST", "unused.npz")
+    argv = ["--epochs", "1", "--limit", "600", "--hidden", "16", "--out", str(out), "--onnx", str(path),
+            "--no-progress"]
+    example("classifier").main(argv, mnist.data.mnist, "MNIST", "unused.npz")
     x = mnist.data.mnist()[1][0][:500]
     assert (run_onnx(path, x)[0].argmax(axis=1) == layers.load(out)(x).argmax(axis=1)).all()
 

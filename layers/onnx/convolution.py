@@ -23,7 +23,7 @@ def conv2d(layer, graph, x):
 
 @form(MaxPool2D, AvgPool2D)
 def pool2d(layer, graph, x):
-    """MaxPool / AveragePool over windows of ``size`` at steps of ``step``; an average counts the padding's zeros."""
+    """MaxPool / AveragePool over windows of ``size`` at steps of ``step``; averages count padded zeros."""
     ph, pw = layer.padding
     options = {"kernel_shape": list(layer.size), "strides": list(layer.step), "pads": [ph, pw, ph, pw]}
     if isinstance(layer, MaxPool2D):

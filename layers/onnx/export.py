@@ -88,7 +88,7 @@ def build(model, input_shape, opset: int = 17, dtype=None):
     onnx = _import_onnx()
     check_layer(model, "export_onnx: the model")
     shapes, is_tuple = input_shapes(input_shape)
-    output_shape = output_shape_of(model, list(shapes) if is_tuple else shapes[0])   # ShapeError: does not fit
+    output_shape = output_shape_of(model, list(shapes) if is_tuple else shapes[0])   # ShapeError: no fit
     dtype = np.dtype(dtype or model_dtype(model) or np.float32)
     if dtype not in (np.float32, np.float64):
         raise TypeError(f"export_onnx: the file computes in float32 or float64, got dtype {dtype}")
@@ -113,7 +113,7 @@ def build(model, input_shape, opset: int = 17, dtype=None):
             [onnx.numpy_helper.from_array(array, name) for name, array in graph.initializers.items()]),
         producer_name="lamina", opset_imports=[helper.make_opsetid("", opset)])
     proto.ir_version = helper.find_min_ir_version_for(list(proto.opset_import))
-    proto = onnx.shape_inference.infer_shapes(proto, strict_mode=True)   # fills the outputs lamina cannot tell
+    proto = onnx.shape_inference.infer_shapes(proto, strict_mode=True)   # outputs lamina cannot tell
     onnx.checker.check_model(proto, full_check=True)
     return proto
 

@@ -1,12 +1,12 @@
 """Tidying a finished graph: Transpose pairs that undo each other (channels-first and back between two
-channels-first operators, such as a Conv2D then a MaxPool2D) are cut out, and nodes nothing reads are dropped."""
+channels-first operators, such as a Conv2D then a MaxPool2D) are cut out, and nodes nothing reads dropped."""
 
 from __future__ import annotations
 
 
 def cancel_transposes(nodes: list, outputs: list) -> list:
-    """``nodes`` (op, inputs, outputs, attributes) in order, without the Transposes that undo the one before them
-    and without nodes whose results no other node nor ``outputs`` reads."""
+    """``nodes`` (op, inputs, outputs, attributes) in order, without the Transposes that undo the one before
+    them and without nodes whose results no other node nor ``outputs`` reads."""
     made_by, renamed, kept = {}, {}, []
     for op, inputs, results, attributes in nodes:
         inputs = [renamed.get(name, name) for name in inputs]
