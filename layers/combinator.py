@@ -206,7 +206,7 @@ class Combinator(Layer):
             raise error.within(self._paths[i], self.source_of(i)) from None
 
     def backward_child(self, i: int, cache, dy, mode: Mode):
-        """Child i's backward, with its path on errors; dx must come back unless ``mode.input_grad`` is False
+        """Child i's backward, with its path on errors; dx must come back unless mode.input_grad is False
         or the child takes ids (which have no gradient: dx None, passed on)."""
         child = self._kids[i]
         try:
@@ -214,8 +214,8 @@ class Combinator(Layer):
         except PATHED as error:
             raise error.within(self._paths[i]) from None
         if dx is None and mode.input_grad and not takes_ids(child):
-            raise TypeError(f"{self._paths[i]} {describe(child)}: backward returned dx None, but the mode asks "
-                            f"for the input gradient (mode.input_grad is True)")
+            raise TypeError(f"{self._paths[i]} {describe(child)}: backward returned dx None, but the mode "
+                            f"asks for the input gradient (mode.input_grad is True)")
         return dx, grads
 
     # ---- the outermost call ------------------------------------------------------------------------

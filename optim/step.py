@@ -12,7 +12,7 @@ from lamina.layers.layer import check_layer, entry, forward_of
 from lamina.layers.mode import Mode
 from lamina.layers.records.finite import all_finite, first_nonfinite
 from lamina.layers.records.parameter import owning
-from lamina.layers.records.tree import buffers, parameters, shared
+from lamina.layers.records.tree import buffers, fold_gradients, parameters, shared
 from lamina.optim.chain import Chain
 from lamina.optim.errors import NonFiniteLossError
 from lamina.optim.in_place import owned, update_in_place
@@ -48,6 +48,7 @@ def checked_gradients(model, loss, xb, yb, mode: Mode, where=(None, None, None),
     value is NaN or inf (before anything is updated: the one guard of train_step and fit). ``where``: (epoch,
     batch, checkpoint) for the message; ``with_buffers=False``: the model has none (no need to look)."""
     pred, value, grads = gradients(forward_of(model), model, loss, xb, yb, mode)
+    grads = grads if grads is None else fold_gradients(model, grads)   # a shared record's parts summed
     if not math.isfinite(value):
         raise diverged(*where[:2], value, model, pred, grads, xb, mode, where[2])
     if not all_finite(parameters(grads) + buffers(grads) if with_buffers else parameters(grads)):

@@ -20,9 +20,10 @@ def rows(x, which):
 
 
 def cast(x, dtype):
-    """An array, or every array of a tuple, in ``dtype`` (None: as it is); floats only for targets."""
+    """An array, or every array of a tuple, in ``dtype`` (None: as it is; a tuple: one per part)."""
     if type(x) is tuple:
-        return tuple(cast(part, dtype) for part in x)
+        dtypes = dtype if type(dtype) is tuple else (dtype,) * len(x)
+        return tuple(cast(part, d) for part, d in zip(x, dtypes))
     return x if dtype is None or x.dtype == dtype else x.astype(dtype, copy=False)
 
 

@@ -50,16 +50,16 @@ def test_fit_trains_two_heads_with_losses_multi_and_reports_each_part():
                 "val_accuracy[0]"):
         assert len(history[key]) == 4, key
     assert "accuracy[1]" not in history and "accuracy" not in history
-    np.testing.assert_allclose(history["loss"], np.array(history["loss[0]"]) + 0.5 * np.array(history["loss[1]"]),
-                               rtol=1e-10)
+    parts = np.array(history["loss[0]"]) + 0.5 * np.array(history["loss[1]"])
+    np.testing.assert_allclose(history["loss"], parts, rtol=1e-10)
     result = optim.evaluate(model, loss, table, (labels, amount))
     assert {"loss", "loss[0]", "loss[1]", "accuracy[0]"} <= set(result)
 
 
 def test_train_step_takes_tuples():
     model, loss, opt = two_heads(), losses.Multi([losses.SoftmaxCrossEntropy(), losses.MSE()]), optim.SGD(0.1)
-    new, _, value, pred = optim.train_step(model, loss, opt, opt.init(model), table[:8], (labels[:8], amount[:8]),
-                                           layers.TRAIN)
+    y = (labels[:8], amount[:8])
+    new, _, value, pred = optim.train_step(model, loss, opt, opt.init(model), table[:8], y, layers.TRAIN)
     assert type(pred) is tuple and np.isfinite(value) and new != model
 
 
@@ -70,7 +70,8 @@ def test_bad_tuples_are_refused_before_training_naming_the_part_and_row():
     with pytest.raises(ValueError, match=r"x\[1\] row 5 holds NaN"):
         optim.fit(two_inputs(), losses.SoftmaxCrossEntropy(), optim.SGD(0.1), (image, bad), labels, **fit)
     with pytest.raises(ValueError, match=r"x\[1\] has 95 samples but x\[0\] has 96"):
-        optim.fit(two_inputs(), losses.SoftmaxCrossEntropy(), optim.SGD(0.1), (image, table[1:]), labels, **fit)
+        optim.fit(two_inputs(), losses.SoftmaxCrossEntropy(), optim.SGD(0.1), (image, table[1:]), labels,
+                  **fit)
     with pytest.raises(TypeError, match=r"pass a tuple: \(x0, x1\)"):
         optim.fit(two_inputs(), losses.SoftmaxCrossEntropy(), optim.SGD(0.1), [image, table], labels, **fit)
     loss = losses.Multi([losses.SoftmaxCrossEntropy(), losses.MSE()])
@@ -78,12 +79,21 @@ def test_bad_tuples_are_refused_before_training_naming_the_part_and_row():
         optim.fit(two_heads(), loss, optim.SGD(0.1), table, (labels,), **fit)
 
 
-def test_fit_keeps_a_shared_record_one_record():
+class Grads:
+    """A callback keeping the last batch's gradients (run.grads(): folded)."""
+
+    def on_batch_end(self, run):
+        self.grads = run.grads()
+
+
+def test_fit_keeps_a_shared_record_one_record_and_hands_callbacks_folded_gradients():
     d = dense(3, 3)
     model = layers.Sequence([d, layers.Tanh(), layers.Transposed.init(d, bias=True)])
+    seen = Grads()
     trained, _ = optim.fit(model, losses.MSE(), optim.SGD(0.05, momentum=0.9), table, table, epochs=2,
-                           batch_size=16, rng=np.random.default_rng(0), progress=False)
+                           batch_size=16, rng=np.random.default_rng(0), progress=False, callbacks=[seen])
     assert trained.layers[2].layer is trained.layers[0] and trained.layers[0] != d
+    assert seen.grads.layers[2].layer is seen.grads.layers[0]
     # the same two epochs by train_step (the pure step) give the same numbers
     opt, state, step_model = optim.SGD(0.05, momentum=0.9), None, model
     state = opt.init(model)
@@ -109,6 +119,7 @@ def test_resume_is_bit_for_bit_with_tuples_and_sharing(tmp_path):
               checkpoint=tmp_path / "run", **fit)
     resumed, _ = optim.fit(model, loss, optim.Adam(1e-2), x, y, epochs=3, rng=np.random.default_rng(4),
                            resume=tmp_path / "run", checkpoint=tmp_path / "run", **fit)
-    assert resumed.layers[0].branches[0] is resumed.layers[0].branches[1].layers[0] is resumed.layers[2].branches[1].layer
+    tied = resumed.layers[0].branches[0]
+    assert tied is resumed.layers[0].branches[1].layers[0] is resumed.layers[2].branches[1].layer
     for a, b in zip(layers.parameters(whole), layers.parameters(resumed)):
         np.testing.assert_array_equal(a, b)
