@@ -56,9 +56,11 @@ class NetClassifier(ClassifierMixin, NetEstimator):
 
     _classify = True
 
-    def __init__(self, hidden=(100,), activation="relu", *, optimizer="adam", learning_rate=1e-3, momentum=0.9,
+    def __init__(self, hidden=(100,), activation="relu", *, optimizer="adam", learning_rate=1e-3,
+                 momentum=0.9,
                  weight_decay=0.0, epochs=20, batch_size=32, validation_fraction=0.0, patience=None,
-                 class_weight=None, model=None, random_state=None, dtype=np.float64, threads=1, warm_start=False,
+                 class_weight=None, model=None, random_state=None, dtype=np.float64, threads=1,
+                 warm_start=False,
                  verbose=False):
         self.hidden = hidden
         self.activation = activation
@@ -97,9 +99,9 @@ class NetClassifier(ClassifierMixin, NetEstimator):
         index[index == len(self.classes_)] = 0
         unseen = self.classes_[index] != y
         if unseen.any():
-            raise ValueError(f"{type(self).__name__}: y holds labels that are not in classes_ {self.classes_!r}, "
-                             f"e.g. {y[np.flatnonzero(unseen)[0]]!r}; pass every class to the first partial_fit "
-                             f"(classes=...) or fit afresh")
+            raise ValueError(f"{type(self).__name__}: y holds labels that are not in classes_ "
+                             f"{self.classes_!r}, e.g. {y[np.flatnonzero(unseen)[0]]!r}; pass every class to "
+                             "the first partial_fit (classes=...) or fit afresh")
         return index.astype(np.int64)
 
     def _n_outputs(self) -> int:

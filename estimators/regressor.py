@@ -33,7 +33,8 @@ class NetRegressor(RegressorMixin, NetEstimator):
     _classify = False
 
     def __init__(self, hidden=(100,), activation="relu", *, loss="mse", optimizer="adam", learning_rate=1e-3,
-                 momentum=0.9, weight_decay=0.0, epochs=20, batch_size=32, validation_fraction=0.0, patience=None,
+                 momentum=0.9, weight_decay=0.0, epochs=20, batch_size=32, validation_fraction=0.0,
+                 patience=None,
                  model=None, random_state=None, dtype=np.float64, threads=1, warm_start=False, verbose=False):
         self.hidden = hidden
         self.activation = activation
@@ -69,8 +70,8 @@ class NetRegressor(RegressorMixin, NetEstimator):
             self._one_target = y.ndim == 1
             self.n_outputs_ = columns.shape[1]
         elif columns.shape[1] != self.n_outputs_:
-            raise ValueError(f"{type(self).__name__}: y has {columns.shape[1]} targets, but {type(self).__name__} "
-                             f"was fitted with {self.n_outputs_}")
+            raise ValueError(f"{type(self).__name__}: y has {columns.shape[1]} targets, but "
+                             f"{type(self).__name__} was fitted with {self.n_outputs_}")
         return columns
 
     def _n_outputs(self) -> int:

@@ -32,7 +32,8 @@ def feature_arrays(layer_name: str, record, *groups: tuple[str, ...]) -> None:
     first_name = groups[0][0]
     first = getattr(record, first_name)
     if first.ndim != 1:
-        raise ShapeError(layer_name, f"a 1-D {first_name} (n_features,)", f"{first_name} of shape {first.shape}")
+        raise ShapeError(layer_name, f"a 1-D {first_name} (n_features,)",
+                         f"{first_name} of shape {first.shape}")
     for group in groups:
         for name in group:
             array = getattr(record, name)
@@ -47,7 +48,8 @@ def feature_arrays(layer_name: str, record, *groups: tuple[str, ...]) -> None:
 def check_features(layer, shape) -> None:
     """ShapeError unless the per-sample ``shape`` has ``layer.n_features`` on its last axis (None: unknown)."""
     if shape is not None and (len(shape) == 0 or shape[-1] not in (None, layer.n_features)):
-        raise ShapeError(repr(layer), f"input (n, ..., {layer.n_features}) (features on the last axis)", tuple(shape))
+        raise ShapeError(repr(layer), f"input (n, ..., {layer.n_features}) (features on the last "
+                                      "axis)", tuple(shape))
 
 
 def _check_arrays(layer: "BatchNorm", attribute, value) -> None:
@@ -103,9 +105,9 @@ class BatchNorm(Layer):
             return self.weight * x_hat + self.bias, (x_hat, inv_sigma, None)
         m = x.size // self.n_features  # values per feature: n * h * w
         if m < 2:
-            raise LayerError(repr(self), f"training needs more than one value per feature for the batch statistics, "
-                                         f"but the batch of shape {x.shape} has {m}; train on larger batches "
-                                         f"(or run inference: mode.train=False)")
+            raise LayerError(repr(self), "training needs more than one value per feature for the batch "
+                                         f"statistics, but the batch of shape {x.shape} has {m}; train on "
+                                         "larger batches (or run inference: mode.train=False)")
         axes = tuple(range(x.ndim - 1))
         mean = x.mean(axis=axes)
         centered = x - mean
@@ -129,4 +131,5 @@ class BatchNorm(Layer):
                   if mode.input_grad else None)
             running_mean = (1 - self.momentum) * self.running_mean + self.momentum * mean
             running_var = (1 - self.momentum) * self.running_var + self.momentum * (m / (m - 1)) * var
-        return dx, attrs.evolve(self, weight=d_weight, bias=d_bias, running_mean=running_mean, running_var=running_var)
+        return dx, attrs.evolve(self, weight=d_weight, bias=d_bias, running_mean=running_mean,
+                                running_var=running_var)

@@ -32,7 +32,8 @@ class Flatten(Layer):
     def backward(self, x_shape, dy: np.ndarray, mode: Mode):
         """dy (n, prod) -> dx (n, ...), x's shape."""
         if dy.shape != (x_shape[0], math.prod(x_shape[1:])):
-            raise ShapeError(f"{self!r}.backward", f"an output gradient of shape {(x_shape[0], math.prod(x_shape[1:]))}",
+            raise ShapeError(f"{self!r}.backward", "an output gradient of shape "
+                                                   f"{(x_shape[0], math.prod(x_shape[1:]))}",
                              f"one of shape {dy.shape}")
         return (dy.reshape(x_shape) if mode.input_grad else None), self
 
@@ -46,8 +47,8 @@ def _shape(value) -> tuple:
         raise ValueError(f"Reshape: shape must be a tuple of ints (per sample), got {value!r}") from None
     if (not items or not all(isinstance(s, (int, np.integer)) and not isinstance(s, bool) for s in items)
             or any(s == 0 or s < -1 for s in items) or items.count(-1) > 1):
-        raise ValueError(f"Reshape: shape must be a non-empty tuple of positive ints (one may be -1, inferred), "
-                         f"per sample without the batch axis, got {value!r}")
+        raise ValueError("Reshape: shape must be a non-empty tuple of positive ints (one may be -1, "
+                         f"inferred), per sample without the batch axis, got {value!r}")
     return tuple(int(s) for s in items)
 
 
@@ -78,7 +79,8 @@ class Reshape(Layer):
                 raise ShapeError(repr(self), f"samples whose size is a multiple of {known}", received)
             return tuple(size // known if s == -1 else s for s in self.shape)
         if size != known:
-            raise ShapeError(repr(self), f"samples of {known} values (to reshape to {format_shape(self.shape)})",
+            raise ShapeError(repr(self), f"samples of {known} values (to reshape to "
+                                         f"{format_shape(self.shape)})",
                              f"{received} ({size} values)")
         return self.shape
 

@@ -90,8 +90,8 @@ class SoftmaxCrossEntropy:
         eps, w = self.label_smoothing, self.class_weights
         if w is not None:
             if len(w) != k:
-                raise ValueError(f"SoftmaxCrossEntropy: class_weights has {len(w)} entries, one per class, but "
-                                 f"the predictions {(n, k)} have {k} classes")
+                raise ValueError(f"SoftmaxCrossEntropy: class_weights has {len(w)} entries, one per class, "
+                                 f"but the predictions {(n, k)} have {k} classes")
             w = w.astype(dtype, copy=False)
         if target.ndim == 2:  # probabilities
             s = target * (1 - eps) + eps / k
@@ -103,8 +103,8 @@ class SoftmaxCrossEntropy:
             return s, n
         divisor = float(np.sum(w[target]))
         if divisor == 0:
-            raise ValueError("SoftmaxCrossEntropy: every label in this batch has class weight 0, so the weighted "
-                             "mean is 0 / 0")
+            raise ValueError("SoftmaxCrossEntropy: every label in this batch has class weight 0, so the "
+                             "weighted mean is 0 / 0")
         return s * w, divisor
 
 

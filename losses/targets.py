@@ -78,7 +78,8 @@ def check_binary_target(target, pred: np.ndarray, loss: str) -> np.ndarray:
         raise ShapeError(loss, f"a target of the prediction's shape {pred.shape}", f"{target.shape}",
                          source="the target")
     if target.dtype.kind not in "biuf":
-        raise TypeError(f"{loss}: targets must be 0/1 (bool, int or float) or probabilities, got dtype {target.dtype}")
+        raise TypeError(f"{loss}: targets must be 0/1 (bool, int or float) or probabilities, got dtype "
+                        f"{target.dtype}")
     if target.dtype.kind != "b" and not (np.minimum.reduce(target, axis=None) >= 0
                                          and np.maximum.reduce(target, axis=None) <= 1):  # NaN fails too
         i = np.unravel_index(np.argmax(~((target >= 0) & (target <= 1))), target.shape)

@@ -25,8 +25,10 @@ def model_(seed=0):
 
 def fit(callbacks=(), epochs=2, model=None, **kwargs):
     kwargs.setdefault("rng", np.random.default_rng(0))
-    return optim.fit(model or model_(), losses.SoftmaxCrossEntropy(), kwargs.pop("opt", optim.SGD(0.1, momentum=0.9)),
-                     x, labels, epochs=epochs, batch_size=BATCH, progress=kwargs.pop("progress", False), threads=1,
+    return optim.fit(model or model_(), losses.SoftmaxCrossEntropy(),
+                     kwargs.pop("opt", optim.SGD(0.1, momentum=0.9)),
+                     x, labels, epochs=epochs, batch_size=BATCH, progress=kwargs.pop("progress", False),
+                     threads=1,
                      callbacks=callbacks, **kwargs)
 
 
@@ -56,7 +58,8 @@ def test_user_callbacks_run_in_the_order_given_and_count_epochs_and_batches_from
     assert [e[1:] for e in events[1::2]] == [e[1:] for e in events[0::2]]   # b right after a
     assert [e[0] for e in events[0::2]] == ["a"] * len(hooks) and [e[0] for e in events[1::2]] == ["b"] * len(hooks)
     assert hooks[0][0] == "on_train_begin" and hooks[-1] == ("on_train_end", 2, 3)
-    assert [h[1:] for h in hooks if h[0] == "on_batch_end"] == [(1, 1), (1, 2), (1, 3), (2, 1), (2, 2), (2, 3)]
+    assert [h[1:] for h in hooks if h[0] == "on_batch_end"] == [(1, 1), (1, 2), (1, 3), (2, 1), (2, 2),
+                                                                (2, 3)]
     assert [h[1:] for h in hooks if h[0] == "on_epoch_end"] == [(1, 3), (2, 3)]
     assert [h[0] for h in hooks[1:5]] == ["on_batch_end"] * 3 + ["on_epoch_end"]
 
@@ -81,7 +84,8 @@ class AfterBuiltIns:
 
 def test_built_in_pieces_run_before_user_callbacks_and_the_checkpoint_after(tmp_path, capsys):
     callback = AfterBuiltIns(tmp_path, capsys)
-    fit([callback], epochs=3, validation=(x, labels), keep_best=True, checkpoint=tmp_path, keep=10, progress=True)
+    fit([callback], epochs=3, validation=(x, labels), keep_best=True, checkpoint=tmp_path, keep=10,
+        progress=True)
     assert [seen for seen, _, _ in callback.seen] == [True] * 3                 # the progress line came first
     assert all(best is not None and best <= epoch for epoch, (_, best, _) in enumerate(callback.seen, 1))
     assert [count for _, _, count in callback.seen] == [0, 1, 2]                # this epoch's checkpoint came after
@@ -207,7 +211,8 @@ def test_callback_state_is_carried_by_checkpoints_and_restored_on_resume(tmp_pat
     saved = optim.load_checkpoint(tmp_path)
     assert saved.callbacks == [first.state(), None]
     resumed = Counter()
-    fit([resumed, Log("x", [])], epochs=3, checkpoint=tmp_path, resume=tmp_path, rng=np.random.default_rng(99))
+    fit([resumed, Log("x", [])], epochs=3, checkpoint=tmp_path, resume=tmp_path,
+        rng=np.random.default_rng(99))
     assert resumed.loaded == first.state()
     assert resumed.batches == whole.batches == 9 and resumed.loss_sum == whole.loss_sum
 
@@ -217,8 +222,8 @@ def test_a_callback_with_none_of_the_hooks_is_refused():
         def on_epoch_ends(self, run):
             pass
 
-    with pytest.raises(TypeError, match=r"fit: callbacks\[1\] \(Typo\) has none of on_train_begin, on_batch_end, "
-                                        r"on_epoch_end, on_train_end"):
+    with pytest.raises(TypeError, match=r"fit: callbacks\[1\] \(Typo\) has none of on_train_begin, "
+                                        r"on_batch_end, on_epoch_end, on_train_end"):
         fit([Counter(), Typo()])
 
 
@@ -245,7 +250,8 @@ class CtrlC:
 
 
 @pytest.mark.parametrize("folder", [False, True], ids=["no-checkpoint", "checkpoint"])
-def test_ctrl_c_raises_training_interrupted_carrying_model_history_and_checkpoint(tmp_path, saved_handlers, folder):
+def test_ctrl_c_raises_training_interrupted_carrying_model_history_and_checkpoint(tmp_path, saved_handlers,
+                                                                                  folder):
     ctrl_c, after = CtrlC(2, 1), Counter()
     with pytest.raises(optim.TrainingInterrupted) as caught:
         fit([ctrl_c, after], epochs=4, checkpoint=tmp_path if folder else None)

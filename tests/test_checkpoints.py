@@ -48,7 +48,8 @@ OPTIMIZERS = {
 def fit(opt=OPTIMIZERS["plain"], *, epochs, seed=5, rng=None, model=None, x=X, y=Y, loss=LOSS, **kwargs):
     kwargs = {"batch_size": BATCH, "progress": False, "validation": VALIDATION, **kwargs}
     rng = np.random.default_rng(seed) if rng is None else rng
-    return optim.fit(new_model() if model is None else model, loss, opt, x, y, epochs=epochs, rng=rng, **kwargs)
+    return optim.fit(new_model() if model is None else model, loss, opt, x, y, epochs=epochs, rng=rng,
+                     **kwargs)
 
 
 def files(folder):
@@ -65,7 +66,8 @@ def where(path):
 def test_a_checkpoint_after_every_epoch_and_every_k_batches_and_names_sort_in_training_order(tmp_path):
     """12 batches per epoch, every 5: positions 5 and 10 (two digits) in each of 11 epochs (two digits)."""
     x, y = blobs(48)
-    fit(epochs=11, x=x, y=y, batch_size=4, checkpoint=tmp_path, checkpoint_every=5, keep=1000, validation=None)
+    fit(epochs=11, x=x, y=y, batch_size=4, checkpoint=tmp_path, checkpoint_every=5, keep=1000,
+        validation=None)
     expected = [(e, p) for e in range(11) for p in (5, 10)] + [(e, 0) for e in range(1, 12)]
     assert [where(path) for path in files(tmp_path)] == sorted(expected)
 
@@ -169,7 +171,8 @@ def test_a_checkpoint_with_bad_fields_is_refused_with_a_model_file_error(tmp_pat
 
 def test_a_checkpoint_missing_a_field_or_the_state_is_refused(tmp_path):
     records, extra = good_extra(tmp_path)
-    write_records(tmp_path / "a.npz", records, {k: v for k, v in extra.items() if k != "settings"}, kind="checkpoint")
+    write_records(tmp_path / "a.npz", records, {k: v for k, v in extra.items() if k != "settings"},
+                  kind="checkpoint")
     with pytest.raises(layers.ModelFileError, match=r"lacks \['settings'\]"):
         optim.load_checkpoint(tmp_path / "a.npz")
     write_records(tmp_path / "b.npz", {"model": records["model"]}, extra, kind="checkpoint")
@@ -222,12 +225,14 @@ def test_a_checkpoint_of_0_2_without_the_orders_offset_resumes_bit_for_bit(tmp_p
     assert rng.bit_generator.state == reference_rng.bit_generator.state
 
 
-@pytest.mark.parametrize("bit_generator", [np.random.MT19937, np.random.Philox, np.random.SFC64, np.random.PCG64DXSM])
+@pytest.mark.parametrize("bit_generator",
+                         [np.random.MT19937, np.random.Philox, np.random.SFC64, np.random.PCG64DXSM])
 def test_resume_with_any_numpy_bit_generator(tmp_path, bit_generator):
     """Their states hold arrays (not JSON as they stand); a checkpoint stores and restores them exactly."""
     reference_rng = np.random.Generator(bit_generator(3))
     reference, _ = fit(epochs=2, rng=reference_rng)
-    fit(epochs=2, rng=np.random.Generator(bit_generator(3)), checkpoint=tmp_path, checkpoint_every=4, keep=100)
+    fit(epochs=2, rng=np.random.Generator(bit_generator(3)), checkpoint=tmp_path, checkpoint_every=4,
+        keep=100)
     rng = np.random.Generator(bit_generator(4))
     model, _ = fit(epochs=2, rng=rng, resume=tmp_path / "checkpoint-00001-0000004.npz")
     assert same_bits(model, reference)
@@ -288,13 +293,16 @@ class Blowup:
 
 
 @pytest.mark.parametrize("then, at, every, kind", [
-    (1e300, N_BATCHES + 3, 1, "parameter"),          # overflows the update of epoch 1, batch 3; checkpoint due
-    (1e300, 2 * N_BATCHES - 1, None, "parameter"),   # the last batch of epoch 1; the epoch's checkpoint is due
+    (1e300, N_BATCHES + 3, 1,
+     "parameter"),          # overflows the update of epoch 1, batch 3; checkpoint due
+    (1e300, 2 * N_BATCHES - 1, None,
+     "parameter"),   # the last batch of epoch 1; the epoch's checkpoint is due
     (1e300, N_BATCHES + 3, None, "loss"),            # no checkpoint due: the next batch's loss is NaN
     (1e30, N_BATCHES + 3, 1, "loss"),                # huge but finite parameters; a later loss overflows
     (1e30, N_BATCHES + 3, None, "loss"),
 ])
-def test_no_checkpoint_with_non_finite_parameters_and_the_last_good_one_stays(tmp_path, then, at, every, kind):
+def test_no_checkpoint_with_non_finite_parameters_and_the_last_good_one_stays(tmp_path, then, at, every,
+                                                                              kind):
     """From step ``at`` on the rate is ``then``: 1e300 overflows float32 parameters although the loss was finite."""
     with pytest.raises(optim.NonFiniteLossError) as info, np.errstate(all="ignore"):
         fit(optim.SGD(Blowup(at, then)), epochs=4, checkpoint=tmp_path, checkpoint_every=every, keep=100)

@@ -250,7 +250,8 @@ def test_randomized_search_over_every_setting(regression):
     from scipy.stats import loguniform
     x, y = regression
     search = RandomizedSearchCV(NetRegressor(random_state=0), {
-        "hidden": [(), (8,), (8, 4)], "activation": ["relu", "tanh", "gelu", "leaky_relu", "sigmoid", "identity"],
+        "hidden": [(), (8,), (8, 4)],
+        "activation": ["relu", "tanh", "gelu", "leaky_relu", "sigmoid", "identity"],
         "optimizer": ["sgd", "adam", "adamw", "rmsprop"], "learning_rate": loguniform(1e-4, 1e-2),
         "momentum": [0.0, 0.5], "weight_decay": [0.0, 1e-4], "epochs": [1, 2], "batch_size": [16, 64],
         "validation_fraction": [0.0, 0.2], "patience": [None, 1], "loss": ["mse", "huber", "l1"],
@@ -278,16 +279,18 @@ def test_bad_input_messages(blobs):
     with pytest.raises(ValueError, match=re.escape("inconsistent numbers of samples: [120, 119]")):
         net.fit(x, y[:-1])
     net.fit(x, y)
-    with pytest.raises(ValueError, match="X has 3 features, but NetClassifier is expecting 4 features as input"):
+    with pytest.raises(ValueError, match="X has 3 features, but NetClassifier is expecting 4 features as "
+                                         "input"):
         net.predict(x[:, :3])
     with pytest.raises(ValueError, match="Unknown label type"):
         small(NetClassifier).fit(x, np.linspace(0, 1, len(x)))
 
 
 @pytest.mark.parametrize("setting, message", [
-    ({"optimizer": "adagrad"}, "unknown optimizer 'adagrad'; valid optimizers are 'sgd', 'adam', 'adamw', 'rmsprop'"),
-    ({"activation": "swish"}, "unknown activation 'swish'; valid activations are 'relu', 'leaky_relu', 'tanh', "
-                              "'sigmoid', 'gelu', 'identity'"),
+    ({"optimizer": "adagrad"}, "unknown optimizer 'adagrad'; valid optimizers are 'sgd', 'adam', 'adamw', "
+                               "'rmsprop'"),
+    ({"activation": "swish"}, "unknown activation 'swish'; valid activations are 'relu', 'leaky_relu', "
+                              "'tanh', 'sigmoid', 'gelu', 'identity'"),
     ({"learning_rate": 0}, "learning_rate must be a positive finite number, got 0"),
     ({"momentum": 1.5}, r"momentum must be a number in \[0, 1\), got 1.5"),
     ({"hidden": (10, 0)}, r"hidden must be a tuple of positive ints such as \(100,\)"),
@@ -332,7 +335,7 @@ def test_validation_split_too_small(blobs):
 
 def test_the_core_imports_neither_sklearn_nor_dask():
     code = ("import sys; import lamina.layers, lamina.losses, lamina.optim, lamina.data; "
-            "print(sorted({m.split('.')[0] for m in sys.modules} & {'sklearn', 'dask', 'distributed', 'joblib', "
-            "'scipy', 'pandas'}))")
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'sklearn', 'dask', 'distributed', "
+            "'joblib', 'scipy', 'pandas'}))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

@@ -100,7 +100,8 @@ class State:
 
 def test_round_trip_is_bit_identical_with_extra(tmp_path):
     model = small_model()
-    history = {"loss": [2.5, 1.25, -0.0], "accuracy": [0.5, 0.75, 1.0], "note": "é", "done": True, "best": None}
+    history = {"loss": [2.5, 1.25, -0.0], "accuracy": [0.5, 0.75, 1.0], "note": "é", "done": True,
+               "best": None}
     path = tmp_path / "m.npz"
     layers.save(path, model, history=history, epochs=3)
     loaded = layers.load(path)
@@ -117,7 +118,8 @@ def test_the_file_is_a_plain_npz_with_a_readable_manifest(tmp_path):
     with zipfile.ZipFile(path) as archive:
         assert archive.testzip() is None
         infos = archive.infolist()
-        assert [i.filename for i in infos] == ["lamina.json", "model.layers[0].bias.npy", "model.layers[0].weight.npy",
+        assert [i.filename for i in infos] == ["lamina.json", "model.layers[0].bias.npy",
+                                               "model.layers[0].weight.npy",
                                                "model.layers[2].bias.npy", "model.layers[2].weight.npy"]
         assert all(i.compress_type == zipfile.ZIP_STORED and i.date_time == (1980, 1, 1, 0, 0, 0) for i in infos)
         manifest = json.loads(archive.read("lamina.json"))
@@ -128,7 +130,8 @@ def test_the_file_is_a_plain_npz_with_a_readable_manifest(tmp_path):
     assert top["record"] == "Sequence"
     kinds = [node["record"] for node in top["fields"]["layers"]["tuple"]]
     assert kinds == ["Dense", "ReLU", "Dense"]
-    assert top["fields"]["layers"]["tuple"][0]["fields"]["weight"] == {"array": {"dtype": "float64", "shape": [4, 3]}}
+    assert top["fields"]["layers"]["tuple"][0]["fields"]["weight"] == {"array": {"dtype": "float64",
+                                                                                 "shape": [4, 3]}}
     assert "dtype" not in top["fields"]                     # init=False fields are derived, not stored
     with np.load(path) as npz:                              # numpy reads it without pickle
         np.testing.assert_array_equal(npz["model.layers[2].weight"], model.layers[2].weight)
@@ -163,7 +166,8 @@ def models(draw):
     for i, (n_in, n_out) in enumerate(zip(sizes, sizes[1:])):
         if i:
             items.append(draw(st.sampled_from([layers.ReLU, layers.Sigmoid, layers.Tanh]))())
-        items.append(layers.Dense(weight=raw_floats(draw, (n_in, n_out), dtype), bias=raw_floats(draw, (n_out,), dtype)))
+        items.append(layers.Dense(weight=raw_floats(draw, (n_in, n_out), dtype),
+                                  bias=raw_floats(draw, (n_out,), dtype)))
     for _ in range(draw(st.integers(0, 3))):
         i = draw(st.integers(0, len(items) - 1))
         j = draw(st.integers(i + 1, len(items)))
@@ -247,7 +251,8 @@ def test_an_unregistered_layer_is_refused_at_save_and_nothing_is_written(tmp_pat
     path = tmp_path / "s.npz"
     layers.save(path, small_model())
     before = path.read_bytes()
-    model = layers.Sequence([layers.Dense.init(np.random.default_rng(0), 3, 2), Scale(gain=np.ones(2, np.float32))])
+    model = layers.Sequence([layers.Dense.init(np.random.default_rng(0), 3, 2),
+                             Scale(gain=np.ones(2, np.float32))])
     with pytest.raises(layers.ModelFileError) as error:
         layers.save(path, model)
     assert "model.layers[1]" in str(error.value) and "@layers.register" in str(error.value)
@@ -396,14 +401,21 @@ def test_the_writer_refuses_what_it_cannot_describe(tmp_path):
     float16 = layers.Sequence([layers.Dense.init(np.random.default_rng(0), 2, 2)])
     object.__setattr__(float16.layers[0], "bias", np.zeros(2, np.float16))      # past the constructor's check
     cases = [
-        ({"model": float16}, r"model.layers\[0\].bias is a parameter or buffer holding numpy.ndarray float16"),
+        ({"model": float16}, r"model.layers\[0\].bias is a parameter or buffer holding numpy.ndarray "
+                             r"float16"),
         ({"model": model, "bad name": model}, "must be a Python identifier"),
         ({"model": [model]}, "holds a list"),
     ]
     with own_registry():
         layers.register(Scale)
-        cases.append(({"model": layers.Sequence([Scale(gain=np.ones(2), note=lambda: 0)])}, r"model.layers\[0\].note holds a function"))
-        cases.append(({"model": layers.Sequence([Scale(gain=np.ones(2), note=np.ones(2))])}, "neither a parameter nor a buffer; declare the field with layers.param"))
+        cases.append(({"model": layers.Sequence([Scale(gain=np.ones(2), note=lambda: 0)])},
+                      r"model.layers\[0\].note holds a function"))
+        cases.append(({"model": layers.Sequence([Scale(gain=np.ones(2), note=np.ones(2))])}, "neither a "
+                                                                                             "parameter nor "
+                                                                                             "a buffer; "
+                                                                                             "declare the "
+                                                                                             "field with "
+                                                                                             "layers.param"))
         for records, message in cases:
             with pytest.raises(layers.ModelFileError, match=message):
                 write_records(tmp_path / "m.npz", records)
@@ -464,7 +476,8 @@ def fail_mid_write(exception, folder):
     return write_archive
 
 
-@pytest.mark.parametrize("failure", ["disk full", "interrupt mid-write", "fsync", "interrupt at replace", "replace"])
+@pytest.mark.parametrize("failure",
+                         ["disk full", "interrupt mid-write", "fsync", "interrupt at replace", "replace"])
 @pytest.mark.parametrize("existing", [True, False])
 def test_a_failed_save_leaves_the_previous_file_and_no_temporary(tmp_path, monkeypatch, failure, existing):
     path = tmp_path / "m.npz"
@@ -500,9 +513,12 @@ def test_a_save_replaces_atomically_and_syncs(tmp_path, monkeypatch):
     os.chmod(path, 0o640)
     calls = []
     real_fsync, real_replace = os.fsync, os.replace
-    monkeypatch.setattr(os, "fsync", lambda fd: (calls.append(("fsync", stat.S_ISDIR(os.fstat(fd).st_mode))), real_fsync(fd))[1])
-    monkeypatch.setattr(os, "replace", lambda a, b: (calls.append(("replace", os.path.dirname(a) == str(tmp_path))), real_replace(a, b))[1])
+    monkeypatch.setattr(os, "fsync",
+                        lambda fd: (calls.append(("fsync", stat.S_ISDIR(os.fstat(fd).st_mode))), real_fsync(fd))[1])
+    monkeypatch.setattr(os, "replace",
+                        lambda a, b: (calls.append(("replace", os.path.dirname(a) == str(tmp_path))), real_replace(a, b))[1])
     layers.save(path, small_model(seed=2))
-    assert calls == [("fsync", False), ("replace", True), ("fsync", True)]  # file, rename in its folder, folder
+    assert calls == [("fsync", False), ("replace", True),
+                     ("fsync", True)]  # file, rename in its folder, folder
     assert os.stat(path).st_mode & 0o777 == 0o640
     same(small_model(seed=2), layers.load(path))

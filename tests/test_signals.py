@@ -80,7 +80,8 @@ class ForkServer:
     def __init__(self, log: Path):
         self.log = log
         with open(log, "wb") as stderr:
-            self.process = subprocess.Popen([sys.executable, str(WORKER_PATH), "serve"], stdin=subprocess.PIPE,
+            self.process = subprocess.Popen([sys.executable, str(WORKER_PATH), "serve"],
+                                            stdin=subprocess.PIPE,
                                             stdout=subprocess.PIPE, stderr=stderr, env=ENV)
         self.pending = b""
 
@@ -91,7 +92,8 @@ class ForkServer:
         while b"\n" not in self.pending:
             left = deadline - time.monotonic()
             if left <= 0 or not select.select([fd], [], [], left)[0]:
-                raise AssertionError(f"the fork server did not answer {command} in {timeout} s; {self.errors()}")
+                raise AssertionError(f"the fork server did not answer {command} in {timeout} s; "
+                                     f"{self.errors()}")
             chunk = os.read(fd, 4096)
             if not chunk:
                 raise AssertionError(f"the fork server ended; {self.errors()}")
@@ -206,7 +208,8 @@ def test_resume_after_a_sigkill_mid_epoch_is_bit_identical(server, tmp_path):
 # ---- SIGINT and SIGTERM to a training process -------------------------------------------------------
 
 def start_training(folder, *args) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, str(WORKER_PATH), "train", str(folder), "--epochs", "100000", *args],
+    return subprocess.Popen([sys.executable, str(WORKER_PATH), "train", str(folder), "--epochs", "100000",
+                             *args],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV)
 
 
@@ -218,7 +221,8 @@ def read_line(process, timeout: float = TIMEOUT) -> str:
             raise AssertionError(f"no line from the training process in {timeout} s")
         byte = os.read(fd, 1)
         if not byte:
-            raise AssertionError(f"the training process ended early: {process.communicate()[1].decode()[-3000:]}")
+            raise AssertionError("the training process ended early: "
+                                 f"{process.communicate()[1].decode()[-3000:]}")
         line += byte
     return line.decode().strip()
 
@@ -312,7 +316,8 @@ class RaiseSignal:
 def fit_in_process(folder=None, *, epochs=3, transform=None, opt=None, rng=None):
     model, loss, default_opt, x, y = worker.problem()
     return optim.fit(model, loss, opt or default_opt, x, y, epochs=epochs, batch_size=worker.BATCH_SIZE,
-                     rng=rng or np.random.default_rng(0), progress=False, checkpoint=folder, transform=transform)
+                     rng=rng or np.random.default_rng(0), progress=False, checkpoint=folder,
+                     transform=transform)
 
 
 @pytest.fixture
@@ -334,7 +339,8 @@ def test_sigint_stops_at_the_next_boundary_writes_a_checkpoint_restores_the_hand
     assert signal.getsignal(signal.SIGINT) is original
     assert signal.getsignal(signal.SIGTERM) is saved_handlers[signal.SIGTERM]
     stopped = optim.load_checkpoint(tmp_path)
-    assert (stopped.epoch, stopped.position) == divmod(at + 1, N_BATCHES)   # right after the batch of the signal
+    assert (stopped.epoch, stopped.position) == divmod(at + 1,
+                                                       N_BATCHES)   # right after the batch of the signal
     assert stopped.state.step == at + 1
 
 

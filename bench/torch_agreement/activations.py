@@ -40,7 +40,8 @@ def main() -> int:
                 b = b.detach().numpy()
                 error = float(np.max(np.abs(a - b)) / np.max(np.abs(b)))
                 worst = max(worst, error)
-                print(f"{layer!r:31} {label:5} {what:2}  {error:.2e}{'  FAIL' if not error <= TOLERANCE else ''}")
+                print(f"{layer!r:31} {label:5} {what:2}  "
+                      f"{error:.2e}{'  FAIL' if not error <= TOLERANCE else ''}")
     print(f"largest relative error {worst:.2e} (tolerance {TOLERANCE:.0e}), torch {torch.__version__}")
     return 0 if worst <= TOLERANCE else 1
 

@@ -135,7 +135,8 @@ def extreme_cases(rng):
     z = rng.choice([-1e4, 1e4], (16, 4)) + rng.standard_normal((16, 4))
     t = (rng.random((16, 4)) < 0.5).astype(np.float64)
     yield "BinaryCrossEntropy logits ±1e4", losses.BinaryCrossEntropy(), F.binary_cross_entropy_with_logits, z, t
-    yield ("BinaryCrossEntropy logits ±1e4, pos_weight (k,)", losses.BinaryCrossEntropy(pos_weight=[0.5, 1, 2, 3]),
+    yield ("BinaryCrossEntropy logits ±1e4, pos_weight (k,)",
+           losses.BinaryCrossEntropy(pos_weight=[0.5, 1, 2, 3]),
            lambda z, t: F.binary_cross_entropy_with_logits(z, t, pos_weight=torch.tensor([0.5, 1, 2, 3.0],
                                                                                         dtype=torch.float64)), z, t)
     labels = rng.integers(0, 4, 16)

@@ -30,7 +30,8 @@ def t(array) -> torch.Tensor:
 def agree(name: str, lamina_value, torch_value) -> None:
     """Record max |a - b| / max |b| for one comparison."""
     a = np.asarray(lamina_value, dtype=F64)
-    b = torch_value.detach().numpy() if isinstance(torch_value, torch.Tensor) else np.asarray(torch_value, F64)
+    b = torch_value.detach().numpy() if isinstance(torch_value, torch.Tensor) else np.asarray(torch_value,
+                                                                                              F64)
     assert a.shape == b.shape, (name, a.shape, b.shape)
     results.append((name, float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-300))))
 

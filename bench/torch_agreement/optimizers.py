@@ -38,11 +38,14 @@ def cases():
         yield f"AdamW wd schedule clip={clip}", optim.AdamW(schedule, weight_decay=0.3, clip_norm=clip), \
             lambda ps: torch.optim.AdamW(ps, lr=0.05, weight_decay=0.3)
         yield f"RMSprop clip={clip}", optim.RMSprop(1e-2, clip_norm=clip), lambda ps: torch.optim.RMSprop(ps, lr=1e-2)
-        yield f"RMSprop centered momentum wd clip={clip}", optim.RMSprop(1e-2, alpha=0.9, eps=1e-6, weight_decay=0.05,
-                                                                         momentum=0.7, centered=True, clip_norm=clip), \
+        yield f"RMSprop centered momentum wd clip={clip}", optim.RMSprop(1e-2, alpha=0.9, eps=1e-6,
+                                                                         weight_decay=0.05,
+                                                                         momentum=0.7, centered=True,
+                                                                         clip_norm=clip), \
             lambda ps: torch.optim.RMSprop(ps, lr=1e-2, alpha=0.9, eps=1e-6, weight_decay=0.05, momentum=0.7,
                                            centered=True)
-        yield f"RMSprop centered schedule clip={clip}", optim.RMSprop(schedule, centered=True, clip_norm=clip), \
+        yield f"RMSprop centered schedule clip={clip}", optim.RMSprop(schedule, centered=True,
+                                                                      clip_norm=clip), \
             lambda ps: torch.optim.RMSprop(ps, lr=0.05, centered=True)
 
 
@@ -78,7 +81,8 @@ def main() -> int:
         error = trajectory_error(opt, make_torch)
         worst_all = max(worst_all, error)
         print(f"{name:45s} max relative error {error:.2e}")
-    print(f"{'all':45s} max relative error {worst_all:.2e} (tolerance {TOLERANCE:g}, torch {torch.__version__})")
+    print(f"{'all':45s} max relative error {worst_all:.2e} (tolerance {TOLERANCE:g}, torch "
+          f"{torch.__version__})")
     return 0 if worst_all <= TOLERANCE else 1
 
 

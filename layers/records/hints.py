@@ -42,8 +42,8 @@ class KeywordHints:
     def __new__(cls, *args, **kwargs):
         if args and all(type(a) is int for a in args) and isinstance(cls.__dict__.get("init"), classmethod):
             sizes = ", ".join(map(str, args))
-            raise TypeError(f"{cls.__name__}({sizes}) gives the record's arrays, not its sizes; a new layer is "
-                            f"{cls.__name__}.init(rng, {sizes}), e.g. layers.{cls.__name__}.init("
+            raise TypeError(f"{cls.__name__}({sizes}) gives the record's arrays, not its sizes; a new layer "
+                            f"is {cls.__name__}.init(rng, {sizes}), e.g. layers.{cls.__name__}.init("
                             f"np.random.default_rng(0), {sizes})")
         if kwargs and not _known(cls).issuperset(kwargs):
             raise TypeError(unknown_keywords(cls, kwargs))
