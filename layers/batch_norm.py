@@ -1,4 +1,5 @@
-"""BatchNorm: normalization over the batch (and every other axis but the last), as torch's BatchNorm1d / BatchNorm2d."""
+"""BatchNorm: normalization over the batch (and every other axis but the last), as torch's BatchNorm1d /
+BatchNorm2d."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ from lamina.layers.records.registry import register
 
 
 def _number(name: str, low: float, high: float, closed_low: bool):
-    """A converter to float that refuses anything outside [low, high] (or (low, high] when not ``closed_low``)."""
+    """A converter to float that refuses anything outside [low, high] (or (low, high] when not
+    ``closed_low``)."""
     def convert(value) -> float:
         ok = (not isinstance(value, bool) and isinstance(value, numbers.Real) and math.isfinite(value)
               and (low <= value if closed_low else low < value) and value <= high)
@@ -28,7 +30,8 @@ def _number(name: str, low: float, high: float, closed_low: bool):
 
 
 def feature_arrays(layer_name: str, record, *groups: tuple[str, ...]) -> None:
-    """ShapeError unless the named arrays of ``record`` are all (n_features,); TypeError unless each group shares a dtype."""
+    """ShapeError unless the named arrays of ``record`` are all (n_features,); TypeError unless each group
+    shares a dtype."""
     first_name = groups[0][0]
     first = getattr(record, first_name)
     if first.ndim != 1:
@@ -46,14 +49,16 @@ def feature_arrays(layer_name: str, record, *groups: tuple[str, ...]) -> None:
 
 
 def check_features(layer, shape) -> None:
-    """ShapeError unless the per-sample ``shape`` has ``layer.n_features`` on its last axis (None: unknown)."""
+    """ShapeError unless the per-sample ``shape`` has ``layer.n_features`` on its last axis (None:
+    unknown)."""
     if shape is not None and (len(shape) == 0 or shape[-1] not in (None, layer.n_features)):
         raise ShapeError(repr(layer), f"input (n, ..., {layer.n_features}) (features on the last "
                                       "axis)", tuple(shape))
 
 
 def _check_arrays(layer: "BatchNorm", attribute, value) -> None:
-    # params and buffers are checked apart: casting a record (map_parameters, then map_buffers) passes through both dtypes
+    # params and buffers are checked apart: casting a record (map_parameters, then map_buffers) passes through
+    # both dtypes
     feature_arrays("BatchNorm", layer, ("weight", "bias"), ("running_mean", "running_var"))
 
 
@@ -96,7 +101,8 @@ class BatchNorm(Layer):
         return input_shape
 
     def forward(self, x: np.ndarray, mode: Mode):
-        """x (n, ..., n_features) -> y of the same shape; the cache is (x_hat, 1 / sigma, batch statistics or None)."""
+        """x (n, ..., n_features) -> y of the same shape; the cache is (x_hat, 1 / sigma, batch statistics or
+        None)."""
         if x.ndim < 2 or x.shape[-1] != self.n_features:
             check_features(self, x.shape[1:] if x.ndim else ())
         if not mode.train:
@@ -117,7 +123,8 @@ class BatchNorm(Layer):
         return self.weight * x_hat + self.bias, (x_hat, inv_sigma, (mean, var, m))
 
     def backward(self, cache, dy: np.ndarray, mode: Mode):
-        """dy (n, ..., n_features) -> dx, and a BatchNorm holding d weight, d bias and the new running statistics."""
+        """dy (n, ..., n_features) -> dx, and a BatchNorm holding d weight, d bias and the new running
+        statistics."""
         x_hat, inv_sigma, batch = cache
         axes = tuple(range(dy.ndim - 1))
         d_bias = dy.sum(axis=axes)

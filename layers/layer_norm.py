@@ -56,7 +56,8 @@ class LayerNorm(Layer):
         return input_shape
 
     def forward(self, x: np.ndarray, mode: Mode):
-        """x (n, ..., n_features) -> y of the same shape; the cache is (x_hat, 1 / sigma), sigma (n, ..., 1)."""
+        """x (n, ..., n_features) -> y of the same shape; the cache is (x_hat, 1 / sigma), sigma (n, ...,
+        1)."""
         if x.ndim < 2 or x.shape[-1] != self.n_features:
             check_features(self, x.shape[1:] if x.ndim else ())
         centered = x - x.mean(axis=-1, keepdims=True)
@@ -66,7 +67,8 @@ class LayerNorm(Layer):
         return self.weight * x_hat + self.bias, (x_hat, inv_sigma)
 
     def backward(self, cache, dy: np.ndarray, mode: Mode):
-        """dy (n, ..., n_features) -> dx = (g - mean(g) - x_hat mean(g x_hat)) / sigma with g = weight dy; grads as a LayerNorm."""
+        """dy (n, ..., n_features) -> dx = (g - mean(g) - x_hat mean(g x_hat)) / sigma with g = weight dy;
+        grads as a LayerNorm."""
         x_hat, inv_sigma = cache
         axes = tuple(range(dy.ndim - 1))
         grads = attrs.evolve(self, weight=(dy * x_hat).sum(axis=axes), bias=dy.sum(axis=axes))

@@ -16,7 +16,8 @@ from lamina.layers.records.registry import register
 @register
 @attrs.frozen
 class Flatten(Layer):
-    """y = x.reshape(n, -1): (n, ...) -> (n, prod), row-major, so a channels-last image's channels vary fastest."""
+    """y = x.reshape(n, -1): (n, ...) -> (n, prod), row-major, so a channels-last image's channels vary
+    fastest."""
 
     def output_shape(self, input_shape):
         if input_shape is None:
@@ -55,7 +56,8 @@ def _shape(value) -> tuple:
 @register
 @attrs.frozen
 class Reshape(Layer):
-    """y = x.reshape(n, *shape), per sample (row-major): e.g. ``Reshape((28, 28, 1))`` turns flat MNIST into images."""
+    """y = x.reshape(n, *shape), per sample (row-major): e.g. ``Reshape((28, 28, 1))`` turns flat MNIST into
+    images."""
 
     shape: tuple = attrs.field(converter=_shape)
 

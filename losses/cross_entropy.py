@@ -117,8 +117,8 @@ def _weighted_backward(cache) -> np.ndarray:
 def _plain_forward(z: np.ndarray, target: np.ndarray):
     """The plain loss (no smoothing, no weights), on z transposed, (k, n).
 
-    The max and the sum over the k classes of each sample are then a few vector operations across the batch, not
-    n short reductions (slow in NumPy).
+    The max and the sum over the k classes of each sample are then a few vector operations across the batch,
+    not n short reductions (slow in NumPy).
     """
     n = len(z)
     rows = np.arange(n) if target.ndim == 1 else None

@@ -72,7 +72,8 @@ def check_array_target(target: np.ndarray, pred: np.ndarray, loss: str, *, label
 
 
 def check_binary_target(target, pred: np.ndarray, loss: str) -> np.ndarray:
-    """Targets of the prediction's shape in [0, 1] (0/1 as bool, int or float, or probabilities), in its dtype."""
+    """Targets of the prediction's shape in [0, 1] (0/1 as bool, int or float, or probabilities), in its
+    dtype."""
     target = np.asarray(target)
     if target.shape != pred.shape:
         raise ShapeError(loss, f"a target of the prediction's shape {pred.shape}", f"{target.shape}",

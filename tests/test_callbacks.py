@@ -1,6 +1,6 @@
-"""fit's callbacks: the order of the hooks, what run shows (epoch/batch from 1, loss, prediction, read-only copies of
-the model and of the batch's gradients), run.stop, callback state in checkpoints and on resume, a callback without
-hooks refused, and Ctrl-C as TrainingInterrupted carrying the work."""
+"""fit's callbacks: the order of the hooks, what run shows (epoch/batch from 1, loss, prediction, read-only
+copies of the model and of the batch's gradients), run.stop, callback state in checkpoints and on resume, a
+callback without hooks refused, and Ctrl-C as TrainingInterrupted carrying the work."""
 
 from __future__ import annotations
 
@@ -65,7 +65,8 @@ def test_user_callbacks_run_in_the_order_given_and_count_epochs_and_batches_from
 
 
 class AfterBuiltIns:
-    """At each epoch's end: the progress line and best_epoch are already there, this epoch's checkpoint not yet."""
+    """At each epoch's end: the progress line and best_epoch are already there, this epoch's checkpoint not
+    yet."""
 
     def __init__(self, folder, capsys):
         self.folder, self.capsys, self.seen = folder, capsys, []
@@ -88,8 +89,10 @@ def test_built_in_pieces_run_before_user_callbacks_and_the_checkpoint_after(tmp_
         progress=True)
     assert [seen for seen, _, _ in callback.seen] == [True] * 3                 # the progress line came first
     assert all(best is not None and best <= epoch for epoch, (_, best, _) in enumerate(callback.seen, 1))
-    assert [count for _, _, count in callback.seen] == [0, 1, 2]                # this epoch's checkpoint came after
-    assert optim.load_checkpoint(tmp_path).callbacks == [{"seen": 3}]           # and carries the state of this epoch
+    # this epoch's checkpoint came after
+    assert [count for _, _, count in callback.seen] == [0, 1, 2]
+    # and carries the state of this epoch
+    assert optim.load_checkpoint(tmp_path).callbacks == [{"seen": 3}]
 
 
 # ---- what run shows --------------------------------------------------------------------------------------
@@ -116,7 +119,8 @@ def test_model_and_grads_are_read_only_copies_that_never_change_afterwards():
     for seen in keep.batches:
         arrays = layers.parameters(seen["model"]) + layers.parameters(seen["grads"])
         assert all(not a.flags.writeable for a in arrays)
-        assert [a.tobytes() for a in arrays] == seen["bytes"]                      # unchanged by the later steps
+        # unchanged by the later steps
+        assert [a.tobytes() for a in arrays] == seen["bytes"]
         for own in layers.parameters(trained):
             assert not any(np.shares_memory(own, a) for a in arrays)
     assert same_bits(keep.batches[-1]["model"], trained)
@@ -181,7 +185,7 @@ def test_run_stop_at_an_epochs_last_batch_finishes_that_epoch_and_stops():
     assert same_bits(trained, stop.model) and history["stopped_early"] is True and len(history["loss"]) == 1
 
 
-# ---- state in checkpoints -------------------------------------------------------------------------------------
+# ---- state in checkpoints ---------------------------------------------------------------------------------
 
 class Counter:
     """A callback with state: batches seen and the sum of their losses."""
@@ -227,7 +231,7 @@ def test_a_callback_with_none_of_the_hooks_is_refused():
         fit([Counter(), Typo()])
 
 
-# ---- Ctrl-C ---------------------------------------------------------------------------------------------------------
+# ---- Ctrl-C -----------------------------------------------------------------------------------------------
 
 @pytest.fixture
 def saved_handlers():
@@ -258,7 +262,8 @@ def test_ctrl_c_raises_training_interrupted_carrying_model_history_and_checkpoin
     error = caught.value
     assert isinstance(error, KeyboardInterrupt)
     assert same_bits(error.model, ctrl_c.model) and error.history["loss"] == ctrl_c.history["loss"]
-    assert len(error.history["loss"]) == 1 and after.batches == 4                # stopped right after that batch
+    # stopped right after that batch
+    assert len(error.history["loss"]) == 1 and after.batches == 4
     assert all(not a.flags.writeable for a in layers.parameters(error.model))
     if folder:
         assert error.checkpoint == sorted(tmp_path.glob("checkpoint-*.npz"))[-1]

@@ -1,4 +1,5 @@
-"""Checkpoints and resume, in-process: what is written and kept, what a checkpoint holds, exact resume, refusals.
+"""Checkpoints and resume, in-process: what is written and kept, what a checkpoint holds, exact resume,
+refusals.
 
 The subprocess tests (SIGKILL, SIGINT, SIGTERM) are in test_signals.py.
 """
@@ -105,7 +106,8 @@ def test_load_checkpoint_returns_everything_it_holds(tmp_path):
     assert end.history == history
     assert end.rng_state == rng.bit_generator.state
     assert isinstance(end.state, optim.ChainState) and end.state.step == 2 * N_BATCHES
-    (velocity,), = end.state.states  # SGD with momentum: one transform with state (trace), one array per parameter
+    # SGD with momentum: one transform with state (trace), one array per parameter
+    (velocity,), = end.state.states
     assert [v.shape for v in layers.parameters(velocity)] == [p.shape for p in layers.parameters(model)]
     assert history["learning_rate"][-1] == opt.learning_rate(end.state.step - 1)
     assert same_bits(layers.load(end.path), model)
@@ -303,7 +305,8 @@ class Blowup:
 ])
 def test_no_checkpoint_with_non_finite_parameters_and_the_last_good_one_stays(tmp_path, then, at, every,
                                                                               kind):
-    """From step ``at`` on the rate is ``then``: 1e300 overflows float32 parameters although the loss was finite."""
+    """From step ``at`` on the rate is ``then``: 1e300 overflows float32 parameters although the loss was
+    finite."""
     with pytest.raises(optim.NonFiniteLossError) as info, np.errstate(all="ignore"):
         fit(optim.SGD(Blowup(at, then)), epochs=4, checkpoint=tmp_path, checkpoint_every=every, keep=100)
     error = info.value

@@ -1,6 +1,6 @@
-"""Concat(branches): every branch gets x, outputs joined on the last axis, dx the sum of the branches' dx; checked
-against NumPy by hand, gradients in both modes, shape errors at build and at the first batch by path, nesting,
-summary, input_grad handed to every branch, files."""
+"""Concat(branches): every branch gets x, outputs joined on the last axis, dx the sum of the branches' dx;
+checked against NumPy by hand, gradients in both modes, shape errors at build and at the first batch by path,
+nesting, summary, input_grad handed to every branch, files."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""lamina.estimators: training promises (partial_fit, warm start, early stopping), labels, round trips, searches, bad input."""
+"""lamina.estimators: training promises (partial_fit, warm start, early stopping), labels, round trips,
+searches, bad input."""
 
 from __future__ import annotations
 

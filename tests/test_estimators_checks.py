@@ -1,4 +1,5 @@
-"""scikit-learn's own estimator checks, in full, on both estimators (expected failures: lamina.estimators.EXPECTED_FAILED_CHECKS)."""
+"""scikit-learn's own estimator checks, in full, on both estimators (expected failures:
+lamina.estimators.EXPECTED_FAILED_CHECKS)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Model files: round trips, the manifest, byte-identical saves, atomic writes, the registry, what the writer refuses.
+"""Model files: round trips, the manifest, byte-identical saves, atomic writes, the registry, what the writer
+refuses.
 
 The faults a reader must survive are in test_files_faults.py.
 """
@@ -148,7 +149,8 @@ def test_npy_headers_are_the_ones_numpy_writes():
 
 
 def raw_floats(draw, shape, dtype):
-    """An array whose bit patterns are drawn freely, with NaN payloads, -0.0, infinities and subnormals likely."""
+    """An array whose bit patterns are drawn freely, with NaN payloads, -0.0, infinities and subnormals
+    likely."""
     bits = {np.float32: 32, np.float64: 64}[dtype]
     special = {32: [0x7FC00001, 0xFFC12345, 0x7F800001, 0x80000000, 0x7F800000, 0xFF800000, 1],
                64: [0x7FF8000000000001, 0xFFF0000000000ABC, 0x8000000000000000, 0x7FF0000000000000, 1]}[bits]
@@ -222,7 +224,8 @@ FIXTURES = Path(__file__).parent / "fixtures"
 
 
 def test_a_model_file_written_by_lamina_0_1_still_loads():
-    """tests/fixtures/model-0.1.npz was saved by lamina 0.1 (format version 1) with its inputs and outputs beside it."""
+    """tests/fixtures/model-0.1.npz was saved by lamina 0.1 (format version 1) with its inputs and outputs
+    beside it."""
     model = layers.load(FIXTURES / "model-0.1.npz")
     assert layers.load_extra(FIXTURES / "model-0.1.npz") == {"note": "written by lamina 0.1"}
     x = np.load(FIXTURES / "model-0.1-input.npy")
@@ -354,7 +357,8 @@ def test_load_extra_reads_no_array(tmp_path):
     with zipfile.ZipFile(path) as archive:
         last = archive.infolist()[-1]
     data = bytearray(path.read_bytes())
-    data[last.header_offset + 30 + len(last.filename) + last.file_size - 1] ^= 0xFF    # the last array's last byte
+    # the last array's last byte
+    data[last.header_offset + 30 + len(last.filename) + last.file_size - 1] ^= 0xFF
     path.write_bytes(bytes(data))
     assert layers.load_extra(path) == {"note": "kept"}
     with pytest.raises(layers.ModelFileError, match="CRC"):

@@ -1,4 +1,5 @@
-"""Model files that are damaged, foreign or hostile: each gives a ModelFileError naming the file and the fault.
+"""Model files that are damaged, foreign or hostile: each gives a ModelFileError naming the file and the
+fault.
 
 One test per row of the fault table in issue 3, then a fuzz test of random mutations. Nothing a
 file holds is ever run: pickle payloads here would create a file if they were, and the tests
@@ -137,7 +138,8 @@ def npy_with_header(header_dict: str, data: bytes, *, version=(1, 0)) -> bytes:
 def test_a_pickle_renamed_npz_is_refused_and_never_runs(tmp_path, monkeypatch):
     target = tmp_path / "pwned"
     payload = pickle.dumps(Payload(target))
-    pickle.loads(payload)                                    # the payload is live: unpickling creates the file
+    # the payload is live: unpickling creates the file
+    pickle.loads(payload)
     assert target.exists()
     target.unlink()
     path = tmp_path / "model.npz"

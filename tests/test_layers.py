@@ -143,7 +143,8 @@ def test_sigmoid_is_quiet_and_exact_at_the_extremes(dtype):
 
 
 def test_sigmoid_is_accurate_for_large_negative_x():
-    """Relative accuracy down to x = -700, where 1 / (1 + e^-x) is ~1e-304 (a naive 1 - sigmoid(-x) gives 0)."""
+    """Relative accuracy down to x = -700, where 1 / (1 + e^-x) is ~1e-304 (a naive 1 - sigmoid(-x) gives
+    0)."""
     x = np.concatenate([np.linspace(-700, 700, 2801), [-708.3, -36.7, -20.0, 36.7]])
     # exact in float64: e^x / (1 + e^x) for x < 0, 1 / (1 + e^-x) otherwise (math.exp is correctly rounded
     # to < 1 ulp, and 1 + e is either exact or within 1 ulp), so the reference is good to a few ulp

@@ -1,5 +1,6 @@
-"""Residual(inner, shortcut=None): y = inner(x) + shortcut(x), checked against NumPy written by hand; gradients in both
-modes; shape errors at build and at the first batch, named by path through any nesting; summary; input_grad; files."""
+"""Residual(inner, shortcut=None): y = inner(x) + shortcut(x), checked against NumPy written by hand;
+gradients in both modes; shape errors at build and at the first batch, named by path through any nesting;
+summary; input_grad; files."""
 
 from __future__ import annotations
 

@@ -169,7 +169,8 @@ def test_inference_checks_the_output_and_names_the_input_row_only_when_it_caused
     np.testing.assert_array_equal(layers.Sequence([layers.ReLU()])(np.array([[-np.inf, 1.0]])), [[0.0, 1.0]])
     with pytest.raises(ValueError, match=r"row 0 holds NaN or inf"):
         layers.Sequence([layers.ReLU()])(np.array([[np.nan, 1.0]]))
-    # a finite input the model overflows on: no input row to blame, the output comes back as it is, with a warning
+    # a finite input the model overflows on: no input row to blame, the output comes back as it is, with a
+    # warning
     huge = layers.Dense(weight=np.full((2, 1), 3e38, np.float32), bias=np.zeros(1, np.float32))
     with pytest.warns(RuntimeWarning, match="overflows"):
         y = layers.Sequence([huge])(np.ones((3, 2), np.float32))
@@ -325,7 +326,8 @@ def test_without_input_grad_the_parameter_gradients_are_the_same(first):
     dx, grads = forward_backward(model, x, True)
     skipped, same = forward_backward(model, x, False)
     assert dx is not None and dx.shape == (6, 3)
-    assert (skipped is None) == (type(model.layers[0]) is layers.Dense)  # Dense skips it; the user layer needn't
+    # Dense skips it; the user layer needn't
+    assert (skipped is None) == (type(model.layers[0]) is layers.Dense)
     assert same == grads  # array fields compare with np.array_equal
     assert all(np.array_equal(a, b) for a, b in zip(layers.parameters(same), layers.parameters(grads)))
 

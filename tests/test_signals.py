@@ -113,7 +113,8 @@ class ForkServer:
         return self.ask({"do": "reap", "pid": pid})
 
     def kill_at(self, folder, delay: float, **run) -> dict:
-        """Start a run, wait for its first checkpoint, sleep ``delay`` s, SIGKILL it; the child's end status."""
+        """Start a run, wait for its first checkpoint, sleep ``delay`` s, SIGKILL it; the child's end
+        status."""
         pid = self.start(folder, **run)
         try:
             wait_for(lambda: files(folder), f"the first checkpoint in {folder}")
@@ -141,7 +142,8 @@ def server(tmp_path_factory):
 
 
 def kill_trials(server, root: Path, writer: str, seed: int):
-    """TRIALS runs killed with SIGKILL at seeded random moments: [(newest checkpoint, loads?, stray temporaries)]."""
+    """TRIALS runs killed with SIGKILL at seeded random moments: [(newest checkpoint, loads?, stray
+    temporaries)]."""
     delays = random.Random(seed)
     results = []
     for trial in range(TRIALS):
@@ -176,7 +178,8 @@ def test_after_a_sigkill_at_a_random_moment_the_newest_checkpoint_always_loads(s
 
 
 def test_a_naive_writer_fails_the_same_test(server, tmp_path):
-    """The same kills with the same slow chunks written straight to the final path: the test sees the damage."""
+    """The same kills with the same slow chunks written straight to the final path: the test sees the
+    damage."""
     results = kill_trials(server, tmp_path, "naive", seed=1)
     unloadable = [newest.name for newest, loads, _ in results if not loads]
     print(f"\nSIGKILL, naive writer: {TRIALS} kills, {len(unloadable)} newest unloadable")
@@ -190,7 +193,8 @@ def test_resume_after_a_sigkill_mid_epoch_is_bit_identical(server, tmp_path):
     assert server.reap(pid) == {"exit": 0}, server.errors()
 
     delays = random.Random(2)
-    for attempt in range(5):    # until the kill leaves a mid-epoch checkpoint newest (almost always the first)
+    # until the kill leaves a mid-epoch checkpoint newest (almost always the first)
+    for attempt in range(5):
         folder = tmp_path / f"killed-{attempt}"
         status = server.kill_at(folder, delays.uniform(0.05, 0.4), epochs=3, every=1, writer="slow")
         assert status == {"signal": signal.SIGKILL}, server.errors()
@@ -250,7 +254,8 @@ def test_a_signal_stops_training_at_the_next_batch_boundary_with_a_checkpoint(tm
         process.send_signal(signum)
     finally:
         stderr = finish(process)
-    if signum == signal.SIGINT:  # an uncaught TrainingInterrupted (a KeyboardInterrupt) that names the checkpoint
+    # an uncaught TrainingInterrupted (a KeyboardInterrupt) that names the checkpoint
+    if signum == signal.SIGINT:
         assert process.returncode == 1 and "optim.errors.TrainingInterrupted: training interrupted" in stderr, stderr
         assert str(files(folder)[-1]) in stderr.splitlines()[-1], stderr
     else:                        # the end the signal itself would give
@@ -298,7 +303,8 @@ def test_a_second_sigint_during_the_save_cannot_corrupt_it(tmp_path):
 # ---- signals in-process: the handlers are restored --------------------------------------------------
 
 class RaiseSignal:
-    """A transform that sends ``signum`` to this process while converting batch ``at`` (counted from the start of fit)."""
+    """A transform that sends ``signum`` to this process while converting batch ``at`` (counted from the start
+    of fit)."""
 
     def __init__(self, signum, at):
         self.signum, self.at, self.calls = signum, at, -1   # fit's first call is a 1-row probe

@@ -147,7 +147,8 @@ def test_non_finite_loss_names_epoch_batch_and_first_layer():
     error = info.value
     assert isinstance(error, FloatingPointError)
     assert not np.isfinite(error.loss)
-    # the first update overflowed; the next prediction is not finite: the first layer that made NaN or inf is named
+    # the first update overflowed; the next prediction is not finite: the first layer that made NaN or inf is
+    # named
     assert error.layer in {"layers[0]", "layers[1]",
                            "layers[2]"}  # the first layer whose output is not finite
     assert error.layer in str(error) and f"epoch {error.epoch}, batch {error.batch}" in str(error)

@@ -1,4 +1,5 @@
-"""GELU (tanh form) and LeakyReLU against PyTorch in float64: forward and backward (both modes: they are the same).
+"""GELU (tanh form) and LeakyReLU against PyTorch in float64: forward and backward (both modes: they are the
+same).
 
     PYTHONPATH=/work/torchvenv/lib/python3.11/site-packages python bench/torch_agreement/activations.py
 
@@ -19,7 +20,8 @@ TOLERANCE = 1e-9
 
 def main() -> int:
     rng = np.random.default_rng(0)
-    # wide values (GELU's tails, where tanh saturates), plus exact zeros (LeakyReLU's kink: both take the slope there)
+    # wide values (GELU's tails, where tanh saturates), plus exact zeros (LeakyReLU's kink: both take the
+    # slope there)
     x = np.concatenate([rng.normal(0, 3, 500), rng.uniform(-30, 30, 200), np.zeros(4)]).reshape(-1, 4)
     dy = rng.standard_normal(x.shape)
     cases = [

@@ -70,7 +70,8 @@ def dropout(rng: np.random.Generator) -> None:
 # ---- BatchNorm ----------------------------------------------------------------------------------
 
 def batch_norm(rng: np.random.Generator, sample_shape: tuple, steps: int = 4) -> None:
-    """Several training steps then inference, torch's BatchNorm1d for (n, f), BatchNorm2d (NCHW, permuted) for (n, h, w, c)."""
+    """Several training steps then inference, torch's BatchNorm1d for (n, f), BatchNorm2d (NCHW, permuted) for
+    (n, h, w, c)."""
     f = sample_shape[-1]
     image = len(sample_shape) == 3
     kind = "2d" if image else "1d"

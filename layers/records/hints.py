@@ -34,8 +34,8 @@ def _known(cls: type) -> frozenset:
 
 
 class KeywordHints:
-    """Mixin of a record class: an unknown keyword is a TypeError that names the one meant (``lr=`` -> ``learning_rate=``),
-    and sizes where the arrays go (``Dense(784, 10)``) point to the class's ``init``."""
+    """Mixin of a record class: an unknown keyword is a TypeError that names the one meant (``lr=`` ->
+    ``learning_rate=``), and sizes where the arrays go (``Dense(784, 10)``) point to the class's ``init``."""
 
     __slots__ = ()
 

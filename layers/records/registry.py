@@ -1,4 +1,5 @@
-"""The registry: the record classes a model file may name (the built-in layers, registered where they are defined, plus the user's own).
+"""The registry: the record classes a model file may name (the built-in layers, registered where they are
+defined, plus the user's own).
 
 It is the one piece of global state in lamina, and only ever added to. A model file names each
 record by its registered name; loading looks the name up here and nowhere else, so a file can
