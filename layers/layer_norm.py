@@ -16,7 +16,8 @@ from lamina.layers.records.registry import register
 
 
 def _eps(value) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (math.isfinite(value) and value > 0):
+    if (isinstance(value, bool) or not isinstance(value, numbers.Real)
+            or not (math.isfinite(value) and value > 0)):
         raise ValueError(f"LayerNorm: eps must be a positive number, got {value!r}")
     return float(value)
 

@@ -56,7 +56,8 @@ def check_finite_rows(array: np.ndarray, what: str) -> None:
         raise ValueError(f"{what} row {row} holds NaN or inf; expected finite values")
 
 
-def check_array_target(target: np.ndarray, pred: np.ndarray, loss: str, *, labels_ok: bool = True) -> np.ndarray:
+def check_array_target(target: np.ndarray, pred: np.ndarray, loss: str, *,
+                       labels_ok: bool = True) -> np.ndarray:
     """A finite float target of the prediction's shape, cast to its dtype."""
     target = np.asarray(target)
     if target.dtype.kind != "f":

@@ -19,7 +19,8 @@ def _ignored(loss) -> int | None:
     return loss.ignore_index if isinstance(loss, losses.SoftmaxCrossEntropy) else None
 
 
-def check_targets(y, n: int, n_outputs: int | None, loss=None, name: str = "y", who: str = "fit") -> np.ndarray:
+def check_targets(y, n: int, n_outputs: int | None, loss=None, name: str = "y",
+                  who: str = "fit") -> np.ndarray:
     """y as labels (n,) in [0, n_outputs) (or (n, ...) under SoftmaxCrossEntropy), or a numeric array with n
     rows, all finite."""
     y = np.asarray(y)

@@ -56,7 +56,8 @@ def test_user_callbacks_run_in_the_order_given_and_count_epochs_and_batches_from
     fit([Log("a", events), Log("b", events)])
     hooks = [(hook, epoch, batch) for name, hook, epoch, batch in events if name == "a"]
     assert [e[1:] for e in events[1::2]] == [e[1:] for e in events[0::2]]   # b right after a
-    assert [e[0] for e in events[0::2]] == ["a"] * len(hooks) and [e[0] for e in events[1::2]] == ["b"] * len(hooks)
+    assert [e[0] for e in events[0::2]] == ["a"] * len(hooks)
+    assert [e[0] for e in events[1::2]] == ["b"] * len(hooks)
     assert hooks[0][0] == "on_train_begin" and hooks[-1] == ("on_train_end", 2, 3)
     assert [h[1:] for h in hooks if h[0] == "on_batch_end"] == [(1, 1), (1, 2), (1, 3), (2, 1), (2, 2),
                                                                 (2, 3)]
@@ -110,7 +111,8 @@ class Keep:
         model, grads = run.model(), run.grads()
         self.batches.append(dict(model=model, grads=grads, loss=run.loss, prediction=run.prediction,
                                  epoch=run.epoch, batch=run.batch,
-                                 bytes=[a.tobytes() for a in layers.parameters(model) + layers.parameters(grads)]))
+                                 bytes=[a.tobytes()
+                                        for a in layers.parameters(model) + layers.parameters(grads)]))
 
 
 def test_model_and_grads_are_read_only_copies_that_never_change_afterwards():
@@ -127,7 +129,7 @@ def test_model_and_grads_are_read_only_copies_that_never_change_afterwards():
     assert not same_bits(keep.batches[0]["model"], keep.batches[1]["model"])
 
 
-def test_grads_after_the_update_are_that_batchs_gradients_worked_by_hand_and_loss_and_prediction_are_its_own():
+def test_grads_after_the_update_are_that_batchs_gradients_by_hand_and_loss_and_prediction_are_its_own():
     keep = Keep()
     fit([keep], epochs=1, rng=np.random.default_rng(5))
     order = np.random.default_rng(5).permutation(N)                           # fit's shuffle for epoch 1

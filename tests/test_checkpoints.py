@@ -339,7 +339,8 @@ def test_no_checkpoint_with_non_finite_parameters_and_the_last_good_one_stays(tm
 def test_an_overflow_in_the_very_last_update_is_an_error_not_a_returned_model():
     """Without validation or checkpoints nothing else would look at the parameters after the last update."""
     last = 2 * N_BATCHES - 1
-    with pytest.raises(optim.NonFiniteLossError, match="made the parameter") as info, np.errstate(all="ignore"):
+    with (pytest.raises(optim.NonFiniteLossError, match="made the parameter") as info,
+          np.errstate(all="ignore")):
         fit(optim.SGD(Blowup(last, 1e300)), epochs=2, validation=None)
     assert (info.value.epoch - 1, info.value.batch - 1) == divmod(last, N_BATCHES)
 

@@ -81,7 +81,8 @@ def test_gradients_in_both_modes(train, gradient_record):
         layers.Residual(layers.Sequence([dense(4, 4, 3), layers.Tanh()]), shortcut=dense(4, 4, 4)),
     ])
     errors = layers.check_gradients(model, x4, train=train)
-    assert {"input", "branches[0].weight", "branches[1].layers[2].weight", "branches[3].shortcut.bias"} <= set(errors)
+    assert {"input", "branches[0].weight", "branches[1].layers[2].weight",
+            "branches[3].shortcut.bias"} <= set(errors)
     gradient_record.add(errors, f"Concat train={train}")
 
 
@@ -164,7 +165,8 @@ def test_nested_concat_computes_as_written():
     d0, cat, d2 = model.layers
     a, b, r = cat.branches[0].layers[0], cat.branches[1].branches[0], cat.branches[1].branches[1].inner
     h = x @ d0.weight + d0.bias
-    h = np.concatenate([np.maximum(h @ a.weight + a.bias, 0), h @ b.weight + b.bias, h @ r.weight + r.bias + h], 1)
+    h = np.concatenate([np.maximum(h @ a.weight + a.bias, 0), h @ b.weight + b.bias,
+                        h @ r.weight + r.bias + h], 1)
     np.testing.assert_allclose(model(x), h @ d2.weight + d2.bias, rtol=1e-12)
 
 

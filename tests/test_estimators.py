@@ -163,7 +163,8 @@ def test_partial_fit_takes_classes_on_the_first_call(blobs):
 
 def test_class_weights(blobs):
     x, y = blobs
-    heavy = small(NetClassifier, learning_rate=0.01, epochs=10, class_weight={0: 1000.0, 1: 1e-4, 2: 1e-4}).fit(x, y)
+    heavy = small(NetClassifier, learning_rate=0.01, epochs=10,
+                  class_weight={0: 1000.0, 1: 1e-4, 2: 1e-4}).fit(x, y)
     assert np.mean(heavy.predict(x) == 0) > 0.8
     keep = (y != 1) | (np.cumsum(y == 1) <= 4)  # 4 samples of class 1, 40 of the others
     plain = small(NetClassifier, learning_rate=0.01).fit(x[keep], y[keep])
@@ -218,7 +219,8 @@ def test_pipeline_with_scaler_and_pandas_output(blobs):
     pd = pytest.importorskip("pandas")
     x, y = blobs
     frame = pd.DataFrame(x * 100 + 5, columns=["a", "b", "c", "d"])
-    pipe = make_pipeline(StandardScaler(), NetClassifier(hidden=(16,), learning_rate=0.01, random_state=0)).set_output(transform="pandas")
+    pipe = make_pipeline(StandardScaler(), NetClassifier(hidden=(16,), learning_rate=0.01, random_state=0))
+    pipe = pipe.set_output(transform="pandas")
     pipe.fit(frame, y)
     net = pipe[-1]
     assert list(net.feature_names_in_) == ["a", "b", "c", "d"] and pipe.score(frame, y) > 0.9

@@ -122,7 +122,8 @@ def test_the_file_is_a_plain_npz_with_a_readable_manifest(tmp_path):
         assert [i.filename for i in infos] == ["lamina.json", "model.layers[0].bias.npy",
                                                "model.layers[0].weight.npy",
                                                "model.layers[2].bias.npy", "model.layers[2].weight.npy"]
-        assert all(i.compress_type == zipfile.ZIP_STORED and i.date_time == (1980, 1, 1, 0, 0, 0) for i in infos)
+        assert all(i.compress_type == zipfile.ZIP_STORED for i in infos)
+        assert all(i.date_time == (1980, 1, 1, 0, 0, 0) for i in infos)
         manifest = json.loads(archive.read("lamina.json"))
     assert manifest["format"] == "lamina.model_file" and manifest["version"] == 3
     assert manifest["kind"] == "model"
@@ -178,7 +179,8 @@ def models(draw):
 
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=8),
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=8),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4),
     max_leaves=20)
 
@@ -302,7 +304,8 @@ def test_a_class_redefined_in_the_same_place_replaces_the_old_one(tmp_path):
 
     with own_registry():
         old, new = layers.register(define()), layers.register(define())
-        assert old is not new and registry.registered_class("Gain") is new and registry.registered_name(old) is None
+        assert old is not new and registry.registered_class("Gain") is new
+        assert registry.registered_name(old) is None
         layers.save(tmp_path / "g.npz", layers.Sequence([new(gain=np.ones(2))]))
         assert type(layers.load(tmp_path / "g.npz").layers[0]) is new
 
@@ -518,9 +521,11 @@ def test_a_save_replaces_atomically_and_syncs(tmp_path, monkeypatch):
     calls = []
     real_fsync, real_replace = os.fsync, os.replace
     monkeypatch.setattr(os, "fsync",
-                        lambda fd: (calls.append(("fsync", stat.S_ISDIR(os.fstat(fd).st_mode))), real_fsync(fd))[1])
+                        lambda fd: (calls.append(("fsync", stat.S_ISDIR(os.fstat(fd).st_mode))),
+                                    real_fsync(fd))[1])
     monkeypatch.setattr(os, "replace",
-                        lambda a, b: (calls.append(("replace", os.path.dirname(a) == str(tmp_path))), real_replace(a, b))[1])
+                        lambda a, b: (calls.append(("replace", os.path.dirname(a) == str(tmp_path))),
+                                      real_replace(a, b))[1])
     layers.save(path, small_model(seed=2))
     assert calls == [("fsync", False), ("replace", True),
                      ("fsync", True)]  # file, rename in its folder, folder

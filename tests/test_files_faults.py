@@ -270,9 +270,14 @@ def test_a_member_inflating_to_200_mb_is_refused_before_inflating(valid, tmp_pat
     assert peak_bytes(lambda: refused(tmp_path / "lies.npz", "sizes do not add up")) < 4 << 20
 
 
+def first_weight(m):
+    """The manifest entry of the first layer's weight array (a dict to edit)."""
+    return m["records"]["model"]["fields"]["layers"]["tuple"][0]["fields"]["weight"]["array"]
+
+
 def test_a_manifest_claiming_a_huge_array_is_refused_before_allocating(valid, tmp_path):
     def huge(m):
-        m["records"]["model"]["fields"]["layers"]["tuple"][0]["fields"]["weight"]["array"]["shape"] = [4, 50_000_000]
+        first_weight(m)["shape"] = [4, 50_000_000]
     path = edit_manifest(valid, tmp_path / "huge.npz", huge)
     peak = peak_bytes(lambda: refused(path, "'model.layers[0].weight.npy' holds 176 bytes, but the "
                                             "manifest's float32 (4, 50000000) takes 800,000,128"))
@@ -338,7 +343,7 @@ def test_a_shape_that_contradicts_the_manifest_is_refused(valid, tmp_path):
             "manifest says float32 (4, 3)")
 
     def both(m):        # manifest and member agree with each other, but not with the layer: Dense refuses
-        m["records"]["model"]["fields"]["layers"]["tuple"][0]["fields"]["weight"]["array"]["shape"] = [3, 4]
+        first_weight(m)["shape"] = [3, 4]
     path = replace_member(edit_manifest(valid, tmp_path / "both.npz", both), tmp_path / "both.npz", name,
                           swapped)
     refused(path, "model.layers[0]: Dense refuses the stored values (ShapeError")
@@ -384,15 +389,16 @@ def test_a_missing_path_stays_file_not_found(tmp_path):
     (lambda m: m["records"]["model"]["fields"].update(dtype={"float": "nan"}), "has unexpected ['dtype']"),
     (lambda m: m["records"]["model"]["fields"]["layers"]["tuple"][1]["fields"].update(x=1),
      "the ReLU in the file has unexpected ['x']"),
-    (lambda m: m["records"]["model"]["fields"]["layers"]["tuple"][0]["fields"]["weight"]["array"].update(shape=[4, -3]),
+    (lambda m: first_weight(m).update(shape=[4, -3]),
      "has shape [4, -3]"),
-    (lambda m: m["records"]["model"]["fields"]["layers"]["tuple"][0]["fields"]["weight"]["array"].update(shape=[4, True]),
+    (lambda m: first_weight(m).update(shape=[4, True]),
      "has shape [4, True]"),
-    (lambda m: m["records"]["model"]["fields"]["layers"]["tuple"][0]["fields"]["weight"]["array"].update(shape=[2 ** 64, 2 ** 64]),
+    (lambda m: first_weight(m).update(shape=[2 ** 64, 2 ** 64]),
      "has shape [18446744073709551616"),
-    (lambda m: m["records"]["model"]["fields"]["layers"]["tuple"][0]["fields"]["weight"]["array"].update(shape=[2 ** 31, 2 ** 31]),
+    (lambda m: first_weight(m).update(shape=[2 ** 31, 2 ** 31]),
      "more than a model file holds"),
-    (lambda m: m["records"].update({"../x": {"record": "ReLU", "fields": {}}}), "the record name '../x' is not an identifier"),
+    (lambda m: m["records"].update({"../x": {"record": "ReLU", "fields": {}}}),
+     "the record name '../x' is not an identifier"),
     (lambda m: m["records"]["model"]["fields"]["layers"]["tuple"][0]["fields"].update({"../w": 1}),
      "has a field named '../w'"),
     (lambda m: m.update(kind="../../etc"), "the manifest's kind is '../../etc'"),

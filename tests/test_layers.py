@@ -39,7 +39,8 @@ def test_dense_init_fields_and_repr():
     assert d.weight.dtype == d.bias.dtype == np.float32
     assert (d.n_in, d.n_out) == (784, 128)
     assert repr(d) == "Dense(784 -> 128, float32)"
-    assert repr(layers.Dense.init(np.random.default_rng(0), 3, 2, dtype=np.float64)) == "Dense(3 -> 2, float64)"
+    dense = layers.Dense.init(np.random.default_rng(0), 3, 2, dtype=np.float64)
+    assert repr(dense) == "Dense(3 -> 2, float64)"
 
 
 @pytest.mark.parametrize("kwargs, error, match", [

@@ -212,8 +212,8 @@ def test_input_grad_false_still_gives_parameter_gradients():
 
 
 def test_save_and_load_round_trip(tmp_path):
-    model = layers.Sequence([nested(), layers.Residual(layers.Sequence([layers.BatchNorm.init(2, dtype=np.float64),
-                                                                        layers.Dropout(0.2)]))])
+    inner = layers.Sequence([layers.BatchNorm.init(2, dtype=np.float64), layers.Dropout(0.2)])
+    model = layers.Sequence([nested(), layers.Residual(inner)])
     layers.save(tmp_path / "r.npz", model)
     loaded = layers.load(tmp_path / "r.npz")
     assert loaded == model and repr(loaded) == repr(model)

@@ -256,7 +256,8 @@ def test_a_signal_stops_training_at_the_next_batch_boundary_with_a_checkpoint(tm
         stderr = finish(process)
     # an uncaught TrainingInterrupted (a KeyboardInterrupt) that names the checkpoint
     if signum == signal.SIGINT:
-        assert process.returncode == 1 and "optim.errors.TrainingInterrupted: training interrupted" in stderr, stderr
+        assert process.returncode == 1, stderr
+        assert "optim.errors.TrainingInterrupted: training interrupted" in stderr, stderr
         assert str(files(folder)[-1]) in stderr.splitlines()[-1], stderr
     else:                        # the end the signal itself would give
         assert process.returncode == -signum and "Traceback" not in stderr, stderr
@@ -341,7 +342,8 @@ def test_sigint_stops_at_the_next_boundary_writes_a_checkpoint_restores_the_hand
     original = signal.getsignal(signal.SIGINT)
     with pytest.raises(KeyboardInterrupt) as caught:
         fit_in_process(tmp_path, epochs=4, transform=RaiseSignal(signal.SIGINT, at))
-    assert isinstance(caught.value, optim.TrainingInterrupted) and caught.value.checkpoint == files(tmp_path)[-1]
+    assert isinstance(caught.value, optim.TrainingInterrupted)
+    assert caught.value.checkpoint == files(tmp_path)[-1]
     assert signal.getsignal(signal.SIGINT) is original
     assert signal.getsignal(signal.SIGTERM) is saved_handlers[signal.SIGTERM]
     stopped = optim.load_checkpoint(tmp_path)

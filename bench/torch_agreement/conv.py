@@ -1,6 +1,7 @@
 """lamina's Conv2D, pooling and Flatten against PyTorch, forward and backward, in float64.
 
-    PYTHONPATH=/work/torchvenv/lib/python3.11/site-packages /work/venvs/conv/bin/python bench/torch_agreement/conv.py
+    PYTHONPATH=/work/torchvenv/lib/python3.11/site-packages \
+        /work/venvs/conv/bin/python bench/torch_agreement/conv.py
 
 lamina is channels-last (n, h, w, c) and torch NCHW: inputs go to torch through permute(0, 3, 1, 2)
 and outputs come back through permute(0, 2, 3, 1); lamina's weight (kh, kw, in, out) is torch's
@@ -90,7 +91,8 @@ def pool_case(rng, layer, torch_fn, x):
 
 
 def tied(rng, shape, levels=3):
-    """Integers from a few levels: a window often holds its maximum more than once (and all zeros, as MNIST's background)."""
+    """Integers from a few levels: a window often holds its maximum more than once (and all zeros, as MNIST's
+    background)."""
     return rng.integers(0, levels, size=shape).astype(np.float64)
 
 

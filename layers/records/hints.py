@@ -30,7 +30,9 @@ def unknown_keywords(cls: type, kwargs: dict) -> str | None:
 
 @functools.lru_cache(maxsize=None)
 def _known(cls: type) -> frozenset:
-    return frozenset(field.alias for field in attrs.fields(cls) if field.init) if attrs.has(cls) else frozenset()
+    if not attrs.has(cls):
+        return frozenset()
+    return frozenset(field.alias for field in attrs.fields(cls) if field.init)
 
 
 class KeywordHints:
