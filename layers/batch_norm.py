@@ -9,7 +9,9 @@ import numbers
 import attrs
 import numpy as np
 
-from lamina.layers.errors import LayerError, ShapeError
+from lamina.layers.errors import LayerError
+from lamina.layers.features import PerFeature, feature_arrays
+from lamina.layers.initializers import positive_int
 from lamina.layers.layer import Layer
 from lamina.layers.mode import Mode
 from lamina.layers.records.parameter import buffer, param
@@ -29,33 +31,6 @@ def _number(name: str, low: float, high: float, closed_low: bool):
     return convert
 
 
-def feature_arrays(layer_name: str, record, *groups: tuple[str, ...]) -> None:
-    """ShapeError unless the named arrays of ``record`` are all (n_features,); TypeError unless each group
-    shares a dtype."""
-    first_name = groups[0][0]
-    first = getattr(record, first_name)
-    if first.ndim != 1:
-        raise ShapeError(layer_name, f"a 1-D {first_name} (n_features,)",
-                         f"{first_name} of shape {first.shape}")
-    for group in groups:
-        for name in group:
-            array = getattr(record, name)
-            if array.shape != first.shape:
-                raise ShapeError(layer_name, f"{name} of shape {first.shape} to match {first_name}",
-                                 f"{name} of shape {array.shape}")
-            if array.dtype != getattr(record, group[0]).dtype:
-                raise TypeError(f"{layer_name}: {group[0]} and {name} must share a dtype, "
-                                f"got {getattr(record, group[0]).dtype} and {array.dtype}")
-
-
-def check_features(layer, shape) -> None:
-    """ShapeError unless the per-sample ``shape`` has ``layer.n_features`` on its last axis (None:
-    unknown)."""
-    if shape is not None and (len(shape) == 0 or shape[-1] not in (None, layer.n_features)):
-        raise ShapeError(repr(layer), f"input (n, ..., {layer.n_features}) (features on the last "
-                                      "axis)", tuple(shape))
-
-
 def _check_arrays(layer: "BatchNorm", attribute, value) -> None:
     # params and buffers are checked apart: casting a record (map_parameters, then map_buffers) passes through
     # both dtypes
@@ -64,7 +39,7 @@ def _check_arrays(layer: "BatchNorm", attribute, value) -> None:
 
 @register
 @attrs.frozen(repr=False)
-class BatchNorm(Layer):
+class BatchNorm(PerFeature, Layer):
     """y = weight * (x - mean) / sqrt(var + eps) + bias per feature (the last axis), x (n, ..., n_features).
 
     Training: mean and biased var of the batch, over every axis but the last; backward returns the
@@ -81,30 +56,19 @@ class BatchNorm(Layer):
     @classmethod
     def init(cls, n_features: int, momentum: float = 0.1, eps: float = 1e-5, dtype=np.float32) -> "BatchNorm":
         """A fresh layer: weight 1, bias 0, running mean 0, running variance 1, all (n_features,)."""
-        if not isinstance(n_features, (int, np.integer)) or isinstance(n_features, bool) or n_features < 1:
-            raise ValueError(f"BatchNorm.init: n_features must be a positive int, got {n_features!r}")
+        n_features = positive_int(n_features, "n_features", "BatchNorm.init")
         ones, zeros = np.ones(n_features, dtype), np.zeros(n_features, dtype)
         return cls(weight=ones, bias=zeros, running_mean=zeros, running_var=ones, momentum=momentum, eps=eps)
-
-    @property
-    def n_features(self) -> int:
-        return self.weight.shape[0]
 
     def __repr__(self) -> str:
         settings = "".join(f", {name}={value:g}" for name, value, default in
                            (("momentum", self.momentum, 0.1), ("eps", self.eps, 1e-5)) if value != default)
         return f"BatchNorm({self.n_features}{settings}, {self.weight.dtype})"
 
-    def output_shape(self, input_shape):
-        """(..., n_features) -> the same; another width is a ShapeError."""
-        check_features(self, input_shape)
-        return input_shape
-
     def forward(self, x: np.ndarray, mode: Mode):
         """x (n, ..., n_features) -> y of the same shape; the cache is (x_hat, 1 / sigma, batch statistics or
         None)."""
-        if x.ndim < 2 or x.shape[-1] != self.n_features:
-            check_features(self, x.shape[1:] if x.ndim else ())
+        self.check_input(x)
         if not mode.train:
             inv_sigma = 1 / np.sqrt(self.running_var + self.eps)
             x_hat = (x - self.running_mean) * inv_sigma
