@@ -7,7 +7,7 @@ from sklearn.base import ClassifierMixin
 from sklearn.utils.multiclass import check_classification_targets
 
 from lamina import losses
-from lamina.estimators.base import NetEstimator
+from lamina.estimators.base import NetEstimator, keep_settings
 
 
 class NetClassifier(ClassifierMixin, NetEstimator):
@@ -57,28 +57,10 @@ class NetClassifier(ClassifierMixin, NetEstimator):
     _classify = True
 
     def __init__(self, hidden=(100,), activation="relu", *, optimizer="adam", learning_rate=1e-3,
-                 momentum=0.9,
-                 weight_decay=0.0, epochs=20, batch_size=32, validation_fraction=0.0, patience=None,
-                 class_weight=None, model=None, random_state=None, dtype=np.float64, threads=1,
-                 warm_start=False,
-                 verbose=False):
-        self.hidden = hidden
-        self.activation = activation
-        self.optimizer = optimizer
-        self.learning_rate = learning_rate
-        self.momentum = momentum
-        self.weight_decay = weight_decay
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.validation_fraction = validation_fraction
-        self.patience = patience
-        self.class_weight = class_weight
-        self.model = model
-        self.random_state = random_state
-        self.dtype = dtype
-        self.threads = threads
-        self.warm_start = warm_start
-        self.verbose = verbose
+                 momentum=0.9, weight_decay=0.0, epochs=20, batch_size=32, validation_fraction=0.0,
+                 patience=None, class_weight=None, model=None, random_state=None, dtype=np.float64, threads=1,
+                 warm_start=False, verbose=False):
+        keep_settings(self, locals())
 
     def partial_fit(self, X, y, classes=None):
         """One more epoch on (X, y), keeping the optimizer state and the Generator -> self."""
