@@ -30,8 +30,8 @@ def check_features(layer, shape) -> None:
     """ShapeError unless the per-sample ``shape`` has ``layer.n_features`` on its last axis (None:
     unknown)."""
     if shape is not None and (len(shape) == 0 or shape[-1] not in (None, layer.n_features)):
-        raise ShapeError(repr(layer), f"input (n, ..., {layer.n_features}) (features on the last "
-                                      "axis)", tuple(shape))
+        raise ShapeError(repr(layer), f"input (n, ..., {layer.n_features}) (features on the last axis)",
+                         tuple(shape))
 
 
 class PerFeature:

@@ -66,6 +66,6 @@ class LayerNorm(PerFeature, Layer):
         if not mode.input_grad:
             return None, grads
         g = self.weight * dy
-        dx = inv_sigma * (g - g.mean(axis=-1, keepdims=True) - x_hat * (g * x_hat).mean(axis=-1,
-                                                                                        keepdims=True))
+        dx = inv_sigma * (g - g.mean(axis=-1, keepdims=True)
+                          - x_hat * (g * x_hat).mean(axis=-1, keepdims=True))
         return dx, grads

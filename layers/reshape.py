@@ -32,9 +32,9 @@ class Flatten(Layer):
 
     def backward(self, x_shape, dy: np.ndarray, mode: Mode):
         """dy (n, prod) -> dx (n, ...), x's shape."""
-        if dy.shape != (x_shape[0], math.prod(x_shape[1:])):
-            raise ShapeError(f"{self!r}.backward", "an output gradient of shape "
-                                                   f"{(x_shape[0], math.prod(x_shape[1:]))}",
+        expected = (x_shape[0], math.prod(x_shape[1:]))
+        if dy.shape != expected:
+            raise ShapeError(f"{self!r}.backward", f"an output gradient of shape {expected}",
                              f"one of shape {dy.shape}")
         return (dy.reshape(x_shape) if mode.input_grad else None), self
 
