@@ -1,5 +1,4 @@
-"""clip_by_global_norm and every optimizer's clip_norm: torch's clip_grad_norm_, on the raw gradients, before
-decay."""
+"""clip_by_global_norm and each optimizer's clip_norm: torch's clip_grad_norm_ on raw gradients, pre-decay."""
 
 from __future__ import annotations
 
