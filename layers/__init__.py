@@ -3,7 +3,11 @@
 from lamina.layers.activations import GELU, Identity, LeakyReLU, ReLU, Sigmoid, Tanh
 from lamina.layers.batch_norm import BatchNorm
 from lamina.layers.concat import Concat
-from lamina.layers.combinator import Combinator
+from lamina.layers.combinator import Combinator, add_input_grads
+from lamina.layers.fork import Fork
+from lamina.layers.join import Join
+from lamina.layers.parallel import Parallel
+from lamina.layers.transposed import Transposed
 from lamina.layers.conv2d import Conv2D
 from lamina.layers.dense import Dense
 from lamina.layers.dropout import Dropout
@@ -28,6 +32,7 @@ from lamina.layers.residual import Residual
 from lamina.layers.sequence import Sequence
 from lamina.layers.records.tree import (
     buffers,
+    fold_gradients,
     map_buffers,
     map_parameters,
     named_buffers,
@@ -41,7 +46,9 @@ __all__ = [
     "Dense", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "GELU", "Identity",
     "Dropout", "BatchNorm", "LayerNorm",
     "Conv2D", "MaxPool2D", "AvgPool2D", "GlobalAvgPool2D", "Flatten", "Reshape",
-    "Sequence", "Residual", "Concat", "Combinator", "mlp",
+    "Sequence", "Residual", "Concat", "Fork", "Parallel", "Join", "Transposed", "Combinator",
+    "add_input_grads",
+    "mlp", "fold_gradients",
     "ShapeError", "LayerError", "ModelFileError", "StructureError",
     "parameters", "named_parameters", "map_parameters", "buffers", "named_buffers", "map_buffers",
     "update_buffers",

@@ -216,3 +216,49 @@ def test_input_that_is_not_images(pool):
         pool(np.zeros((2, 784), np.float32))
     with pytest.raises(layers.ShapeError, match="channels-last"):
         layers.Sequence([layers.Dense.init(np.random.default_rng(0), 3, 4), pool])
+
+
+# --- padding (torch's semantics: -inf for max, counted zeros for average) --------------------------------
+
+def padded(x, padding, fill):
+    (ph, pw) = padding
+    return np.pad(x, ((0, 0), (ph, ph), (pw, pw), (0, 0)), constant_values=fill)
+
+
+@pytest.mark.parametrize("size, stride, padding", [(3, 1, 1), (3, 2, 1), (2, 2, 1), ((3, 2), (1, 2), (1, 0)),
+                                                   (4, 3, (2, 1))])
+def test_padding_pools_the_padded_image_and_crops_the_gradient(size, stride, padding, gradient_record):
+    x = np.random.default_rng(5).standard_normal((2, 6, 7, 3))
+    for cls, kind, fill in ((layers.MaxPool2D, "max", -np.inf), (layers.AvgPool2D, "mean", 0.0)):
+        pool = cls(size, stride, padding)
+        s, t, p = layers.MaxPool2D(size).size, pool.step, pool.padding
+        np.testing.assert_allclose(pool(x), loop_pool(padded(x, p, fill), s, t, kind), rtol=1e-12)
+        assert pool.output_shape(x.shape[1:]) == pool(x).shape[1:]
+        gradient_record.add(layers.check_gradients(pool, x, tol=TOL), repr(pool))
+
+
+def test_padding_same_is_stride_one_with_an_odd_window():
+    assert layers.MaxPool2D(3, 1, "same").padding == (1, 1)
+    assert layers.AvgPool2D(2, padding="valid").padding == (0, 0)
+    assert repr(layers.MaxPool2D(3, 1, 1)) == "MaxPool2D(3x3, stride 1, padding 1)"
+
+
+@pytest.mark.parametrize("kwargs, fragment", [
+    (dict(size=3, stride=2, padding="same"),
+     "only with stride 1 and an odd window, got window 3x3, stride (2, 2); padding=1 gives"),
+    (dict(size=2, stride=1, padding="same"), "padding=0 gives"),
+    (dict(size=2, padding=2),
+     "padding (2, 2) is more than half the window 2x2 (torch refuses it too); at most padding=(1, 1)"),
+    (dict(size=3, padding=-1), "padding must be at least 0"),
+])
+def test_a_refused_padding_suggests_the_padding_that_works(kwargs, fragment):
+    for cls in (layers.MaxPool2D, layers.AvgPool2D):
+        with pytest.raises(ValueError) as caught:
+            cls(**kwargs)
+        assert fragment in str(caught.value) and str(caught.value).startswith(cls.__name__)
+
+
+def test_a_padded_pool_saves_and_loads(tmp_path):
+    model = layers.Sequence([layers.MaxPool2D(3, 1, 1), layers.AvgPool2D(3, 2, (1, 0))])
+    layers.save(tmp_path / "p.npz", model)
+    assert layers.load(tmp_path / "p.npz") == model

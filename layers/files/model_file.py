@@ -17,9 +17,13 @@ and a NODE is one of
     {"array": {"dtype": "float32", "shape": [784, 128]}}            a parameter; its member is PATH.npy
     {"tuple": [NODE, ...]}                                           a tuple (``Sequence.layers``)
     {"float": "inf" | "-inf" | "nan"}                                a non-finite float field
+    {"shared": "model.layers[0]"}                                    a record met before (version 3): the same
+                                                                     object as the record at that path
     null, true, false, an int, a finite float, a string             itself
 
-Fields with ``init=False`` are derived by the constructor and not stored. Array members follow a
+Fields with ``init=False`` are derived by the constructor and not stored. A record holding arrays that
+sits at several paths (shared) is stored once, at its first path in field order; loading gives one
+object at every path. Array members follow a
 walk of the manifest: records and fields by name, tuple items in order.
 
 Loading looks each record's name up in the registry: nothing is imported and nothing named in the
@@ -40,15 +44,18 @@ import numpy as np
 
 from lamina.layers.files.atomic import write_atomically
 from lamina.layers.errors import ModelFileError
-from lamina.layers.records.parameter import FLOAT_DTYPES, is_array_field
+from lamina.layers.records.parameter import FLOAT_DTYPES, is_array_field, is_optional
+from lamina.layers.records.tree import holds_arrays
 from lamina.layers.records.registry import NAME, registered_class, registered_name, registered_names
 from lamina.layers.files.stored_zip import (MAX_ARCHIVE_BYTES, MAX_MEMBERS, archive_size, npy_header, read_array,
                                       quote, read_directory, read_member, write_archive)
 
 FORMAT = "lamina.model_file"
-VERSION = 2
-"""2 (lamina 0.2): buffers (layers.buffer()) and the optimizer-chain states; a version 1 file (0.1) still loads its model."""
-READABLE = (1, 2)
+VERSION = 3
+"""3 (lamina 0.3): shared records stored once ({"shared": path}); 2 (0.2): buffers and the optimizer-chain
+states;
+files of versions 1 and 2 still load."""
+READABLE = (1, 2, 3)
 MANIFEST = "lamina.json"
 MAX_MANIFEST_BYTES = 64 << 20
 MAX_DEPTH = 64                  # nodes inside nodes: a Sequence level takes two (field, tuple item)
@@ -104,18 +111,25 @@ def _differ(what: str, expected: set, got: set) -> str:
 
 # ---- writing: records -> manifest nodes and arrays by path ---------------------------------------
 
-def _encode(value, where: str, arrays: dict, depth: int):
-    """The manifest node for ``value``; its parameter arrays go into ``arrays`` by path."""
+def _encode(value, where: str, arrays: dict, depth: int, seen: dict):
+    """The manifest node for ``value``; its parameter arrays go into ``arrays`` by path; ``seen``: id ->
+    (first
+    path, record) of the records holding arrays met so far."""
     if depth > MAX_DEPTH:
         raise _Problem(f"{where} is nested more than {MAX_DEPTH} deep")
     if attrs.has(type(value)):
-        return _encode_record(value, where, arrays, depth)
+        if id(value) in seen:
+            return {"shared": seen[id(value)][0]}
+        if holds_arrays(value):
+            seen[id(value)] = (where, value)
+        return _encode_record(value, where, arrays, depth, seen)
     if value is None or type(value) in (bool, int, str):
         return value
     if type(value) is float:
         return value if math.isfinite(value) else {"float": repr(value)}
     if type(value) is tuple:
-        return {"tuple": [_encode(item, f"{where}[{i}]", arrays, depth + 1) for i, item in enumerate(value)]}
+        return {"tuple": [_encode(item, f"{where}[{i}]", arrays, depth + 1, seen)
+                          for i, item in enumerate(value)]}
     if isinstance(value, np.ndarray):
         raise _Problem(f"{where} holds an array in a field that is neither a parameter nor a buffer; declare "
                        f"the field with layers.param() or layers.buffer()")
@@ -123,7 +137,7 @@ def _encode(value, where: str, arrays: dict, depth: int):
                    f"(layers.param()), tuples, None, bool, int, float and str")
 
 
-def _encode_record(record, where: str, arrays: dict, depth: int) -> dict:
+def _encode_record(record, where: str, arrays: dict, depth: int, seen: dict) -> dict:
     cls = type(record)
     name = registered_name(cls)
     if name is None:
@@ -134,14 +148,14 @@ def _encode_record(record, where: str, arrays: dict, depth: int) -> dict:
         if not field.init:                  # derived by the constructor
             continue
         value, at = getattr(record, field.name), f"{where}.{field.name}"
-        if is_array_field(field):
+        if is_array_field(field) and value is not None:    # (an optional parameter left out holds None)
             if not isinstance(value, np.ndarray) or value.dtype not in FLOAT_DTYPES:
                 raise _Problem(f"{at} is a parameter or buffer holding {_type_name(value)} "
                                f"{getattr(value, 'dtype', '')}; they are float32 or float64 arrays")
             arrays[at] = value
             fields[field.name] = {"array": {"dtype": value.dtype.name, "shape": list(value.shape)}}
         else:
-            fields[field.name] = _encode(value, at, arrays, depth + 1)
+            fields[field.name] = _encode(value, at, arrays, depth + 1, seen)
     return {"record": name, "fields": fields}
 
 
@@ -182,7 +196,7 @@ def _manifest(records: dict, extra: dict, kind: str) -> tuple[bytes, dict]:
     for name, value in records.items():
         if type(name) is not str or not NAME.match(name):
             raise _Problem(f"a record name must be a Python identifier, got {name!r}")
-        nodes[name] = _encode(value, name, arrays, 0)
+        nodes[name] = _encode(value, name, arrays, 0, {})
     _check_json(extra, "extra")
     manifest = {"format": FORMAT, "version": VERSION, "kind": kind, "records": nodes, "extra": extra}
     try:
@@ -258,6 +272,8 @@ def _walk(node, where: str, specs: list, depth: int) -> None:
             _walk(item, f"{where}[{i}]", specs, depth + 1)
     elif keys == {"float"} and type(node["float"]) is str and node["float"] in NONFINITE:
         pass
+    elif keys == {"shared"} and type(node["shared"]) is str:
+        pass
     else:
         raise _Problem(f"{where} holds an unknown node: {json.dumps(node)[:100]}")
 
@@ -300,21 +316,28 @@ def _parse_manifest(data: bytes) -> tuple[dict, dict[str, list[ArraySpec]]]:
     return manifest, specs
 
 
-def _build(node, where: str, arrays: dict):
-    """The value of a checked manifest node; records through their registered constructors."""
+def _build(node, where: str, arrays: dict, built: dict):
+    """The value of a checked manifest node; records through their registered constructors (``built``: path ->
+    record, for the shared ones)."""
     if node is None or type(node) in (bool, int, str, float):
         return node
     if "float" in node:
         return NONFINITE[node["float"]]
+    if "shared" in node:
+        if node["shared"] not in built:
+            raise _Problem(f"{where} is the record at {node['shared'][:80]!r}, but no record was built "
+                           f"there before")
+        return built[node["shared"]]
     if "tuple" in node:
-        return tuple(_build(item, f"{where}[{i}]", arrays) for i, item in enumerate(node["tuple"]))
+        return tuple(_build(item, f"{where}[{i}]", arrays, built) for i, item in enumerate(node["tuple"]))
     if "array" in node:
         raise _Problem(f"{where} holds an array, but only a parameter or buffer field (layers.param(), "
                        f"layers.buffer()) may")
-    return _build_record(node, where, arrays)
+    built[where] = _build_record(node, where, arrays, built)
+    return built[where]
 
 
-def _build_record(node: dict, where: str, arrays: dict):
+def _build_record(node: dict, where: str, arrays: dict, built: dict):
     name = node["record"]
     cls = registered_class(name)
     if cls is None:
@@ -326,15 +349,18 @@ def _build_record(node: dict, where: str, arrays: dict):
                        f"class with @layers.register before loading (registered: {known})")
     init = [field for field in attrs.fields(cls) if field.init]
     stored = node["fields"]
+    later = {field.name for field in init if field.default is not attrs.NOTHING} - set(stored)
+    init = [field for field in init if field.name not in later]   # added since the file was written: defaults
     if set(stored) != {field.name for field in init}:
         raise _Problem(f"{where}: " + _differ(f"the {name} in the file", {field.name for field in init}, set(stored)))
     kwargs = {}
     for field in init:
         child, at = stored[field.name], f"{where}.{field.name}"
         holds_array = type(child) is dict and set(child) == {"array"}
-        if is_array_field(field) and not holds_array:
+        if is_array_field(field) and not holds_array and not (child is None and is_optional(field)):
             raise _Problem(f"{at} is a parameter or buffer of {name}, but the file holds no array there")
-        kwargs[field.alias] = arrays[at] if holds_array and is_array_field(field) else _build(child, at, arrays)
+        array = holds_array and is_array_field(field)
+        kwargs[field.alias] = arrays[at] if array else _build(child, at, arrays, built)
     try:
         return cls(**kwargs)
     except Exception as error:  # any refusal by the class's own validation
@@ -375,7 +401,7 @@ def write_records(path, records: dict, extra: dict | None = None, kind: str = "m
             raise _Problem(f"the manifest would take {len(data):,} bytes; at most {MAX_MANIFEST_BYTES:,} are read")
         manifest, specs = _parse_manifest(data)            # what the reader will check, checked now
         for name, node in manifest["records"].items():
-            _build(node, name, arrays)
+            _build(node, name, arrays, {})
         members = [(MANIFEST, [data])] + [
             (spec.member, [npy_header(spec.numpy_dtype, spec.shape), _payload(arrays[spec.path])])
             for name in sorted(specs) for spec in specs[name]]
@@ -409,7 +435,7 @@ def read_records(path, names=None) -> tuple[dict, dict, str]:
             by_path = _check_members(members, [spec for name in sorted(specs) for spec in specs[name]])
             arrays = {spec.path: read_array(file, path, by_path[spec.path], spec.numpy_dtype, spec.shape)
                       for name in wanted for spec in specs[name]}
-            built = {name: _build(records[name], name, arrays) for name in wanted}
+            built = {name: _build(records[name], name, arrays, {}) for name in wanted}
         except _Problem as problem:
             raise ModelFileError(path, str(problem)) from None
     return built, manifest["extra"], manifest["kind"]
