@@ -25,7 +25,7 @@ import attrs
 import numpy as np
 
 from lamina.layers.errors import LayerError, ShapeError, format_shape
-from lamina.layers.layer import Layer, check_layer, describe, entry, forward_of
+from lamina.layers.layer import Layer, check_layer, describe, entry, forward_of, takes_ids
 from lamina.layers.mode import Mode
 from lamina.layers.records.tree import (buffers, check_sharing, count_first_uses, count_parameters,
                                         first_paths, parameters)
@@ -212,7 +212,7 @@ class Combinator(Layer):
             dx, grads = child.backward(cache, dy, mode)
         except PATHED as error:
             raise error.within(self._paths[i]) from None
-        if dx is None and mode.input_grad:
+        if dx is None and mode.input_grad and not takes_ids(child):
             raise TypeError(f"{self._paths[i]} {describe(child)}: backward returned dx None, but the mode "
                             f"asks for the input gradient (mode.input_grad is True)")
         return dx, grads

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from lamina.layers.layer import check_layer
+from lamina.layers.layer import check_layer, takes_ids
 from lamina.layers.mode import Mode
 from lamina.layers.records.tree import (fold_gradients, map_arrays, named_parameters, parameters,
                                         replace_parameters)
@@ -77,8 +77,11 @@ def gradient_errors(layer, x, *, train: bool = False, seed: int = 0, eps: float 
     layer = as_float64(layer)
     if type(x) is tuple:
         x = tuple(np.asarray(part, dtype=np.float64) for part in x)
+        ids = False
     else:
-        x = np.asarray(x, dtype=np.float64)
+        x = np.asarray(x)
+        ids = x.dtype.kind in "iu" and takes_ids(layer)   # ids have no gradient: the parameters' only
+        x = x if ids else x.astype(np.float64)
     y, cache = layer.forward(x, _mode(train, seed))
     r = _projection(y, np.random.default_rng(seed + 1))
     dx, grads = layer.backward(cache, r, _mode(train, seed))
@@ -90,6 +93,8 @@ def gradient_errors(layer, x, *, train: bool = False, seed: int = 0, eps: float 
     if type(x) is tuple:
         errors = {f"input[{i}]": relative_error(dx[i], _numeric_gradient(
             lambda v, i=i: loss_at(layer, _with_part(x, i, v)), x[i], eps)) for i in range(len(x))}
+    elif ids:
+        errors = {}
     else:
         errors = {"input": relative_error(dx, _numeric_gradient(lambda v: loss_at(layer, v), x, eps))}
     arrays = parameters(layer)

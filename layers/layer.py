@@ -69,6 +69,17 @@ def check_layer(layer, where: str = "") -> None:
         check_sharing(layer, describe(layer))
 
 
+def takes_ids(layer) -> bool:
+    """Whether ``layer`` takes integer ids as they are: its class says ``takes_ids = True`` (an Embedding), or
+    it is a combinator whose first child takes ids. The one place this optional attribute is read."""
+    own = getattr(type(layer), "takes_ids", None)
+    if own is not None:
+        return bool(own)
+    children = getattr(layer, "children", None)
+    kids = children() if callable(children) else ()
+    return bool(kids) and takes_ids(kids[0][1])
+
+
 def forward_of(layer):
     """The layer's forward without entry checks (a combinator's ``forward_unchecked``)."""
     return getattr(layer, "forward_unchecked", None) or layer.forward
@@ -82,6 +93,12 @@ def model_dtype(layer) -> np.dtype | None:
     from lamina.layers.records.tree import buffers, parameters
     arrays = parameters(layer) + buffers(layer)
     return arrays[0].dtype if arrays else None
+
+
+def input_dtype(layer, x: np.ndarray) -> np.dtype | None:
+    """The dtype batches of ``x`` are cast to for ``layer``: None (no cast) for integer ids into a model that
+    takes ids, else the model's dtype (None without arrays)."""
+    return None if x.dtype.kind in "iu" and takes_ids(layer) else model_dtype(layer)
 
 
 def entry(layer, x, *, finite: bool = True, dtype: np.dtype | None = None, part: str = "") -> np.ndarray:
@@ -101,6 +118,8 @@ def entry(layer, x, *, finite: bool = True, dtype: np.dtype | None = None, part:
     if x.ndim == 0 or x.shape[0] == 0 or x.size == 0:
         raise ShapeError(describe(layer), f"{part}a batch with at least one sample and one feature",
                          str(x.shape))
+    if x.dtype.kind in "iu" and takes_ids(layer):
+        return x
     dtype = dtype or model_dtype(layer) or (x.dtype if x.dtype.kind == "f" else np.dtype(np.float64))
     if x.dtype != dtype:
         x = x.astype(dtype)
