@@ -1,7 +1,9 @@
 """lamina.layers: layer records, combinators, modes, shape and gradient checks, model files and error types."""
 
 from lamina.layers.activations import GELU, Identity, LeakyReLU, ReLU, Sigmoid, Tanh
+from lamina.layers.attention import MultiHeadAttention
 from lamina.layers.batch_norm import BatchNorm
+from lamina.layers.bidirectional import Bidirectional
 from lamina.layers.concat import Concat
 from lamina.layers.combinator import Combinator, add_input_grads
 from lamina.layers.fork import Fork
@@ -36,6 +38,7 @@ from lamina.layers.records.registry import register
 from lamina.layers.reshape import Flatten, Reshape
 from lamina.layers.residual import Residual
 from lamina.layers.sequence import Sequence
+from lamina.layers.recurrent import GRU, LSTM, RNN
 from lamina.layers.records.tree import (
     buffers,
     fold_gradients,
@@ -57,6 +60,7 @@ __all__ = [
     "mlp", "fold_gradients",
     "Embedding", "PositionalEmbedding", "LastStep", "takes_ids",
     "Conv1D", "MaxPool1D", "AvgPool1D", "GlobalAvgPool1D", "GlobalMaxPool1D",
+    "RNN", "LSTM", "GRU", "Bidirectional", "MultiHeadAttention",
     "ShapeError", "LayerError", "ModelFileError", "StructureError",
     "parameters", "named_parameters", "map_parameters", "buffers", "named_buffers", "map_buffers",
     "update_buffers",
