@@ -124,7 +124,6 @@ class Chain:
         model's buffers copied from ``grads``), bit for bit what ``update`` gives. Anything not
         owned, or two arrays sharing a buffer: the pure ``update``.
         """
-        grads = fold_gradients(model, grads)
         return executor.update_in_place(self, model, grads, state)
 
 

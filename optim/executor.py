@@ -34,8 +34,8 @@ import numpy as np
 
 from lamina.layers.errors import StructureError
 from lamina.layers.records.parameter import owned_buffer, owning
-from lamina.layers.records.tree import (check_same_structure, map_arrays, named_buffers, named_parameters,
-                                        parameters, replace_parameters, update_buffers)
+from lamina.layers.records.tree import (check_same_structure, fold_gradients, map_arrays, named_buffers,
+                                        named_parameters, parameters, replace_parameters, update_buffers)
 from lamina.optim.chain_state import ChainState, FreeStates, frozen, restored, stored, with_plan
 
 BLOCK_BYTES = 512 * 1024
@@ -387,6 +387,7 @@ def update_in_place(chain, model, grads, state, *, reuse_gradients: bool = False
     """
     if not isinstance(state, ChainState) or not chain.declared:
         return chain.update(model, grads, state)  # (which says what is wrong)
+    grads = fold_gradients(model, grads)  # a shared record's parts summed: stepped once
     plan = state.plan
     if plan is None or plan.model is not model or plan.states is not state.states \
             or plan.schedule.made_by is not chain.described:
