@@ -86,3 +86,23 @@ def test_a_short_run_learns_samples_and_saves_the_model_with_its_vocabulary(mode
     ids = vocab.encode(text[-65:])
     x, y = data.windows(ids, 64)
     assert saved(x).shape == (1, 64, len(vocab))
+
+
+def test_fit_trains_the_tied_gpt_as_train_step_does():
+    """fit's in-place update sums the tied embedding's two gradient parts, as the pure step does."""
+    rng = np.random.default_rng(0)
+    model = layers.map_parameters(lambda p: p.astype(np.float64), shakespeare_gpt.gpt(
+        rng, 11, dim=16, heads=2, blocks=1, context=8, dropout=0.0))
+    x = rng.integers(0, 11, (12, 8))
+    y = rng.integers(0, 11, (12, 8))
+    loss = shakespeare_gpt.losses.SoftmaxCrossEntropy()
+    opt = shakespeare_gpt.optim.AdamW(1e-2, weight_decay=0.1, clip_norm=1.0, decay=lambda path, p: p.ndim >= 2)
+    trained, _ = shakespeare_gpt.optim.fit(model, loss, opt, x, y, epochs=1, batch_size=4,
+                                           rng=np.random.default_rng(1), progress=False, threads=1)
+    order, state, stepped = np.random.default_rng(1).permutation(12), opt.init(model), model
+    for rows in order.reshape(3, 4):
+        stepped, state, _, _ = shakespeare_gpt.optim.train_step(stepped, loss, opt, state, x[rows], y[rows],
+                                                                layers.TRAIN)
+    assert trained.layers[-1].layer is trained.layers[0]
+    for a, b in zip(layers.parameters(trained), layers.parameters(stepped)):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-15)
