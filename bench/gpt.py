@@ -58,8 +58,10 @@ def state_of(model, blocks: int) -> dict:
         ln1, attention = L[3 + 2 * i].inner.layers[:2]
         ln2, fc, _, proj = L[4 + 2 * i].inner.layers[:4]
         state.update({f"h.{i}.ln_1.weight": ln1.weight, f"h.{i}.ln_1.bias": ln1.bias,
-                      f"h.{i}.attn.c_attn.weight": attention.weight_qkv.T, f"h.{i}.attn.c_attn.bias": attention.bias_qkv,
-                      f"h.{i}.attn.c_proj.weight": attention.weight_out.T, f"h.{i}.attn.c_proj.bias": attention.bias_out,
+                      f"h.{i}.attn.c_attn.weight": attention.weight_qkv.T,
+                      f"h.{i}.attn.c_attn.bias": attention.bias_qkv,
+                      f"h.{i}.attn.c_proj.weight": attention.weight_out.T,
+                      f"h.{i}.attn.c_proj.bias": attention.bias_out,
                       f"h.{i}.ln_2.weight": ln2.weight, f"h.{i}.ln_2.bias": ln2.bias,
                       f"h.{i}.c_fc.weight": fc.weight.T, f"h.{i}.c_fc.bias": fc.bias,
                       f"h.{i}.c_proj.weight": proj.weight.T, f"h.{i}.c_proj.bias": proj.bias})
@@ -68,7 +70,7 @@ def state_of(model, blocks: int) -> dict:
 
 
 def workload(steps: int):
-    """(lamina model, state, vocabulary size, x (steps*b, t), y, order (steps*b,), learning rates (steps,))."""
+    """(lamina model, state, vocabulary size, x (steps b, t), y, order (steps b,), learning rates)."""
     text = data.tiny_shakespeare()
     vocab = data.Vocabulary.from_text(text)
     ids = vocab.encode(text)
@@ -187,7 +189,8 @@ def profile(model, x, y, steps: int) -> None:
     profiler = cProfile.Profile()
     with threadpool_limits(1):
         profiler.enable()
-        run_lamina(model, x[:steps * CONFIG["batch_size"]], y[:steps * CONFIG["batch_size"]], lrs, 1, np.float32)
+        rows = steps * CONFIG["batch_size"]
+        run_lamina(model, x[:rows], y[:rows], lrs, 1, np.float32)
         profiler.disable()
     totals, all_time = {}, 0.0
     for (file, _, name), (_, _, own, _, _) in pstats.Stats(profiler).stats.items():

@@ -83,11 +83,11 @@ def gelu_backward(u, th, dy):
 
 
 class GPT:
-    """nanoGPT's GPT as plain arrays: ``step(x, y, lr)`` trains one batch of ids (n, t) and returns its loss."""
+    """nanoGPT's GPT as plain arrays: ``step(x, y, lr)`` trains on a batch of ids (n, t), returns its loss."""
 
     def __init__(self, state: dict, *, heads: int, dtype=np.float32, weight_decay=0.1, betas=(0.9, 0.99),
                  eps=1e-8, clip=1.0):
-        cast = lambda a: np.array(a, dtype=dtype, order="C")            # noqa: E731  (a copy: trained in place)
+        cast = lambda a: np.array(a, dtype=dtype, order="C")      # noqa: E731  (a copy: trained in place)
         self.heads, self.dtype = heads, np.dtype(dtype)
         self.layers = len({k.split(".")[1] for k in state if k.startswith("h.")})
         self.p = {}
@@ -105,7 +105,8 @@ class GPT:
 
     def state(self) -> dict:
         """The parameters back in nanoGPT's names and torch's layouts."""
-        return {name: (v.T if v.ndim == 2 and name.startswith("h.") else v).copy() for name, v in self.p.items()}
+        return {name: (v.T if v.ndim == 2 and name.startswith("h.") else v).copy()
+                for name, v in self.p.items()}
 
     def mask(self, t: int) -> np.ndarray:
         """(t, t): 0 on and below the diagonal, -inf above (a later key is never seen)."""
@@ -189,7 +190,8 @@ class GPT:
         logits[rows, flat] -= 1.0
         logits *= 1.0 / (n * t)                                              # d loss / d logits
         g = {"wte.weight": logits.T @ xf}
-        dx, g["ln_f.weight"], g["ln_f.bias"] = layer_norm_backward(lnf, logits @ p["wte.weight"], p["ln_f.weight"])
+        dx, g["ln_f.weight"], g["ln_f.bias"] = layer_norm_backward(lnf, logits @ p["wte.weight"],
+                                                                   p["ln_f.weight"])
         for i in reversed(range(self.layers)):
             ln1, att, ln2, h2, u, th, act = caches[i]
             g[f"h.{i}.c_proj.weight"] = act.T @ dx

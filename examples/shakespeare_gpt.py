@@ -51,11 +51,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--beta2", type=float, default=0.99, help="AdamW's second beta")
     p.add_argument("--weight-decay", type=float, default=0.1, help="AdamW decay, on matrices only")
     p.add_argument("--clip", type=float, default=1.0, help="gradient clipping: largest global norm")
-    p.add_argument("--limit", type=int, default=None, help="use the first N characters of the text (quick runs)")
+    p.add_argument("--limit", type=int, default=None, 
+                   help="use the first N characters of the text (quick runs)")
     p.add_argument("--sample", type=int, default=500, help="characters to generate at the end")
     p.add_argument("--temperature", type=float, default=0.8, help="sampling temperature")
     p.add_argument("--top-k", type=int, default=200, help="sample among the k likeliest characters")
-    p.add_argument("--seed", type=int, default=1337, help="seed of the one generator: weights, batches, sample")
+    p.add_argument("--seed", type=int, default=1337, 
+                   help="seed of the one generator: weights, batches, sample")
     p.add_argument("--threads", type=optim.threads.parse, default=optim.DEFAULT_THREADS,
                    help="BLAS threads: auto (chosen by timing), a count, or none (left as it is)")
     p.add_argument("--checkpoint", type=Path, default=None, help="folder for checkpoints (default: none)")
@@ -169,9 +171,9 @@ def main(argv=None) -> float:
                                    callbacks=[position, StopAt(args.steps, args.eval_every),
                                               *epoch_lines(args.progress)])
     except optim.TrainingInterrupted as stop:   # Ctrl-C: keep what was trained
-        interrupted(stop, position, out=args.out, script=sys.argv[0], argv=sys.argv[1:],
-                    save=lambda path, model, history: layers.save(path, model, history=history,
-                                                                  vocabulary=vocab.to_json(), interrupted=True))
+        def save(path, model, history):
+            layers.save(path, model, history=history, vocabulary=vocab.to_json(), interrupted=True)
+        interrupted(stop, position, out=args.out, script=sys.argv[0], argv=sys.argv[1:], save=save)
     trained = time.perf_counter() - started
     val = optim.evaluate(model, loss, x_val[every], y_val[every], batch_size=64, threads=args.threads)
     layers.save(args.out, model, history=history, vocabulary=vocab.to_json(), val_loss=val["loss"],

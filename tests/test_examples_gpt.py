@@ -1,10 +1,11 @@
-"""examples/shakespeare_gpt.py: nanoGPT's settings as its defaults, and short real runs of the GPT and the LSTM
-on a slice of the text that learn, sample, and save the model with its vocabulary."""
+"""examples/shakespeare_gpt.py: nanoGPT's settings as its defaults, and short real runs of the GPT and the
+LSTM on a slice of the text that learn, sample, and save the model with its vocabulary."""
 
 from __future__ import annotations
 
 import re
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -51,7 +52,7 @@ def test_the_gpt_ties_its_output_layer_to_its_embedding_and_starts_as_nanogpt():
     assert model.layers[-1].layer is model.layers[0]                           # tied: one record
     attention, mlp = model.layers[3].inner.layers[1], model.layers[4].inner.layers
     assert abs(attention.weight_qkv.std() - 0.02) < 0.001 and abs(mlp[1].weight.std() - 0.02) < 0.001
-    for projection in (attention.weight_out, mlp[3].weight):                  # residual outputs: 0.02 / sqrt(8)
+    for projection in (attention.weight_out, mlp[3].weight):   # residual outputs: 0.02 / sqrt(8)
         assert abs(projection.std() - 0.02 / np.sqrt(8)) < 0.0005
     assert not attention.bias_qkv.any() and not mlp[3].bias.any()
 
@@ -66,7 +67,8 @@ def unigram_entropy(text: str) -> float:
 @pytest.mark.parametrize("model", ["gpt", "lstm"])
 def test_a_short_run_learns_samples_and_saves_the_model_with_its_vocabulary(model, tmp_path, capsys):
     out = tmp_path / f"{model}.npz"
-    val = shakespeare_gpt.main(["--model", model, "--limit", str(LIMIT), "--steps", "60", "--eval-every", "25",
+    val = shakespeare_gpt.main(["--model", model, "--limit", str(LIMIT), "--steps", "60",
+                                "--eval-every", "25",
                                 "--eval-windows", "60", "--lr", "3e-3", "--warmup", "5", "--sample", "80",
                                 "--threads", "1", "--no-progress", "--out", str(out)])
     lines = capsys.readouterr().out.rstrip("\n").split("\n")
@@ -96,7 +98,8 @@ def test_fit_trains_the_tied_gpt_as_train_step_does():
     x = rng.integers(0, 11, (12, 8))
     y = rng.integers(0, 11, (12, 8))
     loss = shakespeare_gpt.losses.SoftmaxCrossEntropy()
-    opt = shakespeare_gpt.optim.AdamW(1e-2, weight_decay=0.1, clip_norm=1.0, decay=lambda path, p: p.ndim >= 2)
+    opt = shakespeare_gpt.optim.AdamW(1e-2, weight_decay=0.1, clip_norm=1.0,
+                                      decay=lambda path, p: p.ndim >= 2)
     trained, _ = shakespeare_gpt.optim.fit(model, loss, opt, x, y, epochs=1, batch_size=4,
                                            rng=np.random.default_rng(1), progress=False, threads=1)
     order, state, stepped = np.random.default_rng(1).permutation(12), opt.init(model), model
@@ -106,3 +109,19 @@ def test_fit_trains_the_tied_gpt_as_train_step_does():
     assert trained.layers[-1].layer is trained.layers[0]
     for a, b in zip(layers.parameters(trained), layers.parameters(stepped)):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-15)
+
+
+def test_the_readmes_gpt_is_the_examples_and_its_code_runs(tmp_path, monkeypatch):
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = readme[readme.index("## Sequences and text"):]
+    block = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    assert "steps = 2000" in block
+    monkeypatch.chdir(tmp_path)
+    namespace = {}
+    exec(compile(block.replace("steps = 2000", "steps = 3"), "README.md", "exec"), namespace)
+    model, vocab = namespace["model"], namespace["vocab"]
+    example_model = shakespeare_gpt.gpt(np.random.default_rng(0), len(vocab), dim=128, heads=4, blocks=4,
+                                        context=64, dropout=0.0)
+    count = lambda m: sum(p.size for p in layers.parameters(m))               # noqa: E731
+    assert count(model) == count(example_model) and model.layers[-1].layer is model.layers[0]
+    assert len(namespace["history"]["val_loss"]) == 1
