@@ -47,7 +47,8 @@ def _check_pair(x, y, who: str):
     one."""
     x, y = _as_data(x, "x", who), _as_data(y, "y", who)
     if _n(x) != _n(y):
-        raise ValueError(f"{who}: x has {_n(x)} samples but y has {_n(y)}; expected the same number (axis 0)")
+        raise ValueError(f"{who}: x has {_n(x)} samples but y has {_n(y)}; "
+                         "expected the same number (axis 0)")
     if _n(x) == 0:
         raise ValueError(f"{who}: x has no samples; expected at least one")
     return x, y
@@ -60,9 +61,8 @@ def _check_rng(rng, who: str) -> None:
 
 
 def batches(x, y, batch_size: int, rng: np.random.Generator | None = None, *, transform=None):
-    """Mini-batches (xb, yb) of ``batch_size`` samples (the last may be smaller), every sample once; a tuple x
-    or
-    y (several inputs or targets) gives tuples, every array shuffled and sliced alike.
+    """Mini-batches (xb, yb) of ``batch_size`` samples (the last may be smaller), every sample once; a tuple
+    x or y (several inputs or targets) gives tuples, every array shuffled and sliced alike.
 
     With ``rng`` the order is one ``rng.permutation(n)``, drawn when ``batches`` is called (so the
     Generator advances then); without it the order is 0..n-1 and the batches are views of x and y.

@@ -6,11 +6,11 @@ from lamina.layers.batch_norm import BatchNorm
 from lamina.layers.bidirectional import Bidirectional
 from lamina.layers.concat import Concat
 from lamina.layers.combinator import Combinator, add_input_grads
+from lamina.layers.conv1d import Conv1D
 from lamina.layers.fork import Fork
 from lamina.layers.join import Join
 from lamina.layers.parallel import Parallel
 from lamina.layers.transposed import Transposed
-from lamina.layers.conv1d import Conv1D
 from lamina.layers.conv2d import Conv2D
 from lamina.layers.dense import Dense
 from lamina.layers.dropout import Dropout
@@ -55,11 +55,10 @@ __all__ = [
     "Dense", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "GELU", "Identity",
     "Dropout", "BatchNorm", "LayerNorm",
     "Conv2D", "MaxPool2D", "AvgPool2D", "GlobalAvgPool2D", "Flatten", "Reshape",
-    "Sequence", "Residual", "Concat", "Fork", "Parallel", "Join", "Transposed", "Combinator",
-    "add_input_grads",
-    "mlp", "fold_gradients",
     "Embedding", "PositionalEmbedding", "LastStep", "takes_ids",
     "Conv1D", "MaxPool1D", "AvgPool1D", "GlobalAvgPool1D", "GlobalMaxPool1D",
+    "Sequence", "Residual", "Concat", "Fork", "Parallel", "Join", "Transposed", "Combinator",
+    "add_input_grads", "mlp", "fold_gradients",
     "RNN", "LSTM", "GRU", "Bidirectional", "MultiHeadAttention",
     "ShapeError", "LayerError", "ModelFileError", "StructureError",
     "parameters", "named_parameters", "map_parameters", "buffers", "named_buffers", "map_buffers",

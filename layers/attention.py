@@ -73,8 +73,8 @@ class MultiHeadAttention(Layer):
         dim = positive_int(dim, "dim", who)
         return cls(weight_qkv=normal(rng, (dim, 3 * dim), init, dim, 3 * dim, dtype, who),
                    bias_qkv=np.zeros(3 * dim, dtype),
-                   weight_out=normal(rng, (dim, dim), init, dim, dim, dtype, who), bias_out=np.zeros(dim, dtype),
-                   n_heads=n_heads, causal=causal)
+                   weight_out=normal(rng, (dim, dim), init, dim, dim, dtype, who),
+                   bias_out=np.zeros(dim, dtype), n_heads=n_heads, causal=causal)
 
     @property
     def dim(self) -> int:

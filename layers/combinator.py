@@ -206,7 +206,8 @@ class Combinator(Layer):
             raise error.within(self._paths[i], self.source_of(i)) from None
 
     def backward_child(self, i: int, cache, dy, mode: Mode):
-        """Child i's backward, with its path on errors; dx must come back unless mode.input_grad is False."""
+        """Child i's backward, with its path on errors; dx must come back unless mode.input_grad is False
+        or the child takes ids (which have no gradient: dx None, passed on)."""
         child = self._kids[i]
         try:
             dx, grads = child.backward(cache, dy, mode)

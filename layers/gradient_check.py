@@ -75,13 +75,10 @@ def gradient_errors(layer, x, *, train: bool = False, seed: int = 0, eps: float 
     """
     check_layer(layer)
     layer = as_float64(layer)
-    if type(x) is tuple:
-        x = tuple(np.asarray(part, dtype=np.float64) for part in x)
-        ids = False
-    else:
-        x = np.asarray(x)
-        ids = x.dtype.kind in "iu" and takes_ids(layer)   # ids have no gradient: the parameters' only
-        x = x if ids else x.astype(np.float64)
+    parts = tuple(np.asarray(part) for part in (x if type(x) is tuple else (x,)))
+    ids = [part.dtype.kind in "iu" and takes_ids(layer) for part in parts]   # ids have no gradient
+    parts = tuple(part if is_ids else part.astype(np.float64) for part, is_ids in zip(parts, ids))
+    x = parts if type(x) is tuple else parts[0]
     y, cache = layer.forward(x, _mode(train, seed))
     r = _projection(y, np.random.default_rng(seed + 1))
     dx, grads = layer.backward(cache, r, _mode(train, seed))
@@ -90,13 +87,12 @@ def gradient_errors(layer, x, *, train: bool = False, seed: int = 0, eps: float 
     def loss_at(record, x_):
         return _dot(record.forward(x_, _mode(train, seed))[0], r)
 
-    if type(x) is tuple:
-        errors = {f"input[{i}]": relative_error(dx[i], _numeric_gradient(
-            lambda v, i=i: loss_at(layer, _with_part(x, i, v)), x[i], eps)) for i in range(len(x))}
-    elif ids:
-        errors = {}
-    else:
-        errors = {"input": relative_error(dx, _numeric_gradient(lambda v: loss_at(layer, v), x, eps))}
+    names, dxs = (["input"], (dx,)) if type(x) is not tuple else ([f"input[{i}]" for i in range(len(x))], dx)
+    errors = {}
+    for i, name in enumerate(names):
+        if not ids[i]:   # (a part of ids: the parameters' gradients only)
+            errors[name] = relative_error(dxs[i], _numeric_gradient(
+                lambda v, i=i: loss_at(layer, _with_part(x, i, v) if type(x) is tuple else v), parts[i], eps))
     arrays = parameters(layer)
     analytic = dict(named_parameters(grads))
     for k, (path, p) in enumerate(named_parameters(layer)):

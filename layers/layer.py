@@ -39,7 +39,8 @@ def describe(layer) -> str:
 
 @functools.lru_cache(maxsize=None)
 def _protocol_problem(cls: type) -> str | None:
-    """What keeps ``cls`` from being a layer of protocol v2, or None (one look per class, to phrase the error)."""
+    """What keeps ``cls`` from being a layer of protocol v2, or None (one look per class, to phrase the
+    error)."""
     for method, arguments in (("forward", ("x", "mode")), ("backward", ("cache", "dy", "mode"))):
         function = getattr(cls, method, None)
         if not callable(function):
@@ -47,9 +48,10 @@ def _protocol_problem(cls: type) -> str | None:
         try:
             inspect.signature(function).bind(None, *arguments)
         except TypeError:
-            return (f"its {method} does not take ({', '.join(arguments)}): lamina passes the mode to every layer "
-                    f"(protocol v2); write forward(self, x, mode) -> (y, cache) and backward(self, cache, dy, mode) "
-                    f"-> (dx, grads), reading mode.train and mode.rng where the layer needs them")
+            return (f"its {method} does not take ({', '.join(arguments)}): lamina passes the mode to every "
+                    f"layer (protocol v2); write forward(self, x, mode) -> (y, cache) and "
+                    f"backward(self, cache, dy, mode) -> (dx, grads), reading mode.train and mode.rng where "
+                    f"the layer needs them")
         except ValueError:  # no signature to read (a builtin): trust it
             pass
     return None
@@ -95,16 +97,18 @@ def model_dtype(layer) -> np.dtype | None:
     return arrays[0].dtype if arrays else None
 
 
-def input_dtype(layer, x: np.ndarray) -> np.dtype | None:
+def input_dtype(layer, x) -> np.dtype | None:
     """The dtype batches of ``x`` are cast to for ``layer``: None (no cast) for integer ids into a model that
-    takes ids, else the model's dtype (None without arrays)."""
+    takes ids, else the model's dtype (None without arrays); a tuple of them for a tuple input."""
+    if type(x) is tuple:
+        return tuple(input_dtype(layer, part) for part in x)
     return None if x.dtype.kind in "iu" and takes_ids(layer) else model_dtype(layer)
 
 
 def entry(layer, x, *, finite: bool = True, dtype: np.dtype | None = None, part: str = "") -> np.ndarray:
-    """The batch for the outermost call: numeric, non-empty, in the model's dtype (one cast), and (``finite``)
-    scanned for NaN and inf; a tuple input part by part (``part``: "input i " in messages), the same number of
-    rows."""
+    """The batch for the outermost call: numeric, non-empty, in the model's dtype (one cast; integer ids into
+    a model that takes them stay as they are), and (``finite``) scanned for NaN and inf; a tuple input part by
+    part (``part``: "input i " in messages), the same number of rows."""
     if type(x) is tuple:
         return entry_tuple(layer, x, finite=finite, dtype=dtype)
     if type(x) is list and x and all(isinstance(a, np.ndarray) for a in x):
@@ -150,7 +154,8 @@ between the threads by the input's size, and chunked inference agrees with the w
 
 
 def chunks(n: int, rows: int = ROWS_PER_CHUNK) -> list[slice]:
-    """Slices of range(n) of about ``rows`` each (one slice when n <= rows), starting at multiples of ROW_ALIGN."""
+    """Slices of range(n) of about ``rows`` each (one slice when n <= rows), starting at multiples of
+    ROW_ALIGN."""
     k = max(1, round(n / rows))
     bounds = sorted({0, n, *(min(n, -(-(n * i // k) // ROW_ALIGN) * ROW_ALIGN) for i in range(1, k))})
     return [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:])]

@@ -110,7 +110,8 @@ class _Pool2D(Layer):
         if (h is not None and h < kh) or (w is not None and w < kw):
             raise ShapeError(repr(self), f"images of at least {kh}x{kw}, the size of its window",
                              format_shape(tuple(input_shape)))
-        return (None if h is None else output_size(h, kh, sh), None if w is None else output_size(w, kw, sw), c)
+        return (None if h is None else output_size(h, kh, sh),
+                None if w is None else output_size(w, kw, sw), c)
 
     def _out_hw(self, x: np.ndarray) -> tuple[int, int]:
         """(oh, ow) for a batch x (padded already), after checking it is a batch of images the window fits
@@ -130,7 +131,7 @@ class _Pool2D(Layer):
 
     def _dx(self, x_shape, dtype, out_hw) -> np.ndarray:
         """An array for dx: uninitialised when disjoint windows cover all of it, zeros otherwise."""
-        (kh, kw), (sh, sw), (oh, ow) = self.size, self.step, out_hw
+        (sh, sw), (oh, ow) = self.step, out_hw
         covered = self.step == self.size and oh * sh == x_shape[1] and ow * sw == x_shape[2]
         return np.empty(x_shape, dtype) if covered else np.zeros(x_shape, dtype)
 
@@ -138,7 +139,8 @@ class _Pool2D(Layer):
 @register
 @attrs.frozen(repr=False)
 class MaxPool2D(_Pool2D):
-    """y[b, i, j, c] = max of the window x[b, i*s:i*s+size, j*s:j*s+size, c]; the gradient goes to its first maximum in row-major order (as torch)."""
+    """y[b, i, j, c] = max of the window x[b, i*s:i*s+size, j*s:j*s+size, c]; the gradient goes to its first
+    maximum in row-major order (as torch)."""
 
     size: tuple = attrs.field(default=(2, 2), converter=_size("MaxPool2D"))
     stride: tuple | None = attrs.field(default=None, converter=_stride("MaxPool2D"))
@@ -155,10 +157,12 @@ class MaxPool2D(_Pool2D):
         return y, (x, y)
 
     def backward(self, cache, dy: np.ndarray, mode: Mode):
-        """dy (n, oh, ow, c) -> dx (n, h, w, c): dy at the first maximum of each window, overlapping windows adding up."""
+        """dy (n, oh, ow, c) -> dx (n, h, w, c): dy at the first maximum of each window, overlapping windows
+        adding up."""
         x, y = cache
         if dy.shape != y.shape:
-            raise ShapeError(f"{self!r}.backward", f"an output gradient of shape {y.shape}", f"one of shape {dy.shape}")
+            raise ShapeError(f"{self!r}.backward", f"an output gradient of shape {y.shape}", f"one of shape "
+                                                                                             f"{dy.shape}")
         if not mode.input_grad:
             return None, self
         out_hw = y.shape[1:3]
@@ -182,7 +186,8 @@ class MaxPool2D(_Pool2D):
         return self._cropped(dx), self
 
     def _tiled_backward(self, x, y, dy, dx) -> None:
-        """Windows that tile the image (stride = size): one comparison and one product over whole arrays, not one per offset."""
+        """Windows that tile the image (stride = size): one comparison and one product over whole arrays, not
+        one per offset."""
         at_max = np.equal(_tiles(x, self.size, y.shape), y[:, :, None, :, None, :])
         found = None   # windows whose maximum came at an earlier offset: later ties lose
         kh, kw = self.size
@@ -199,10 +204,12 @@ class MaxPool2D(_Pool2D):
 
 
 def _tiles(a: np.ndarray, size, y_shape) -> np.ndarray:
-    """The view (n, oh, kh, ow, kw, c) of a (n, h, w, c) cut into the windows of a pool whose stride is its size."""
+    """The view (n, oh, kh, ow, kw, c) of a (n, h, w, c) cut into the windows of a pool whose stride is its
+    size."""
     (kh, kw), (n, oh, ow, c) = size, y_shape
     s0, s1, s2, s3 = a.strides
-    return as_strided(a, (n, oh, kh, ow, kw, c), (s0, s1 * kh, s1, s2 * kw, s2, s3), writeable=a.flags.writeable)
+    return as_strided(a, (n, oh, kh, ow, kw, c), (s0, s1 * kh, s1, s2 * kw, s2, s3),
+                      writeable=a.flags.writeable)
 
 
 @register
@@ -229,10 +236,12 @@ class AvgPool2D(_Pool2D):
         return y, (x.shape, y.shape)
 
     def backward(self, cache, dy: np.ndarray, mode: Mode):
-        """dy (n, oh, ow, c) -> dx (n, h, w, c): dy / size² to every element of its window, overlapping windows adding up."""
+        """dy (n, oh, ow, c) -> dx (n, h, w, c): dy / size² to every element of its window, overlapping
+        windows adding up."""
         x_shape, y_shape = cache
         if dy.shape != y_shape:
-            raise ShapeError(f"{self!r}.backward", f"an output gradient of shape {y_shape}", f"one of shape {dy.shape}")
+            raise ShapeError(f"{self!r}.backward", f"an output gradient of shape {y_shape}", f"one of shape "
+                                                                                             f"{dy.shape}")
         if not mode.input_grad:
             return None, self
         share = dy * dy.dtype.type(1 / (self.size[0] * self.size[1]))

@@ -28,7 +28,8 @@ class Residual(Combinator):
         return "Residual" if self.shortcut is None else f"Residual(shortcut={describe(self.shortcut)})"
 
     def children(self) -> tuple:
-        return (("inner", self.inner),) + ((("shortcut", self.shortcut),) if self.shortcut is not None else ())
+        shortcut = (("shortcut", self.shortcut),) if self.shortcut is not None else ()
+        return (("inner", self.inner),) + shortcut
 
     def output_from(self, input_shape, outputs):
         inner = outputs[0]
@@ -40,7 +41,8 @@ class Residual(Combinator):
     def _check_same(self, inner, shortcut) -> None:
         if inner != shortcut:
             what = ("the shortcut's output" if self.shortcut is not None else
-                    "the input (the identity shortcut; give a shortcut, e.g. a Dense or 1x1 Conv2D, when widths differ)")
+                    "the input (the identity shortcut; give a shortcut, e.g. a Dense or 1x1 Conv2D, when "
+                    "widths differ)")
             raise ShapeError(self.describe(), f"inner's output shaped like {what}: {format_shape(shortcut)}",
                              format_shape(inner), source="inner")
 

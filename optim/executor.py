@@ -34,8 +34,8 @@ import numpy as np
 
 from lamina.layers.errors import StructureError
 from lamina.layers.records.parameter import owned_buffer, owning
-from lamina.layers.records.tree import (check_same_structure, fold_gradients, map_arrays, named_buffers,
-                                        named_parameters, parameters, replace_parameters, update_buffers)
+from lamina.layers.records.tree import (check_same_structure, map_arrays, named_buffers, named_parameters,
+                                        parameters, replace_parameters, update_buffers)
 from lamina.optim.chain_state import ChainState, FreeStates, frozen, restored, stored, with_plan
 
 BLOCK_BYTES = 512 * 1024
@@ -85,8 +85,7 @@ class Schedule:
     paths: tuple               # each parameter's path, in named_parameters order
     acting: tuple              # per parameter: the indices in chain.arrays of the transforms acting on it
     chosen: tuple              # per whole-tree transform: the indices of the parameters it sees
-    param_keys: tuple          # how to reach each parameter (and buffer) in a record of this structure
-    buffer_keys: tuple
+    keys: tuple                # how to reach each parameter, then each buffer, in a record of this structure
     made_by: tuple = attrs.field(eq=False, repr=False)   # the chain's transforms as described (its identity)
 
 
@@ -98,8 +97,7 @@ def make_schedule(chain, model, model_structure: tuple) -> Schedule:
                                  for path, p in named),
                     chosen=tuple(tuple(i for i, (path, p) in enumerate(named) if d.applies(path, p))
                                  for d in chain.tree),
-                    param_keys=tuple(_keys(path) for path, _ in named),
-                    buffer_keys=tuple(_keys(path) for path, _ in named_buffers(model)),
+                    keys=tuple(_keys(path) for path, _ in [*named, *named_buffers(model)]),
                     made_by=chain.described)
 
 
@@ -119,22 +117,23 @@ def gradient_arrays(schedule: Schedule, model, grads, slots: list | None = None)
     With ``slots``, each is checked against its slot (``grads`` of another structure: the StructureError
     naming where); without, ``grads`` was checked whole.
     """
+    n = len(schedule.paths)
     try:
-        gs, bs = _along(grads, schedule.param_keys), _along(grads, schedule.buffer_keys)
+        arrays = _along(grads, schedule.keys)
     except (AttributeError, IndexError, KeyError, TypeError):
-        gs = bs = None
-    if gs is None or slots is not None and not _fit(gs, bs, slots):
+        arrays = None
+    if arrays is None or slots is not None and not _fit(arrays, slots):
         check_same_structure(model, grads)
         raise StructureError("chain: the gradients do not fit the model")  # (check_same_structure says where)
-    return gs, bs
+    return arrays[:n], arrays[n:]
 
 
-def _fit(gs: list, bs: list, slots: list) -> bool:
+def _fit(arrays: list, slots: list) -> bool:
     """Whether each gradient is an array of its slot's shape and dtype, and each buffer an array."""
-    for g, slot in zip(gs, slots):
+    for g, slot in zip(arrays, slots):
         if type(g) is not np.ndarray or g.shape != slot.target.shape or g.dtype != slot.target.dtype:
             return False
-    for b in bs:
+    for b in arrays[len(slots):]:
         if type(b) is not np.ndarray:
             return False
     return True
@@ -352,6 +351,8 @@ class Plan:
     slots: list = attrs.Factory(list)
     buffers: list = attrs.Factory(list)   # the writable buffers behind the model's buffers (running stats)
     owned: frozenset = frozenset()        # ids of every buffer above and of the state buffers
+    every: list = attrs.Factory(list)     # True per slot: each source may be overwritten
+    none: list = attrs.Factory(list)      # False per slot
 
 
 def bind(chain, model, state: ChainState, schedule: Schedule) -> Plan | None:
@@ -372,7 +373,7 @@ def bind(chain, model, state: ChainState, schedule: Schedule) -> Plan | None:
         slots.append(_slot(chain, path, _read_only(buffer), buffer, acting, states))
     _share_work(slots)
     return Plan(schedule=schedule, model=model, states=state.states, slots=slots, buffers=model_buffers,
-                owned=owned)
+                owned=owned, every=[True] * len(slots), none=[False] * len(slots))
 
 
 def update_in_place(chain, model, grads, state, *, reuse_gradients: bool = False):
@@ -387,7 +388,6 @@ def update_in_place(chain, model, grads, state, *, reuse_gradients: bool = False
     """
     if not isinstance(state, ChainState) or not chain.declared:
         return chain.update(model, grads, state)  # (which says what is wrong)
-    grads = fold_gradients(model, grads)  # a shared record's parts summed: stepped once
     plan = state.plan
     if plan is None or plan.model is not model or plan.states is not state.states \
             or plan.schedule.made_by is not chain.described:
@@ -409,13 +409,15 @@ def update_in_place(chain, model, grads, state, *, reuse_gradients: bool = False
     for target, new in zip(plan.buffers, bs):   # running statistics: taken, not stepped
         if new is not target:
             np.copyto(target, new)
-    _run_tree(chain, plan.schedule, slots, step)
+    if chain.tree:
+        _run_tree(chain, plan.schedule, slots, step)
+    dead = _dead_buffers(gs) if reuse_gradients and not early else None
     if early:
-        sources, mine = [slot.full for slot in slots], [True] * len(slots)
+        sources, mine = [slot.full for slot in slots], plan.every
+    elif dead is None:
+        sources, mine = gs, plan.none
     else:
-        dead = _dead_buffers(gs) if reuse_gradients else None
-        sources = gs if dead is None else [g if b is None else b for g, b in zip(gs, dead)]
-        mine = [False] * len(gs) if dead is None else [b is not None for b in dead]
+        sources, mine = [g if b is None else b for g, b in zip(gs, dead)], [b is not None for b in dead]
     _run(slots, sources, mine, step)
     return model, with_plan(step + 1, state.states, plan)
 

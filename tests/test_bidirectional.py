@@ -95,3 +95,14 @@ def test_save_and_load_round_trip(tmp_path):
     assert loaded == model
     x = rng.standard_normal((3, 5, 3)).astype(np.float32)
     np.testing.assert_array_equal(loaded(x), model(x))
+
+
+def test_observe_sees_each_direction_by_its_path():
+    rng = np.random.default_rng(6)
+    model = layers.Sequence([layers.Bidirectional.init(rng, layers.GRU, 3, 2)])
+    x = rng.standard_normal((2, 4, 3)).astype(np.float32)
+    seen = []
+    y, _ = model.forward(x, layers.Mode(observe=lambda path, layer, out: seen.append((path, out.shape))))
+    assert seen == [("layers[0].forward_layer", (2, 4, 2)), ("layers[0].backward_layer", (2, 4, 2)),
+                    ("layers[0]", (2, 4, 4))]
+    np.testing.assert_array_equal(y, model(x))

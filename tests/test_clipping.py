@@ -1,4 +1,5 @@
-"""clip_by_global_norm and each optimizer's clip_norm: torch's clip_grad_norm_ on raw gradients, pre-decay."""
+"""clip_by_global_norm and every optimizer's clip_norm: torch's clip_grad_norm_, on the raw gradients, before
+decay."""
 
 from __future__ import annotations
 

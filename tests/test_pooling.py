@@ -1,4 +1,5 @@
-"""MaxPool2D, AvgPool2D and GlobalAvgPool2D: against direct loops, finite differences (hypothesis), ties, dtypes and bad input."""
+"""MaxPool2D, AvgPool2D and GlobalAvgPool2D: against direct loops, finite differences (hypothesis), ties,
+dtypes, padding and bad input."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ TOL = 1e-6
 # --- the reference: loops --------------------------------------------------------------------
 
 def loop_pool(x, size, stride, kind):
-    """(y, dx for dy = ones... by window): each output the max or mean of its window; max's gradient to the first maximum."""
+    """(y, dx for dy = ones... by window): each output the max or mean of its window; max's gradient to the
+    first maximum."""
     (kh, kw), (sh, sw) = size, stride
     n, h, w, c = x.shape
     oh, ow = (h - kh) // sh + 1, (w - kw) // sw + 1
@@ -38,7 +40,8 @@ def loop_pool_backward(x, size, stride, kind, dy):
                 for k in range(dy.shape[3]):
                     window = x[b, i * sh:i * sh + kh, j * sw:j * sw + kw, k]
                     if kind == "max":
-                        p, q = np.unravel_index(np.argmax(window), window.shape)   # argmax: the first, row-major
+                        # argmax: the first, row-major
+                        p, q = np.unravel_index(np.argmax(window), window.shape)
                         dx[b, i * sh + p, j * sw + q, k] += dy[b, i, j, k]
                     else:
                         dx[b, i * sh:i * sh + kh, j * sw:j * sw + kw, k] += dy[b, i, j, k] / (kh * kw)
@@ -71,7 +74,8 @@ def test_against_the_loop(kind, cls, case, levels):
         assert y.shape[1:] == pool.output_shape(shape[1:])
         dy = rng.standard_normal(y.shape)
         dx, grads = pool.backward(cache, dy, mode)
-        np.testing.assert_allclose(dx, loop_pool_backward(x, pool.size, pool.step, kind, dy), rtol=1e-14, atol=1e-14)
+        np.testing.assert_allclose(dx, loop_pool_backward(x, pool.size, pool.step, kind, dy), rtol=1e-14,
+                                   atol=1e-14)
         assert grads == pool
 
 
@@ -89,7 +93,8 @@ def test_ties_go_to_the_first_maximum_in_row_major_order():
 
 
 def test_overlapping_windows_add_up():
-    """A constant image: every 2x2 window at stride 1 routes to its top-left element, which no other window's is."""
+    """A constant image: every 2x2 window at stride 1 routes to its top-left element, which no other
+    window's is."""
     pool = layers.MaxPool2D(2, stride=1)
     x = np.ones((1, 3, 3, 1))
     y, cache = pool.forward(x, layers.TRAIN)
@@ -153,7 +158,8 @@ def test_global_avg_pool(gradient_record, n, h, w, c, seed):
 # --- dtypes, modes ------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("pool", [layers.MaxPool2D(), layers.AvgPool2D(3, 2), layers.GlobalAvgPool2D()], ids=repr)
+@pytest.mark.parametrize("pool", [layers.MaxPool2D(), layers.AvgPool2D(3, 2), layers.GlobalAvgPool2D()],
+                         ids=repr)
 def test_dtypes_carry_through(pool, dtype):
     x = np.random.default_rng(0).standard_normal((2, 7, 7, 3)).astype(dtype)
     y, cache = pool.forward(x, layers.TRAIN)
@@ -203,8 +209,9 @@ def test_bad_settings(cls, kwargs, message):
 
 @pytest.mark.parametrize("pool", [layers.MaxPool2D(3), layers.AvgPool2D((2, 4))], ids=repr)
 def test_a_window_larger_than_the_image(pool):
-    with pytest.raises(layers.ShapeError, match=r"layers\[1\] \w+Pool2D\(.*\) expects images of at least .* "
-                                                r"but layers\[0\] Reshape\(\(2, 3, 1\)\) gives \(n, 2, 3, 1\)"):
+    with pytest.raises(layers.ShapeError, match=r"layers\[1\] \w+Pool2D\(.*\) expects images of at least "
+                                                r".* but layers\[0\] Reshape\(\(2, 3, 1\)\) "
+                                                r"gives \(n, 2, 3, 1\)"):
         layers.Sequence([layers.Reshape((2, 3, 1)), pool])
     with pytest.raises(layers.ShapeError, match="expects images of at least"):
         pool.forward(np.zeros((1, 2, 3, 1)), layers.EVAL)

@@ -1,4 +1,5 @@
-"""Learning-rate schedules: values worked by hand, composition with warm-up, checks, use by optimizers."""
+"""Learning-rate schedules: values worked by hand, composition with warm-up, checks, and their use by the
+optimizers."""
 
 from __future__ import annotations
 
@@ -50,7 +51,8 @@ def test_schedules_check_their_arguments(make, match):
 
 @pytest.mark.parametrize("make", [optim.SGD, optim.Adam, optim.AdamW, optim.RMSprop])
 def test_every_optimizer_takes_the_rate_of_the_state_s_step(make):
-    """lr(t) = 0.1 for t < 2, then 0: from a state at step 2 nothing moves (AdamW's decay is lr-scaled)."""
+    """lr(t) = 0.1 for t < 2, then 0: from a state at step 2 nothing moves (AdamW's decay is lr-scaled
+    too)."""
     opt = make(lambda step: 0.1 if step < 2 else 0.0)
     model = layers.mlp(np.random.default_rng(0), [3, 2])
     grads = layers.map_parameters(np.ones_like, model)
@@ -58,13 +60,12 @@ def test_every_optimizer_takes_the_rate_of_the_state_s_step(make):
     for _ in range(2):
         model, state = opt.update(model, grads, state)
     moved, _ = opt.update(model, grads, state)
-    assert state.step == 2
-    assert all(np.array_equal(a, b) for a, b in zip(layers.parameters(moved), layers.parameters(model)))
+    assert state.step == 2 and all(np.array_equal(a, b) for a, b in zip(layers.parameters(moved),
+                                                                        layers.parameters(model)))
     assert opt.rate(1) == 0.1 and opt.rate(2) == 0.0
 
 
 def test_reprs_print_the_schedule():
     opt = optim.Adam(optim.Warmup(optim.Cosine(1e-3, total=100), steps=10), clip_norm=1.0)
     assert repr(opt).startswith("Adam(learning_rate=Warmup(then=Cosine(initial=0.001, total=100, final=0.0, "
-                                "warmup=0), "
-                                "steps=10), betas=(0.9, 0.999)")
+                                "warmup=0), steps=10), betas=(0.9, 0.999)")

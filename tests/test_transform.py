@@ -45,6 +45,9 @@ class OptaxMomentum:
     def init(self, param):
         return {"trace": np.zeros_like(param), "count": np.zeros((), np.int32), "seen": 0, "note": None}
 
+    def __repr__(self):
+        return f"OptaxMomentum({self.decay})"
+
     def update(self, grad, state, param, step):
         trace = self.decay * state["trace"] + grad
         return trace, {"trace": trace, "count": state["count"] + 1, "seen": state["seen"] + 1, "note": None}
@@ -147,6 +150,23 @@ def test_an_update_that_is_no_pair_is_named():
     with pytest.raises(TypeError, match=r"Forgot.*\.update gave ndarray for layers\[0\]\.weight; it returns "
                                         r"the pair \(update, state\)"):
         opt.update(mlp(), mlp(), opt.init(mlp()))
+
+
+def test_fit_resumes_an_optax_state_from_its_checkpoint_bit_for_bit(tmp_path):
+    opt = optim.chain(OptaxMomentum(0.9), OptaxTuple(), optim.scale_by_learning_rate(0.05))
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((40, 6)).astype(np.float32), rng.integers(0, 3, 40)
+
+    def fit(epochs, **kwargs):
+        return optim.fit(mlp(), losses.SoftmaxCrossEntropy(), opt, x, y, epochs=epochs, batch_size=8,
+                         rng=np.random.default_rng(1), progress=False, **kwargs)[0]
+
+    straight = fit(3)
+    fit(1, checkpoint=tmp_path)
+    resumed = fit(3, checkpoint=tmp_path, resume=tmp_path)
+    assert_bits_equal(layers.parameters(resumed), layers.parameters(straight))
+    state = optim.load_checkpoint(optim.latest_checkpoint(tmp_path)).state
+    assert state.step == 15 and isinstance(state.states[0][0], optim.chain_state.FreeStates)
 
 
 class NoInit:

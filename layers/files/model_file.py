@@ -47,8 +47,8 @@ from lamina.layers.errors import ModelFileError
 from lamina.layers.records.parameter import FLOAT_DTYPES, is_array_field, is_optional
 from lamina.layers.records.tree import holds_arrays
 from lamina.layers.records.registry import NAME, registered_class, registered_name, registered_names
-from lamina.layers.files.stored_zip import (MAX_ARCHIVE_BYTES, MAX_MEMBERS, archive_size, npy_header, read_array,
-                                      quote, read_directory, read_member, write_archive)
+from lamina.layers.files.stored_zip import (MAX_ARCHIVE_BYTES, MAX_MEMBERS, archive_size, npy_header,
+                                            quote, read_array, read_directory, read_member, write_archive)
 
 FORMAT = "lamina.model_file"
 VERSION = 3
@@ -67,7 +67,8 @@ TOP_KEYS = {"format", "version", "kind", "records", "extra"}
 
 
 class _Problem(Exception):
-    """What is wrong, found deep in a tree; the public functions turn it into a ModelFileError naming the file."""
+    """What is wrong, found deep in a tree; the public functions turn it into a ModelFileError naming the
+    file."""
 
 
 @attrs.frozen
@@ -178,8 +179,9 @@ def _check_json(value, where: str, depth: int = 0) -> None:
                 raise _Problem(f"{where} has the key {key!r}; JSON keys are strings")
             _check_json(item, f"{where}[{key!r}]", depth + 1)
     else:
+        numpy = isinstance(value, (np.generic, np.ndarray))
         hint = (" (use a list)" if isinstance(value, tuple) else
-                " (convert it with int(), float() or .tolist())" if isinstance(value, (np.generic, np.ndarray)) else "")
+                " (convert it with int(), float() or .tolist())" if numpy else "")
         raise _Problem(f"{where} is a {_type_name(value)}{hint}; extra must be JSON: dicts with str keys, "
                        f"lists, str, int, float, bool and None")
 
@@ -290,7 +292,8 @@ def _parse_manifest(data: bytes) -> tuple[dict, dict[str, list[ArraySpec]]]:
     if type(manifest) is not dict:
         raise _Problem("the manifest is not a JSON object")
     if manifest.get("format") != FORMAT:
-        raise _Problem(f"not a lamina model file: the manifest's format is {str(manifest.get('format'))[:40]!r}, "
+        raise _Problem(f"not a lamina model file: the manifest's format is "
+                       f"{str(manifest.get('format'))[:40]!r}, "
                        f"expected {FORMAT!r}")
     version = manifest.get("version")
     if type(version) is not int:
@@ -343,7 +346,8 @@ def _build_record(node: dict, where: str, arrays: dict, built: dict):
     if cls is None:
         known = ", ".join(registered_names())
         if not NAME.match(name):
-            raise _Problem(f"{where} names the kind {name[:80]!r}, which is not a registered class name; lamina "
+            raise _Problem(f"{where} names the kind {name[:80]!r}, which is not a registered class name; "
+                           f"lamina "
                            f"never imports or calls what a file names (registered: {known})")
         raise _Problem(f"{where} is a {name}, which is not registered; if it is your own layer, decorate its "
                        f"class with @layers.register before loading (registered: {known})")
@@ -352,7 +356,8 @@ def _build_record(node: dict, where: str, arrays: dict, built: dict):
     later = {field.name for field in init if field.default is not attrs.NOTHING} - set(stored)
     init = [field for field in init if field.name not in later]   # added since the file was written: defaults
     if set(stored) != {field.name for field in init}:
-        raise _Problem(f"{where}: " + _differ(f"the {name} in the file", {field.name for field in init}, set(stored)))
+        expected = {field.name for field in init}
+        raise _Problem(f"{where}: " + _differ(f"the {name} in the file", expected, set(stored)))
     kwargs = {}
     for field in init:
         child, at = stored[field.name], f"{where}.{field.name}"
@@ -364,7 +369,8 @@ def _build_record(node: dict, where: str, arrays: dict, built: dict):
     try:
         return cls(**kwargs)
     except Exception as error:  # any refusal by the class's own validation
-        raise _Problem(f"{where}: {name} refuses the stored values ({type(error).__name__}: {error})") from None
+        raise _Problem(f"{where}: {name} refuses the stored values "
+                       f"({type(error).__name__}: {error})") from None
 
 
 def _check_members(members, specs: list[ArraySpec]) -> dict:
@@ -376,8 +382,9 @@ def _check_members(members, specs: list[ArraySpec]) -> dict:
         unexpected = [n for n in actual if n not in set(expected)]
         if not missing and not unexpected:
             raise _Problem("the members are not in the order the manifest gives")
-        parts = ([f"lacks the member(s) [{', '.join(map(quote, missing[:5]))}]"] if missing else []) + \
-                ([f"has unexpected member(s) [{', '.join(map(quote, unexpected[:5]))}]"] if unexpected else [])
+        parts = [f"lacks the member(s) [{', '.join(map(quote, missing[:5]))}]"] if missing else []
+        if unexpected:
+            parts.append(f"has unexpected member(s) [{', '.join(map(quote, unexpected[:5]))}]")
         raise _Problem("the archive " + " and ".join(parts))
     for spec, member in zip(specs, members[1:]):
         if member.size != spec.member_size:
@@ -389,7 +396,8 @@ def _check_members(members, specs: list[ArraySpec]) -> dict:
 # ---- the public functions ------------------------------------------------------------------------
 
 def write_records(path, records: dict, extra: dict | None = None, kind: str = "model") -> None:
-    """Write ``records`` (name -> record tree) and the JSON dict ``extra`` to ``path``, atomically, as one model file.
+    """Write ``records`` (name -> record tree) and the JSON dict ``extra`` to ``path``, atomically, as one
+    model file.
 
     Anything the reader would refuse (an unregistered class, a float16 array, NaN in ``extra``, a
     file of 4 GiB or more) is a ModelFileError before anything is written.
@@ -398,7 +406,8 @@ def write_records(path, records: dict, extra: dict | None = None, kind: str = "m
     try:
         data, arrays = _manifest(records, {} if extra is None else extra, kind)
         if len(data) > MAX_MANIFEST_BYTES:
-            raise _Problem(f"the manifest would take {len(data):,} bytes; at most {MAX_MANIFEST_BYTES:,} are read")
+            raise _Problem(f"the manifest would take {len(data):,} bytes; at most {MAX_MANIFEST_BYTES:,} are "
+                           f"read")
         manifest, specs = _parse_manifest(data)            # what the reader will check, checked now
         for name, node in manifest["records"].items():
             _build(node, name, arrays, {})
@@ -407,7 +416,8 @@ def write_records(path, records: dict, extra: dict | None = None, kind: str = "m
             for name in sorted(specs) for spec in specs[name]]
         size = archive_size(members)
         if size > MAX_ARCHIVE_BYTES or len(members) > MAX_MEMBERS:
-            raise _Problem(f"the file would take {size:,} bytes in {len(members)} members; a model file holds "
+            raise _Problem(f"the file would take {size:,} bytes in {len(members)} members; a model file "
+                           f"holds "
                            f"less than 4 GiB in fewer than {MAX_MEMBERS + 1} members (a ZIP without ZIP64)")
     except _Problem as problem:
         raise ModelFileError(path, f"cannot save: {problem}") from None
@@ -415,7 +425,8 @@ def write_records(path, records: dict, extra: dict | None = None, kind: str = "m
 
 
 def read_records(path, names=None) -> tuple[dict, dict, str]:
-    """(records by name, extra, kind) from the model file at ``path``; ``names`` picks the records to rebuild (all by default).
+    """(records by name, extra, kind) from the model file at ``path``; ``names`` picks the records to rebuild
+    (all by default).
 
     Arrays of the records not picked are not read. A missing file is a FileNotFoundError; a
     damaged, foreign or unloadable one a ModelFileError naming it.
@@ -425,7 +436,8 @@ def read_records(path, names=None) -> tuple[dict, dict, str]:
         members = read_directory(file, path, first=MANIFEST)
         try:
             if members[0].size > MAX_MANIFEST_BYTES:
-                raise _Problem(f"the manifest takes {members[0].size:,} bytes; at most {MAX_MANIFEST_BYTES:,} are read")
+                raise _Problem(f"the manifest takes {members[0].size:,} bytes; at most "
+                               f"{MAX_MANIFEST_BYTES:,} are read")
             manifest, specs = _parse_manifest(read_member(file, path, members[0]))
             records = manifest["records"]
             wanted = sorted(records) if names is None else list(names)
@@ -442,9 +454,11 @@ def read_records(path, names=None) -> tuple[dict, dict, str]:
 
 
 def save(path, model, **extra) -> None:
-    """Save ``model`` (a layer record, e.g. a Sequence) and the JSON ``extra`` to ``path`` as one .npz, atomically."""
+    """Save ``model`` (a layer record, e.g. a Sequence) and the JSON ``extra`` to ``path`` as one .npz,
+    atomically."""
     if not attrs.has(type(model)):
-        raise ModelFileError(os.fspath(path), f"cannot save: the model must be a layer record, got {_type_name(model)}")
+        raise ModelFileError(os.fspath(path), f"cannot save: the model must be a layer record, got "
+                                              f"{_type_name(model)}")
     write_records(path, {"model": model}, extra, kind="model")
 
 

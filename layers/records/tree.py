@@ -16,6 +16,7 @@ new record at every path of it; ``fold_gradients`` sums the gradient parts of ea
 from __future__ import annotations
 
 import functools
+import weakref
 from typing import Callable, Iterator
 
 import attrs
@@ -27,7 +28,8 @@ from lamina.layers.records.parameter import field_kind
 
 @functools.lru_cache(maxsize=None)
 def _plan(cls: type) -> tuple[tuple[str, str, str | None], ...]:
-    """(name, init alias, 'param' | 'buffer' | None) of each init field of a record class, looked up once per class."""
+    """(name, init alias, 'param' | 'buffer' | None) of each init field of a record class, looked up once per
+    class."""
     return tuple((f.name, f.alias, field_kind(f)) for f in attrs.fields(cls) if f.init)
 
 
@@ -69,9 +71,10 @@ def _named(record, kind: str, path: str, seen: set | None = None) -> Iterator[tu
     visited once (``seen``: the ids of the records met so far)."""
     seen = set() if seen is None else seen
     seen.add(id(record))
+    arrays = ("param", "buffer") if kind == "array" else (kind,)
     for name, _, walked, value in _walked(record):
         name = _join(path, name)
-        if _matches(walked, kind):
+        if walked in arrays:
             yield name, value
         elif walked == "record":
             if id(value) not in seen:
@@ -98,9 +101,26 @@ def holds_arrays(record) -> bool:
     return next(_named(record, "array", ""), None) is not None
 
 
+_SHARED: dict[int, tuple] = {}   # id -> (weak reference, shared(record)): records never change
+
+
 def shared(record) -> dict[str, str]:
     """{later path: first path} of every record with params or buffers placed at several paths (its first use
-    in field order), the outermost shared record only (what it holds is shared with it)."""
+    in field order), the outermost shared record only (what it holds is shared with it). Found once per record
+    object (records never change); the dict is the cache's own: read it, do not change it."""
+    hit = _SHARED.get(id(record))
+    if hit is not None and hit[0]() is record:
+        return hit[1]
+    found = _shared(record)
+    try:
+        ref = weakref.ref(record, lambda _, key=id(record): _SHARED.pop(key, None))
+    except TypeError:  # (a record without a weak reference slot: found again next time)
+        return found
+    _SHARED[id(record)] = (ref, found)
+    return found
+
+
+def _shared(record) -> dict[str, str]:
     first, out = {}, {}
     for path, child in records(record):
         if any(path.startswith(later) and path[len(later)] in ".[" for later in out):
@@ -162,7 +182,8 @@ def count_parameters(record) -> int:
 
 
 def structure(record) -> tuple:
-    """Classes, field names, and array shapes and dtypes: equal structures can be combined element by element."""
+    """Classes, field names, and array shapes and dtypes: equal structures can be combined element by
+    element."""
     spec = [type(record)]
     for name, _, kind, value in _walked(record):
         if kind in ("param", "buffer"):
@@ -184,7 +205,8 @@ def check_same_structure(a, b, path: str = "", names: tuple[str, str] = ("model"
 
 
 def _find_difference(a, b, path, names) -> None:
-    """Raise ``StructureError`` at the first walked place where ``a`` and ``b`` differ; return if there is none."""
+    """Raise ``StructureError`` at the first walked place where ``a`` and ``b`` differ; return if there is
+    none."""
     where = path or "the top"
     if type(a) is not type(b):
         raise StructureError(f"at {where}: the {names[0]} has {type(a).__name__}, "
@@ -195,7 +217,8 @@ def _find_difference(a, b, path, names) -> None:
         if kind in ("param", "buffer"):
             if not isinstance(y, np.ndarray) or x.shape != y.shape or x.dtype != y.dtype:
                 got = f"{y.dtype}{y.shape}" if isinstance(y, np.ndarray) else type(y).__name__
-                raise StructureError(f"at {name}: the {names[0]} has {x.dtype}{x.shape}, the {names[1]} has {got}")
+                raise StructureError(f"at {name}: the {names[0]} has {x.dtype}{x.shape}, the {names[1]} has "
+                                     f"{got}")
         elif kind == "record":
             if y is None or not attrs.has(type(y)):
                 raise StructureError(f"at {name}: the {names[0]} has {type(x).__name__}, "
@@ -204,7 +227,8 @@ def _find_difference(a, b, path, names) -> None:
         else:
             if not isinstance(y, tuple) or len(x) != len(y):
                 got = f"{len(y)} layers" if isinstance(y, tuple) else type(y).__name__
-                raise StructureError(f"at {name}: the {names[0]} has {len(x)} layers, the {names[1]} has {got}")
+                raise StructureError(f"at {name}: the {names[0]} has {len(x)} layers, the {names[1]} has "
+                                     f"{got}")
             for i, (u, v) in enumerate(zip(x, y)):
                 _find_difference(u, v, f"{name}[{i}]", names)
     for name, _, kind, y in _walked(b):  # a field walked in b but not in a (None against a record)
@@ -253,7 +277,8 @@ def replace_parameters(record, arrays: Iterator[np.ndarray]):
 
 
 def map_parameters(fn: Callable[..., np.ndarray], record, *others):
-    """A new record with ``fn(p, *q)`` in place of each parameter ``p`` (``q`` from ``others`` at the same path)."""
+    """A new record with ``fn(p, *q)`` in place of each parameter ``p`` (``q`` from ``others`` at the same
+    path)."""
     for other in others:
         check_same_structure(record, other)
     columns = [parameters(record), *(parameters(o) for o in others)]
@@ -261,7 +286,8 @@ def map_parameters(fn: Callable[..., np.ndarray], record, *others):
 
 
 def map_buffers(fn: Callable[..., np.ndarray], record, *others):
-    """A new record with ``fn(b, *c)`` in place of each buffer ``b`` (``c`` from ``others`` at the same path)."""
+    """A new record with ``fn(b, *c)`` in place of each buffer ``b`` (``c`` from ``others`` at the same
+    path)."""
     for other in others:
         check_same_structure(record, other)
     columns = [buffers(record), *(buffers(o) for o in others)]
@@ -269,12 +295,14 @@ def map_buffers(fn: Callable[..., np.ndarray], record, *others):
 
 
 def map_arrays(fn: Callable[[np.ndarray], np.ndarray], record):
-    """A new record with ``fn(a)`` in place of every parameter and buffer ``a``, rebuilt once (a cast of the whole model)."""
+    """A new record with ``fn(a)`` in place of every parameter and buffer ``a``, rebuilt once (a cast of the
+    whole model)."""
     return replace_arrays(record, iter([fn(a) for _, a in _named(record, "array", "")]), "array")
 
 
 def update_buffers(model, grads):
-    """``model`` with its buffers taken from ``grads`` (the record ``backward`` returned: its buffer fields hold the new values)."""
+    """``model`` with its buffers taken from ``grads`` (the record ``backward`` returned: its buffer fields
+    hold the new values)."""
     check_same_structure(model, grads)
     return replace_arrays(model, iter(buffers(grads)), "buffer")
 
