@@ -53,14 +53,12 @@ def layer_norm_backward(cache, dy, weight):
 
 def gelu(u):
     """(y, tanh term): 0.5 u (1 + tanh(sqrt(2/pi) (u + 0.044715 u^3)))."""
-    inner = u * u
-    inner *= 0.044715
-    inner += 1.0
+    inner = u * u                                 # u (c + c 0.044715 u^2): the tanh's argument
+    inner *= GELU_C * 0.044715
+    inner += GELU_C
     inner *= u
-    inner *= GELU_C
     th = np.tanh(inner, out=inner)
-    y = th + 1.0
-    y *= u
+    y = np.multiply(th + 1.0, u)
     y *= 0.5
     return y, th
 
