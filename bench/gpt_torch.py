@@ -186,7 +186,7 @@ def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--train", action="store_true", help="nanoGPT's 2000-step CPU run on Tiny Shakespeare")
-    p.add_argument("--steps-of", type=Path, default=None, 
+    p.add_argument("--steps-of", type=Path, default=None,
                    help="(bench/gpt.py) run the steps of this work file")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's own)")
     p.add_argument("--dtype", choices=("float32", "float64"), default="float32")

@@ -51,12 +51,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--beta2", type=float, default=0.99, help="AdamW's second beta")
     p.add_argument("--weight-decay", type=float, default=0.1, help="AdamW decay, on matrices only")
     p.add_argument("--clip", type=float, default=1.0, help="gradient clipping: largest global norm")
-    p.add_argument("--limit", type=int, default=None, 
+    p.add_argument("--limit", type=int, default=None,
                    help="use the first N characters of the text (quick runs)")
     p.add_argument("--sample", type=int, default=500, help="characters to generate at the end")
     p.add_argument("--temperature", type=float, default=0.8, help="sampling temperature")
     p.add_argument("--top-k", type=int, default=200, help="sample among the k likeliest characters")
-    p.add_argument("--seed", type=int, default=1337, 
+    p.add_argument("--seed", type=int, default=1337,
                    help="seed of the one generator: weights, batches, sample")
     p.add_argument("--threads", type=optim.threads.parse, default=optim.DEFAULT_THREADS,
                    help="BLAS threads: auto (chosen by timing), a count, or none (left as it is)")
