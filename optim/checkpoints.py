@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import errno
+import os
+import re
 from pathlib import Path
 
 import attrs
 import numpy as np
 from lamina.layers.errors import ModelFileError
+from lamina.layers.files.atomic import try_lock, fcntl
+from lamina.layers.files.atomic import remove_stale_temporaries as remove_stale
 from lamina.layers.records.registry import register
 from lamina.optim.chain import ChainState
 
 PATTERN = "checkpoint-*.npz"
+STALE_CHECKPOINTS = re.compile(r"\.checkpoint-.*\.tmp\Z")
 BIT_GENERATORS = {cls.__name__: cls for cls in (np.random.PCG64, np.random.PCG64DXSM, np.random.MT19937,
                                                 np.random.Philox, np.random.SFC64)}
 EXTRA_KEYS = ("epoch", "position", "history", "rng_state", "epoch_rng_state", "running", "settings")
@@ -208,10 +214,44 @@ def save_checkpoint(folder, checkpoint: Checkpoint, *, keep: int = 3, protect=No
     return path
 
 
-def remove_stale_temporaries(folder) -> None:
-    """Delete what writers killed mid-write left in a checkpoint folder (``.checkpoint-*.tmp``)."""
-    for stale in Path(folder).glob(".checkpoint-*.tmp"):
-        stale.unlink(missing_ok=True)
+class FolderLock:
+    """A checkpoint folder held by one run: an OS lock (``flock``) on ``folder/.lock``, which dies with its
+    process, so a killed run's folder can be resumed at once. Entering a folder a live run holds raises
+    FileExistsError naming the folder and the holder's process id, and touches nothing in it."""
+
+    NAME = ".lock"
+
+    def __init__(self, folder):
+        self.folder, self.fd = Path(folder), None
+
+    def __enter__(self) -> Path:
+        path = self.folder / self.NAME
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
+        except OSError as error:
+            error.filename = error.filename or str(path)
+            raise
+        if fcntl is not None and not try_lock(fd):
+            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
+            os.close(fd)
+            raise FileExistsError(errno.EEXIST, f"fit: the checkpoint folder {self.folder} belongs to a live run "
+                                  f"(process {holder}); wait for it to end, or give another folder",
+                                  str(self.folder))
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
+        self.fd = fd
+        return self.folder
+
+    def __exit__(self, *exc) -> None:
+        if self.fd is not None:
+            os.close(self.fd)       # releases the lock
+            self.fd = None
+
+
+def remove_stale_temporaries(folder) -> list[str]:
+    """Delete what dead writers left in a checkpoint folder (``.checkpoint-*.tmp``) -> their names (called
+    under the folder's lock: only a run holding it writes checkpoints there)."""
+    return remove_stale(folder, STALE_CHECKPOINTS, age=0.0)
 
 
 def latest_checkpoint(folder) -> Path:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import warnings
@@ -13,7 +14,7 @@ from lamina.layers.layer import check_layer, model_dtype
 from lamina.layers.records.tree import check_same_structure
 from lamina.optim.callbacks import HOOKS, BestModel, DivergenceWatch, ProgressBar
 from lamina.optim.checkpoints import PATTERN as CHECKPOINTS
-from lamina.optim.checkpoints import load_checkpoint, remove_stale_temporaries
+from lamina.optim.checkpoints import FolderLock, load_checkpoint, remove_stale_temporaries
 from lamina.optim.checks import check_inputs, check_targets, positive_int
 from lamina.optim.errors import TrainingWarning
 from lamina.optim.evaluation import DEFAULT_THREADS, evaluate, n_outputs  # noqa: F401 (evaluate: as before)
@@ -119,17 +120,23 @@ def _checked_data(model, loss, x, y, validation, transform):
     return x, y, validation
 
 
-def _checkpoint_folder(checkpoint, resume) -> Path | None:
-    """The checkpoint folder, made and checked (stale temporaries removed), or None."""
+def _checkpoint_folder(checkpoint) -> Path | None:
+    """The checkpoint folder, made and checked, or None."""
     if checkpoint is None:
         return None
     folder = Path(checkpoint)
     _check_folder(folder)
+    return folder
+
+
+def _claim(folder: Path | None, resume) -> None:
+    """Once ``folder`` is locked: stale temporaries go, and a new run refuses another run's checkpoints."""
+    if folder is None:
+        return
     remove_stale_temporaries(folder)
     if resume is None and any(folder.glob(CHECKPOINTS)):
         raise FileExistsError(f"fit: {folder} holds checkpoints of another run; resume from it "
                               f"(resume={str(folder)!r}) or give an empty folder")
-    return folder
 
 
 def _resumed(resume, model, rng, settings: dict, best, callbacks, *, epochs: int, batches: int) -> Run:
@@ -178,22 +185,24 @@ def fit(model, loss, optimizer, x, y, *, epochs: int, batch_size: int, rng: np.r
     callbacks = _checked_callbacks(callbacks)
     x, y, validation = _checked_data(model, loss, x, y, validation, transform)
     settings = _settings(model, loss, optimizer, x, batch_size, transform, steps_per_epoch)
-    folder = _checkpoint_folder(checkpoint, resume)
+    folder = _checkpoint_folder(checkpoint)
     batches, accuracy = steps_per_epoch or -(-len(x) // batch_size), accuracy_rule(loss, y)
     best = BestModel(keep_best, patience) if keep_best or patience else None
-    if resume is not None:
-        run = _resumed(resume, model, rng, settings, best, callbacks, epochs=epochs, batches=batches)
-    else:
-        net = owned_copy(model)
-        history = _new_history(accuracy is not None, validation is not None)
-        run = Run(epochs, batches, history, net, owned_copy(optimizer.init(net)))
-    with BlasThreads(threads) as blas, StopRequests(run) as requests:
-        bar = ProgressBar() if progress else None
-        checking = validation and Validation(loss, *validation, transform)
-        writing = folder and Checkpoints(folder, keep, checkpoint_every, rng, settings, callbacks, best)
-        pieces = [checking, History(optimizer, blas), bar, DivergenceWatch(optimizer), best, *callbacks,
-                  writing, Interrupts(requests, close=(bar,) if bar else ())]
-        step = OwnedStep(loss, in_place(optimizer, reuse_gradients=not callbacks), blas)
-        Loop(x, y, batch_size, rng, step, hooks_of([p for p in pieces if p]), accuracy, steps_per_epoch,
-             transform, model_dtype(model), keep_grads=bool(callbacks))(run)
+    with FolderLock(folder) if folder else contextlib.nullcontext():
+        _claim(folder, resume)
+        if resume is not None:
+            run = _resumed(resume, model, rng, settings, best, callbacks, epochs=epochs, batches=batches)
+        else:
+            net = owned_copy(model)
+            history = _new_history(accuracy is not None, validation is not None)
+            run = Run(epochs, batches, history, net, owned_copy(optimizer.init(net)))
+        with BlasThreads(threads) as blas, StopRequests(run) as requests:
+            bar = ProgressBar() if progress else None
+            checking = validation and Validation(loss, *validation, transform)
+            writing = folder and Checkpoints(folder, keep, checkpoint_every, rng, settings, callbacks, best)
+            pieces = [checking, History(optimizer, blas), bar, DivergenceWatch(optimizer), best, *callbacks,
+                      writing, Interrupts(requests, close=(bar,) if bar else ())]
+            step = OwnedStep(loss, in_place(optimizer, reuse_gradients=not callbacks), blas)
+            Loop(x, y, batch_size, rng, step, hooks_of([p for p in pieces if p]), accuracy, steps_per_epoch,
+                 transform, model_dtype(model), keep_grads=bool(callbacks))(run)
     return (best.best if keep_best and best.best is not None else run.live()[0]), run.history
