@@ -127,14 +127,30 @@ class GELU(_Elementwise):
         return 'GELU(approximate="tanh")'
 
     def apply(self, x):
-        t = np.tanh(SQRT_2_OVER_PI * (x + GELU_CUBIC * x * x * x))
-        return 0.5 * x * (1 + t), (x, t)
+        u = x * x      # u = sqrt(2/pi) x (1 + 0.044715 x^2), in place: no x ** 3, no float64 scalar
+        u *= GELU_CUBIC
+        u += 1
+        u *= x
+        u *= SQRT_2_OVER_PI
+        t = np.tanh(u, out=u)
+        y = t + 1
+        y *= x
+        y *= 0.5
+        return y, (x, t)
 
     def derivative(self, cache, dy):
         """dx = dy (1/2 (1 + t) + x/2 (1 - t^2) sqrt(2/pi) (1 + 3 * 0.044715 x^2))."""
         x, t = cache
-        slope = 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * SQRT_2_OVER_PI * (1 + 3 * GELU_CUBIC * x * x)
-        return dy * slope
+        slope = x * x
+        slope *= 3 * GELU_CUBIC
+        slope += 1
+        slope *= SQRT_2_OVER_PI        # du/dx
+        slope *= x
+        slope *= 1 - t * t             # x (1 - t^2) du/dx
+        slope += t
+        slope += 1
+        slope *= 0.5
+        return np.multiply(slope, dy, dtype=_dtype(slope, dy))
 
     @staticmethod
     def shape_of(cache):

@@ -16,7 +16,7 @@ import attrs
 import numpy as np
 
 from lamina.layers.errors import LayerError, ShapeError, format_shape
-from lamina.layers.layer import Layer, check_layer, describe, entry, forward_of
+from lamina.layers.layer import Layer, check_layer, describe, entry, forward_of, takes_ids
 from lamina.layers.mode import Mode
 from lamina.layers.records.tree import buffers, count_parameters, parameters
 
@@ -150,13 +150,14 @@ class Combinator(Layer):
             raise error.within(self._paths[i], self._source(i)) from None
 
     def _run_back(self, i: int, cache, dy, mode: Mode):
-        """Child i's backward, with its path on errors; dx must come back unless ``mode.input_grad`` is False."""
+        """Child i's backward, with its path on errors; dx must come back unless ``mode.input_grad`` is False
+        or the child takes ids (which have no gradient: dx None, passed on)."""
         child = self._kids[i]
         try:
             dx, grads = child.backward(cache, dy, mode)
         except PATHED as error:
             raise error.within(self._paths[i]) from None
-        if dx is None and mode.input_grad:
+        if dx is None and mode.input_grad and not takes_ids(child):
             raise TypeError(f"{self._paths[i]} {describe(child)}: backward returned dx None, but the mode asks "
                             f"for the input gradient (mode.input_grad is True)")
         return dx, grads

@@ -19,12 +19,11 @@ import numpy as np
 
 from lamina.layers.errors import ShapeError, format_shape
 from lamina.layers.im2col import blocks, col2im_add, image_shape, im2col, output_size, pad, pair
+from lamina.layers.initializers import check_rng, normal, positive_int
 from lamina.layers.layer import Layer
 from lamina.layers.mode import Mode
 from lamina.layers.records.parameter import param
 from lamina.layers.records.registry import register
-
-INITS = ("he", "glorot")
 
 TRANSPOSED_MAX_CHANNELS = 3
 """Up to this many input channels im2col is made transposed, one shifted slab per kernel offset."""
@@ -70,20 +69,14 @@ class Conv2D(Layer):
 
     @classmethod
     def init(cls, rng: np.random.Generator, in_channels: int, out_channels: int, kernel_size, *, stride=1, padding=0,
-             dtype=np.float32, init: str = "he") -> "Conv2D":
-        """A fresh layer: weight ~ N(0, 2/fan_in) ("he") or N(0, 2/(fan_in + fan_out)) ("glorot"), fan = kh*kw*channels; bias 0."""
-        if not isinstance(rng, np.random.Generator):
-            raise TypeError(f"Conv2D.init needs a numpy.random.Generator first: Conv2D.init(rng, in_channels, "
-                            f"out_channels, kernel_size), got {type(rng).__name__}")
-        for name, size in (("in_channels", in_channels), ("out_channels", out_channels)):
-            if not isinstance(size, (int, np.integer)) or isinstance(size, bool) or size < 1:
-                raise ValueError(f"Conv2D.init: {name} must be a positive int, got {size!r}")
-        if init not in INITS:
-            raise ValueError(f"Conv2D.init: init must be one of {INITS}, got {init!r}")
+             dtype=np.float32, init="he") -> "Conv2D":
+        """A fresh layer: weight drawn as ``init`` says ("he", "glorot", a std; fan kh*kw*c), bias 0."""
+        check_rng(rng, "Conv2D.init", "Conv2D.init(rng, in_channels, out_channels, kernel_size)")
+        in_channels = positive_int(in_channels, "in_channels", "Conv2D.init")
+        out_channels = positive_int(out_channels, "out_channels", "Conv2D.init")
         kh, kw = pair(kernel_size, "kernel_size", "Conv2D.init")
-        fan_in, fan_out = kh * kw * in_channels, kh * kw * out_channels
-        variance = 2.0 / fan_in if init == "he" else 2.0 / (fan_in + fan_out)
-        weight = rng.normal(0.0, np.sqrt(variance), size=(kh, kw, in_channels, out_channels)).astype(dtype)
+        weight = normal(rng, (kh, kw, in_channels, out_channels), init, kh * kw * in_channels,
+                        kh * kw * out_channels, dtype, "Conv2D.init")
         return cls(weight=weight, bias=np.zeros(out_channels, dtype=dtype), stride=stride, padding=padding)
 
     @property

@@ -6,13 +6,11 @@ import attrs
 import numpy as np
 
 from lamina.layers.errors import ShapeError
+from lamina.layers.initializers import check_rng, normal, positive_int
 from lamina.layers.layer import Layer
 from lamina.layers.mode import Mode
 from lamina.layers.records.registry import register
 from lamina.layers.records.parameter import param
-
-INITS = ("he", "glorot")
-
 
 def _check_bias(dense: "Dense", attribute, bias: np.ndarray) -> None:
     weight = dense.weight
@@ -28,24 +26,18 @@ def _check_bias(dense: "Dense", attribute, bias: np.ndarray) -> None:
 @register
 @attrs.frozen(repr=False)
 class Dense(Layer):
-    """y = x @ weight + bias, with weight (n_in, n_out) and bias (n_out,); x is (n, n_in)."""
+    """y = x @ weight + bias, with weight (n_in, n_out) and bias (n_out,); x is (n, ..., n_in)
+    (any rank: the last axis, as torch.nn.Linear)."""
 
     weight: np.ndarray = param()
     bias: np.ndarray = param(validator=_check_bias)
 
     @classmethod
-    def init(cls, rng: np.random.Generator, n_in: int, n_out: int, dtype=np.float32, init: str = "he") -> "Dense":
-        """A fresh layer: weight ~ N(0, 2/n_in) ("he") or N(0, 2/(n_in + n_out)) ("glorot"), bias 0."""
-        if not isinstance(rng, np.random.Generator):
-            raise TypeError(f"Dense.init needs a numpy.random.Generator first: Dense.init(rng, n_in, n_out), "
-                            f"got {type(rng).__name__}")
-        for name, size in (("n_in", n_in), ("n_out", n_out)):
-            if not isinstance(size, (int, np.integer)) or isinstance(size, bool) or size < 1:
-                raise ValueError(f"Dense.init: {name} must be a positive int, got {size!r}")
-        if init not in INITS:
-            raise ValueError(f"Dense.init: init must be one of {INITS}, got {init!r}")
-        variance = 2.0 / n_in if init == "he" else 2.0 / (n_in + n_out)
-        weight = rng.normal(0.0, np.sqrt(variance), size=(n_in, n_out)).astype(dtype)
+    def init(cls, rng: np.random.Generator, n_in: int, n_out: int, dtype=np.float32, init="he") -> "Dense":
+        """A fresh layer: weight (n_in, n_out) drawn as ``init`` says ("he", "glorot" or a std), bias 0."""
+        check_rng(rng, "Dense.init", "Dense.init(rng, n_in, n_out)")
+        n_in, n_out = positive_int(n_in, "n_in", "Dense.init"), positive_int(n_out, "n_out", "Dense.init")
+        weight = normal(rng, (n_in, n_out), init, n_in, n_out, dtype, "Dense.init")
         return cls(weight=weight, bias=np.zeros(n_out, dtype=dtype))
 
     @property
@@ -60,23 +52,32 @@ class Dense(Layer):
         return f"Dense({self.n_in} -> {self.n_out}, {self.weight.dtype})"
 
     def output_shape(self, input_shape):
-        """(n_in,) -> (n_out,); any other input shape is a ShapeError."""
-        if input_shape is not None and tuple(input_shape) != (self.n_in,):
-            raise ShapeError(repr(self), (self.n_in,), tuple(input_shape))
-        return (self.n_out,)
+        """(..., n_in) -> (..., n_out); another width on the last axis is a ShapeError. An unknown input
+        (None) is taken as flat features, as in an MLP: (n_out,)."""
+        if input_shape is None:
+            return (self.n_out,)
+        if len(input_shape) == 0 or input_shape[-1] not in (None, self.n_in):
+            self._refuse(tuple(input_shape), flat=len(input_shape) == 1)
+        return (*input_shape[:-1], self.n_out)
+
+    def _refuse(self, received, flat: bool):
+        """The ShapeError for an input whose last axis is not n_in (``received``: a shape or text)."""
+        raise ShapeError(repr(self), (self.n_in,) if flat else f"input (n, ..., {self.n_in})", received)
 
     def forward(self, x: np.ndarray, mode: Mode):
-        """x (n, n_in) -> y (n, n_out); the cache is x."""
-        if x.ndim != 2 or x.shape[1] != self.n_in:
-            raise ShapeError(repr(self), (self.n_in,), str(x.shape))
-        y = x @ self.weight
+        """x (n, ..., n_in) -> y (n, ..., n_out), as torch.nn.Linear; the cache is x."""
+        if x.ndim < 2 or x.shape[-1] != self.n_in:
+            self._refuse(str(x.shape), flat=x.ndim <= 2)
+        y = x.reshape(-1, self.n_in) @ self.weight
         y += self.bias
-        return y, x
+        return y.reshape(*x.shape[:-1], self.n_out), x
 
     def backward(self, x: np.ndarray, dy: np.ndarray, mode: Mode):
-        """dy (n, n_out) -> dx (n, n_in) (None when the mode needs no input gradient), gradients as a Dense."""
-        if dy.shape != (x.shape[0], self.n_out):
-            raise ShapeError(f"{self!r}.backward", f"an output gradient of shape ({x.shape[0]}, {self.n_out})",
+        """dy (n, ..., n_out) -> dx (n, ..., n_in) (None when the mode needs no input gradient), gradients."""
+        expected = (*x.shape[:-1], self.n_out)
+        if dy.shape != expected:
+            raise ShapeError(f"{self!r}.backward", f"an output gradient of shape {expected}",
                              f"one of shape {dy.shape}")
+        shape, x, dy = x.shape, x.reshape(-1, self.n_in), dy.reshape(-1, self.n_out)
         grads = Dense(weight=x.T @ dy, bias=dy.sum(axis=0))
-        return (dy @ self.weight.T if mode.input_grad else None), grads
+        return ((dy @ self.weight.T).reshape(shape) if mode.input_grad else None), grads

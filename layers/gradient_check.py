@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from lamina.layers.layer import check_layer
+from lamina.layers.layer import check_layer, takes_ids
 from lamina.layers.mode import Mode
 from lamina.layers.records.tree import map_arrays, named_parameters, parameters, replace_parameters
 
@@ -56,7 +56,9 @@ def gradient_errors(layer, x, *, train: bool = False, seed: int = 0, eps: float 
     """
     check_layer(layer)
     layer = as_float64(layer)
-    x = np.asarray(x, dtype=np.float64)
+    x = np.asarray(x)
+    ids = x.dtype.kind in "iu" and takes_ids(layer)   # ids have no gradient: the parameters' only
+    x = x if ids else x.astype(np.float64)
     y, cache = layer.forward(x, _mode(train, seed))
     r = np.random.default_rng(seed + 1).standard_normal(np.shape(y))
     dx, grads = layer.backward(cache, r, _mode(train, seed))
@@ -64,7 +66,9 @@ def gradient_errors(layer, x, *, train: bool = False, seed: int = 0, eps: float 
     def loss_at(record, x_):
         return float(np.sum(record.forward(x_, _mode(train, seed))[0] * r))
 
-    errors = {"input": relative_error(dx, _numeric_gradient(lambda v: loss_at(layer, v), x, eps))}
+    errors = {}
+    if not ids:
+        errors["input"] = relative_error(dx, _numeric_gradient(lambda v: loss_at(layer, v), x, eps))
     arrays = parameters(layer)
     analytic = dict(named_parameters(grads))
     for k, (path, p) in enumerate(named_parameters(layer)):

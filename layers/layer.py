@@ -66,6 +66,17 @@ def check_layer(layer, where: str = "") -> None:
         raise TypeError(f"{at}{type(layer).__name__}: {problem}")
 
 
+def takes_ids(layer) -> bool:
+    """Whether ``layer`` takes integer ids as they are: its class says ``takes_ids = True`` (an Embedding), or
+    it is a combinator whose first child takes ids. The one place this optional attribute is read."""
+    own = getattr(type(layer), "takes_ids", None)
+    if own is not None:
+        return bool(own)
+    children = getattr(layer, "children", None)
+    kids = children() if callable(children) else ()
+    return bool(kids) and takes_ids(kids[0][1])
+
+
 def forward_of(layer):
     """The layer's forward without entry checks (a combinator's own ``_forward``)."""
     return getattr(layer, "_forward", None) or layer.forward
@@ -81,14 +92,23 @@ def model_dtype(layer) -> np.dtype | None:
     return arrays[0].dtype if arrays else None
 
 
+def input_dtype(layer, x: np.ndarray) -> np.dtype | None:
+    """The dtype batches of ``x`` are cast to for ``layer``: None (no cast) for integer ids into a model that
+    takes ids, else the model's dtype (None without arrays)."""
+    return None if x.dtype.kind in "iu" and takes_ids(layer) else model_dtype(layer)
+
+
 def entry(layer, x, *, finite: bool = True, dtype: np.dtype | None = None) -> np.ndarray:
-    """The batch for the outermost call: numeric, non-empty, in the model's dtype (one cast), and (``finite``) scanned for NaN and inf."""
+    """The batch for the outermost call: numeric, non-empty, in the model's dtype (one cast; integer ids into
+    a model that takes them stay as they are), and (``finite``) scanned for NaN and inf."""
     if type(x) is not np.ndarray:
         x = np.asarray(x)
     if x.dtype.kind not in "fiu":
         raise TypeError(f"{describe(layer)}: model input must be a float or integer array, got dtype {x.dtype}")
     if x.ndim == 0 or x.shape[0] == 0 or x.size == 0:
         raise ShapeError(describe(layer), "a batch with at least one sample and one feature", str(x.shape))
+    if x.dtype.kind in "iu" and takes_ids(layer):
+        return x
     dtype = dtype or model_dtype(layer) or (x.dtype if x.dtype.kind == "f" else np.dtype(np.float64))
     if x.dtype != dtype:
         x = x.astype(dtype)

@@ -1,4 +1,5 @@
-"""SoftmaxCrossEntropy: softmax and cross-entropy fused, mean over the batch; label smoothing and class weights."""
+"""SoftmaxCrossEntropy: softmax and cross-entropy fused, mean over every position; smoothing, class weights,
+ignore_index."""
 
 from __future__ import annotations
 
@@ -9,31 +10,68 @@ from lamina.losses.settings import fraction, weights
 from lamina.losses.targets import check_array_target, check_labels, check_pred
 
 
+def _check_ignore_index(loss, attribute, value) -> None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer))):
+        raise ValueError(f"SoftmaxCrossEntropy: ignore_index must be None or an int (a label to skip), "
+                         f"got {value!r}")
+
+
 @attrs.frozen
 class SoftmaxCrossEntropy:
-    """L = -(1/D) sum_i sum_j s_ij log softmax(z_i)_j, for logits z (n, k) and labels (n,) or probabilities t (n, k).
+    """L = -(1/D) sum_i sum_j s_ij log softmax(z_i)_j, for logits z (n, ..., k) and labels (n, ...) or
+    probabilities t (n, ..., k); i runs over every position (the class axis is the last one).
 
-    The weights s (n, k), with smoothing eps and class weights w (all 1 when None), and the divisor D:
+    The weights s, with smoothing eps and class weights w (all 1 when None), and the divisor D:
       labels y:       s_ij = w_j ((1 - eps) [j = y_i] + eps / k),   D = sum_i w_(y_i)
-      probabilities:  s_ij = w_j ((1 - eps) t_ij + eps / k),        D = n
+      probabilities:  s_ij = w_j ((1 - eps) t_ij + eps / k),        D = number of positions
     d L / d z = (softmax(z) * sum_j s_ij - s) / D, which is (p - onehot) / n for plain labels.
-    As torch.nn.functional.cross_entropy(z, target, weight=w, label_smoothing=eps).
+    Positions whose label is ``ignore_index`` are left out of both sums (loss 0, zero gradient when all are).
+    As torch.nn.functional.cross_entropy(z, target, weight=w, label_smoothing=eps, ignore_index=...) with the
+    class axis moved to 1.
     """
 
     label_smoothing: float = attrs.field(default=0.0, validator=fraction("label_smoothing"))
     class_weights: np.ndarray | None = weights("class_weights", number_ok=False, some_positive=True)
+    ignore_index: int | None = attrs.field(default=None, validator=_check_ignore_index)
 
     def forward(self, pred, target):
-        """(logits (n, k), labels (n,) or probabilities (n, k)) -> (value as a Python float, cache)."""
-        z = check_pred(pred, "SoftmaxCrossEntropy")
+        """(logits (n, ..., k), labels (n, ...) or probabilities (n, ..., k)) -> (value, a float; cache)."""
+        z = check_pred(pred, "SoftmaxCrossEntropy", any_rank=True)
         target = np.asarray(target)
-        n, k = z.shape
-        if target.ndim == 1:
-            target = check_labels(target, n, k, "SoftmaxCrossEntropy")
+        shape, k = z.shape, z.shape[-1]
+        if target.ndim == z.ndim:
+            target = check_array_target(target, z, "SoftmaxCrossEntropy").reshape(-1, k)
+            counted = None
         else:
-            target = check_array_target(target, z, "SoftmaxCrossEntropy")
+            target = check_labels(target, shape[:-1], k, "SoftmaxCrossEntropy", self.ignore_index).reshape(-1)
+            counted = None if self.ignore_index is None else target != self.ignore_index
+        z = z.reshape(-1, k)
+        if counted is not None and counted.all():
+            counted = None
+        if counted is not None:
+            z, target = z[counted], target[counted]
+        if len(z) == 0:  # every position ignored
+            return 0.0, (None, shape, z.dtype, counted)
+        value, cache = self._forward_rows(z, target)
+        return value, (cache, shape, z.dtype, counted)
+
+    def backward(self, cache) -> np.ndarray:
+        """d L / d logits, (n, ..., k); zero at ignored positions."""
+        rows, shape, dtype, counted = cache
+        if rows is None:
+            return np.zeros(shape, dtype)
+        d = _plain_backward(rows) if self._plain else _weighted_backward(rows)
+        if counted is not None:
+            full = np.zeros((len(counted), shape[-1]), d.dtype)
+            full[counted] = d
+            d = full
+        return d.reshape(shape)
+
+    def _forward_rows(self, z: np.ndarray, target: np.ndarray):
+        """The loss over rows: z (m, k), labels (m,) or probabilities (m, k) -> (value, cache of the rows)."""
         if self._plain:
             return _plain_forward(z, target)
+        n, k = z.shape
         s, divisor = self._target_weights(target, n, k, z.dtype)
         log_p = z - z.max(axis=1, keepdims=True)
         e = np.exp(log_p)
@@ -41,13 +79,6 @@ class SoftmaxCrossEntropy:
         log_p -= np.log(total)
         value = float(-np.sum(s * log_p)) / divisor
         return value, (e / total, s, divisor)
-
-    def backward(self, cache) -> np.ndarray:
-        """d L / d logits, (n, k)."""
-        if self._plain:
-            return _plain_backward(cache)
-        p, s, divisor = cache
-        return (p * s.sum(axis=1, keepdims=True) - s) / divisor
 
     @property
     def _plain(self) -> bool:
@@ -75,6 +106,12 @@ class SoftmaxCrossEntropy:
             raise ValueError("SoftmaxCrossEntropy: every label in this batch has class weight 0, so the weighted "
                              "mean is 0 / 0")
         return s * w, divisor
+
+
+def _weighted_backward(cache) -> np.ndarray:
+    """d L / d logits over rows, (m, k), with smoothing or weights."""
+    p, s, divisor = cache
+    return (p * s.sum(axis=1, keepdims=True) - s) / divisor
 
 
 def _plain_forward(z: np.ndarray, target: np.ndarray):

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from lamina.layers import maths
+
 
 def softmax(logits: np.ndarray, axis: int = -1) -> np.ndarray:
-    """exp(z - max z) / sum exp(z - max z) along ``axis``: (n, k) -> (n, k) rows summing to 1."""
+    """exp(z - max z) / sum exp(z - max z) along ``axis``: (n, ..., k) -> the same, summing to 1 along it."""
     logits = np.asarray(logits)
-    e = np.exp(logits - logits.max(axis=axis, keepdims=True))
-    return e / e.sum(axis=axis, keepdims=True)
+    return maths.softmax(logits if logits.dtype.kind == "f" else logits.astype(np.float64), axis)
 
 
 def sigmoid(logits: np.ndarray) -> np.ndarray:

@@ -8,30 +8,44 @@ from lamina.layers.errors import ShapeError
 from lamina.layers.records.finite import first_nonfinite_row
 
 
-def check_pred(pred, loss: str, *, vector_ok: bool = False) -> np.ndarray:
-    """The prediction as a float array (n, k), or also (n,) with ``vector_ok``, with n, k >= 1."""
+def check_pred(pred, loss: str, *, vector_ok: bool = False, any_rank: bool = False) -> np.ndarray:
+    """The prediction as a float array (n, k), or also (n,) with ``vector_ok``, or (n, ..., k) with
+    ``any_rank``; no axis empty."""
     pred = np.asarray(pred)
     if pred.dtype.kind != "f":
         raise TypeError(f"{loss}: predictions must be a float array, got dtype {pred.dtype}")
-    if not (pred.ndim == 2 or vector_ok and pred.ndim == 1) or pred.size == 0:
-        expected = "predictions (n,) or (n, k)" if vector_ok else "predictions (n, k)"
+    if not (pred.ndim == 2 or vector_ok and pred.ndim == 1 or any_rank and pred.ndim > 2) or pred.size == 0:
+        expected = "predictions (n,) or (n, k)" if vector_ok else "predictions (n, ..., k)" if any_rank else \
+            "predictions (n, k)"
         raise ShapeError(loss, f"{expected} with n, k >= 1", str(pred.shape))
     return pred
 
 
-def check_labels(labels, n_samples: int, n_classes: int, loss: str) -> np.ndarray:
-    """Int class labels (n,) in [0, n_classes); ValueError naming the first bad label and its index."""
+def _index(position) -> str:
+    return ", ".join(str(int(i)) for i in position)
+
+
+def check_labels(labels, shape, n_classes: int, loss: str, ignore_index: int | None = None) -> np.ndarray:
+    """Int class labels of ``shape`` ((n,) for an int n; (n, ...) for sequences) in [0, n_classes), or equal
+    to ``ignore_index``; a ValueError naming the first bad label and its position."""
     labels = np.asarray(labels)
-    if labels.ndim != 1 or len(labels) != n_samples:
-        raise ValueError(f"{loss}: expected {n_samples} labels of shape ({n_samples},) for "
-                         f"{n_samples} predictions, got shape {labels.shape}")
+    shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
+    if labels.shape != shape:
+        raise ValueError(f"{loss}: expected {int(np.prod(shape))} labels of shape {shape} for predictions of "
+                         f"shape {(*shape, n_classes)} (one label per position), got shape {labels.shape}")
     if labels.dtype.kind not in "iu":
         kind = "bool" if labels.dtype.kind == "b" else str(labels.dtype)
         raise ValueError(f"{loss}: labels must be integers in [0, {n_classes}), got {kind} "
-                         f"(labels[0] is {labels[0].item()!r})")
-    if np.minimum.reduce(labels) < 0 or np.maximum.reduce(labels) >= n_classes:
-        i = int(np.argmax((labels < 0) | (labels >= n_classes)))
-        raise ValueError(f"{loss}: labels must be in [0, {n_classes}), but labels[{i}] is {int(labels[i])}")
+                         f"(labels[{_index((0,) * labels.ndim)}] is {labels.flat[0].item()!r})")
+    if np.minimum.reduce(labels, axis=None) < 0 or np.maximum.reduce(labels, axis=None) >= n_classes:
+        bad = (labels < 0) | (labels >= n_classes)
+        if ignore_index is not None:
+            bad &= labels != ignore_index
+        if bad.any():
+            position = np.unravel_index(np.argmax(bad), labels.shape)
+            also = "" if ignore_index is None else f" or ignore_index {ignore_index}"
+            raise ValueError(f"{loss}: labels must be in [0, {n_classes}){also}, but "
+                             f"labels[{_index(position)}] is {int(labels[position])}")
     return labels
 
 

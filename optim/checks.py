@@ -15,9 +15,13 @@ def _is_binary_loss(loss) -> bool:
     return binary is not None and isinstance(loss, binary)
 
 
-def check_targets(y, n: int, n_outputs: int | None, loss=None, name: str = "y",
-                  who: str = "fit") -> np.ndarray:
-    """y as labels (n,) in [0, n_outputs), or a numeric array with n rows, all finite."""
+def _ignored(loss) -> int | None:
+    return loss.ignore_index if isinstance(loss, losses.SoftmaxCrossEntropy) else None
+
+
+def check_targets(y, n: int, n_outputs: int | None, loss=None, name: str = "y", who: str = "fit") -> np.ndarray:
+    """y as labels (n,) in [0, n_outputs) (or (n, ...) under SoftmaxCrossEntropy), or a numeric array with n
+    rows, all finite."""
     y = np.asarray(y)
     if y.ndim == 0 or len(y) != n:
         got = f"{len(y)} targets" if y.ndim else "a scalar"
@@ -36,17 +40,19 @@ def check_targets(y, n: int, n_outputs: int | None, loss=None, name: str = "y",
             raise ValueError(f"{who}: {name} holds class labels, but the model's number of outputs is "
                              f"unknown")
         if n_outputs == 1 and isinstance(loss, losses.SoftmaxCrossEntropy):
-            raise ValueError(f"{who}: the model has 1 output, but softmax cross-entropy needs one output per "
-                             f"class (2 or more; e.g. the last Dense with "
-                             f"n_out = {max(2, int(y.max()) + 1)}); for a yes/no problem with one output use "
-                             f"losses.BinaryCrossEntropy()")
-        return check_labels(y, n, n_outputs, who if name == "y" else f"{who}: {name}")
+            raise ValueError(f"{who}: the model has 1 output, but softmax cross-entropy needs one output per class "
+                             f"(2 or more; e.g. the last Dense with n_out = {max(2, int(y.max()) + 1)}); for a "
+                             f"yes/no problem with one output use losses.BinaryCrossEntropy()")
+        return check_labels(y, n, n_outputs, who if name == "y" else f"{who}: {name}", _ignored(loss))
     if y.dtype.kind != "f":
         hint = ""
         if y.ndim == 2 and y.shape[1] == 1:
             hint = f"; for class labels use {name}.ravel() (shape (n,))"
         elif y.ndim == 2 and np.isin(y, (0, 1)).all() and (y.sum(axis=1) == 1).all():
             hint = f"; these look like one-hot rows: use {name}.argmax(1) for labels (n,)"
+        if not hint and y.dtype.kind in "iu" and isinstance(loss, losses.SoftmaxCrossEntropy) and n_outputs:
+            who = who if name == "y" else f"{who}: {name}"
+            return check_labels(y, y.shape, n_outputs, who, _ignored(loss))
         raise TypeError(f"{who}: {name} must be int class labels (n,) or a float array, got dtype {y.dtype} "
                         f"with shape {y.shape}{hint}")
     row = first_nonfinite_row(y if y.ndim > 1 else y[:, None])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from lamina.layers.layer import check_layer, chunks, forward_of, model_dtype
+from lamina.layers.layer import check_layer, chunks, forward_of, input_dtype
 from lamina.layers.mode import EVAL
 from lamina.optim.checks import check_inputs, check_targets, positive_int
 from lamina.optim.metrics import accuracy_rule
@@ -22,7 +22,8 @@ def n_outputs(model, x: np.ndarray, transform) -> int:
     shape = model.output_shape(first.shape[1:]) if hasattr(model, "output_shape") else None
     if shape and shape[-1] is not None:
         return shape[-1]
-    return forward_of(model)(first.astype(model_dtype(model) or first.dtype, copy=False), EVAL)[0].shape[-1]
+    first = first.astype(input_dtype(model, first) or first.dtype, copy=False)
+    return forward_of(model)(first, EVAL)[0].shape[-1]
 
 
 def evaluate(model, loss, x, y, batch_size: int = 1000, *, transform=None, threads=DEFAULT_THREADS) -> dict:
@@ -39,7 +40,7 @@ def scores(model, loss, x, y, batch_size, transform, threads) -> dict:
     """{"loss": ..., "accuracy": ...} of ``model`` on checked (x, y), in batches of ``batch_size`` under
     ``threads``."""
     total, correct, seen = 0.0, 0, 0
-    forward, dtype, accuracy = forward_of(model), model_dtype(model), accuracy_rule(loss, y)
+    forward, dtype, accuracy = forward_of(model), input_dtype(model, x), accuracy_rule(loss, y)
     with threads as blas:
         for part in chunks(len(x), batch_size):
             xb, yb = x[part], y[part]

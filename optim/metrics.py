@@ -9,11 +9,19 @@ from lamina import losses
 
 
 def _argmax_labels(pred, yb):
-    return int(np.count_nonzero(pred.argmax(axis=-1) == yb)), len(yb)
+    return int(np.count_nonzero(pred.argmax(axis=-1) == yb)), yb.size
+
+
+def _counted_labels(ignore_index: int):
+    """The rule for labels some of which are ``ignore_index``: over the counted positions only."""
+    def rule(pred, yb):
+        counted = yb != ignore_index
+        return int(np.count_nonzero((pred.argmax(axis=-1) == yb) & counted)), int(np.count_nonzero(counted))
+    return rule
 
 
 def _argmax_probabilities(pred, yb):
-    return int(np.count_nonzero(pred.argmax(axis=-1) == yb.argmax(axis=-1))), len(yb)
+    return int(np.count_nonzero(pred.argmax(axis=-1) == yb.argmax(axis=-1))), yb.size // yb.shape[-1]
 
 
 def _thresholded(pred, yb):
@@ -25,9 +33,10 @@ def accuracy_rule(loss, y: np.ndarray):
     binary = getattr(losses, "BinaryCrossEntropy", None)
     if binary is not None and isinstance(loss, binary):
         return _thresholded if np.isin(y, (0, 1)).all() else None
-    if y.ndim == 1 and y.dtype.kind in "iu":
-        return _argmax_labels
-    if y.ndim == 2 and y.shape[1] > 1 and y.dtype.kind == "f":
-        if (y >= 0).all() and np.allclose(y.sum(axis=1), 1, atol=1e-3):
+    if y.dtype.kind in "iu":  # labels (n,), or (n, ...) over sequences
+        ignore_index = loss.ignore_index if isinstance(loss, losses.SoftmaxCrossEntropy) else None
+        return _argmax_labels if ignore_index is None else _counted_labels(ignore_index)
+    if y.ndim >= 2 and y.shape[-1] > 1 and y.dtype.kind == "f":
+        if (y >= 0).all() and np.allclose(y.sum(axis=-1), 1, atol=1e-3):
             return _argmax_probabilities
     return None

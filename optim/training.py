@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 from lamina.layers.errors import ShapeError
-from lamina.layers.layer import check_layer, model_dtype
+from lamina.layers.layer import check_layer, input_dtype, model_dtype, takes_ids
 from lamina.layers.records.tree import check_same_structure
 from lamina.optim.callbacks import HOOKS, BestModel, DivergenceWatch, ProgressBar
 from lamina.optim.checkpoints import PATTERN as CHECKPOINTS
@@ -115,7 +115,7 @@ def _checked_data(model, loss, x, y, validation, transform):
         y = y.astype(dtype, copy=False)
         if validation is not None:
             validation = (validation[0], validation[1].astype(dtype, copy=False))
-    if transform is None:
+    if transform is None and not takes_ids(model):  # ids are indices, of any size
         _warn_if_unscaled(x)
     return x, y, validation
 
@@ -204,5 +204,5 @@ def fit(model, loss, optimizer, x, y, *, epochs: int, batch_size: int, rng: np.r
                       writing, Interrupts(requests, close=(bar,) if bar else ())]
             step = OwnedStep(loss, in_place(optimizer, reuse_gradients=not callbacks), blas)
             Loop(x, y, batch_size, rng, step, hooks_of([p for p in pieces if p]), accuracy, steps_per_epoch,
-                 transform, model_dtype(model), keep_grads=bool(callbacks))(run)
+                 transform, input_dtype(model, x), keep_grads=bool(callbacks))(run)
     return (best.best if keep_best and best.best is not None else run.live()[0]), run.history

@@ -46,8 +46,8 @@ IDS = [case[0] for case in BAD_INPUTS]
 # other bad inputs of model(x) and forward are in test_sequence.py)
 MODEL_SHAPE = [
     (GOOD[0], r"layers\[0\] Dense\(5 -> 8, float32\) expects input \(n, 5\), but the input is \(5,\)"),
-    (GOOD[:, :, None], r"layers\[0\] Dense\(5 -> 8, float32\) expects input \(n, 5\), but the input is \(4, "
-                       r"5, 1\)"),
+    (GOOD[:, :, None], r"layers\[0\] Dense\(5 -> 8, float32\) expects input \(n, \.\.\., 5\), but the input "
+                       r"is \(4, 5, 1\)"),
     (GOOD[:, :4], r"layers\[0\] Dense\(5 -> 8, float32\) expects input \(n, 5\), but the input is \(4, 4\)"),
 ]
 
@@ -75,11 +75,13 @@ PROBS = np.full((4, 3), 1 / 3, np.float32)
 
 def bad_loss_inputs(name):
     """What test_losses.py does not cover already."""
+    sequences = name == "SoftmaxCrossEntropy"  # takes (n, ..., k) with labels (n, ...)
     return [
-        ("pred 3-D", PRED[:, :, None], LABELS, ShapeError, r"predictions \(n, k\).*but the input is \(4, 3, "
-                                                           r"1\)"),
-        ("pred no classes", PRED[:, :0], LABELS, ShapeError, r"predictions \(n, k\).*but the input is \(4, "
-                                                             r"0\)"),
+        ("pred 3-D", PRED[:, :, None], LABELS,
+         *((ValueError, r"expected 12 labels of shape \(4, 3\).*got shape \(4,\)")
+           if sequences else (ShapeError, r"predictions \(n, k\).*\(4, 3, 1\)"))),
+        ("pred no classes", PRED[:, :0], LABELS, ShapeError,
+         r"predictions \(n, (\.\.\., )?k\).*but the input is \(4, 0\)"),
         ("pred object", PRED.astype(object), LABELS, TypeError, r"must be a float array, got dtype object"),
         ("pred complex", PRED.astype(complex), LABELS, TypeError,
          r"must be a float array, got dtype complex128"),
@@ -108,7 +110,8 @@ def test_the_losses_refuse_bad_input(loss, name, pred, target, error, match):
 # ---- evaluate -------------------------------------------------------------------------------------------
 
 EVALUATE_SHAPE = {"1-D": r"x expects a 2-D array \(n_samples, n_features\), but the data x gives \(5,\)",
-                  "3-D": r"layers\[0\] Dense\(5 -> 8, float32\) expects input \(n, 5\), but the input is "
+                  "3-D": r"layers\[0\] Dense\(5 -> 8, float32\) expects input \(n, \.\.\., 5\), but the "
+                         r"input is "
                          r"\(n, 5, 1\)"}
 
 

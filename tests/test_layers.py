@@ -46,7 +46,7 @@ def test_dense_init_fields_and_repr():
     (dict(n_in=0), ValueError, r"n_in must be a positive int, got 0"),
     (dict(n_out=2.0), ValueError, r"n_out must be a positive int, got 2\.0"),
     (dict(n_in=True), ValueError, r"n_in must be a positive int, got True"),
-    (dict(init="lecun"), ValueError, r"init must be one of \('he', 'glorot'\), got 'lecun'"),
+    (dict(init="lecun"), ValueError, r'init must be "he", "glorot" or a float >= 0 .*, got \'lecun\''),
     (dict(dtype=np.float16), TypeError, r"float32 or float64.*float16"),
 ])
 def test_dense_init_validation(kwargs, error, match):

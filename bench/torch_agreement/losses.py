@@ -61,6 +61,42 @@ def cross_entropy_cases(rng):
         yield f"SoftmaxCrossEntropy {name}, probabilities", loss, function, z, probabilities
 
 
+def moved(theirs):
+    """torch's cross_entropy with the class axis moved from last to 1 (of probability targets too)."""
+    def function(z, t):
+        return F.cross_entropy(z.movedim(-1, 1), t.movedim(-1, 1) if t.is_floating_point() else t, **theirs)
+    return function
+
+
+def sequence_cases(rng):
+    """SoftmaxCrossEntropy over (n, t, k): torch's cross_entropy, the class axis moved to 1; ignore_index."""
+    n, t, k = int(rng.integers(1, 6)), int(rng.integers(1, 9)), int(rng.integers(2, 8))
+    z = rng.standard_normal((n, t, k)) * rng.choice([1.0, 5.0])
+    labels = rng.integers(0, k, (n, t))
+    ignored = labels.copy()
+    ignored[rng.random((n, t)) < 0.3] = -100
+    ignored.flat[0] = 1   # at least one position counted
+    probabilities = rng.dirichlet(np.ones(k), (n, t))
+    w = rng.uniform(0.1, 3.0, k)
+    eps = float(rng.uniform(0.01, 0.5))
+    settings = [("plain", {}, {}), ("label_smoothing", {"label_smoothing": eps}, {"label_smoothing": eps}),
+                ("class_weights", {"class_weights": w}, {"weight": torch.tensor(w)}),
+                ("smoothing+weights", {"label_smoothing": eps, "class_weights": w},
+                 {"label_smoothing": eps, "weight": torch.tensor(w)})]
+    for name, ours, theirs in settings:
+        function = moved(theirs)
+        loss = losses.SoftmaxCrossEntropy(**ours)
+        yield f"SoftmaxCrossEntropy (n, t, k) {name}, labels", loss, function, z, labels
+        yield f"SoftmaxCrossEntropy (n, t, k) {name}, probabilities", loss, function, z, probabilities
+        yield (f"SoftmaxCrossEntropy (n, t, k) {name}, ignore_index=-100",
+               losses.SoftmaxCrossEntropy(**ours, ignore_index=-100), function, z, ignored)
+        flat = labels.reshape(-1).copy()
+        flat[0] = 1   # ignore_index a class: its positions ignored, one position counted at least
+        yield (f"SoftmaxCrossEntropy (n, k) {name}, ignore_index=0",
+               losses.SoftmaxCrossEntropy(**ours, ignore_index=0),
+               moved({**theirs, "ignore_index": 0}), z.reshape(-1, k), flat)
+
+
 def binary_cross_entropy_cases(rng):
     n, k = int(rng.integers(1, 40)), int(rng.integers(1, 8))
     scale = rng.choice([1.0, 5.0, 30.0])
@@ -114,7 +150,8 @@ def main() -> int:
     rng = np.random.default_rng(2024)
     worst: dict[str, tuple[float, float]] = {}
     for _ in range(DRAWS):
-        for cases in (cross_entropy_cases, binary_cross_entropy_cases, regression_cases, extreme_cases):
+        for cases in (cross_entropy_cases, sequence_cases, binary_cross_entropy_cases, regression_cases,
+                      extreme_cases):
             for name, loss, function, pred, target in cases(rng):
                 with np.errstate(over="raise", divide="raise", invalid="raise"):  # underflow is fine
                     value_error, grad_error = errors(loss, function, pred, target)
