@@ -39,6 +39,7 @@ import attrs
 import numpy as np
 
 from lamina.layers.files.atomic import write_atomically
+from lamina.layers.files.json_budget import too_large
 from lamina.layers.errors import ModelFileError
 from lamina.layers.records.parameter import FLOAT_DTYPES, is_array_field
 from lamina.layers.records.registry import NAME, registered_class, registered_name, registered_names
@@ -264,6 +265,8 @@ def _walk(node, where: str, specs: list, depth: int) -> None:
 
 def _parse_manifest(data: bytes) -> tuple[dict, dict[str, list[ArraySpec]]]:
     """(the manifest, array specs by record name), checked against the format."""
+    if too_large(data):
+        raise _Problem(f"the manifest is too large to load: {too_large(data)}")
     try:
         manifest = json.loads(data.decode("utf-8"), object_pairs_hook=_unique_keys,
                               parse_float=_finite, parse_constant=_no_constant)
