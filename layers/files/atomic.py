@@ -72,8 +72,8 @@ def remove_stale_temporaries(folder, pattern: re.Pattern = TEMPORARY, age: float
 
 def _named(error: OSError, path: str, tmp) -> OSError:
     """``error`` naming the user's ``path`` instead of no file or of the temporary (its type kept)."""
-    if error.filename is None or error.filename == tmp:
-        error.filename = path
+    if error.errno is not None and (error.filename is None or error.filename == tmp):
+        error.filename = path   # (an OSError made from a message alone would print "[Errno None] None")
     return error
 
 
