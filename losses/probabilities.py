@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from lamina.layers import maths
+from lamina.layers.maths import softmax as stable_softmax
 
 
 def softmax(logits: np.ndarray, axis: int = -1) -> np.ndarray:
     """exp(z - max z) / sum exp(z - max z) along ``axis``: (n, ..., k) -> the same, summing to 1 along it."""
     logits = np.asarray(logits)
-    return maths.softmax(logits if logits.dtype.kind == "f" else logits.astype(np.float64), axis)
+    return stable_softmax(logits if logits.dtype.kind == "f" else logits.astype(np.float64), axis)
 
 
 def sigmoid(logits: np.ndarray) -> np.ndarray:
