@@ -139,11 +139,11 @@ def _claim(folder: Path | None, resume) -> None:
                               f"(resume={str(folder)!r}) or give an empty folder")
 
 
-def _resumed(resume, model, rng, settings: dict, best, callbacks, *, epochs: int, batches: int) -> Run:
+def _resumed(resume, model, rng, settings: dict, best, callbacks, *, epochs: int, batches: int, keys=()) -> Run:
     """The run where the checkpoint ``resume`` left it; the Generator, the best model and the callbacks'
     states too."""
     ckpt = load_checkpoint(resume)
-    ckpt.check_matches(settings, rng)
+    ckpt.check_matches(settings, rng, keys)
     check_same_structure(model, ckpt.model, names=("model given to fit", "checkpoint's model"))
     if ckpt.epoch > epochs:
         raise ValueError(f"fit: the checkpoint is at epoch {ckpt.epoch}, past epochs={epochs} "
@@ -191,7 +191,8 @@ def fit(model, loss, optimizer, x, y, *, epochs: int, batch_size: int, rng: np.r
     with FolderLock(folder) if folder else contextlib.nullcontext():
         _claim(folder, resume)
         if resume is not None:
-            run = _resumed(resume, model, rng, settings, best, callbacks, epochs=epochs, batches=batches)
+            run = _resumed(resume, model, rng, settings, best, callbacks, epochs=epochs, batches=batches,
+                           keys=_new_history(accuracy is not None, validation is not None))
         else:
             net = owned_copy(model)
             history = _new_history(accuracy is not None, validation is not None)

@@ -344,6 +344,14 @@ def _build_record(node: dict, where: str, arrays: dict):
         raise _Problem(f"{where}: {name} refuses the stored values ({type(error).__name__}: {error})") from None
 
 
+def _check_finite(arrays: dict) -> None:
+    """A parameter or buffer holding NaN or inf is a damaged model (fit never returns one)."""
+    for where, array in arrays.items():
+        if not np.isfinite(array).all():
+            raise _Problem(f"the array {where} holds {int((~np.isfinite(array)).sum())} NaN or infinite value(s); "
+                           f"model files hold finite parameters and buffers")
+
+
 def _check_members(members, specs: list[ArraySpec]) -> dict:
     """The members by array path, once names, order and sizes agree with the manifest."""
     expected = [MANIFEST] + [spec.member for spec in specs]
@@ -379,6 +387,7 @@ def write_records(path, records: dict, extra: dict | None = None, kind: str = "m
         manifest, specs = _parse_manifest(data)            # what the reader will check, checked now
         for name, node in manifest["records"].items():
             _build(node, name, arrays)
+        _check_finite(arrays)
         members = [(MANIFEST, [data])] + [
             (spec.member, [npy_header(spec.numpy_dtype, spec.shape), _payload(arrays[spec.path])])
             for name in sorted(specs) for spec in specs[name]]
@@ -412,6 +421,7 @@ def read_records(path, names=None) -> tuple[dict, dict, str]:
             by_path = _check_members(members, [spec for name in sorted(specs) for spec in specs[name]])
             arrays = {spec.path: read_array(file, path, by_path[spec.path], spec.numpy_dtype, spec.shape)
                       for name in wanted for spec in specs[name]}
+            _check_finite(arrays)
             built = {name: _build(records[name], name, arrays) for name in wanted}
         except _Problem as problem:
             raise ModelFileError(path, str(problem)) from None
