@@ -1,7 +1,9 @@
 """lamina.layers: layer records, combinators, modes, shape and gradient checks, model files and error types."""
 
 from lamina.layers.activations import GELU, Identity, LeakyReLU, ReLU, Sigmoid, Tanh
+from lamina.layers.attention import MultiHeadAttention
 from lamina.layers.batch_norm import BatchNorm
+from lamina.layers.bidirectional import Bidirectional
 from lamina.layers.concat import Concat
 from lamina.layers.combinator import Combinator
 from lamina.layers.conv1d import Conv1D
@@ -32,6 +34,7 @@ from lamina.layers.records.registry import register
 from lamina.layers.reshape import Flatten, Reshape
 from lamina.layers.residual import Residual
 from lamina.layers.sequence import Sequence
+from lamina.layers.recurrent import GRU, LSTM, RNN
 from lamina.layers.records.tree import (
     buffers,
     map_buffers,
@@ -50,6 +53,7 @@ __all__ = [
     "Embedding", "PositionalEmbedding", "LastStep", "takes_ids",
     "Conv1D", "MaxPool1D", "AvgPool1D", "GlobalAvgPool1D", "GlobalMaxPool1D",
     "Sequence", "Residual", "Concat", "Combinator", "mlp",
+    "RNN", "LSTM", "GRU", "Bidirectional", "MultiHeadAttention",
     "ShapeError", "LayerError", "ModelFileError", "StructureError",
     "parameters", "named_parameters", "map_parameters", "buffers", "named_buffers", "map_buffers",
     "update_buffers",
