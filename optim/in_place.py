@@ -82,7 +82,7 @@ def _walk(record, path: tuple = ()) -> tuple:
     steps = []
     for name, kind in _fields(type(record)):
         value = getattr(record, name)
-        if kind is not None:
+        if kind in ("param", "buffer"):          # (a constant() stays as it is)
             steps.append((kind == "param", path + (name,)))
         elif type(value) is tuple:
             if value and all(attrs.has(type(v)) for v in value):

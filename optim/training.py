@@ -20,6 +20,7 @@ from lamina.optim.errors import TrainingWarning
 from lamina.optim.evaluation import DEFAULT_THREADS, evaluate, n_outputs  # noqa: F401 (evaluate: as before)
 from lamina.optim.loop import Loop, hooks_of
 from lamina.optim.metrics import accuracy_rule
+from lamina.optim.mistakes import check_arguments, check_prediction, warn_undeclared_arrays
 from lamina.optim.pieces import Checkpoints, History, Interrupts, Validation
 from lamina.optim.run import Run
 from lamina.optim.signals import StopRequests
@@ -148,6 +149,9 @@ def _resumed(resume, model, rng, settings: dict, best, callbacks, *, epochs: int
     if ckpt.epoch > epochs:
         raise ValueError(f"fit: the checkpoint is at epoch {ckpt.epoch}, past epochs={epochs} "
                          f"(epochs is the total, counting the epochs before the checkpoint)")
+    if ckpt.epoch == epochs and ckpt.position == 0:
+        warnings.warn(f"fit: the run in {ckpt.path} is finished (epoch {epochs} of {epochs}): nothing is left to "
+                      f"train; pass a larger epochs= (the total) to train on", TrainingWarning, stacklevel=3)
     rng.bit_generator.state = ckpt.rng_state
     if best is not None:
         best.best = ckpt.best
@@ -182,8 +186,10 @@ def fit(model, loss, optimizer, x, y, *, epochs: int, batch_size: int, rng: np.r
                     batch_size=batch_size, keep=keep, checkpoint_every=checkpoint_every,
                     steps_per_epoch=steps_per_epoch)
     check_layer(model, "fit: the model")
+    check_arguments(loss, optimizer, x)
     callbacks = _checked_callbacks(callbacks)
     x, y, validation = _checked_data(model, loss, x, y, validation, transform)
+    check_prediction(model, loss, x, y, transform), warn_undeclared_arrays(model)
     settings = _settings(model, loss, optimizer, x, batch_size, transform, steps_per_epoch)
     folder = _checkpoint_folder(checkpoint)
     batches, accuracy = steps_per_epoch or -(-len(x) // batch_size), accuracy_rule(loss, y)

@@ -25,6 +25,10 @@ def _plan(cls: type) -> tuple[tuple[str, str, str | None], ...]:
     return tuple((f.name, f.alias, field_kind(f)) for f in attrs.fields(cls) if f.init)
 
 
+ARRAYS = ("param", "buffer", "constant")
+"""The kinds of array field; ``map_arrays`` (a cast, a copy) reaches all three."""
+
+
 def _kind(value, array_kind: str | None) -> str | None:
     if array_kind is not None:
         return array_kind
@@ -55,7 +59,7 @@ def _named(record, kind: str, path: str) -> Iterator[tuple[str, np.ndarray]]:
     """(path, array) of the ``kind`` arrays ('param', 'buffer', or 'array' for both) in field order."""
     for name, _, walked, value in _walked(record):
         name = _join(path, name)
-        if walked == kind or (kind == "array" and walked in ("param", "buffer")):
+        if walked == kind or (kind == "array" and walked in ARRAYS):
             yield name, value
         elif walked == "record":
             yield from _named(value, kind, name)
@@ -148,7 +152,7 @@ def replace_arrays(record, arrays: Iterator[np.ndarray], kind: str = "param"):
     """
     changes, same = {}, True
     for _, alias, walked, value in _walked(record):
-        if walked == kind or (kind == "array" and walked in ("param", "buffer")):
+        if walked == kind or (kind == "array" and walked in ARRAYS):
             new = next(arrays)
         elif walked == "record":
             new = replace_arrays(value, arrays, kind)
