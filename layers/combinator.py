@@ -16,7 +16,7 @@ import attrs
 import numpy as np
 
 from lamina.layers.errors import LayerError, ShapeError, format_shape
-from lamina.layers.layer import Layer, check_layer, describe, entry, forward_of, takes_ids
+from lamina.layers.layer import Layer, check_layer, describe, entry, forward_of, takes_ids, wrong_gradients
 from lamina.layers.mode import Mode
 from lamina.layers.records.tree import buffers, count_parameters, parameters
 
@@ -157,6 +157,8 @@ class Combinator(Layer):
             dx, grads = child.backward(cache, dy, mode)
         except PATHED as error:
             raise error.within(self._paths[i]) from None
+        if type(grads) is not type(child):
+            raise TypeError(wrong_gradients(child, grads, self._paths[i]))
         if dx is None and mode.input_grad and not takes_ids(child):
             raise TypeError(f"{self._paths[i]} {describe(child)}: backward returned dx None, but the mode asks "
                             f"for the input gradient (mode.input_grad is True)")

@@ -66,6 +66,14 @@ def check_layer(layer, where: str = "") -> None:
         raise TypeError(f"{at}{type(layer).__name__}: {problem}")
 
 
+def wrong_gradients(layer, grads, path: str = "the model") -> str:
+    """What to say when ``layer.backward`` returned ``grads`` of another class than the layer's."""
+    name = type(layer).__name__
+    return (f"{path} {describe(layer)}: backward returned a {type(grads).__name__} as its gradients; it must return "
+            f"(dx, grads) with grads a {name} holding the gradients in its param fields, e.g. "
+            f"attrs.evolve(self, weight=dweight) or {name}(weight=dweight, ...)")
+
+
 def takes_ids(layer) -> bool:
     """Whether ``layer`` takes integer ids as they are: its class says ``takes_ids = True`` (an Embedding), or
     it is a combinator whose first child takes ids. The one place this optional attribute is read."""
