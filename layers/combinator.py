@@ -184,6 +184,8 @@ class Combinator(Layer):
 
     def summary(self, input_shape=None) -> str:
         """One row per layer (nested layers indented): path, layer, output shape, parameter count; then the total."""
+        if input_shape is not None:
+            self.output_shape(input_shape)      # the top level's own wiring too (a Residual's identity)
         rows = self._rows(input_shape, "", 0)
         header = ("path", "layer", "output", "parameters")
         widths = [max(len(r[k]) for r in [header, *rows]) for k in range(4)]

@@ -27,6 +27,12 @@ class Concat(Combinator):
 
     branches: tuple = attrs.field(converter=_as_branches)
 
+    def __init__(self, branches, *more):
+        if more:
+            raise TypeError(f"Concat takes one list of branches: Concat([a, b, ...]), not Concat(a, b, ...) "
+                            f"(got {1 + len(more)} arguments)")
+        self.__attrs_init__(branches)
+
     def __repr__(self) -> str:
         inner = ",\n".join("    " + repr(branch).replace("\n", "\n    ") for branch in self.branches)
         return f"Concat([\n{inner},\n])"
@@ -70,6 +76,9 @@ class Concat(Combinator):
             caches.append(cache)
         if any(y.shape[:-1] != ys[0].shape[:-1] or y.ndim != ys[0].ndim for y in ys):
             self._check_joinable([y.shape[1:] for y in ys])
+            i = next(i for i, y in enumerate(ys) if len(y) != len(ys[0]))      # only the batch axis differs
+            raise ShapeError(self.describe(), f"every branch to keep the batch's {len(ys[0])} samples",
+                             f"{len(ys[i])} samples", source=f"branches[{i}]")
         widths = tuple(y.shape[-1] for y in ys)
         return np.concatenate(ys, axis=-1), (tuple(caches), widths)
 

@@ -10,6 +10,7 @@ from lamina.layers.mode import EVAL
 from lamina.optim.checks import check_inputs, check_targets, positive_int
 from lamina.optim.metrics import accuracy_rule
 from lamina.optim.threads import AUTO, BlasThreads
+from lamina.losses import SoftmaxCrossEntropy
 
 DEFAULT_THREADS = AUTO
 """BLAS threads for fit and evaluate: "auto" chooses by timing the batches and keeps choosing as the machine's
@@ -36,10 +37,19 @@ def evaluate(model, loss, x, y, batch_size: int = 1000, *, transform=None, threa
     return scores(model, loss, x, y, batch_size, transform, BlasThreads(threads, who="evaluate"))
 
 
+def _counted(loss, yb) -> float:
+    """What the loss's mean divides by on this batch (torch's weighted mean: the summed class weights of the
+    counted labels), so that batches combine into the mean over the whole set."""
+    if not (isinstance(loss, SoftmaxCrossEntropy) and isinstance(yb, np.ndarray) and yb.dtype.kind in "iu"):
+        return float(len(yb))
+    labels = yb if loss.ignore_index is None else yb[yb != loss.ignore_index]
+    return float(labels.size if loss.class_weights is None else loss.class_weights[labels].sum())
+
+
 def scores(model, loss, x, y, batch_size, transform, threads) -> dict:
     """{"loss": ..., "accuracy": ...} of ``model`` on checked (x, y), in batches of ``batch_size`` under
     ``threads``."""
-    total, correct, seen = 0.0, 0, 0
+    total, counted, correct, seen = 0.0, 0.0, 0, 0
     forward, dtype, accuracy = forward_of(model), input_dtype(model, x), accuracy_rule(loss, y)
     with threads as blas:
         for part in chunks(len(x), batch_size):
@@ -53,11 +63,11 @@ def scores(model, loss, x, y, batch_size, transform, threads) -> dict:
                 if np.isfinite(pred).all():
                     raise
                 value = math.nan
-            total += value * len(yb)
+            total, counted = total + value * _counted(loss, yb), counted + _counted(loss, yb)
             if accuracy is not None:
                 right, count = accuracy(pred, yb)
                 correct, seen = correct + right, seen + count
-    result = {"loss": total / len(x)}
+    result = {"loss": total / counted if counted else 0.0}
     if accuracy is not None:
         result["accuracy"] = correct / seen
     return result
