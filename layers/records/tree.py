@@ -96,7 +96,7 @@ def structure(record) -> tuple:
     """Classes, field names, and array shapes and dtypes: equal structures can be combined element by element."""
     spec = [type(record)]
     for name, _, kind, value in _walked(record):
-        if kind in ("param", "buffer"):
+        if kind in ARRAYS:
             spec.append((name, kind, value.shape, value.dtype))
         elif kind == "record":
             spec.append((name, structure(value)))
@@ -123,7 +123,7 @@ def _find_difference(a, b, path, names) -> None:
     for name, _, kind, x in _walked(a):
         y = getattr(b, name)
         name = _join(path, name)
-        if kind in ("param", "buffer"):
+        if kind in ARRAYS:
             if not isinstance(y, np.ndarray) or x.shape != y.shape or x.dtype != y.dtype:
                 got = f"{y.dtype}{y.shape}" if isinstance(y, np.ndarray) else type(y).__name__
                 raise StructureError(f"at {name}: the {names[0]} has {x.dtype}{x.shape}, the {names[1]} has {got}")
