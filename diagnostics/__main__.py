@@ -39,7 +39,8 @@ def _write(args) -> int:
     model = layers.load(args.model)
     extra = layers.load_extra(args.model)
     if not isinstance(extra.get("history", {}), dict) or not isinstance(extra.get("diagnostics", {}), dict):
-        raise ValueError("the file's history and diagnostics must be dicts (fit's history, Monitor's records)")
+        raise ValueError("the file's history and diagnostics must be dicts (fit's history, "
+                         "Monitor's records)")
     data = image_shape = None
     if args.data is not None:
         load, image_shape = DATA[args.data]
@@ -48,7 +49,8 @@ def _write(args) -> int:
             x_test, y_test = x_test[:args.samples], y_test[:args.samples]
         data = (x_test, y_test)
     written = report(args.out, model, history=extra.get("history"), records=extra.get("diagnostics"),
-                     data=data, image_shape=image_shape, title=f"{args.model.name}: what the network is doing")
+                     data=data, image_shape=image_shape,
+                     title=f"{args.model.name}: what the network is doing")
     print(f"wrote {written} ({written.stat().st_size / 1e6:.2f} MB)")
     return 0
 

@@ -42,8 +42,9 @@ class LayerNorm(Layer):
         if not isinstance(n_features, (int, np.integer)) or isinstance(n_features, bool) or n_features < 1:
             raise ValueError(f"LayerNorm.init: n_features must be a positive int, got {n_features!r}")
         if n_features == 1:
-            warnings.warn("LayerNorm.init(1): normalizing over one feature always gives 0, so the layer outputs its "
-                          "bias whatever the input; normalize over more features, or use BatchNorm", stacklevel=2)
+            warnings.warn("LayerNorm.init(1): normalizing over one feature always gives 0, so the layer "
+                          "outputs its bias whatever the input; normalize over more features, or use BatchNorm",
+                          stacklevel=2)
         return cls(weight=np.ones(n_features, dtype), bias=np.zeros(n_features, dtype), eps=eps)
 
     @property

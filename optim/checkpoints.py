@@ -90,7 +90,8 @@ class Checkpoint:
     def check_matches(self, settings: dict, rng, history: tuple = ()) -> None:
         """Raise ValueError listing every setting in which a resumed run differs from the checkpoint's (and
         every key of ``history``, the resumed run's, that the checkpoint's lacks)."""
-        optional, scalars = {"learning_rate", "threads"}, {"best_epoch", "stopped_early"}   # (0.1 had neither list)
+        optional = {"learning_rate", "threads"}      # (0.1 had neither list)
+        scalars = {"best_epoch", "stopped_early"}
         differ = [f"history: the checkpoint's {'lacks' if key in history else 'has'} {key!r}, this run's "
                   f"{'has' if key in history else 'lacks'} it (validation given to one run only?)"
                   for key in sorted(set(history).symmetric_difference(self.history) - optional - scalars)
@@ -187,9 +188,11 @@ def _check_history(history, epochs: int) -> None:
         raise ValueError(f"the checkpoint's history lacks {key!r}")
     for key, values in history.items():
         if key == "best_epoch" and not (type(values) is int and 1 <= values <= epochs):
-            raise ValueError(f"the checkpoint's history['best_epoch'] is {str(values)[:40]}; expected 1 to {epochs}")
+            raise ValueError(f"the checkpoint's history['best_epoch'] is {str(values)[:40]}; "
+                             f"expected 1 to {epochs}")
         if key == "stopped_early" and type(values) is not bool:
-            raise ValueError(f"the checkpoint's history['stopped_early'] is {str(values)[:40]}; expected a bool")
+            raise ValueError(f"the checkpoint's history['stopped_early'] is {str(values)[:40]}; "
+                             f"expected a bool")
         if type(values) is list and (len(values) != epochs or
                                      not all(v is None or type(v) in (int, float) for v in values)):
             raise ValueError(f"the checkpoint's history[{key!r}] is {str(values)[:60]}; expected {epochs} "
@@ -206,8 +209,8 @@ def _check_running(running, position: int) -> None:
     counts = all(type(running[key]) is int for key in ("correct", "seen", "batches"))
     if not (counts and running["batches"] == position and 0 <= running["correct"] <= running["seen"]
             and math.isfinite(running["loss_sum"])):
-        raise ValueError(f"the checkpoint's running sums {str(running)[:100]} do not fit {position} batch(es) "
-                         f"of the epoch in progress")
+        raise ValueError(f"the checkpoint's running sums {str(running)[:100]} do not fit {position} "
+                         f"batch(es) of the epoch in progress")
 
 
 def _offset(extra: dict, fields: dict) -> int | None:
@@ -268,8 +271,8 @@ class FolderLock:
         if fcntl is not None and not try_lock(fd):
             holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
             os.close(fd)
-            raise FileExistsError(errno.EEXIST, f"fit: the checkpoint folder {self.folder} belongs to a live run "
-                                  f"(process {holder}); wait for it to end, or give another folder",
+            raise FileExistsError(errno.EEXIST, f"fit: the checkpoint folder {self.folder} belongs to a live "
+                                  f"run (process {holder}); wait for it to end, or give another folder",
                                   str(self.folder))
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)

@@ -140,7 +140,8 @@ def _claim(folder: Path | None, resume) -> None:
                               f"(resume={str(folder)!r}) or give an empty folder")
 
 
-def _resumed(resume, model, rng, settings: dict, best, callbacks, *, epochs: int, batches: int, keys=()) -> Run:
+def _resumed(resume, model, rng, settings: dict, best, callbacks, *, epochs: int, batches: int,
+             keys=()) -> Run:
     """The run where the checkpoint ``resume`` left it; the Generator, the best model and the callbacks'
     states too."""
     ckpt = load_checkpoint(resume)
@@ -150,8 +151,8 @@ def _resumed(resume, model, rng, settings: dict, best, callbacks, *, epochs: int
         raise ValueError(f"fit: the checkpoint is at epoch {ckpt.epoch}, past epochs={epochs} "
                          f"(epochs is the total, counting the epochs before the checkpoint)")
     if ckpt.epoch == epochs and ckpt.position == 0:
-        warnings.warn(f"fit: the run in {ckpt.path} is finished (epoch {epochs} of {epochs}): nothing is left to "
-                      f"train; pass a larger epochs= (the total) to train on", TrainingWarning, stacklevel=3)
+        warnings.warn(f"fit: the run in {ckpt.path} is finished (epoch {epochs} of {epochs}): nothing is "
+                      f"left to train; pass a larger epochs= (the total) to train on", TrainingWarning, stacklevel=3)
     rng.bit_generator.state = ckpt.rng_state
     if best is not None:
         best.best = ckpt.best

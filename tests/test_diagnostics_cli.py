@@ -29,7 +29,8 @@ BAD = {
     "history nested deep": {"history": {"loss": deep(60)}},
     "records not a dict": {"diagnostics": "records"},
     "records missing keys": {"diagnostics": {"step": [1]}},
-    "records bad types": {"diagnostics": {"step": [1], "epoch": "x", "batch": [1], "layers": {}, "parameters": {}}},
+    "records bad types": {"diagnostics": {"step": [1], "epoch": "x", "batch": [1], "layers": {},
+                                          "parameters": {}}},
     "records deep": {"diagnostics": {"step": [1], "epoch": [1], "batch": [1], "layers": {"a": deep(60)},
                                      "parameters": {}}},
     "records layer stats wrong": {"diagnostics": {"step": [1], "epoch": [1], "batch": [1],
@@ -70,6 +71,7 @@ def test_the_embedded_json_escapes_comments_and_scripts(tmp_path):
     hostile = "<!--<script>alert(1)</script></script><!--"
     path = report(tmp_path / "r.html", worker.problem()[0], history={"loss": [0.5], "note": [hostile]})
     page = path.read_text()
-    embedded = re.search(r'<script type="application/json" id="lamina-data">(.*?)</script>', page, re.S).group(1)
+    found = re.search(r'<script type="application/json" id="lamina-data">(.*?)</script>', page, re.S)
+    embedded = found.group(1)
     assert "<!--" not in embedded and "<script" not in embedded and "</" not in embedded
     assert json.loads(embedded)["history"]["note"] == [hostile]

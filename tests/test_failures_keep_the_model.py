@@ -42,7 +42,8 @@ def test_a_full_disk_during_a_checkpoint_keeps_the_model_and_the_previous_checkp
     assert Path(error.filename).parent == folder and Path(error.filename).name.startswith("checkpoint-")
     assert str(error.filename) in str(error)
     assert error.checkpoint is not None and Path(error.checkpoint).exists()
-    assert len(error.history["loss"]) == 1 and not any(p.flags.writeable for p in layers.parameters(error.model))
+    assert len(error.history["loss"]) == 1
+    assert not any(p.flags.writeable for p in layers.parameters(error.model))
     assert sorted(p.name for p in folder.iterdir() if p.name.endswith(".tmp")) == []   # nothing half-written
     monkeypatch.undo()
     model, history = worker.train(folder, epochs=3, every=5, resume=True)
@@ -82,8 +83,8 @@ class Fails:
 def test_an_error_from_a_callback_keeps_its_type_and_carries_the_work(tmp_path, error):
     model, loss, opt, x, y = worker.problem()
     with pytest.raises(type(error)) as caught:
-        optim.fit(model, loss, opt, x, y, epochs=3, batch_size=16, rng=np.random.default_rng(0), progress=False,
-                  checkpoint=tmp_path, callbacks=[Fails(error)])
+        optim.fit(model, loss, opt, x, y, epochs=3, batch_size=16, rng=np.random.default_rng(0),
+                  progress=False, checkpoint=tmp_path, callbacks=[Fails(error)])
     assert caught.value is error and len(error.history["loss"]) == 2
     assert Path(error.checkpoint).name == "checkpoint-00001-0000000.npz"    # callbacks run before the save
     assert not same_bits(layers.load(error.checkpoint), error.model)        # the model has epoch 2 in it
@@ -92,8 +93,8 @@ def test_an_error_from_a_callback_keeps_its_type_and_carries_the_work(tmp_path, 
 def test_a_non_finite_loss_carries_the_model_of_the_last_good_batch(tmp_path):
     model, loss, _, x, y = worker.problem()
     with pytest.raises(optim.NonFiniteLossError) as caught:
-        optim.fit(model, loss, optim.SGD(1e6), x * 1e3, y, epochs=3, batch_size=16, rng=np.random.default_rng(0),
-                  progress=False, checkpoint=tmp_path, checkpoint_every=1)
+        optim.fit(model, loss, optim.SGD(1e6), x * 1e3, y, epochs=3, batch_size=16,
+                  rng=np.random.default_rng(0), progress=False, checkpoint=tmp_path, checkpoint_every=1)
     error = caught.value
     assert error.model is not None and all(np.isfinite(p).all() for p in layers.parameters(error.model))
     assert error.history is not None and (error.checkpoint is None or Path(error.checkpoint).exists())

@@ -213,7 +213,7 @@ def test_the_format_is_stable(tmp_path):
     assert hashlib.sha256(path.read_bytes()).hexdigest() == GOLDEN
 
 
-GOLDEN = "b2f2629c385d67b56ad64c37fe6369e4cb3e0ba22af7fb95c74683b791e0e50e"  # version 2 (lamina 0.2): buffers; finite
+GOLDEN = "b2f2629c385d67b56ad64c37fe6369e4cb3e0ba22af7fb95c74683b791e0e50e"  # version 2: buffers; finite arrays
 
 
 FIXTURES = Path(__file__).parent / "fixtures"

@@ -35,7 +35,9 @@ LOADER = textwrap.dedent("""
     limit = size + 4 * os.path.getsize(path) + 100 * 2**20
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     try:
-        {"load": layers.load, "load_extra": layers.load_extra, "load_checkpoint": optim.load_checkpoint}[load](path)
+        loaders = {"load": layers.load, "load_extra": layers.load_extra,
+                   "load_checkpoint": optim.load_checkpoint}
+        loaders[load](path)
     except ModelFileError as error:
         print("ModelFileError", str(error)[:300])
     except MemoryError:
@@ -68,9 +70,9 @@ def test_ordinary_manifests_are_far_inside_the_budget(tmp_path):
 
 def test_the_estimate_is_never_below_what_parsing_takes():
     import tracemalloc
-    for text in ["[" + ",".join([item] * 50_000) + "]" for item in ("{}", "[]", '{"a":1}', '{"a":[1,{}],"b":"x"}',
-                                                                   '"abcdef"', '"a,b:c"', "1.5", "1234567890123",
-                                                                   "[[[]]]")]:
+    items = ("{}", "[]", '{"a":1}', '{"a":[1,{}],"b":"x"}', '"abcdef"', '"a,b:c"', "1.5", "1234567890123",
+             "[[[]]]")
+    for text in ["[" + ",".join([item] * 50_000) + "]" for item in items]:
         tracemalloc.start()
         json.loads(text)
         peak = tracemalloc.get_traced_memory()[1]

@@ -1,5 +1,5 @@
-"""Every key a resume reads is validated at load, naming the file; a damaged newest checkpoint falls back, saying
-so; a model file with NaN, inf or a negative running variance is refused."""
+"""Every key a resume reads is validated at load, naming the file; a damaged newest checkpoint falls back,
+saying so; a model file with NaN, inf or a negative running variance is refused."""
 
 from __future__ import annotations
 
@@ -40,8 +40,8 @@ CRAFTED = {
     "running batches 3": (extra(lambda e: e["running"].__setitem__("batches", 3)), "running sums"),
     "running negative": (extra(lambda e: e["running"].__setitem__("batches", -1)), "running sums"),
     "more right than seen": (extra(lambda e: e["running"].__setitem__("correct", 10 ** 6)), "running sums"),
-    "empty bit generator": (extra(lambda e: e["rng_state"].__setitem__("bit_generator", {})), "bit generator"),
-    "bit generator a list": (extra(lambda e: e["rng_state"].__setitem__("bit_generator", [])), "bit generator"),
+    "empty bit generator": (extra(lambda e: e["rng_state"].update(bit_generator={})), "bit generator"),
+    "bit generator a list": (extra(lambda e: e["rng_state"].update(bit_generator=[])), "bit generator"),
     "no rng state": (extra(lambda e: e.__setitem__("rng_state", {})), "bit generator"),
 }
 

@@ -43,8 +43,9 @@ def age(folder, seconds=60):
 
 
 def test_a_killed_writers_temporary_is_removed_by_the_next_save_and_a_live_ones_is_not(tmp_path):
-    writer = subprocess.Popen([sys.executable, "-c", WRITER, str(tmp_path / "big.npz")], stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, env={**ENV, "PYTHONPATH": os.getcwd()})
+    writer = subprocess.Popen([sys.executable, "-c", WRITER, str(tmp_path / "big.npz")],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              env={**ENV, "PYTHONPATH": os.getcwd()})
     try:
         assert read_line(writer) == "writing"
         [left] = temporaries(tmp_path)

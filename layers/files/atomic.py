@@ -49,7 +49,8 @@ def try_lock(fd: int) -> bool:
         return False
 
 
-def remove_stale_temporaries(folder, pattern: re.Pattern = TEMPORARY, age: float = STALE_SECONDS) -> list[str]:
+def remove_stale_temporaries(folder, pattern: re.Pattern = TEMPORARY,
+                             age: float = STALE_SECONDS) -> list[str]:
     """Delete the temporaries of dead writers in ``folder`` (``.NAME.<hex>.tmp``, a writer holds a lock on its
     own while it lives; ``age``: seconds since the last write, enough for a new writer to take its lock)
     -> their names; a live writer's temporary is never touched."""

@@ -1,4 +1,4 @@
-"""How much memory parsing a JSON text can take, known before it is parsed (loaders stay bounded by the file)."""
+"""How much memory parsing a JSON text takes, known before it is parsed (loaders stay bounded by the file)."""
 
 from __future__ import annotations
 

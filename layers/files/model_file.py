@@ -348,7 +348,8 @@ def _check_finite(arrays: dict) -> None:
     """A parameter or buffer holding NaN or inf is a damaged model (fit never returns one)."""
     for where, array in arrays.items():
         if not np.isfinite(array).all():
-            raise _Problem(f"the array {where} holds {int((~np.isfinite(array)).sum())} NaN or infinite value(s); "
+            bad = int((~np.isfinite(array)).sum())
+            raise _Problem(f"the array {where} holds {bad} NaN or infinite value(s); "
                            f"model files hold finite parameters and buffers")
 
 

@@ -1,5 +1,5 @@
-"""The array fields of a record: ``param()`` (trainable), ``buffer()`` (updated by training, not by an optimizer) and
-``constant()`` (fixed).
+"""The array fields of a record: ``param()`` (trainable), ``buffer()`` (updated by training, not by an
+optimizer) and ``constant()`` (fixed).
 
 Both are stored read-only and compare by value. A writable array handed to a constructor is
 copied; a read-only one is taken as it is. Inside ``owning()`` (the training loop, which owns
