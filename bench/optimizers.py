@@ -13,7 +13,7 @@ rule of the same maths.
   hand-written in-place rule (blocks of 512 KB, the flush every 64 steps; it overwrote the dead
   gradient, which the chain no longer does: callbacks read the gradients after the step).
 
-    /work/venvs/chain/bin/python bench/optimizers.py [--rounds 400]
+    python bench/optimizers.py [--rounds 400]
 """
 
 from __future__ import annotations
@@ -27,7 +27,8 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from lamina import layers, optim
-from lamina.optim.chain import flush_subnormals
+from lamina.layers.records.parameter import owned_buffer
+from lamina.optim.executor import flush_subnormals
 from lamina.optim.in_place import owned
 
 SIZES = (784, 512, 512, 10)
@@ -68,8 +69,7 @@ class HandAdam:
 
 
 class HandSGD:
-    """lamina 0.1's in-place SGD momentum rule: per 512 KB block, v = m v + g; p -= lr v; the flush every 64
-    steps."""
+    """lamina 0.1's in-place SGD momentum rule: per 512 KB block, v = m v + g; p -= lr v; flush every 64."""
 
     def __init__(self, params, lr=0.05, momentum=0.9):
         self.lr, self.m, self.t = lr, momentum, 0
@@ -114,7 +114,7 @@ def main() -> None:
     for name, opt in (("chain Adam", optim.Adam(1e-3)), ("chain SGD", optim.SGD(0.05, momentum=0.9))):
         net, state = owned(model), owned(opt.init(model))
         grads = owned(layers.map_parameters(np.zeros_like, model))
-        writable = [layers.parameter.owned_buffer(g) for g in layers.parameters(grads)]
+        writable = [owned_buffer(g) for g in layers.parameters(grads)]
         box = {"state": state}
 
         def run(opt=opt, net=net, grads=grads, box=box):

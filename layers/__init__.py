@@ -5,8 +5,12 @@ from lamina.layers.attention import MultiHeadAttention
 from lamina.layers.batch_norm import BatchNorm
 from lamina.layers.bidirectional import Bidirectional
 from lamina.layers.concat import Concat
-from lamina.layers.combinator import Combinator
+from lamina.layers.combinator import Combinator, add_input_grads
 from lamina.layers.conv1d import Conv1D
+from lamina.layers.fork import Fork
+from lamina.layers.join import Join
+from lamina.layers.parallel import Parallel
+from lamina.layers.transposed import Transposed
 from lamina.layers.conv2d import Conv2D
 from lamina.layers.dense import Dense
 from lamina.layers.dropout import Dropout
@@ -37,6 +41,7 @@ from lamina.layers.sequence import Sequence
 from lamina.layers.recurrent import GRU, LSTM, RNN
 from lamina.layers.records.tree import (
     buffers,
+    fold_gradients,
     map_buffers,
     map_parameters,
     named_buffers,
@@ -52,7 +57,8 @@ __all__ = [
     "Conv2D", "MaxPool2D", "AvgPool2D", "GlobalAvgPool2D", "Flatten", "Reshape",
     "Embedding", "PositionalEmbedding", "LastStep", "takes_ids",
     "Conv1D", "MaxPool1D", "AvgPool1D", "GlobalAvgPool1D", "GlobalMaxPool1D",
-    "Sequence", "Residual", "Concat", "Combinator", "mlp",
+    "Sequence", "Residual", "Concat", "Fork", "Parallel", "Join", "Transposed", "Combinator",
+    "add_input_grads", "mlp", "fold_gradients",
     "RNN", "LSTM", "GRU", "Bidirectional", "MultiHeadAttention",
     "ShapeError", "LayerError", "ModelFileError", "StructureError",
     "parameters", "named_parameters", "map_parameters", "buffers", "named_buffers", "map_buffers",

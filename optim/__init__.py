@@ -1,4 +1,4 @@
-"""lamina.optim: optimizers (chains of transforms) and schedules, the training step, fit / evaluate, callbacks, checkpoints."""
+"""lamina.optim: optimizers (chains of transforms) and schedules, the training step, fit, checkpoints."""
 
 from lamina.optim.adam import Adam, AdamW
 from lamina.optim.chain import FLUSH_EVERY, Chain, ChainState, chain
@@ -12,14 +12,16 @@ from lamina.optim.sgd import SGD
 from lamina.optim.step import train_step
 from lamina.optim.evaluation import DEFAULT_THREADS, evaluate
 from lamina.optim.training import fit
-from lamina.optim.transform import Transform, TreeTransform, masked
-from lamina.optim.transforms import (add_decayed_weights, scale, scale_by_adam, scale_by_learning_rate, scale_by_rms,
-                                     set_to_zero, trace)
+from lamina.optim.transform import Needs, Transform, TreeTransform, masked
+from lamina.optim.transforms import (add_decayed_weights, scale, scale_by_adam, scale_by_learning_rate,
+                                     scale_by_rms, set_to_zero, trace)
 
 __all__ = ["SGD", "Adam", "AdamW", "RMSprop",
-           "chain", "Chain", "ChainState", "Transform", "TreeTransform", "masked", "clip_by_global_norm",
-           "global_norm", "add_decayed_weights", "trace", "scale_by_adam", "scale_by_rms", "scale_by_learning_rate",
+           "chain", "Chain", "ChainState", "Needs", "Transform", "TreeTransform", "masked",
+           "clip_by_global_norm", "global_norm", "add_decayed_weights", "trace", "scale_by_adam",
+           "scale_by_rms", "scale_by_learning_rate",
            "scale", "set_to_zero", "FLUSH_EVERY",
            "Constant", "StepDecay", "Cosine", "Exponential", "Linear", "Warmup",
-           "train_step", "fit", "evaluate", "Run", "NonFiniteLossError", "TrainingInterrupted", "TrainingWarning",
+           "train_step", "fit", "evaluate", "Run", "NonFiniteLossError", "TrainingInterrupted",
+           "TrainingWarning",
            "Checkpoint", "load_checkpoint", "latest_checkpoint", "SGDState", "DEFAULT_THREADS"]

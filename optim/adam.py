@@ -1,4 +1,4 @@
-"""Adam (L2 decay added to the gradient, as torch.optim.Adam) and AdamW (decoupled decay, as torch.optim.AdamW).
+"""Adam (L2 decay added to the gradient, as torch.optim.Adam) and AdamW (decoupled, as torch.optim.AdamW).
 
 m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g²;  p <- p - lr(t) m̂ / (√v̂ + eps), m̂ and v̂ bias-corrected.
 Adam: g = grad + weight_decay * p.  AdamW: p <- p (1 - lr(t) weight_decay) as well.
@@ -10,41 +10,49 @@ import attrs
 
 from lamina.optim import hyper
 from lamina.optim.clipping import clip_by_global_norm
-from lamina.optim.optimizer import Optimizer, chain_field
-from lamina.optim.transforms import add_decayed_weights, scale_by_adam, scale_by_learning_rate
+from lamina.optim.optimizer import Optimizer, chain_field, decay_field
+from lamina.optim.transforms import scale_by_adam, scale_by_learning_rate
 
 
-@attrs.frozen
+@attrs.frozen(repr=False)
 class Adam(Optimizer):
-    """Adam with L2 weight decay added to the gradient (torch's Adam), optionally clipped."""
+    """Adam with L2 weight decay added to the gradient (torch's Adam), optionally clipped.
+
+    ``decay``: which parameters the weight decay reaches, ``where(path, param) -> bool`` (None: all).
+    """
 
     learning_rate: object = attrs.field(default=1e-3, validator=hyper.learning_rate)
     betas: tuple = attrs.field(default=(0.9, 0.999), converter=hyper.pair, validator=hyper.betas)
     eps: float = attrs.field(default=1e-8, validator=hyper.positive)
     weight_decay: float = attrs.field(default=0.0, validator=hyper.non_negative)
     clip_norm: float | None = attrs.field(default=None, validator=hyper.optional_positive)
+    decay: object = decay_field()
     _chain = chain_field()
 
     def transforms(self):
         return (clip_by_global_norm(self.clip_norm) if self.clip_norm is not None else None,
-                add_decayed_weights(self.weight_decay) if self.weight_decay else None,
+                self.decayed(),
                 scale_by_adam(*self.betas, self.eps),
                 scale_by_learning_rate(self.learning_rate))
 
 
-@attrs.frozen
+@attrs.frozen(repr=False)
 class AdamW(Optimizer):
-    """Adam with decoupled weight decay (torch's AdamW): p - lr (adam + weight_decay p), optionally clipped."""
+    """Adam with decoupled weight decay (torch's AdamW): p - lr (adam + weight_decay p), maybe clipped.
+
+    ``decay``: which parameters the weight decay reaches (nanoGPT: ``lambda path, p: p.ndim >= 2``).
+    """
 
     learning_rate: object = attrs.field(default=1e-3, validator=hyper.learning_rate)
     betas: tuple = attrs.field(default=(0.9, 0.999), converter=hyper.pair, validator=hyper.betas)
     eps: float = attrs.field(default=1e-8, validator=hyper.positive)
     weight_decay: float = attrs.field(default=1e-2, validator=hyper.non_negative)
     clip_norm: float | None = attrs.field(default=None, validator=hyper.optional_positive)
+    decay: object = decay_field()
     _chain = chain_field()
 
     def transforms(self):
         return (clip_by_global_norm(self.clip_norm) if self.clip_norm is not None else None,
                 scale_by_adam(*self.betas, self.eps),
-                add_decayed_weights(self.weight_decay) if self.weight_decay else None,
+                self.decayed(),
                 scale_by_learning_rate(self.learning_rate))

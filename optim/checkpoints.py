@@ -162,8 +162,16 @@ def _checked_extra(extra: dict) -> dict:
     for key in ("epoch", "position"):
         if not _is_count(fields[key]):
             raise ValueError(f"the checkpoint's {key} is {str(fields[key])[:40]}; expected an int >= 0")
-    _check_history(fields["history"], fields["epoch"])
-    _check_running(fields["running"], fields["position"])
+    history, running = fields["history"], fields["running"]
+    parts = running.get("parts", []) if type(running) is dict else []      # losses.Multi's per-part sums
+    running = {k: v for k, v in running.items() if k != "parts"} if type(running) is dict else running
+    _check_history(history, fields["epoch"])
+    _check_running(running, fields["position"])
+    if type(parts) is not list or not all(type(p) is list and len(p) == 3 and
+                                          all(type(v) in (int, float) for v in p) for p in parts):
+        raise ValueError(f"the checkpoint's per-part running sums are {str(parts)[:100]}; expected "
+                         f"[[loss sum, right, count], ...]")
+    fields["running"] = {**running, "parts": parts}
     if type(fields["settings"]) is not dict:
         raise ValueError("the checkpoint's settings are not a dict")
     fields["callbacks"] = extra.get("callbacks")

@@ -1,15 +1,16 @@
-"""Checks of hyper-parameters, run when an optimizer or a transform is made: the error names it and the argument."""
+"""Checks of hyper-parameters, run when an optimizer or transform is made: errors name it and the argument."""
 
 from __future__ import annotations
 
 import math
 
 from lamina.optim.schedules import is_number
+from lamina.optim.transform import Transform
 
 
 def owner(instance) -> str:
     """How an error names what was being made: a transform by its optax name, an optimizer by its class."""
-    return getattr(type(instance), "name", type(instance).__name__)
+    return type(instance).name if isinstance(instance, Transform) else type(instance).__name__
 
 
 def _refuse(instance, attribute, what: str, value) -> None:
@@ -53,6 +54,13 @@ def betas(instance, attribute, value) -> None:
     for i, beta in enumerate(value):
         if not is_number(beta) or not 0 <= beta < 1:
             raise ValueError(f"{owner(instance)}: {attribute.name}[{i}] must be in [0, 1), got {beta!r}")
+
+
+def optional_predicate(instance, attribute, value) -> None:
+    """None, or a callable of a parameter's path and value (or of its path alone)."""
+    if value is not None and not callable(value):
+        amount = " (how much is weight_decay=; decay= chooses the parameters)" if is_number(value) else ""
+        _refuse(instance, attribute, f"None or a callable where(path, param) -> bool{amount}", value)
 
 
 def boolean(instance, attribute, value) -> None:

@@ -1,4 +1,4 @@
-"""The named optimizers' common part: each one is a record of hyper-parameters whose ``transforms()`` are chained once."""
+"""The named optimizers' common part: a record of hyper-parameters whose ``transforms()`` are chained once."""
 
 from __future__ import annotations
 
@@ -6,14 +6,19 @@ import attrs
 
 from lamina.layers.records.hints import KeywordHints
 from lamina.layers.records.pickling import BuiltOnLoad
+from lamina.optim import hyper
 from lamina.optim.chain import Chain
+from lamina.optim.transform import masked, predicate_repr
+from lamina.optim.transforms import add_decayed_weights
+
+QUIET = "lamina.shown unless None"
 
 
 class Optimizer(KeywordHints, BuiltOnLoad):
-    """Base of SGD, Adam, AdamW, RMSprop: init / update / update_in_place / rate of ``chain(*self.transforms())``.
+    """Base of SGD, Adam, AdamW, RMSprop: init, update, update_in_place, rate of their chain.
 
-    A subclass is an ``attrs.frozen`` record with a ``_chain`` field (init=False, eq=False,
-    repr=False) and a ``transforms()`` method; None entries are left out.
+    A subclass is an ``attrs.frozen(repr=False)`` record with a ``_chain`` field (``chain_field()``)
+    and a ``transforms()`` method; None entries are left out.
     """
 
     def __attrs_post_init__(self):
@@ -21,6 +26,13 @@ class Optimizer(KeywordHints, BuiltOnLoad):
 
     def transforms(self) -> tuple:
         raise NotImplementedError
+
+    def decayed(self):
+        """The weight decay transform (None without decay), on the parameters ``decay`` chooses if given."""
+        if not self.weight_decay:
+            return None
+        decay = add_decayed_weights(self.weight_decay)
+        return decay if self.decay is None else masked(decay, self.decay)
 
     @property
     def chain(self) -> Chain:
@@ -43,6 +55,22 @@ class Optimizer(KeywordHints, BuiltOnLoad):
         """The learning rate for update number ``step`` (0-based)."""
         return self._chain.rate(step)
 
+    def __repr__(self) -> str:
+        """As attrs writes it; a ``decay_field`` only when set (the reprs of 0.2, which checkpoints hold)."""
+        values = [(f, getattr(self, f.name)) for f in attrs.fields(type(self)) if f.repr]
+        shown = [f"{f.name}={f.repr(value) if callable(f.repr) else repr(value)}" for f, value in values
+                 if not (f.metadata.get(QUIET) and value is None)]
+        return f"{type(self).__name__}({', '.join(shown)})"
+
 
 def chain_field():
     return attrs.field(init=False, eq=False, repr=False, default=None)
+
+
+def decay_field():
+    """``decay``: None (every parameter decays), or where(path, param) -> bool, asked once per parameter.
+
+    nanoGPT decays the matrices only: ``decay=lambda path, p: p.ndim >= 2``.
+    """
+    return attrs.field(default=None, validator=hyper.optional_predicate, repr=predicate_repr,
+                       metadata={QUIET: True}, kw_only=True)

@@ -11,13 +11,16 @@ import attrs
 
 from lamina.optim import hyper
 from lamina.optim.clipping import clip_by_global_norm
-from lamina.optim.optimizer import Optimizer, chain_field
-from lamina.optim.transforms import add_decayed_weights, scale_by_learning_rate, scale_by_rms, trace
+from lamina.optim.optimizer import Optimizer, chain_field, decay_field
+from lamina.optim.transforms import scale_by_learning_rate, scale_by_rms, trace
 
 
-@attrs.frozen
+@attrs.frozen(repr=False)
 class RMSprop(Optimizer):
-    """RMSprop (torch's), optionally centered, with momentum, L2 weight decay and clipping."""
+    """RMSprop (torch's), optionally centered, with momentum, L2 weight decay and clipping.
+
+    ``decay``: which parameters the weight decay reaches, ``where(path, param) -> bool`` (None: all).
+    """
 
     learning_rate: object = attrs.field(default=1e-2, validator=hyper.learning_rate)
     alpha: float = attrs.field(default=0.99, validator=hyper.fraction)
@@ -26,11 +29,12 @@ class RMSprop(Optimizer):
     momentum: float = attrs.field(default=0.0, validator=hyper.fraction)
     centered: bool = attrs.field(default=False, validator=hyper.boolean)
     clip_norm: float | None = attrs.field(default=None, validator=hyper.optional_positive)
+    decay: object = decay_field()
     _chain = chain_field()
 
     def transforms(self):
         return (clip_by_global_norm(self.clip_norm) if self.clip_norm is not None else None,
-                add_decayed_weights(self.weight_decay) if self.weight_decay else None,
+                self.decayed(),
                 scale_by_rms(self.alpha, self.eps, self.centered),
                 trace(self.momentum) if self.momentum else None,
                 scale_by_learning_rate(self.learning_rate))

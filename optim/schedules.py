@@ -16,12 +16,14 @@ def is_number(value) -> bool:
 
 def _positive(instance, attribute, value) -> None:
     if not is_number(value) or not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{type(instance).__name__}.{attribute.name} must be a positive finite number, got {value!r}")
+        raise ValueError(f"{type(instance).__name__}.{attribute.name} must be a positive finite number, "
+                         f"got {value!r}")
 
 
 def _non_negative(instance, attribute, value) -> None:
     if not is_number(value) or not math.isfinite(value) or value < 0:
-        raise ValueError(f"{type(instance).__name__}.{attribute.name} must be a finite number >= 0, got {value!r}")
+        raise ValueError(f"{type(instance).__name__}.{attribute.name} must be a finite number >= 0, "
+                         f"got {value!r}")
 
 
 def _fraction(instance, attribute, value) -> None:
@@ -53,7 +55,10 @@ class StepDecay:
 
 @attrs.frozen
 class Cosine:
-    """lr(t) = final + (initial - final) (1 + cos(pi min(t, total) / total)) / 2, after ``warmup`` linear steps up from 0."""
+    """lr(t) = final + (initial - final) (1 + cos(pi min(t, total) / total)) / 2, after ``warmup`` steps.
+
+    The warm-up goes linearly up from 0.
+    """
 
     initial: float = attrs.field(validator=_positive)
     total: int = attrs.field(validator=_positive)

@@ -12,8 +12,8 @@ import attrs
 
 from lamina.optim import hyper
 from lamina.optim.clipping import clip_by_global_norm
-from lamina.optim.optimizer import Optimizer, chain_field
-from lamina.optim.transforms import add_decayed_weights, scale_by_learning_rate, trace
+from lamina.optim.optimizer import Optimizer, chain_field, decay_field
+from lamina.optim.transforms import scale_by_learning_rate, trace
 
 
 def _check_nesterov(instance, attribute, value) -> None:
@@ -22,19 +22,23 @@ def _check_nesterov(instance, attribute, value) -> None:
         raise ValueError("SGD: nesterov=True needs momentum > 0, got momentum=0")
 
 
-@attrs.frozen
+@attrs.frozen(repr=False)
 class SGD(Optimizer):
-    """Stochastic gradient descent, optionally with (Nesterov) momentum, L2 weight decay and clipping."""
+    """Stochastic gradient descent, optionally with (Nesterov) momentum, L2 weight decay and clipping.
+
+    ``decay``: which parameters the weight decay reaches, ``where(path, param) -> bool`` (None: all).
+    """
 
     learning_rate: object = attrs.field(validator=hyper.learning_rate)
     momentum: float = attrs.field(default=0.0, validator=hyper.fraction)
     nesterov: bool = attrs.field(default=False, validator=_check_nesterov)
     weight_decay: float = attrs.field(default=0.0, validator=hyper.non_negative)
     clip_norm: float | None = attrs.field(default=None, validator=hyper.optional_positive)
+    decay: object = decay_field()
     _chain = chain_field()
 
     def transforms(self):
         return (clip_by_global_norm(self.clip_norm) if self.clip_norm is not None else None,
-                add_decayed_weights(self.weight_decay) if self.weight_decay else None,
+                self.decayed(),
                 trace(self.momentum, self.nesterov) if self.momentum else None,
                 scale_by_learning_rate(self.learning_rate))

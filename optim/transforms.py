@@ -1,4 +1,4 @@
-"""The per-array transforms, named as optax names them; each written for one array (see transform.py).
+"""The per-array transforms, named as optax names them; each written for one array, its needs declared.
 
 In the maths, ``g`` is what comes in (the gradient, or the previous transform's update) and
 the returned update is added to the parameter at the end of the chain.
@@ -13,7 +13,7 @@ import attrs
 import numpy as np
 
 from lamina.optim import hyper
-from lamina.optim.transform import Transform
+from lamina.optim.transform import Needs, Transform
 
 
 @attrs.frozen(repr=False)
@@ -21,9 +21,8 @@ class AddDecayedWeights(Transform):
     """u = g + weight_decay * p (L2 decay when it comes before the scaling, decoupled after it)."""
 
     name: ClassVar[str] = "add_decayed_weights"
-    elementwise: ClassVar[bool] = True
+    needs: ClassVar[Needs] = Needs(elementwise=True, writes_grad=False)
     weight_decay: float = attrs.field(validator=hyper.non_negative)
-    writes_grad: ClassVar[bool] = False
 
     def update(self, g, state, p, step):
         u = p * self.weight_decay
@@ -36,14 +35,12 @@ class Trace(Transform):
     """Momentum as torch's SGD (dampening 0): t = decay t + g; u = t, or g + decay t with nesterov."""
 
     name: ClassVar[str] = "trace"
-    elementwise: ClassVar[bool] = True
-    state_names: ClassVar[tuple[str, ...]] = ("trace",)
     decay: float = attrs.field(validator=hyper.fraction)
     nesterov: bool = attrs.field(default=False, validator=hyper.boolean)
 
     @property
-    def writes_grad(self) -> bool:
-        return self.nesterov
+    def needs(self) -> Needs:
+        return Needs(state=("trace",), elementwise=True, writes_grad=self.nesterov)
 
     def update(self, g, state, p, step):
         (t,) = state
@@ -64,9 +61,7 @@ class ScaleByAdam(Transform):
     """
 
     name: ClassVar[str] = "scale_by_adam"
-    elementwise: ClassVar[bool] = True
-    state_names: ClassVar[tuple[str, ...]] = ("mu", "nu")
-    writes_grad: ClassVar[bool] = False
+    needs: ClassVar[Needs] = Needs(state=("mu", "nu"), elementwise=True, writes_grad=False)
     b1: float = attrs.field(default=0.9, validator=hyper.fraction)
     b2: float = attrs.field(default=0.999, validator=hyper.fraction)
     eps: float = attrs.field(default=1e-8, validator=hyper.positive)
@@ -98,15 +93,13 @@ class ScaleByRms(Transform):
     """
 
     name: ClassVar[str] = "scale_by_rms"
-    elementwise: ClassVar[bool] = True
-    writes_grad: ClassVar[bool] = False
     alpha: float = attrs.field(default=0.99, validator=hyper.fraction)
     eps: float = attrs.field(default=1e-8, validator=hyper.positive)
     centered: bool = attrs.field(default=False, validator=hyper.boolean)
 
     @property
-    def state_names(self) -> tuple[str, ...]:
-        return ("nu", "mean") if self.centered else ("nu",)
+    def needs(self) -> Needs:
+        return Needs(state=("nu", "mean") if self.centered else ("nu",), elementwise=True, writes_grad=False)
 
     def update(self, g, state, p, step):
         a = float(self.alpha)
@@ -132,10 +125,10 @@ class ScaleByRms(Transform):
 
 @attrs.frozen(repr=False)
 class ScaleByLearningRate(Transform):
-    """u = -lr(step) g: the descent step. ``learning_rate`` is a float or a schedule (a callable of the step)."""
+    """u = -lr(step) g: the descent step. ``learning_rate``: a float or a schedule (a function of step)."""
 
     name: ClassVar[str] = "scale_by_learning_rate"
-    elementwise: ClassVar[bool] = True
+    needs: ClassVar[Needs] = Needs(elementwise=True, scales=True, rate=True)
     learning_rate: object = attrs.field(validator=hyper.learning_rate)
 
     def rate(self, step: int) -> float:
@@ -144,8 +137,8 @@ class ScaleByLearningRate(Transform):
             return float(self.learning_rate)
         lr = self.learning_rate(step)
         if not (hyper.is_number(lr) and math.isfinite(lr) and lr >= 0):
-            raise ValueError(f"scale_by_learning_rate: the learning-rate schedule gave {lr!r} at step {step}; "
-                             f"expected a finite number >= 0")
+            raise ValueError(f"scale_by_learning_rate: the learning-rate schedule gave {lr!r} at step "
+                             f"{step}; expected a finite number >= 0")
         return float(lr)
 
     def factor(self, step: int) -> float:
@@ -161,7 +154,7 @@ class Scale(Transform):
     """u = by * g."""
 
     name: ClassVar[str] = "scale"
-    elementwise: ClassVar[bool] = True
+    needs: ClassVar[Needs] = Needs(elementwise=True, scales=True)
     by: float = attrs.field(validator=hyper.non_negative)
 
     def factor(self, step: int) -> float:
@@ -177,8 +170,7 @@ class SetToZero(Transform):
     """u = 0: with ``masked``, a frozen layer (put it last, so that nothing after it moves the weights)."""
 
     name: ClassVar[str] = "set_to_zero"
-    elementwise: ClassVar[bool] = True
-    writes_grad: ClassVar[bool] = False
+    needs: ClassVar[Needs] = Needs(elementwise=True, writes_grad=False)
 
     def update(self, g, state, p, step):
         return np.zeros_like(g), state

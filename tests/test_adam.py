@@ -1,4 +1,4 @@
-"""Adam and AdamW: two steps worked by hand from torch's formulas, float32 dtype kept, hyper-parameters checked."""
+"""Adam and AdamW: two steps worked by hand from torch's formulas, float32 kept, hyper-parameters checked."""
 
 from __future__ import annotations
 
@@ -107,6 +107,7 @@ def test_hyper_parameters_are_checked_at_construction(make, kwargs, match):
 
 
 def test_reprs_are_readable():
-    assert repr(optim.Adam()) == "Adam(learning_rate=0.001, betas=(0.9, 0.999), eps=1e-08, weight_decay=0.0, clip_norm=None)"
+    assert repr(optim.Adam()) == ("Adam(learning_rate=0.001, betas=(0.9, 0.999), eps=1e-08, "
+                                  "weight_decay=0.0, clip_norm=None)")
     assert repr(optim.AdamW(betas=[0.8, 0.9])) == \
         "AdamW(learning_rate=0.001, betas=(0.8, 0.9), eps=1e-08, weight_decay=0.01, clip_norm=None)"

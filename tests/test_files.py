@@ -121,7 +121,8 @@ def test_the_file_is_a_plain_npz_with_a_readable_manifest(tmp_path):
                                                "model.layers[2].bias.npy", "model.layers[2].weight.npy"]
         assert all(i.compress_type == zipfile.ZIP_STORED and i.date_time == (1980, 1, 1, 0, 0, 0) for i in infos)
         manifest = json.loads(archive.read("lamina.json"))
-    assert manifest["format"] == "lamina.model_file" and manifest["version"] == 2 and manifest["kind"] == "model"
+    assert manifest["format"] == "lamina.model_file" and manifest["version"] == 3
+    assert manifest["kind"] == "model"
     assert manifest["extra"] == {"lr": 0.1}
     top = manifest["records"]["model"]
     assert top["record"] == "Sequence"
@@ -213,7 +214,7 @@ def test_the_format_is_stable(tmp_path):
     assert hashlib.sha256(path.read_bytes()).hexdigest() == GOLDEN
 
 
-GOLDEN = "b2f2629c385d67b56ad64c37fe6369e4cb3e0ba22af7fb95c74683b791e0e50e"  # version 2: buffers; finite arrays
+GOLDEN = "90cbb7c95856fe720ced94ce78786fae6a8ee1b8e3dbcd002650af4f582ae958"  # version 3 (lamina 0.3): sharing
 
 
 FIXTURES = Path(__file__).parent / "fixtures"

@@ -1,4 +1,4 @@
-"""optim.chain: composition, masked transforms, buffers, purity, the in-place path (bit for bit the pure one), states as data."""
+"""optim.chain: composition, masked, buffers, purity, in place (bit for bit the pure update), saved states."""
 
 from __future__ import annotations
 
@@ -9,20 +9,23 @@ import pytest
 from lamina import layers, optim
 from lamina.layers.files.model_file import read_records, write_records
 from lamina.layers.records.parameter import owned_buffer
-from lamina.optim import in_place
+from lamina.optim import executor
 from lamina.optim.in_place import owned
 
 OPTIMIZERS = {
     "SGD": optim.SGD(0.1),
     "SGD momentum": optim.SGD(0.05, momentum=0.9, weight_decay=1e-2),
-    "SGD nesterov clip": optim.SGD(optim.Cosine(0.1, total=50, warmup=5), momentum=0.9, nesterov=True, clip_norm=0.5),
+    "SGD nesterov clip": optim.SGD(optim.Cosine(0.1, total=50, warmup=5), momentum=0.9, nesterov=True,
+                                   clip_norm=0.5),
     "Adam": optim.Adam(1e-2, weight_decay=1e-3),
     "Adam clip schedule": optim.Adam(optim.StepDecay(1e-2, 0.5, 10), clip_norm=1.0),
     "AdamW": optim.AdamW(1e-2),
     "RMSprop": optim.RMSprop(1e-2),
-    "RMSprop centered momentum": optim.RMSprop(1e-2, centered=True, momentum=0.9, weight_decay=1e-3, clip_norm=2.0),
+    "RMSprop centered momentum": optim.RMSprop(1e-2, centered=True, momentum=0.9, weight_decay=1e-3,
+                                               clip_norm=2.0),
     "user chain": optim.chain(optim.clip_by_global_norm(1.0),
-                              optim.masked(optim.add_decayed_weights(0.1), lambda path: not path.endswith("bias")),
+                              optim.masked(optim.add_decayed_weights(0.1),
+                                           lambda path: not path.endswith("bias")),
                               optim.scale_by_adam(), optim.scale_by_learning_rate(1e-2)),
 }
 
@@ -30,7 +33,7 @@ OPTIMIZERS = {
 @layers.register
 @attrs.frozen
 class Counted(layers.Layer):
-    """y = x * weight; ``seen`` counts the samples it trained on (a buffer, as batch norm's running statistics)."""
+    """y = x * weight; ``seen`` counts the samples it trained on (a buffer, as batch norm's running stats)."""
 
     weight: np.ndarray = layers.param()
     seen: np.ndarray = layers.buffer()
@@ -66,7 +69,8 @@ def gradient_stream(model, n, seed=1, tiny_after=None):
 
 
 def arrays_of(model, state):
-    return layers.parameters(model) + [a for records in state.states for r in records for a in layers.parameters(r)]
+    return layers.parameters(model) + [a for records in state.states for r in records
+                                       for a in layers.parameters(r)]
 
 
 def assert_bits_equal(xs, ys):
@@ -219,9 +223,9 @@ def run_in_place(opt, model, grads):
 @pytest.mark.parametrize("blocked", [False, True], ids=["whole", "blocks"])
 @pytest.mark.parametrize("name", sorted(OPTIMIZERS))
 def test_in_place_is_bit_for_bit_the_pure_update(name, blocked, monkeypatch):
-    """70 steps in which half the moments decay into the subnormals, so that the flush after update 64 zeroes them."""
+    """70 steps in which half the moments decay into the subnormals: the flush after update 64 zeroes them."""
     if blocked:
-        monkeypatch.setattr(in_place, "BLOCK_BYTES", 40)  # 10 float32: the (6, 5) weight goes in 3 blocks
+        monkeypatch.setattr(executor, "BLOCK_BYTES", 40)  # 10 float32: the (6, 5) weight goes in 3 blocks
     opt = OPTIMIZERS[name]
     model = mlp()
     grads = gradient_stream(model, optim.FLUSH_EVERY + 6, tiny_after=20)
@@ -229,7 +233,7 @@ def test_in_place_is_bit_for_bit_the_pure_update(name, blocked, monkeypatch):
     mine, state = run_in_place(opt, model, grads)
     assert state.step == pure_state.step == len(grads)
     assert_bits_equal(arrays_of(mine, state), arrays_of(pure, pure_state))
-    pieces = [len(param.pieces) for param in state.plan.params]
+    pieces = [len(param.pieces) for param in state.plan.slots]
     assert (max(pieces) > 1) == blocked
 
 
@@ -250,7 +254,7 @@ def test_the_flush_zeroes_subnormal_moments_in_both_paths():
 @pytest.mark.parametrize("name", sorted(OPTIMIZERS))
 def test_in_place_never_writes_the_gradients(name, monkeypatch):
     """Callbacks read the gradients after the step: the in-place path reads them only (blocked or not)."""
-    monkeypatch.setattr(in_place, "BLOCK_BYTES", 40)
+    monkeypatch.setattr(executor, "BLOCK_BYTES", 40)
     opt = OPTIMIZERS[name]
     model, state = owned(mlp()), owned(opt.init(mlp()))
     for g in gradient_stream(mlp(), 3):
@@ -269,11 +273,11 @@ def test_a_not_elementwise_transform_is_never_blocked(monkeypatch):
             g /= np.linalg.norm(g)
             return g, state
 
-    monkeypatch.setattr(in_place, "BLOCK_BYTES", 40)
+    monkeypatch.setattr(executor, "BLOCK_BYTES", 40)
     opt = optim.chain(ScaleToUnitNorm(), optim.scale_by_learning_rate(0.1))
     model, grads = mlp(), gradient_stream(mlp(), 3)
     mine, state = run_in_place(opt, model, grads)
-    assert all(len(param.pieces) == 1 for param in state.plan.params)
+    assert all(len(param.pieces) == 1 for param in state.plan.slots)
     assert_bits_equal(arrays_of(mine, state), arrays_of(*run_pure(opt, model, grads)))
 
 
@@ -292,13 +296,13 @@ def test_not_owned_falls_back_to_the_pure_update():
     model, grads = mlp(), gradient_stream(mlp(), 2)
     new, state = opt.update_in_place(model, grads[0], opt.init(model))
     pure, pure_state = opt.update(model, grads[0], opt.init(model))
-    assert new is not model and state.plan is None
+    assert new is not model and state.plan.model is None   # not bound to any buffers
     assert_bits_equal(arrays_of(new, state), arrays_of(pure, pure_state))
     np.testing.assert_array_equal(layers.parameters(model)[0], layers.parameters(mlp())[0])  # untouched
 
 
 def test_a_gradient_sharing_a_parameter_s_buffer_is_not_used_as_scratch():
-    """A user layer may hand back its own parameter array as a gradient: the update must still read it as it was."""
+    """A user layer may hand back its own parameter array as gradient: the update still reads it as it was."""
     opt = optim.SGD(0.1, momentum=0.9)
     model = owned(mlp())
     grads = layers.map_parameters(lambda p: p, model)       # the very same arrays

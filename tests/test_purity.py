@@ -214,9 +214,9 @@ class Pull:
 
 @pytest.mark.parametrize("block_bytes", [None, 8], ids=["default blocks", "blocks of 2 floats"])
 def test_a_gradient_that_is_a_parameter_array_is_never_written_by_the_update(block_bytes, monkeypatch):
-    from lamina.optim import in_place
+    from lamina.optim import executor
     if block_bytes is not None:
-        monkeypatch.setattr(in_place, "BLOCK_BYTES", block_bytes)
+        monkeypatch.setattr(executor, "BLOCK_BYTES", block_bytes)
     x, y = random_data()
     model = layers.Sequence([layers.Dense.init(np.random.default_rng(0), 5, 3),
                              Pull(gain=np.ones(3, np.float32))])

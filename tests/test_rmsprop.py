@@ -1,4 +1,4 @@
-"""RMSprop: two steps worked by hand from torch's formulas (plain, centered, momentum, weight decay), checks."""
+"""RMSprop: two steps worked by hand from torch's formulas (plain, centered, momentum, decay), checks."""
 
 from __future__ import annotations
 

@@ -83,7 +83,8 @@ def torch_sgd(params, grads, lr, momentum=0.0, weight_decay=0.0, nesterov=False)
 def test_matches_torch_algorithm_on_a_model(momentum, nesterov, weight_decay):
     """Three updates of a whole Sequence (with a user layer) against torch's pseudo-code, float64."""
     rng = np.random.default_rng(0)
-    model = layers.Sequence([Scale(gain=rng.standard_normal(3)), layers.Dense.init(rng, 3, 2, dtype=np.float64),
+    model = layers.Sequence([Scale(gain=rng.standard_normal(3)),
+                             layers.Dense.init(rng, 3, 2, dtype=np.float64),
                              layers.Tanh(), layers.Dense.init(rng, 2, 2, dtype=np.float64)])
     grads = [layers.map_parameters(lambda p: rng.standard_normal(p.shape), model) for _ in range(3)]
     opt = optim.SGD(0.05, momentum=momentum, nesterov=nesterov, weight_decay=weight_decay)
@@ -112,7 +113,8 @@ def test_float32_model_stays_float32():
 def test_schedule_values():
     assert [optim.Constant(0.3)(t) for t in (0, 1, 1000)] == [0.3, 0.3, 0.3]
     step = optim.StepDecay(initial=0.1, factor=0.5, every=2)
-    assert [step(t) for t in range(6)] == pytest.approx([0.1, 0.1, 0.05, 0.05, 0.025, 0.025], rel=1e-15, abs=0)
+    assert [step(t) for t in range(6)] == pytest.approx([0.1, 0.1, 0.05, 0.05, 0.025, 0.025], rel=1e-15,
+                                                        abs=0)
     cosine = optim.Cosine(initial=1.0, total=4)
     # 1/2 (1 + cos(pi t / 4)) at t = 0..4, then flat at the end value
     assert [cosine(t) for t in (0, 1, 2, 3, 4, 10)] == pytest.approx(
@@ -197,7 +199,8 @@ def test_hyper_parameters_are_validated(kwargs, error, match):
 
 def test_hyper_parameters_are_readable():
     opt = optim.SGD(0.1, momentum=0.9, nesterov=True, weight_decay=1e-4)
-    assert repr(opt) == "SGD(learning_rate=0.1, momentum=0.9, nesterov=True, weight_decay=0.0001, clip_norm=None)"
+    assert repr(opt) == ("SGD(learning_rate=0.1, momentum=0.9, nesterov=True, weight_decay=0.0001, "
+                         "clip_norm=None)")
     assert "StepDecay(initial=0.1, factor=0.5, every=3)" in repr(optim.SGD(optim.StepDecay(0.1, 0.5, 3)))
 
 
@@ -267,7 +270,7 @@ def test_subnormal_velocities_are_flushed_and_the_weights_are_the_textbook_ones(
         model, state = owned(model), owned(state)
     p, v = p0.copy(), first.copy()  # the unflushed rule in NumPy float32
     p -= np.float32(0.1) * ((first + np.float32(0.9) * v) if nesterov else v)
-    for step in range(1, FLUSH_EVERY):  # updates number 1 .. FLUSH_EVERY - 1 (0-based): the flush comes after the last
+    for step in range(1, FLUSH_EVERY):  # updates 1 .. FLUSH_EVERY - 1 (0-based): the flush follows the last
         if step == FLUSH_EVERY - 1:
             assert 0 < state.states[0][0].gain[0] < tiny  # subnormal, not yet flushed
         if in_place:

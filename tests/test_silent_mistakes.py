@@ -181,7 +181,7 @@ def test_a_concat_branch_that_changes_the_batch_is_named():
             return dy, self
 
     model = layers.Concat([layers.Identity(), layers.Sequence([DropsARow(), layers.Identity()])])
-    with pytest.raises(layers.ShapeError, match=r"every branch to keep the batch's 8 samples, "
+    with pytest.raises(layers.ShapeError, match=r"every branch.s output to keep the batch.s 8 samples, "
                                                 r"but branches\[1\] gives 7 samples"):
         model(X[:8])
 
