@@ -29,6 +29,7 @@ from lamina.layers.last_step import LastStep
 from lamina.layers.layer import Layer, takes_ids
 from lamina.layers.layer_norm import LayerNorm
 from lamina.layers.mode import EVAL, TRAIN, Mode
+from lamina.layers.onnx import export_onnx
 from lamina.layers.multilayer import mlp
 from lamina.layers.records.parameter import buffer, constant, param
 from lamina.layers.pooling import AvgPool2D, GlobalAvgPool2D, MaxPool2D
@@ -65,5 +66,5 @@ __all__ = [
     "update_buffers",
     "check_gradients", "check_loss_gradient", "gradient_errors", "loss_gradient_error",
     "GradientCheckError",
-    "save", "load", "load_extra", "register", "generate",
+    "save", "load", "load_extra", "register", "generate", "export_onnx",
 ]

@@ -79,6 +79,17 @@ def wrong_gradients(layer, grads, path: str = "the model") -> str:
             f"attrs.evolve(self, weight=dweight) or {name}(weight=dweight, ...)")
 
 
+def onnx_form(layer):
+    """The layer's own ONNX form, its optional method ``to_onnx(graph, x) -> y``, or None (layers/onnx/)."""
+    return getattr(layer, "to_onnx", None)
+
+
+def output_shape_of(layer, input_shape):
+    """The per-sample output shape for ``input_shape`` by the optional ``output_shape``; None: unknown."""
+    shape = getattr(layer, "output_shape", None)
+    return None if shape is None else shape(input_shape)
+
+
 def takes_ids(layer) -> bool:
     """Whether ``layer`` takes integer ids as they are: its class says ``takes_ids = True`` (an Embedding), or
     it is a combinator whose first child takes ids. The one place this optional attribute is read."""
