@@ -64,9 +64,9 @@ def last_layer(model):
 
 def check_prediction(model, loss, x, y, transform) -> None:
     """The model's prediction on a few rows against the loss and the targets' shape (before any batch)."""
-    if not (isinstance(x, np.ndarray) and isinstance(y, np.ndarray)):
-        return
-    rows = x[:PROBE_ROWS] if transform is None else transform(x[:PROBE_ROWS])
+    if not (isinstance(x, np.ndarray) and isinstance(y, np.ndarray)) or transform is not None:
+        return                  # (a transform is called on the batches only, as a user counts its calls)
+    rows = x[:PROBE_ROWS]
     pred = forward_of(model)(rows.astype(input_dtype(model, rows) or rows.dtype, copy=False), EVAL)[0]
     if not isinstance(pred, np.ndarray):
         return
