@@ -4,10 +4,10 @@ from __future__ import annotations
 
 
 class NonFiniteLossError(FloatingPointError):
-    """The loss became NaN or inf; carries the epoch and batch (counted from 1; None outside ``fit``), the loss
-    value and the path of the first layer, in forward order, with a non-finite gradient (or buffer); when the
-    prediction itself is not finite (no gradient to look at), ``output=True`` and ``layer`` is the first layer
-    whose output is NaN or inf.
+    """The loss became NaN or inf; carries the epoch and batch (counted from 1; None outside ``fit``), the
+    loss value and the path of the first layer, in forward order, with a non-finite gradient (or buffer);
+    when the prediction itself is not finite (no gradient to look at), ``output=True`` and ``layer`` is the
+    first layer whose output is NaN or inf.
 
     With ``parameter=True`` the loss was finite but the update after that batch made a parameter
     NaN or inf (found before a checkpoint was written); ``layer`` is then the parameter's path.
@@ -37,14 +37,15 @@ class NonFiniteLossError(FloatingPointError):
 
 
 class TrainingInterrupted(KeyboardInterrupt):
-    """Ctrl-C during ``fit``: the work so far is kept in ``.model``, ``.history`` and ``.checkpoint`` (the file written, or None)."""
+    """Ctrl-C during ``fit``: the work so far is kept in ``.model``, ``.history`` and ``.checkpoint`` (the
+    file written, or None)."""
 
     def __init__(self, model, history: dict, checkpoint=None):
         self.model, self.history, self.checkpoint = model, history, checkpoint
         where = f"; checkpoint written to {checkpoint}" if checkpoint else ""
-        super().__init__(f"training interrupted after {len(history.get('loss', []))} complete epoch(s){where}; "
-                         f"the model trained so far is in .model, the history in .history")
+        super().__init__(f"training interrupted after {len(history.get('loss', []))} complete "
+                         f"epoch(s){where}; the model trained so far is in .model, the history in .history")
 
 
 class TrainingWarning(UserWarning):
-    """Something about a run looks wrong (divergence, input far outside the expected range); training goes on."""
+    """Something about a run looks wrong (divergence, input far outside the expected range); it goes on."""

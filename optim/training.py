@@ -165,7 +165,8 @@ def _resumed(resume, model, rng, settings: dict, best, callbacks, *, epochs: int
                          f"(epochs is the total, counting the epochs before the checkpoint)")
     if ckpt.epoch == epochs and ckpt.position == 0:
         warnings.warn(f"fit: the run in {ckpt.path} is finished (epoch {epochs} of {epochs}): nothing is "
-                      f"left to train; pass a larger epochs= (the total) to train on", TrainingWarning, stacklevel=3)
+                      "left to train; pass a larger epochs= (the total) to train "
+                      "on", TrainingWarning, stacklevel=3)
     rng.bit_generator.state = ckpt.rng_state
     if best is not None:
         best.best = ckpt.best

@@ -81,7 +81,7 @@ def archive_size(members) -> int:
 
 
 def write_archive(file, members) -> None:
-    """Write ``members`` [(ascii name, [bytes-like chunks])] to ``file`` as a stored ZIP, in the given order."""
+    """Write ``members`` [(ascii name, [bytes-like chunks])] to ``file`` as a stored ZIP, in that order."""
     if archive_size(members) > MAX_ARCHIVE_BYTES or len(members) > MAX_MEMBERS:
         raise ValueError("write_archive: too large for a ZIP without ZIP64")
     directory, offset = [], 0
@@ -117,7 +117,7 @@ def _foreign(head: bytes) -> str:
 
 
 def read_directory(file, path, first: str) -> list[Member]:
-    """The members of the stored ZIP ``file``, whose first member must be ``first``, after checking its layout.
+    """The members of the stored ZIP ``file`` (its first member must be ``first``), its layout checked.
 
     Any difference from the layout ``write_archive`` makes is a ModelFileError naming ``path``.
     """
@@ -185,15 +185,16 @@ def read_directory(file, path, first: str) -> list[Member]:
         if all(name.endswith(".npy") for name in names):
             refuse(f"it is a plain NumPy .npz archive (np.savez) without lamina's manifest {first!r}, "
                    "not a lamina model file; numpy.load reads it")
-        refuse(f"it is a ZIP archive without lamina's manifest {first!r} (its first member is {quote(names[0])})")
+        refuse(f"it is a ZIP archive without lamina's manifest {first!r} (its first member is "
+               f"{quote(names[0])})")
     return _check_layout(entries, cd_offset, refuse)
 
 
 def _check_layout(entries, cd_offset, refuse) -> list[Member]:
     for name, method, _, _ in entries:
         if method != 0:
-            refuse(f"the member {quote(name)} is compressed ({METHODS.get(method, f'method {method}')}); lamina "
-                   "stores members uncompressed and refuses compressed ones without inflating them")
+            refuse(f"the member {quote(name)} is compressed ({METHODS.get(method, f'method {method}')}); "
+                   "lamina stores members uncompressed and refuses compressed ones without inflating them")
     members, offset = [], 0
     for name, _, member, raw in entries:
         if raw != _central_header(name.encode("ascii"), member.crc, member.size, member.offset):
@@ -224,7 +225,8 @@ def _open_member(file, path, member: Member) -> None:
     name = member.name.encode("ascii")
     file.seek(member.offset)
     if file.read(LOCAL.size + len(name)) != _local_header(name, member.crc, member.size):
-        raise ModelFileError(path, f"the local header of {quote(member.name)} is damaged or differs from the ZIP directory")
+        raise ModelFileError(path, f"the local header of {quote(member.name)} is damaged or differs from the "
+                                   "ZIP directory")
 
 
 def _check_crc(path, member: Member, crc: int) -> None:
@@ -252,13 +254,13 @@ def _describe_npy(head: bytes) -> str:
 
 
 def read_array(file, path, member: Member, dtype: np.dtype, shape: tuple) -> np.ndarray:
-    """The read-only array of ``dtype`` and ``shape`` in the .npy ``member`` (the caller has checked its size)."""
+    """The read-only array of ``dtype`` and ``shape`` in the .npy ``member`` (the caller checked its size)."""
     header = npy_header(dtype, shape)
     _open_member(file, path, member)
     head = file.read(len(header))
     if head != header:
-        raise ModelFileError(path, f"the member {quote(member.name)} has a {_describe_npy(head)}; the manifest says "
-                                   f"{dtype.name} {tuple(shape)}, whose header differs")
+        raise ModelFileError(path, f"the member {quote(member.name)} has a {_describe_npy(head)}; the "
+                                   f"manifest says {dtype.name} {tuple(shape)}, whose header differs")
     data = bytearray(member.size - len(header))
     _read_exactly(file, path, data)
     _check_crc(path, member, zlib.crc32(data, zlib.crc32(header)))

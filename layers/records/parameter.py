@@ -22,7 +22,8 @@ _OWNING = contextvars.ContextVar("lamina_owning", default=False)
 
 
 def frozen_array(value) -> np.ndarray:
-    """The value as a read-only float32/float64 array: a writable array is copied (viewed, inside ``owning()``), a read-only one kept."""
+    """The value as a read-only float32/float64 array: a writable array is copied (viewed, inside
+    ``owning()``), a read-only one kept."""
     array = value if type(value) is np.ndarray else np.asarray(value)
     if array.dtype.char not in "fd" or not array.dtype.isnative:  # native float32, float64
         raise TypeError(f"a parameter or buffer must be a float32 or float64 array, got dtype {array.dtype}")
@@ -33,7 +34,8 @@ def frozen_array(value) -> np.ndarray:
 
 
 class owning:
-    """``with owning():`` records built inside take writable arrays as read-only views (no copy): for the training loop only."""
+    """``with owning():`` records built inside take writable arrays as read-only views (no copy): for the
+    training loop only."""
 
     __slots__ = ("_token",)
 
@@ -46,7 +48,7 @@ class owning:
 
 
 def owned_buffer(array: np.ndarray) -> np.ndarray | None:
-    """The writable C-contiguous array behind a read-only view taken inside ``owning()`` (all of it), or None."""
+    """The writable C-contiguous array behind a read-only view made in ``owning()`` (all of it), or None."""
     base = array.base
     if type(base) is np.ndarray and base.shape == array.shape and base.dtype == array.dtype:
         flags = base.flags
@@ -81,7 +83,8 @@ def param(**kwargs):
 
 
 def buffer(**kwargs):
-    """A non-trainable array field that training updates (running statistics): saved, never stepped by an optimizer.
+    """A non-trainable array field that training updates (running statistics): saved, never stepped by an
+    optimizer.
 
     In the record ``backward`` returns, a buffer field holds the buffer's new value.
     """
