@@ -101,7 +101,7 @@ def make_schedule(chain, model, model_structure: tuple) -> Schedule:
 
 
 def leaf_keys(record) -> tuple:
-    """How to reach each parameter, then each buffer, of a record of this structure (``along`` follows them)."""
+    """How to reach each parameter, then each buffer, of a record of this structure (for ``along``)."""
     return tuple(_keys(path) for path, _ in [*named_parameters(record), *named_buffers(record)])
 
 
