@@ -153,13 +153,13 @@ def anatomy(workload, x, y):
     lamina, floor = [], []
     with owning():
         lamina.append(("gather x[idx], y[idx]", _best(lambda: (x[idx], y[idx]))))
-        pred, cache = model._forward(xb, mode)
+        pred, cache = model.forward_unchecked(xb, mode)
         a = xb
         for i, (layer, c) in enumerate(zip(model.layers, cache)):
             a_in = a
             lamina.append((f"  layers[{i}] {layer!r}.forward", _best(lambda: layer.forward(a_in, mode))))
             a, _ = layer.forward(a_in, mode)
-        lamina.append(("model.forward (all layers)", _best(lambda: model._forward(xb, mode))))
+        lamina.append(("model.forward (all layers)", _best(lambda: model.forward_unchecked(xb, mode))))
         value, loss_cache = loss.forward(pred, yb)
         lamina.append(("loss.forward", _best(lambda: loss.forward(pred, yb))))
         lamina.append(("loss.backward", _best(lambda: loss.backward(loss_cache))))

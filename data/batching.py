@@ -13,16 +13,43 @@ def _as_array(a) -> np.ndarray:
     return a if isinstance(a, np.ndarray) else np.asarray(a)
 
 
-def _check_pair(x, y, who: str):
-    """x and y as arrays with samples along axis 0, the same number of them, at least one."""
-    x, y = _as_array(x), _as_array(y)
-    for name, a in (("x", x), ("y", y)):
+def _as_data(a, name: str, who: str):
+    """An array, or a tuple of arrays (several inputs or targets) with the same number of samples."""
+    if type(a) is list and a and all(isinstance(p, np.ndarray) for p in a):
+        raise TypeError(f"{who}: {name} is a list of {len(a)} arrays; for several inputs "
+                        f"pass a tuple: (x0, x1)")
+    if type(a) is not tuple:
+        a = _as_array(a)
         if a.ndim == 0:
             raise ValueError(f"{who}: {name} must be an array with samples along axis 0, got a scalar")
-    if len(x) != len(y):
-        raise ValueError(f"{who}: x has {len(x)} samples but y has {len(y)}; "
+        return a
+    if not a:
+        raise ValueError(f"{who}: {name} is an empty tuple; expected at least one array")
+    parts = tuple(_as_data(p, f"{name}[{i}]", who) for i, p in enumerate(a))
+    for i, p in enumerate(parts):
+        if len(p) != len(parts[0]):
+            raise ValueError(f"{who}: {name}[{i}] has {len(p)} samples but {name}[0] has {len(parts[0])}; "
+                             f"expected the same number (axis 0)")
+    return parts
+
+
+def _n(a) -> int:
+    return len(a[0]) if type(a) is tuple else len(a)
+
+
+def _take(a, rows):
+    """Rows of an array or of every array of a tuple (a slice gives views)."""
+    return tuple(p[rows] for p in a) if type(a) is tuple else a[rows]
+
+
+def _check_pair(x, y, who: str):
+    """x and y as arrays (or tuples of them) with samples along axis 0, the same number of them, at least
+    one."""
+    x, y = _as_data(x, "x", who), _as_data(y, "y", who)
+    if _n(x) != _n(y):
+        raise ValueError(f"{who}: x has {_n(x)} samples but y has {_n(y)}; "
                          "expected the same number (axis 0)")
-    if len(x) == 0:
+    if _n(x) == 0:
         raise ValueError(f"{who}: x has no samples; expected at least one")
     return x, y
 
@@ -34,30 +61,29 @@ def _check_rng(rng, who: str) -> None:
 
 
 def batches(x, y, batch_size: int, rng: np.random.Generator | None = None, *, transform=None):
-    """Mini-batches (xb, yb) of ``batch_size`` samples (the last may be smaller), every sample once.
+    """Mini-batches (xb, yb) of ``batch_size`` samples (the last may be smaller), every sample once; a tuple
+    x or y (several inputs or targets) gives tuples, every array shuffled and sliced alike.
 
     With ``rng`` the order is one ``rng.permutation(n)``, drawn when ``batches`` is called (so the
     Generator advances then); without it the order is 0..n-1 and the batches are views of x and y.
     ``transform`` converts each ``xb`` as it is yielded (``Rescale``), so x can be a uint8 memmap.
     """
     x, y = _check_pair(x, y, "batches")
-    check_inputs(x, "batches: x")
+    for i, part in enumerate(x if type(x) is tuple else (x,)):
+        check_inputs(part, f"batches: x[{i}]" if type(x) is tuple else "batches: x")
     positive_int("batches", "batch_size", batch_size)
     if rng is not None:
         _check_rng(rng, "batches")
     if transform is not None and not callable(transform):
         raise TypeError(f"batches: transform must be callable (xb -> xb), got {type(transform).__name__}")
-    order = rng.permutation(len(x)) if rng is not None else None
+    order = rng.permutation(_n(x)) if rng is not None else None
     return _batches(x, y, int(batch_size), order, transform)
 
 
 def _batches(x, y, batch_size, order, transform):
-    for start in range(0, len(x), batch_size):
-        if order is None:
-            xb, yb = x[start:start + batch_size], y[start:start + batch_size]
-        else:
-            rows = order[start:start + batch_size]
-            xb, yb = x[rows], y[rows]
+    for start in range(0, _n(x), batch_size):
+        rows = slice(start, start + batch_size) if order is None else order[start:start + batch_size]
+        xb, yb = _take(x, rows), _take(y, rows)
         yield (xb if transform is None else transform(xb)), yb
 
 
@@ -122,11 +148,11 @@ def split(x, y, fraction: float, rng: np.random.Generator):
     x, y = _check_pair(x, y, "split")
     fraction_open("split", "fraction", fraction)
     _check_rng(rng, "split")
-    n = len(x)
+    n = _n(x)
     n_held = round(fraction * n)
     if not 0 < n_held < n:
         raise ValueError(f"split: fraction {fraction} of {n} samples holds out {n_held} and leaves "
                          f"{n - n_held} for training; expected at least one sample in each part")
     order = rng.permutation(n)
     held, train = np.sort(order[:n_held]), np.sort(order[n_held:])
-    return (x[train], y[train]), (x[held], y[held])
+    return (_take(x, train), _take(y, train)), (_take(x, held), _take(y, held))

@@ -42,7 +42,8 @@ def train(model, state, loss, optimizer, x, y, *, epochs: int, batch_size: int, 
     keys = ["loss", "accuracy", "val_loss", "val_accuracy", "seconds"]
     for key in keys[:2 if classify else 1] + (keys[2:4 if classify else 3] if validation else []) + keys[4:]:
         history.setdefault(key, [])
-    run = Run(epochs, -(-len(x) // batch_size), history, owned_copy(model), owned_copy(state))
+    run = Run(epochs, -(-len(x) // batch_size), history, owned_copy(model, model),
+              owned_copy(state, model))
     best = None
     if patience is not None:
         best = BestModel(validation is not None, patience, "val_loss" if validation else "loss",

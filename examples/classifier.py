@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import math
 import os
 import sys
@@ -99,6 +100,8 @@ def parser(description: str, default_out: str) -> argparse.ArgumentParser:
     p.add_argument("--report", type=Path, default=None, metavar="HTML",
                    help="record layer statistics while training and write an HTML report of the network "
                         "there (default: none)")
+    p.add_argument("--onnx", type=Path, default=None, metavar="FILE",
+                   help="also write the model as an ONNX file (needs pip install onnx; default: none)")
     p.add_argument("--no-progress", dest="progress", action="store_false",
                    help="hide the progress bars; the per-epoch lines stay (default: bars shown)")
     return p
@@ -145,7 +148,9 @@ def check_args(p: argparse.ArgumentParser, args: argparse.Namespace) -> argparse
     if any(n < 1 for n in args.hidden):
         p.error(f"--hidden sizes must be positive, got {args.hidden}")
     # every output is checked before training (a folder that is missing is made), not after it
-    check_outputs(p, {"--out": args.out, "--report": args.report})
+    check_outputs(p, {"--out": args.out, "--report": args.report, "--onnx": args.onnx})
+    if args.onnx is not None and importlib.util.find_spec("onnx") is None:
+        p.error("--onnx needs the onnx package: pip install onnx (or pip install -e '.[onnx]')")
     if args.plot:
         check_matplotlib(p)
         check_outputs(p, {"--plot": plot_paths(args.out)[0]})
@@ -298,6 +303,9 @@ def run(args, load, title: str, *, script: str = "examples/mnist.py", argv=(), p
     test = optim.evaluate(model, loss, x_test, y_test, threads=args.threads)
     save(args.out, model, history, test=test)
     print(f"saved the model to {args.out} ({time.perf_counter() - t0:.1f} s in all)")
+    if args.onnx:
+        layers.export_onnx(model, args.onnx, x_test.shape[1:])
+        print(f"wrote the ONNX file {args.onnx}")
     if args.plot:
         plot(args.out, history, model, x_test, y_test, n_classes)
     if monitor:

@@ -5,6 +5,7 @@
     python examples/mnist.py --hidden 128 --activation sigmoid --loss mse --schedule constant
     python examples/mnist.py --checkpoint runs/mnist         # Ctrl-C, then the printed command (--resume runs/mnist)
     python examples/mnist.py --epochs 16 --resume runs/mnist # extend the finished 8-epoch run: the cosine restarts
+    python examples/mnist.py --onnx mnist.onnx               # also as ONNX for onnxruntime (pip install onnx)
     python examples/mnist.py --help                          # every setting, with its default
 """
 

@@ -5,8 +5,12 @@ from lamina.layers.attention import MultiHeadAttention
 from lamina.layers.batch_norm import BatchNorm
 from lamina.layers.bidirectional import Bidirectional
 from lamina.layers.concat import Concat
-from lamina.layers.combinator import Combinator
+from lamina.layers.combinator import Combinator, add_input_grads
 from lamina.layers.conv1d import Conv1D
+from lamina.layers.fork import Fork
+from lamina.layers.join import Join
+from lamina.layers.parallel import Parallel
+from lamina.layers.transposed import Transposed
 from lamina.layers.conv2d import Conv2D
 from lamina.layers.dense import Dense
 from lamina.layers.dropout import Dropout
@@ -25,6 +29,7 @@ from lamina.layers.last_step import LastStep
 from lamina.layers.layer import Layer, takes_ids
 from lamina.layers.layer_norm import LayerNorm
 from lamina.layers.mode import EVAL, TRAIN, Mode
+from lamina.layers.onnx import export_onnx
 from lamina.layers.multilayer import mlp
 from lamina.layers.records.parameter import buffer, param
 from lamina.layers.pooling import AvgPool2D, GlobalAvgPool2D, MaxPool2D
@@ -37,6 +42,7 @@ from lamina.layers.sequence import Sequence
 from lamina.layers.recurrent import GRU, LSTM, RNN
 from lamina.layers.records.tree import (
     buffers,
+    fold_gradients,
     map_buffers,
     map_parameters,
     named_buffers,
@@ -52,12 +58,13 @@ __all__ = [
     "Conv2D", "MaxPool2D", "AvgPool2D", "GlobalAvgPool2D", "Flatten", "Reshape",
     "Embedding", "PositionalEmbedding", "LastStep", "takes_ids",
     "Conv1D", "MaxPool1D", "AvgPool1D", "GlobalAvgPool1D", "GlobalMaxPool1D",
-    "Sequence", "Residual", "Concat", "Combinator", "mlp",
+    "Sequence", "Residual", "Concat", "Fork", "Parallel", "Join", "Transposed", "Combinator",
+    "add_input_grads", "mlp", "fold_gradients",
     "RNN", "LSTM", "GRU", "Bidirectional", "MultiHeadAttention",
     "ShapeError", "LayerError", "ModelFileError", "StructureError",
     "parameters", "named_parameters", "map_parameters", "buffers", "named_buffers", "map_buffers",
     "update_buffers",
     "check_gradients", "check_loss_gradient", "gradient_errors", "loss_gradient_error",
     "GradientCheckError",
-    "save", "load", "load_extra", "register", "generate",
+    "save", "load", "load_extra", "register", "generate", "export_onnx",
 ]

@@ -39,11 +39,8 @@ class Bidirectional(Combinator):
     def children(self) -> tuple:
         return (("forward_layer", self.forward_layer), ("backward_layer", self.backward_layer))
 
-    def _child_shapes(self, input_shape) -> list:
-        return [(input_shape, self.child_shape(i, input_shape)) for i in range(2)]
-
-    def _output(self, input_shape, shapes):
-        (_, ahead), (_, behind) = shapes
+    def output_from(self, input_shape, outputs):
+        ahead, behind = outputs
         if ahead is None or behind is None:
             return None
         for path, shape in (("forward_layer", ahead), ("backward_layer", behind)):
@@ -53,16 +50,16 @@ class Bidirectional(Combinator):
         width = None if None in (ahead[1], behind[1]) else ahead[1] + behind[1]
         return (ahead[0] if ahead[0] is not None else behind[0], width)
 
-    def _forward(self, x, mode: Mode):
-        ahead, ahead_cache = self._run(0, x, mode)
-        behind, behind_cache = self._run(1, x[:, ::-1], mode)
+    def forward_unchecked(self, x, mode: Mode):
+        ahead, ahead_cache = self.forward_child(0, x, mode)
+        behind, behind_cache = self.forward_child(1, x[:, ::-1], mode)
         return np.concatenate([ahead, behind[:, ::-1]], axis=-1), (ahead_cache, behind_cache, ahead.shape[-1])
 
     def backward(self, cache, dy, mode: Mode):
         """dy (n, t, h_forward + h_backward) -> (the directions' dx summed, gradients as a Bidirectional)."""
         ahead_cache, behind_cache, width = cache
-        dx, ahead = self._run_back(0, ahead_cache, dy[..., :width], mode)
-        d_behind, behind = self._run_back(1, behind_cache, dy[:, ::-1, width:], mode)
+        dx, ahead = self.backward_child(0, ahead_cache, dy[..., :width], mode)
+        d_behind, behind = self.backward_child(1, behind_cache, dy[:, ::-1, width:], mode)
         if dx is not None and d_behind is not None:
             dx = dx + d_behind[:, ::-1]
-        return dx, self._gradients(forward_layer=ahead, backward_layer=behind)
+        return dx, self.gradient_record(forward_layer=ahead, backward_layer=behind)

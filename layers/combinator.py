@@ -1,11 +1,20 @@
-"""What every combinator does for its children, written once: paths in errors, the mode, observation,
-shape checks when built, the entry checks of the outermost call, and the summary's rows.
+"""What every combinator does for its children, written once and public: paths in errors, the mode,
+observation, shape checks when built, sharing, the entry checks of the outermost call, and the summary's rows.
 
-A combinator is a frozen attrs record that subclasses ``Combinator`` and says, in a few lines,
-how its children are wired: ``children()`` (local path, child), ``_child_shapes`` (each child's
-input and output shape for an input shape), ``_output(input_shape, shapes)``, ``_forward`` (which
-runs each child through ``_run``) and ``backward`` (through ``_run_back``, returning
-``self._gradients(...)``).
+A combinator (the built-ins and a user's own) is a frozen attrs record that subclasses ``Combinator``
+and writes four things:
+
+- ``children()``: ((local path, child), ...) in forward order, e.g. (("a", self.a), ("b", self.b));
+- ``output_from(input_shape, outputs)``: its output shape from its children's output shapes
+  (a ShapeError when they cannot be combined); ``child_inputs(input_shape)`` gives each child's
+  input shape (every child gets the combinator's input unless it says otherwise);
+- ``forward_unchecked(x, mode) -> (y, cache)``: running child i through ``self.forward_child(i, x, mode)``;
+- ``backward(cache, dy, mode) -> (dx, grads)``: through ``self.backward_child(i, cache_i, dy_i, mode)``,
+  returning ``self.gradient_record(field=child gradients, ...)`` (``add_input_grads`` sums input gradients).
+
+The base class gives ``forward`` (the outermost call's entry checks, then ``forward_unchecked``),
+``output_shape``, ``summary`` and the checks when built (the children are layers, one dtype, no
+shared record with buffers).
 """
 
 from __future__ import annotations
@@ -16,9 +25,10 @@ import attrs
 import numpy as np
 
 from lamina.layers.errors import LayerError, ShapeError, format_shape
-from lamina.layers.layer import Layer, check_layer, describe, entry, forward_of, takes_ids
+from lamina.layers.layer import Layer, check_layer, describe, entry, forward_of, output_shape_of, takes_ids
 from lamina.layers.mode import Mode
-from lamina.layers.records.tree import buffers, count_parameters, parameters
+from lamina.layers.records.tree import (buffers, check_sharing, count_first_uses, count_parameters,
+                                        first_paths, parameters)
 
 PATHED = (ShapeError, LayerError)
 
@@ -44,9 +54,45 @@ def _derived():
     return attrs.field(init=False, eq=False, repr=False)
 
 
+def add_input_grads(*grads):
+    """The sum of input gradients, None ones left out (None when all are); tuples (a tuple input) part by
+    part."""
+    given = [g for g in grads if g is not None]
+    if not given:
+        return None
+    if type(given[0]) is tuple:
+        return tuple(add_input_grads(*parts) for parts in zip(*given))
+    total = given[0]
+    for g in given[1:]:
+        total = total + g
+    return total
+
+
+def as_children(who: str, noun: str, nouns: str):
+    """The converter of a combinator's list field: a non-empty tuple of layers (``who([a, b, ...])``)."""
+    def convert(value) -> tuple:
+        if attrs.has(type(value)):
+            raise TypeError(f"{who} takes a list of {nouns}: {who}([a, b, ...]), got a single "
+                            f"{type(value).__name__}")
+        value = tuple(value)
+        if not value:
+            raise ValueError(f"{who} needs at least one {noun}, got none")
+        return value
+    return convert
+
+
+def _shape_text(shape) -> str:
+    """'(n, 10)', '?' when unknown, '[(n, 10), (n, 4)]' for a tuple output (a list of shapes)."""
+    if type(shape) is list:
+        return "[" + ", ".join(map(_shape_text, shape)) + "]"
+    return "?" if shape is None else format_shape(shape)
+
+
 @attrs.frozen(repr=False)
 class Combinator(Layer):
-    """Base of Sequence, Residual and Concat (and of any combinator a user writes): subclass it with ``@attrs.frozen``."""
+    """Base of Sequence, Residual, Concat, Fork, Parallel (and of any combinator a user writes): subclass it
+    with
+    ``@attrs.frozen``; see the module's docstring for the four methods to write."""
 
     dtype: np.dtype | None = _derived()   # the dtype every array of the combinator shares (None: no arrays)
     _paths: tuple = _derived()            # each child's local path
@@ -57,25 +103,32 @@ class Combinator(Layer):
     def __attrs_post_init__(self):
         self._build()
 
-    # ---- what a combinator says about itself ----------------------------------------------------
+    # ---- what a combinator writes -----------------------------------------------------------------
 
     def children(self) -> tuple:
         """((local path, child), ...) in forward order."""
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__}: a combinator writes "
+                                  f"children() -> ((path, child), ...)")
 
-    def _child_records(self) -> tuple:
-        """The children alone, in forward order."""
-        return tuple(child for _, child in self.children())
+    def child_inputs(self, input_shape) -> list:
+        """Each child's per-sample input shape for the combinator's (by default every child gets it)."""
+        return [input_shape] * len(self._kids)
 
-    def _child_shapes(self, input_shape) -> list:
-        """[(input shape, output shape)] per child, through ``child_shape`` (so errors carry paths)."""
-        raise NotImplementedError
+    def output_from(self, input_shape, outputs: list):
+        """The combinator's output shape from its children's (None: unknown); a ShapeError when they do not
+        combine."""
+        raise NotImplementedError(f"{type(self).__name__}: a combinator writes "
+                                  f"output_from(input_shape, outputs)")
 
-    def _output(self, input_shape, shapes):
-        """The combinator's output shape from its children's shapes (a ShapeError when they cannot be combined)."""
-        raise NotImplementedError
+    def forward_unchecked(self, x, mode: Mode):
+        """(y, cache) without the entry checks (the outermost call made them)."""
+        raise NotImplementedError(f"{type(self).__name__}: a combinator writes forward_unchecked(x, mode)")
 
-    # ---- shared: building ------------------------------------------------------------------------
+    def source_of(self, i: int) -> str | None:
+        """What gives child i its input, for messages (None: the combinator's own input)."""
+        return None
+
+    # ---- building ----------------------------------------------------------------------------------
 
     def _build(self) -> None:
         """Check the children and their wiring; note the dtype and each child's forward."""
@@ -86,6 +139,7 @@ class Combinator(Layer):
         if len(dtypes) > 1:
             raise TypeError(f"{type(self).__name__}: all parameters must share one dtype, got "
                             f"{sorted(map(str, dtypes))}{self._dtype_culprit(dtypes)}")
+        check_sharing(self, type(self).__name__)
         object.__setattr__(self, "dtype", dtypes.pop() if dtypes else None)
         object.__setattr__(self, "_paths", tuple(path for path, _ in kids))
         object.__setattr__(self, "_kids", tuple(child for _, child in kids))
@@ -93,13 +147,15 @@ class Combinator(Layer):
         object.__setattr__(self, "_nested", tuple(isinstance(child, Combinator) for _, child in kids))
         self.output_shape(None)
 
-    def _gradients(self, **children):
-        """The gradient record of this combinator: its class with ``children`` (the children's gradient records) in their
-        fields, without building and checking it again (it has this record's structure: the children's backward made it)."""
+    def gradient_record(self, **children):
+        """The gradient record of this combinator: its class with ``children`` (the children's gradient
+        records) in
+        their fields, built without checking again (it has this record's structure: the children's backward
+        made it)."""
         grads = object.__new__(type(self))
         for name in _field_names(type(self)):
             object.__setattr__(grads, name, children[name] if name in children else getattr(self, name))
-        kids = grads._child_records()
+        kids = tuple(child for _, child in grads.children())
         object.__setattr__(grads, "_kids", kids)
         object.__setattr__(grads, "_forwards", tuple([forward_of(child) for child in kids]))
         return grads
@@ -113,29 +169,26 @@ class Combinator(Layer):
         paths = list(dict.fromkeys(counts[minority]))
         return f" ({', '.join(paths)} {'is' if len(paths) == 1 else 'are'} {minority})"
 
-    # ---- shared: shapes ----------------------------------------------------------------------------
+    # ---- shapes ------------------------------------------------------------------------------------
 
     def child_shape(self, i: int, input_shape):
         """Child i's output shape for ``input_shape`` (None: unknown); a ShapeError gets the child's path."""
-        child = self._kids[i]
-        if not hasattr(child, "output_shape"):
-            return None
         try:
-            return child.output_shape(input_shape)
+            return output_shape_of(self._kids[i], input_shape)
         except PATHED as error:
-            raise error.within(self._paths[i], self._source(i)) from None
+            raise error.within(self._paths[i], self.source_of(i)) from None
 
-    def _source(self, i: int) -> str | None:
-        """What gives child i its input, for messages (None: the combinator's own input)."""
-        return None
+    def child_shapes(self, input_shape) -> list:
+        """[(input shape, output shape)] of each child for the combinator's input shape."""
+        return [(shape, self.child_shape(i, shape)) for i, shape in enumerate(self.child_inputs(input_shape))]
 
     def output_shape(self, input_shape):
-        """Per-sample output shape for a per-sample input shape (None: unknown); checks that the children fit."""
-        return self._output(input_shape, self._child_shapes(input_shape))
+        """Per-sample output shape for a per-sample input shape (None: unknown); checks the children fit."""
+        return self.output_from(input_shape, [shape for _, shape in self.child_shapes(input_shape)])
 
-    # ---- shared: running a child -------------------------------------------------------------------
+    # ---- running a child ---------------------------------------------------------------------------
 
-    def _run(self, i: int, x, mode: Mode):
+    def forward_child(self, i: int, x, mode: Mode):
         """Child i's forward (unchecked), with its path on errors and ``mode.observe`` told of its output."""
         try:
             if mode.observe is None:
@@ -147,10 +200,10 @@ class Combinator(Layer):
             mode.observe(self._paths[i], self._kids[i], y)
             return y, cache
         except PATHED as error:
-            raise error.within(self._paths[i], self._source(i)) from None
+            raise error.within(self._paths[i], self.source_of(i)) from None
 
-    def _run_back(self, i: int, cache, dy, mode: Mode):
-        """Child i's backward, with its path on errors; dx must come back unless ``mode.input_grad`` is False
+    def backward_child(self, i: int, cache, dy, mode: Mode):
+        """Child i's backward, with its path on errors; dx must come back unless mode.input_grad is False
         or the child takes ids (which have no gradient: dx None, passed on)."""
         child = self._kids[i]
         try:
@@ -158,31 +211,41 @@ class Combinator(Layer):
         except PATHED as error:
             raise error.within(self._paths[i]) from None
         if dx is None and mode.input_grad and not takes_ids(child):
-            raise TypeError(f"{self._paths[i]} {describe(child)}: backward returned dx None, but the mode asks "
-                            f"for the input gradient (mode.input_grad is True)")
+            raise TypeError(f"{self._paths[i]} {describe(child)}: backward returned dx None, but the mode "
+                            f"asks for the input gradient (mode.input_grad is True)")
         return dx, grads
 
-    # ---- shared: the outermost call ----------------------------------------------------------------
+    # ---- the outermost call ------------------------------------------------------------------------
 
     def forward(self, x, mode: Mode):
-        """(n, ...) -> (y, cache); the outermost call casts and checks x (nested combinators never check again)."""
-        return self._forward(entry(self, x, dtype=self.dtype), mode)
+        """(n, ...) -> (y, cache); the outermost call casts and checks x (nested ones never check again)."""
+        return self.forward_unchecked(entry(self, x, dtype=self.dtype), mode)
 
-    # ---- shared: the summary -----------------------------------------------------------------------
+    # ---- the summary -------------------------------------------------------------------------------
 
-    def _rows(self, input_shape, prefix: str, depth: int) -> list:
+    def summary_rows(self, input_shape, prefix: str = "", depth: int = 0, first: dict | None = None) -> list:
+        """(path, layer, output shape, parameters) per layer inside, nested ones indented; a later use of a
+        shared
+        record reads ``shared with <first path>`` with 0 parameters. ``first``: ``first_paths`` of the
+        model."""
+        first = first_paths(self, prefix) if first is None else first
         rows = []
-        for path, child, (shape_in, shape) in zip(self._paths, self._kids, self._child_shapes(input_shape)):
+        for path, child, (shape_in, shape) in zip(self._paths, self._kids, self.child_shapes(input_shape)):
             full = f"{prefix}.{path}" if prefix else path
-            rows.append(("  " * depth + full, describe(child),
-                         "?" if shape is None else format_shape(shape), f"{count_parameters(child):,}"))
+            indented, name, out = "  " * depth + full, describe(child), _shape_text(shape)
+            if first[id(child)] != full and (parameters(child) or buffers(child)):
+                rows.append((indented, f"{name}, shared with {first[id(child)] or 'the model'}", out, "0"))
+                continue
+            rows.append((indented, name, out, f"{count_first_uses(child, full, first):,}"))
             if isinstance(child, Combinator):
-                rows.extend(child._rows(shape_in, full, depth + 1))
+                rows.extend(child.summary_rows(shape_in, full, depth + 1, first))
         return rows
 
     def summary(self, input_shape=None) -> str:
-        """One row per layer (nested layers indented): path, layer, output shape, parameter count; then the total."""
-        rows = self._rows(input_shape, "", 0)
+        """One row per layer (nested layers indented): path, layer, output shape, parameter count; then the
+        total
+        (a shared record counted once)."""
+        rows = self.summary_rows(input_shape)
         header = ("path", "layer", "output", "parameters")
         widths = [max(len(r[k]) for r in [header, *rows]) for k in range(4)]
 
@@ -194,4 +257,3 @@ class Combinator(Layer):
         if self.dtype is not None:
             total += f" ({self.dtype})"
         return "\n".join([line(header), *map(line, rows), total])
-

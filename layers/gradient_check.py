@@ -12,7 +12,8 @@ import numpy as np
 
 from lamina.layers.layer import check_layer, takes_ids
 from lamina.layers.mode import Mode
-from lamina.layers.records.tree import map_arrays, named_parameters, parameters, replace_parameters
+from lamina.layers.records.tree import (fold_gradients, map_arrays, named_parameters, parameters,
+                                        replace_parameters)
 
 
 class GradientCheckError(AssertionError):
@@ -48,27 +49,50 @@ def _mode(train: bool, seed: int) -> Mode:
     return Mode(train=train, rng=np.random.default_rng(seed))
 
 
+def _projection(y, rng):
+    """A fixed random array shaped like y (a tuple for a tuple output)."""
+    if type(y) is tuple:
+        return tuple(_projection(part, rng) for part in y)
+    return rng.standard_normal(np.shape(y))
+
+
+def _dot(y, r) -> float:
+    return sum(_dot(a, b) for a, b in zip(y, r)) if type(y) is tuple else float(np.sum(y * r))
+
+
+def _with_part(x: tuple, i: int, v) -> tuple:
+    return x[:i] + (v,) + x[i + 1:]
+
+
 def gradient_errors(layer, x, *, train: bool = False, seed: int = 0, eps: float = 1e-6) -> dict[str, float]:
-    """Relative error of ``layer.backward`` for the input ("input") and each parameter (by path), in float64.
+    """Relative error of ``layer.backward`` for the input ("input"; "input[i]" for each part of a tuple input)
+    and
+    each parameter (by path), in float64.
 
     ``train`` runs both in training mode (batch statistics, dropout with the mask ``seed`` draws);
-    buffers are not checked (training updates them, no gradient does).
+    buffers are not checked (training updates them, no gradient does). A shared record is checked
+    once, against its summed (folded) gradient.
     """
     check_layer(layer)
     layer = as_float64(layer)
-    x = np.asarray(x)
-    ids = x.dtype.kind in "iu" and takes_ids(layer)   # ids have no gradient: the parameters' only
-    x = x if ids else x.astype(np.float64)
+    parts = tuple(np.asarray(part) for part in (x if type(x) is tuple else (x,)))
+    ids = [part.dtype.kind in "iu" and takes_ids(layer) for part in parts]   # ids have no gradient
+    parts = tuple(part if is_ids else part.astype(np.float64) for part, is_ids in zip(parts, ids))
+    x = parts if type(x) is tuple else parts[0]
     y, cache = layer.forward(x, _mode(train, seed))
-    r = np.random.default_rng(seed + 1).standard_normal(np.shape(y))
+    r = _projection(y, np.random.default_rng(seed + 1))
     dx, grads = layer.backward(cache, r, _mode(train, seed))
+    grads = fold_gradients(layer, grads)
 
     def loss_at(record, x_):
-        return float(np.sum(record.forward(x_, _mode(train, seed))[0] * r))
+        return _dot(record.forward(x_, _mode(train, seed))[0], r)
 
+    names, dxs = (["input"], (dx,)) if type(x) is not tuple else ([f"input[{i}]" for i in range(len(x))], dx)
     errors = {}
-    if not ids:
-        errors["input"] = relative_error(dx, _numeric_gradient(lambda v: loss_at(layer, v), x, eps))
+    for i, name in enumerate(names):
+        if not ids[i]:   # (a part of ids: the parameters' gradients only)
+            errors[name] = relative_error(dxs[i], _numeric_gradient(
+                lambda v, i=i: loss_at(layer, _with_part(x, i, v) if type(x) is tuple else v), parts[i], eps))
     arrays = parameters(layer)
     analytic = dict(named_parameters(grads))
     for k, (path, p) in enumerate(named_parameters(layer)):

@@ -39,7 +39,8 @@ def describe(layer) -> str:
 
 @functools.lru_cache(maxsize=None)
 def _protocol_problem(cls: type) -> str | None:
-    """What keeps ``cls`` from being a layer of protocol v2, or None (one look per class, to phrase the error)."""
+    """What keeps ``cls`` from being a layer of protocol v2, or None (one look per class, to phrase the
+    error)."""
     for method, arguments in (("forward", ("x", "mode")), ("backward", ("cache", "dy", "mode"))):
         function = getattr(cls, method, None)
         if not callable(function):
@@ -47,9 +48,10 @@ def _protocol_problem(cls: type) -> str | None:
         try:
             inspect.signature(function).bind(None, *arguments)
         except TypeError:
-            return (f"its {method} does not take ({', '.join(arguments)}): lamina passes the mode to every layer "
-                    f"(protocol v2); write forward(self, x, mode) -> (y, cache) and backward(self, cache, dy, mode) "
-                    f"-> (dx, grads), reading mode.train and mode.rng where the layer needs them")
+            return (f"its {method} does not take ({', '.join(arguments)}): lamina passes the mode to every "
+                    f"layer (protocol v2); write forward(self, x, mode) -> (y, cache) and "
+                    f"backward(self, cache, dy, mode) -> (dx, grads), reading mode.train and mode.rng where "
+                    f"the layer needs them")
         except ValueError:  # no signature to read (a builtin): trust it
             pass
     return None
@@ -64,6 +66,20 @@ def check_layer(layer, where: str = "") -> None:
     problem = _protocol_problem(type(layer))
     if problem is not None:
         raise TypeError(f"{at}{type(layer).__name__}: {problem}")
+    if getattr(type(layer), "forward_unchecked", None) is None:  # (a combinator checked it when built)
+        from lamina.layers.records.tree import check_sharing
+        check_sharing(layer, describe(layer))
+
+
+def onnx_form(layer):
+    """The layer's own ONNX form, its optional method ``to_onnx(graph, x) -> y``, or None (layers/onnx/)."""
+    return getattr(layer, "to_onnx", None)
+
+
+def output_shape_of(layer, input_shape):
+    """The per-sample output shape for ``input_shape`` by the optional ``output_shape``; None: unknown."""
+    shape = getattr(layer, "output_shape", None)
+    return None if shape is None else shape(input_shape)
 
 
 def takes_ids(layer) -> bool:
@@ -78,8 +94,8 @@ def takes_ids(layer) -> bool:
 
 
 def forward_of(layer):
-    """The layer's forward without entry checks (a combinator's own ``_forward``)."""
-    return getattr(layer, "_forward", None) or layer.forward
+    """The layer's forward without entry checks (a combinator's ``forward_unchecked``)."""
+    return getattr(layer, "forward_unchecked", None) or layer.forward
 
 
 def model_dtype(layer) -> np.dtype | None:
@@ -92,21 +108,31 @@ def model_dtype(layer) -> np.dtype | None:
     return arrays[0].dtype if arrays else None
 
 
-def input_dtype(layer, x: np.ndarray) -> np.dtype | None:
+def input_dtype(layer, x) -> np.dtype | None:
     """The dtype batches of ``x`` are cast to for ``layer``: None (no cast) for integer ids into a model that
-    takes ids, else the model's dtype (None without arrays)."""
+    takes ids, else the model's dtype (None without arrays); a tuple of them for a tuple input."""
+    if type(x) is tuple:
+        return tuple(input_dtype(layer, part) for part in x)
     return None if x.dtype.kind in "iu" and takes_ids(layer) else model_dtype(layer)
 
 
-def entry(layer, x, *, finite: bool = True, dtype: np.dtype | None = None) -> np.ndarray:
+def entry(layer, x, *, finite: bool = True, dtype: np.dtype | None = None, part: str = "") -> np.ndarray:
     """The batch for the outermost call: numeric, non-empty, in the model's dtype (one cast; integer ids into
-    a model that takes them stay as they are), and (``finite``) scanned for NaN and inf."""
+    a model that takes them stay as they are), and (``finite``) scanned for NaN and inf; a tuple input part by
+    part (``part``: "input i " in messages), the same number of rows."""
+    if type(x) is tuple:
+        return entry_tuple(layer, x, finite=finite, dtype=dtype)
+    if type(x) is list and x and all(isinstance(a, np.ndarray) for a in x):
+        raise TypeError(f"{describe(layer)}: a list of {len(x)} arrays as the model input; for several "
+                        f"inputs pass a tuple: (x0, x1)")
     if type(x) is not np.ndarray:
         x = np.asarray(x)
     if x.dtype.kind not in "fiu":
-        raise TypeError(f"{describe(layer)}: model input must be a float or integer array, got dtype {x.dtype}")
+        raise TypeError(f"{describe(layer)}: model {part or 'input '}must be a float or integer array, "
+                        f"got dtype {x.dtype}")
     if x.ndim == 0 or x.shape[0] == 0 or x.size == 0:
-        raise ShapeError(describe(layer), "a batch with at least one sample and one feature", str(x.shape))
+        raise ShapeError(describe(layer), f"{part}a batch with at least one sample and one feature",
+                         str(x.shape))
     if x.dtype.kind in "iu" and takes_ids(layer):
         return x
     dtype = dtype or model_dtype(layer) or (x.dtype if x.dtype.kind == "f" else np.dtype(np.float64))
@@ -115,8 +141,20 @@ def entry(layer, x, *, finite: bool = True, dtype: np.dtype | None = None) -> np
     if finite:
         row = first_nonfinite_row(x)
         if row is not None:
-            raise ValueError(f"model input row {row} holds NaN or inf; expected finite values")
+            raise ValueError(f"model {part or 'input '}row {row} holds NaN or inf; expected finite values")
     return x
+
+
+def entry_tuple(layer, x: tuple, *, finite: bool = True, dtype: np.dtype | None = None) -> tuple:
+    """``entry`` for each part of a tuple input; every part has the first one's number of samples."""
+    if not x:
+        raise ShapeError(describe(layer), "a tuple of at least one input", "()")
+    parts = tuple(entry(layer, a, finite=finite, dtype=dtype, part=f"input {i} ") for i, a in enumerate(x))
+    for i, a in enumerate(parts):
+        if len(a) != len(parts[0]):
+            raise ShapeError(describe(layer), f"every input with input 0's {len(parts[0])} samples",
+                             f"input {i} with {len(a)}")
+    return parts
 
 
 ROW_ALIGN = 192
@@ -127,13 +165,37 @@ between the threads by the input's size, and chunked inference agrees with the w
 
 
 def chunks(n: int, rows: int = ROWS_PER_CHUNK) -> list[slice]:
-    """Slices of range(n) of about ``rows`` each (one slice when n <= rows), starting at multiples of ROW_ALIGN."""
+    """Slices of range(n) of about ``rows`` each (one slice when n <= rows), starting at multiples of
+    ROW_ALIGN."""
     k = max(1, round(n / rows))
     bounds = sorted({0, n, *(min(n, -(-(n * i // k) // ROW_ALIGN) * ROW_ALIGN) for i in range(1, k))})
     return [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
 
 
-def infer(layer, x) -> np.ndarray:
+def _rows(x, part: slice):
+    return tuple(a[part] for a in x) if type(x) is tuple else x[part]
+
+
+def _joined(parts: list):
+    """Chunks of an output put together again (a tuple output part by part)."""
+    if type(parts[0]) is tuple:
+        return tuple(_joined([p[i] for p in parts]) for i in range(len(parts[0])))
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+
+def _first_bad(x) -> str | None:
+    """'row r' or 'input i row r' of the first non-finite sample of an input, or None."""
+    if type(x) is not tuple:
+        row = first_nonfinite_row(x)
+        return None if row is None else f"row {row}"
+    for i, a in enumerate(x):
+        row = first_nonfinite_row(a)
+        if row is not None:
+            return f"{i} row {row}"
+    return None
+
+
+def infer(layer, x):
     """Inference on a whole input: ``forward(x, EVAL)[0]`` in chunks of rows, no cache kept.
 
     The check for NaN and inf looks at the output, which is small: only when it is not finite is
@@ -143,16 +205,18 @@ def infer(layer, x) -> np.ndarray:
     check_layer(layer)
     x = entry(layer, x, finite=False)
     forward = forward_of(layer)
+    n = len(x[0]) if type(x) is tuple else len(x)
     with np.errstate(over="ignore", invalid="ignore"):  # bad input is reported below, not as a warning
-        parts = [forward(x[part], EVAL)[0] for part in chunks(len(x))]
-    y = parts[0] if len(parts) == 1 else np.concatenate(parts)
-    if y.dtype.kind != "f" or not np.isfinite(y).all():  # (an integer output says nothing: scan)
-        row = first_nonfinite_row(x)
-        if row is not None:
-            raise ValueError(f"model input row {row} holds NaN or inf; expected finite values")
-        if y.dtype.kind == "f":
-            warnings.warn("the model's output holds NaN or inf for a finite input: the model overflows",
-                          RuntimeWarning, stacklevel=3)
+        y = _joined([forward(_rows(x, part), EVAL)[0] for part in chunks(n)])
+    for out in (y if type(y) is tuple else (y,)):
+        if out.dtype.kind != "f" or not np.isfinite(out).all():  # (an integer output says nothing: scan)
+            bad = _first_bad(x)
+            if bad is not None:
+                raise ValueError(f"model input {bad} holds NaN or inf; expected finite values")
+            if out.dtype.kind == "f":
+                warnings.warn("the model's output holds NaN or inf for a finite input: the model overflows",
+                              RuntimeWarning, stacklevel=3)
+            break
     return y
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import attrs
 
-from lamina.layers.combinator import Combinator
+from lamina.layers.combinator import Combinator, add_input_grads
 from lamina.layers.errors import ShapeError, format_shape
 from lamina.layers.layer import describe
 from lamina.layers.mode import Mode
@@ -28,14 +28,12 @@ class Residual(Combinator):
         return "Residual" if self.shortcut is None else f"Residual(shortcut={describe(self.shortcut)})"
 
     def children(self) -> tuple:
-        return (("inner", self.inner),) + ((("shortcut", self.shortcut),) if self.shortcut is not None else ())
+        shortcut = (("shortcut", self.shortcut),) if self.shortcut is not None else ()
+        return (("inner", self.inner),) + shortcut
 
-    def _child_shapes(self, input_shape) -> list:
-        return [(input_shape, self.child_shape(i, input_shape)) for i in range(len(self._kids))]
-
-    def _output(self, input_shape, shapes):
-        inner = shapes[0][1]
-        shortcut = shapes[1][1] if self.shortcut is not None else input_shape
+    def output_from(self, input_shape, outputs):
+        inner = outputs[0]
+        shortcut = outputs[1] if self.shortcut is not None else input_shape
         if inner is not None and shortcut is not None:
             self._check_same(tuple(inner), tuple(shortcut))
         return inner if inner is not None else shortcut
@@ -43,16 +41,17 @@ class Residual(Combinator):
     def _check_same(self, inner, shortcut) -> None:
         if inner != shortcut:
             what = ("the shortcut's output" if self.shortcut is not None else
-                    "the input (the identity shortcut; give a shortcut, e.g. a Dense or 1x1 Conv2D, when widths differ)")
+                    "the input (the identity shortcut; give a shortcut, e.g. a Dense or 1x1 Conv2D, when "
+                    "widths differ)")
             raise ShapeError(self.describe(), f"inner's output shaped like {what}: {format_shape(shortcut)}",
                              format_shape(inner), source="inner")
 
-    def _forward(self, x, mode: Mode):
-        y, inner_cache = self._run(0, x, mode)
+    def forward_unchecked(self, x, mode: Mode):
+        y, inner_cache = self.forward_child(0, x, mode)
         if self.shortcut is None:
             z, shortcut_cache = x, None
         else:
-            z, shortcut_cache = self._run(1, x, mode)
+            z, shortcut_cache = self.forward_child(1, x, mode)
         if y.shape != z.shape:
             self._check_same(y.shape[1:], z.shape[1:])
         return y + z, (inner_cache, shortcut_cache)
@@ -60,13 +59,10 @@ class Residual(Combinator):
     def backward(self, cache, dy, mode: Mode):
         """dy -> (d inner + d shortcut, gradients as a Residual)."""
         inner_cache, shortcut_cache = cache
-        dx, inner = self._run_back(0, inner_cache, dy, mode)
+        dx, inner = self.backward_child(0, inner_cache, dy, mode)
         if self.shortcut is None:
             shortcut, d_shortcut = None, dy
         else:
-            d_shortcut, shortcut = self._run_back(1, shortcut_cache, dy, mode)
-        if dx is not None and d_shortcut is not None:
-            dx = dx + d_shortcut
-        elif mode.input_grad:
-            dx = d_shortcut if dx is None else dx
-        return dx, self._gradients(inner=inner, shortcut=shortcut)
+            d_shortcut, shortcut = self.backward_child(1, shortcut_cache, dy, mode)
+        dx = add_input_grads(dx, d_shortcut) if mode.input_grad else None
+        return dx, self.gradient_record(inner=inner, shortcut=shortcut)

@@ -4,32 +4,23 @@ from __future__ import annotations
 
 import attrs
 
-from lamina.layers.combinator import Combinator
+from lamina.layers.combinator import Combinator, as_children
 from lamina.layers.layer import describe
 from lamina.layers.mode import Mode
 from lamina.layers.records.registry import register
 
 
-def _as_layers(layers) -> tuple:
-    if attrs.has(type(layers)):
-        raise TypeError(f"Sequence takes a list of layers: Sequence([a, b, ...]), got a single "
-                        f"{type(layers).__name__}")
-    layers = tuple(layers)
-    if not layers:
-        raise ValueError("Sequence needs at least one layer, got none")
-    return layers
-
-
 @register
 @attrs.frozen(repr=False, init=False)
 class Sequence(Combinator):
-    """The layers in order (``model.layers[i]``); forward (n, ...) -> (n, ...); caches and gradients are per layer."""
+    """The layers in order (``model.layers[i]``); (n, ...) -> (n, ...); caches and gradients per layer."""
 
-    layers: tuple = attrs.field(converter=_as_layers)
+    layers: tuple = attrs.field(converter=as_children("Sequence", "layer", "layers"))
 
     def __init__(self, layers, *more):
         if more:
-            raise TypeError(f"Sequence takes one list of layers: Sequence([a, b, ...]), not Sequence(a, b, ...) "
+            raise TypeError(f"Sequence takes one list of layers: Sequence([a, b, ...]), "
+                            f"not Sequence(a, b, ...) "
                             f"(got {1 + len(more)} arguments)")
         self.__attrs_init__(layers)
 
@@ -44,13 +35,10 @@ class Sequence(Combinator):
     def children(self) -> tuple:
         return tuple((f"layers[{i}]", layer) for i, layer in enumerate(self.layers))
 
-    def _child_records(self) -> tuple:
-        return self.layers
-
-    def _source(self, i: int) -> str | None:
+    def source_of(self, i: int) -> str | None:
         return None if i == 0 else f"layers[{i - 1}] {describe(self.layers[i - 1])}"
 
-    def _child_shapes(self, input_shape) -> list:
+    def child_shapes(self, input_shape) -> list:
         shapes, shape = [], input_shape
         for i in range(len(self.layers)):
             output = self.child_shape(i, shape)
@@ -58,23 +46,23 @@ class Sequence(Combinator):
             shape = output
         return shapes
 
-    def _output(self, input_shape, shapes):
-        return shapes[-1][1]
+    def output_from(self, input_shape, outputs):
+        return outputs[-1]
 
-    def _forward(self, x, mode: Mode):
+    def forward_unchecked(self, x, mode: Mode):
         caches = []
         for i in range(len(self.layers)):
-            x, cache = self._run(i, x, mode)
+            x, cache = self.forward_child(i, x, mode)
             caches.append(cache)
         return x, tuple(caches)
 
     def backward(self, cache: tuple, dy, mode: Mode):
-        """dy -> (dx, gradients as a Sequence); the first layer gets the caller's ``mode.input_grad``, the others True."""
+        """dy -> (dx, gradients as a Sequence); the first layer gets the caller's input_grad, others True."""
         if not isinstance(cache, tuple) or len(cache) != len(self.layers):
             raise ValueError(f"Sequence.backward needs the cache of this Sequence's forward "
                              f"({len(self.layers)} entries), got {type(cache).__name__}")
         inner = mode.needing_input_grad()
         grads = [None] * len(self.layers)
         for i in range(len(self.layers) - 1, -1, -1):
-            dy, grads[i] = self._run_back(i, cache[i], dy, inner if i else mode)
-        return dy, self._gradients(layers=tuple(grads))
+            dy, grads[i] = self.backward_child(i, cache[i], dy, inner if i else mode)
+        return dy, self.gradient_record(layers=tuple(grads))

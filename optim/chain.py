@@ -21,6 +21,7 @@ from lamina.optim import executor
 from lamina.optim.chain_state import ChainState, FreeStates, frozen, stored, with_plan
 from lamina.optim.executor import FLUSH_EVERY, flush_subnormals  # noqa: F401  (their home before 0.3)
 from lamina.optim.transform import Described, describe
+from lamina.layers.records.tree import fold_gradients
 
 
 def _flatten(transforms) -> tuple:
@@ -111,6 +112,7 @@ class Chain:
 
     def update(self, model, grads, state: ChainState):
         """(model, gradients, state) -> (new model, new state); nothing given is changed."""
+        grads = fold_gradients(model, grads)  # a shared record's parts summed: stepped once
         return executor.update(self, model, grads, state, self.check(model, grads, state))
 
     def update_in_place(self, model, grads, state: ChainState):

@@ -148,6 +148,8 @@ def _checked_extra(extra: dict) -> dict:
         if not _is_count(fields[key]):
             raise ValueError(f"the checkpoint's {key} is {str(fields[key])[:40]}; expected an int >= 0")
     history, running = fields["history"], fields["running"]
+    parts = running.get("parts", []) if type(running) is dict else []      # losses.Multi's per-part sums
+    running = {k: v for k, v in running.items() if k != "parts"} if type(running) is dict else running
     if type(history) is not dict or not all(type(v) is list for k, v in history.items() if k not in
                                             ("best_epoch", "stopped_early")):
         raise ValueError("the checkpoint's history is not a dict of per-epoch lists")
@@ -155,6 +157,11 @@ def _checked_extra(extra: dict) -> dict:
             not all(type(v) in (int, float) for v in running.values()):
         raise ValueError(f"the checkpoint's running sums are {str(running)[:100]}; "
                          f"expected numbers {sorted(RUNNING_KEYS)}")
+    if type(parts) is not list or not all(type(p) is list and len(p) == 3 and
+                                          all(type(v) in (int, float) for v in p) for p in parts):
+        raise ValueError(f"the checkpoint's per-part running sums are {str(parts)[:100]}; expected "
+                         f"[[loss sum, right, count], ...]")
+    fields["running"] = {**running, "parts": parts}
     if type(fields["settings"]) is not dict:
         raise ValueError("the checkpoint's settings are not a dict")
     fields["callbacks"] = extra.get("callbacks")

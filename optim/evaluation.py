@@ -4,26 +4,30 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
-from lamina.layers.layer import check_layer, chunks, forward_of, input_dtype
+from lamina.layers.layer import check_layer, chunks, forward_of, input_dtype, output_shape_of
 from lamina.layers.mode import EVAL
-from lamina.optim.checks import check_inputs, check_targets, positive_int
-from lamina.optim.metrics import accuracy_rule
+from lamina.optim.checks import check_targets, positive_int
+from lamina.optim.metrics import accuracy_rule, part_rules
 from lamina.optim.threads import AUTO, BlasThreads
+from lamina.optim.tuples import (add_scores, cast, check_x, check_y, count_of, finite, first_rows, n_samples,
+                                 part_means, part_scores, per_sample_shape, rows)
 
 DEFAULT_THREADS = AUTO
 """BLAS threads for fit and evaluate: "auto" chooses by timing the batches and keeps choosing as the machine's
 load changes (optim/threads.py); $LAMINA_THREADS replaces it."""
 
 
-def n_outputs(model, x: np.ndarray, transform) -> int:
-    """The model's number of outputs for samples like x's: from ``output_shape``, else from one sample."""
-    first = x[:1] if transform is None else transform(x[:1])
-    shape = model.output_shape(first.shape[1:]) if hasattr(model, "output_shape") else None
-    if shape and shape[-1] is not None:
+def n_outputs(model, x, transform):
+    """The model's number of outputs for samples like x's: from ``output_shape``, else from one sample; a
+    tuple of them for a tuple output."""
+    first = first_rows(x, transform)
+    shape = output_shape_of(model, per_sample_shape(first))
+    if type(shape) is list and all(count_of(s) is not None for s in shape):
+        return tuple(map(count_of, shape))
+    if shape and type(shape) is not list and shape[-1] is not None:
         return shape[-1]
-    first = first.astype(input_dtype(model, first) or first.dtype, copy=False)
-    return forward_of(model)(first, EVAL)[0].shape[-1]
+    y = forward_of(model)(cast(first, input_dtype(model, first)), EVAL)[0]
+    return tuple(part.shape[-1] for part in y) if type(y) is tuple else y.shape[-1]
 
 
 def evaluate(model, loss, x, y, batch_size: int = 1000, *, transform=None, threads=DEFAULT_THREADS) -> dict:
@@ -31,33 +35,36 @@ def evaluate(model, loss, x, y, batch_size: int = 1000, *, transform=None, threa
     in batches."""
     positive_int("batch_size", batch_size, who="evaluate")
     check_layer(model, "evaluate: the model")
-    x = check_inputs(x)
-    y = check_targets(y, len(x), n_outputs(model, x, transform), loss, who="evaluate")
+    x = check_x(x, who="evaluate")
+    y = check_y(check_targets, y, n_samples(x), n_outputs(model, x, transform), loss, who="evaluate")
     return scores(model, loss, x, y, batch_size, transform, BlasThreads(threads, who="evaluate"))
 
 
 def scores(model, loss, x, y, batch_size, transform, threads) -> dict:
     """{"loss": ..., "accuracy": ...} of ``model`` on checked (x, y), in batches of ``batch_size`` under
     ``threads``."""
-    total, correct, seen = 0.0, 0, 0
+    total, correct, seen, sums, n = 0.0, 0, 0, [], n_samples(x)
     forward, dtype, accuracy = forward_of(model), input_dtype(model, x), accuracy_rule(loss, y)
+    rules = part_rules(loss, y)
     with threads as blas:
-        for part in chunks(len(x), batch_size):
-            xb, yb = x[part], y[part]
+        for part in chunks(n, batch_size):
+            xb, yb = rows(x, part), rows(y, part)
             xb = xb if transform is None else transform(xb)
-            with blas.batch(len(xb)):
-                pred = forward(xb.astype(dtype, copy=False) if dtype is not None else xb, EVAL)[0]
+            with blas.batch(n_samples(xb)):
+                pred = forward(cast(xb, dtype), EVAL)[0]
             try:
                 value, _ = loss.forward(pred, yb)  # a NaN loss is a result here
             except ValueError:
-                if np.isfinite(pred).all():
+                if finite(pred):
                     raise
                 value = math.nan
-            total += value * len(yb)
+            total += value * n_samples(yb)
             if accuracy is not None:
                 right, count = accuracy(pred, yb)
                 correct, seen = correct + right, seen + count
-    result = {"loss": total / len(x)}
+            if rules is not None and math.isfinite(value):   # losses.Multi: each part's loss and accuracy
+                sums = add_scores(sums, part_scores(loss, rules, pred, yb), n_samples(yb))
+    result = {"loss": total / n}
     if accuracy is not None:
         result["accuracy"] = correct / seen
-    return result
+    return {**result, **part_means(sums, n)}

@@ -9,6 +9,7 @@ import attrs
 import numpy as np
 from lamina.layers.mode import Mode
 from lamina.layers.records.tree import named_buffers
+from lamina.optim import tuples
 from lamina.optim.callbacks import HOOKS
 from lamina.optim.errors import NonFiniteLossError, TrainingInterrupted
 from lamina.optim.run import Run
@@ -24,12 +25,10 @@ def hooks_of(objects) -> dict:
 def take(x, y, rows: np.ndarray, transform, dtype):
     """The batch of ``rows``: (xb, yb), xb converted by ``transform`` and cast to the model's ``dtype`` (one
     cast)."""
-    xb, yb = x[rows], y[rows]
+    xb, yb = tuples.rows(x, rows), tuples.rows(y, rows)
     if transform is not None:
         xb = transform(xb)
-    if dtype is not None and xb.dtype != dtype:
-        xb = xb.astype(dtype)
-    return xb, yb
+    return tuples.cast(xb, dtype), yb
 
 
 def check_parameters(run: Run) -> None:
@@ -60,6 +59,7 @@ class Loop:
     transform: object = None
     dtype: np.dtype | None = None
     keep_grads: bool = True         # False: the update may have worked in the gradients' memory
+    parts: list | None = None       # losses.Multi: each part's accuracy rule (or None), from part_rules
 
     def __call__(self, run: Run) -> Run:
         """Train ``run`` to its end (epochs done or stopped); attach the work to any error on its way out."""
@@ -98,11 +98,15 @@ class Loop:
 
     def batch(self, run: Run, mode: Mode) -> None:
         """One training step on the next batch of the order; the epoch's running sums grow."""
-        rows = run.order.rows(self.rng, len(self.x), self.batch_size, full=self.steps is not None)
+        n = tuples.n_samples(self.x)
+        rows = run.order.rows(self.rng, n, self.batch_size, full=self.steps is not None)
         xb, yb = take(self.x, self.y, rows, self.transform, self.dtype)
         model, state = run.live()
         where = (run.epoch, run.position + 1, run.checkpoint and str(run.checkpoint))
         model, state, value, pred, grads = self.step(model, state, xb, yb, mode, where)
         right, count = self.accuracy(pred, yb) if self.accuracy is not None else (0, 0)
         run.running.add(value, right, count)
+        if self.parts is not None:    # losses.Multi: each part's loss and accuracy
+            scores = tuples.part_scores(self.step.loss, self.parts, pred, yb)
+            run.running.parts = tuples.add_scores(run.running.parts, scores)
         run.stepped(model, state, grads if self.keep_grads else None, value, pred)

@@ -29,7 +29,10 @@ def _thresholded(pred, yb):
 
 
 def accuracy_rule(loss, y: np.ndarray):
-    """``(pred, yb) -> (right, count)`` for these targets under ``loss``, or None when no accuracy applies."""
+    """``(pred, yb) -> (right, count)`` for these targets under ``loss``, or None when no accuracy applies (a
+    tuple of targets: each part's own, ``part_rules``)."""
+    if type(y) is tuple:
+        return None
     binary = getattr(losses, "BinaryCrossEntropy", None)
     if binary is not None and isinstance(loss, binary):
         return _thresholded if np.isin(y, (0, 1)).all() else None
@@ -40,3 +43,11 @@ def accuracy_rule(loss, y: np.ndarray):
         if (y >= 0).all() and np.allclose(y.sum(axis=-1), 1, atol=1e-3):
             return _argmax_probabilities
     return None
+
+
+def part_rules(loss, y) -> list | None:
+    """Each part's accuracy rule for a tuple of targets under ``losses.Multi`` (None where none applies); None
+    for one array of targets."""
+    if type(y) is not tuple:
+        return None
+    return [accuracy_rule(part, target) for part, target in zip(loss.losses, y)]

@@ -22,6 +22,7 @@ from lamina.optim.evaluation import scores
 from lamina.optim.loop import check_parameters
 from lamina.optim.run import Run, Running
 from lamina.optim.threads import BlasThreads
+from lamina.optim.tuples import part_means
 
 
 @attrs.define
@@ -38,9 +39,8 @@ class Validation:
         result = scores(run.live()[0], self.loss, self.x, self.y, 1000, self.transform, self.threads)
         if not math.isfinite(result["loss"]):
             raise NonFiniteLossError(run.epoch, run.batch, result["loss"], None, validation=True)
-        run.history["val_loss"].append(result["loss"])
-        if "val_accuracy" in run.history:
-            run.history["val_accuracy"].append(result["accuracy"])
+        for key, value in result.items():   # loss, accuracy where the targets decide one, and each part's
+            run.history[f"val_{key}"].append(value)
 
 
 @attrs.define
@@ -54,6 +54,8 @@ class History:
     def on_epoch_end(self, run: Run) -> None:
         history, running = run.history, run.running
         history["loss"].append(running.loss_sum / running.batches)
+        for key, value in part_means(running.parts, running.batches).items():   # losses.Multi's parts
+            history[key].append(value)
         if "accuracy" in history:
             history["accuracy"].append(running.correct / running.seen)
         history["seconds"].append(time.perf_counter() - run.started)

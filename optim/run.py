@@ -29,6 +29,7 @@ class Running:
     correct: int = 0
     seen: int = 0
     batches: int = 0
+    parts: list = attrs.field(factory=list)   # losses.Multi: [loss sum, right, count] of each part
 
     def add(self, value: float, right: int, count: int) -> None:
         """One more batch: its loss, and (right, count) of its accuracy."""

@@ -13,12 +13,13 @@ from lamina.layers.layer import check_layer, entry, forward_of
 from lamina.layers.mode import Mode
 from lamina.layers.records.finite import all_finite, first_nonfinite
 from lamina.layers.records.parameter import owning
-from lamina.layers.records.tree import buffers, parameters
+from lamina.layers.records.tree import buffers, fold_gradients, parameters, shared
 from lamina.optim.chain import Chain
 from lamina.optim.errors import NonFiniteLossError
 from lamina.optim.executor import along, leaf_keys
 from lamina.optim.in_place import owned, update_in_place
 from lamina.optim.optimizer import Optimizer
+from lamina.optim.tuples import finite, n_samples
 
 
 @functools.lru_cache(maxsize=16)
@@ -37,7 +38,7 @@ def gradients(forward, model, loss, xb, yb, mode: Mode):
     try:
         value, loss_cache = loss.forward(pred, yb)
     except ValueError:
-        if np.isfinite(pred).all():
+        if finite(pred):
             raise
         return pred, math.nan, None
     _, grads = model.backward(cache, loss.backward(loss_cache), mode)
@@ -57,6 +58,7 @@ def checked_gradients(model, loss, xb, yb, mode: Mode, where=(None, None, None),
     value is NaN or inf (before anything is updated: the one guard of train_step and fit). ``where``: (epoch,
     batch, checkpoint) for the message; ``keys``: ``leaf_keys(model)``, to reach the arrays without a walk."""
     pred, value, grads = gradients(forward_of(model), model, loss, xb, yb, mode)
+    grads = grads if grads is None else fold_gradients(model, grads)   # a shared record's parts summed
     if not math.isfinite(value):
         raise diverged(*where[:2], value, model, pred, grads, xb, mode, where[2])
     if not all_finite(gradient_leaves(grads, keys)):
@@ -70,7 +72,7 @@ def first_nonfinite_output(model, xb, mode: Mode) -> str | None:
     found = []
 
     def observe(path, layer, y):
-        if not found and np.issubdtype(y.dtype, np.floating) and not np.isfinite(y).all():
+        if not found and not finite(y):
             found.append(path)
 
     rng = None
@@ -85,7 +87,7 @@ def first_nonfinite_output(model, xb, mode: Mode) -> str | None:
 def diverged(epoch, batch, value, model, pred, grads, xb, mode, checkpoint=None) -> NonFiniteLossError:
     """The error for a non-finite loss: the first layer whose output is not finite when the prediction is not,
     else the first non-finite gradient."""
-    if grads is not None and np.isfinite(pred).all():
+    if grads is not None and finite(pred):
         return NonFiniteLossError(epoch, batch, value, first_nonfinite(grads), checkpoint=checkpoint)
     return NonFiniteLossError(epoch, batch, value, first_nonfinite_output(model, xb, mode), output=True,
                               checkpoint=checkpoint)
@@ -121,15 +123,17 @@ class OwnedStep:
         """-> (model, state, loss value, prediction, gradients); ``where``: (epoch, batch, checkpoint)."""
         if self._known[0] is not model:   # (the in-place update hands back the same model: looked at once)
             self._known = (model, leaf_keys(model))
-        with owning(), self.blas.batch(len(xb)):
+        with owning(), self.blas.batch(n_samples(xb)):
             pred, value, grads = checked_gradients(model, self.loss, xb, yb, mode, where, self._known[1])
             model, state = self.update(model, grads, state)
         return model, state, value, pred, grads
 
 
-def owned_copy(value):
-    """``value`` (a record, an optimizer state) copied into buffers the loop owns and updates in place."""
-    return owned(value)
+def owned_copy(value, model):
+    """``value`` (a record, an optimizer state) copied into buffers the loop owns and updates in place; kept
+    as it is for a ``model`` with shared records, which trains on the pure update (it folds their
+    gradients)."""
+    return value if shared(model) else owned(value)
 
 
 def in_place(optimizer, reuse_gradients: bool):

@@ -8,29 +8,34 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from lamina.layers.errors import ShapeError
 from lamina.layers.layer import check_layer, input_dtype, model_dtype, takes_ids
-from lamina.layers.records.tree import check_same_structure
+from lamina.layers.records.tree import check_same_sharing, check_same_structure
 from lamina.optim.callbacks import HOOKS, BestModel, DivergenceWatch, ProgressBar
 from lamina.optim.checkpoints import PATTERN as CHECKPOINTS
 from lamina.optim.checkpoints import load_checkpoint, remove_stale_temporaries
-from lamina.optim.checks import check_inputs, check_targets, positive_int
+from lamina.optim.checks import check_targets, positive_int
 from lamina.optim.errors import TrainingWarning
 from lamina.optim.evaluation import DEFAULT_THREADS, evaluate, n_outputs  # noqa: F401 (evaluate: as before)
 from lamina.optim.loop import Loop, hooks_of
-from lamina.optim.metrics import accuracy_rule
+from lamina.optim.metrics import accuracy_rule, part_rules
 from lamina.optim.pieces import Checkpoints, History, Interrupts, Validation
 from lamina.optim.run import Run
 from lamina.optim.signals import StopRequests
 from lamina.optim.step import OwnedStep, in_place, owned_copy
 from lamina.optim.threads import BlasThreads
+from lamina.optim.tuples import check_like, check_x, check_y, n_samples, part_keys
 
 
 def _settings(model, loss, optimizer, x, batch_size, transform, steps_per_epoch) -> dict:
     """What a resumed run must share with the run that wrote the checkpoint."""
     return {"model": _stable_repr(model), "loss": _stable_repr(loss), "optimizer": _stable_repr(optimizer),
-            "batch_size": batch_size, "data": [int(d) for d in x.shape],
+            "batch_size": batch_size, "data": _data_shape(x),
             "transform": _stable_repr(transform), "steps_per_epoch": steps_per_epoch}
+
+
+def _data_shape(x) -> list:
+    """x's shape as a list (a list of them for a tuple input)."""
+    return [_data_shape(part) for part in x] if type(x) is tuple else [int(d) for d in x.shape]
 
 
 def _stable_repr(value) -> str:
@@ -68,9 +73,11 @@ def _check_folder(folder: Path) -> None:
         raise PermissionError(f"fit: the checkpoint folder {folder} cannot be written")
 
 
-def _new_history(classify: bool, validation: bool) -> dict:
-    keys = ["loss", *(["accuracy"] if classify else []), *(["val_loss"] if validation else []),
-            *(["val_accuracy"] if validation and classify else []), "seconds", "learning_rate", "threads"]
+def _new_history(classify: bool, validation: bool, parts: list) -> dict:
+    """The history's keys; ``parts``: losses.Multi's part keys (loss[i], accuracy[i]), [] without it."""
+    keys = ["loss", *(["accuracy"] if classify else []), *parts, *(["val_loss"] if validation else []),
+            *(["val_accuracy"] if validation and classify else []),
+            *([f"val_{key}" for key in parts] if validation else []), "seconds", "learning_rate", "threads"]
     return {key: [] for key in keys}
 
 
@@ -96,27 +103,32 @@ def _checked_callbacks(callbacks) -> list:
 
 def _checked_data(model, loss, x, y, validation, transform):
     """(x, y, validation or None), checked once and targets cast to the model's dtype."""
-    x = check_inputs(x)
+    x = check_x(x)
     outputs = n_outputs(model, x, transform)
-    y = check_targets(y, len(x), outputs, loss)
+    y = check_y(check_targets, y, n_samples(x), outputs, loss)
     if validation is not None:
         if not (isinstance(validation, (tuple, list)) and len(validation) == 2):
             length = f" of length {len(validation)}" if isinstance(validation, (tuple, list)) else ""
             raise TypeError(f"fit: validation must be a pair (x_val, y_val), got {type(validation).__name__}"
                             f"{length}")
-        x_val = check_inputs(validation[0], "validation x")
-        if x_val.shape[1:] != x.shape[1:]:
-            raise ShapeError("fit", f"validation samples shaped like x's {x.shape[1:]}", str(x_val.shape),
-                             source="validation x")
-        validation = (x_val, check_targets(validation[1], len(x_val), outputs, loss, "validation y"))
-    dtype = model_dtype(model)
-    if y.dtype.kind == "f" and dtype is not None:  # targets in the model's dtype, cast once
-        y = y.astype(dtype, copy=False)
-        if validation is not None:
-            validation = (validation[0], validation[1].astype(dtype, copy=False))
+        x_val = check_x(validation[0], "validation x")
+        check_like(x_val, x)
+        validation = (x_val, check_y(check_targets, validation[1], n_samples(x_val), outputs, loss,
+                                     "validation y"))
+    y = _float_targets(y, model_dtype(model))   # targets in the model's dtype, cast once
+    if validation is not None:
+        validation = (validation[0], _float_targets(validation[1], model_dtype(model)))
     if transform is None and not takes_ids(model):  # ids are indices, of any size
-        _warn_if_unscaled(x)
+        for i, part in enumerate(x if type(x) is tuple else (x,)):
+            _warn_if_unscaled(part, f"x[{i}]" if type(x) is tuple else "x")
     return x, y, validation
+
+
+def _float_targets(y, dtype):
+    """Float targets (each part of a tuple) in the model's dtype; others as they are."""
+    if type(y) is tuple:
+        return tuple(_float_targets(part, dtype) for part in y)
+    return y.astype(dtype, copy=False) if y.dtype.kind == "f" and dtype is not None else y
 
 
 def _checkpoint_folder(checkpoint, resume) -> Path | None:
@@ -138,6 +150,7 @@ def _resumed(resume, model, rng, settings: dict, best, callbacks, *, epochs: int
     ckpt = load_checkpoint(resume)
     ckpt.check_matches(settings, rng)
     check_same_structure(model, ckpt.model, names=("model given to fit", "checkpoint's model"))
+    check_same_sharing(model, ckpt.model, names=("model given to fit", "checkpoint's model"))
     if ckpt.epoch > epochs:
         raise ValueError(f"fit: the checkpoint is at epoch {ckpt.epoch}, past epochs={epochs} "
                          f"(epochs is the total, counting the epochs before the checkpoint)")
@@ -147,7 +160,8 @@ def _resumed(resume, model, rng, settings: dict, best, callbacks, *, epochs: int
     for callback, saved in zip(callbacks, ckpt.callbacks or ()):
         if saved is not None and callable(getattr(callback, "load_state", None)):
             callback.load_state(saved)
-    return Run.resumed(ckpt, owned_copy(ckpt.model), owned_copy(ckpt.state), epochs=epochs, batches=batches)
+    return Run.resumed(ckpt, owned_copy(ckpt.model, model), owned_copy(ckpt.state, model), epochs=epochs,
+                       batches=batches)
 
 
 def fit(model, loss, optimizer, x, y, *, epochs: int, batch_size: int, rng: np.random.Generator,
@@ -179,14 +193,15 @@ def fit(model, loss, optimizer, x, y, *, epochs: int, batch_size: int, rng: np.r
     x, y, validation = _checked_data(model, loss, x, y, validation, transform)
     settings = _settings(model, loss, optimizer, x, batch_size, transform, steps_per_epoch)
     folder = _checkpoint_folder(checkpoint, resume)
-    batches, accuracy = steps_per_epoch or -(-len(x) // batch_size), accuracy_rule(loss, y)
+    batches, accuracy = steps_per_epoch or -(-n_samples(x) // batch_size), accuracy_rule(loss, y)
+    parts = part_rules(loss, y)
     best = BestModel(keep_best, patience) if keep_best or patience else None
     if resume is not None:
         run = _resumed(resume, model, rng, settings, best, callbacks, epochs=epochs, batches=batches)
     else:
-        net = owned_copy(model)
-        history = _new_history(accuracy is not None, validation is not None)
-        run = Run(epochs, batches, history, net, owned_copy(optimizer.init(net)))
+        net = owned_copy(model, model)
+        history = _new_history(accuracy is not None, validation is not None, part_keys(loss, parts))
+        run = Run(epochs, batches, history, net, owned_copy(optimizer.init(net), model))
     with BlasThreads(threads) as blas, StopRequests(run) as requests:
         bar = ProgressBar() if progress else None
         checking = validation and Validation(loss, *validation, transform)
@@ -195,5 +210,5 @@ def fit(model, loss, optimizer, x, y, *, epochs: int, batch_size: int, rng: np.r
                   writing, Interrupts(requests, close=(bar,) if bar else ())]
         step = OwnedStep(loss, in_place(optimizer, reuse_gradients=not callbacks), blas)
         Loop(x, y, batch_size, rng, step, hooks_of([p for p in pieces if p]), accuracy, steps_per_epoch,
-             transform, input_dtype(model, x), keep_grads=bool(callbacks))(run)
+             transform, input_dtype(model, x), keep_grads=bool(callbacks), parts=parts)(run)
     return (best.best if keep_best and best.best is not None else run.live()[0]), run.history

@@ -208,3 +208,34 @@ def test_split_errors():
         data.split(x, y, 0.5, None)
     with pytest.raises(ValueError, match="holds out 0"):
         data.split(x, y, 0.01, np.random.default_rng(0))
+
+
+# ---- tuples: several inputs, several targets ---------------------------------------------------------------
+
+def test_tuples_are_shuffled_and_sliced_alike():
+    n = 11
+    x = (np.arange(n * 2, dtype=np.float32).reshape(n, 2), np.arange(n * 3, dtype=np.float64).reshape(n, 3))
+    y = (np.arange(n), np.arange(n, dtype=np.float32)[:, None] * 10)
+    seen = []
+    for (x0, x1), (y0, y1) in data.batches(x, y, 4, rng=np.random.default_rng(1)):
+        rows = y0
+        np.testing.assert_array_equal(x0[:, 0], rows * 2)
+        np.testing.assert_array_equal(x1[:, 0], rows * 3)
+        np.testing.assert_array_equal(y1[:, 0], rows * 10)
+        seen.extend(rows)
+    assert sorted(seen) == list(range(n)) and seen != list(range(n))
+    (train_x, train_y), (held_x, held_y) = data.split(x, y, 0.25, np.random.default_rng(0))
+    assert len(held_x[1]) == len(held_y[0]) == 3 and len(train_x[0]) == 8
+    np.testing.assert_array_equal(held_x[0][:, 0], held_y[0] * 2)
+
+
+def test_tuple_parts_of_different_lengths_or_a_list_are_refused_naming_the_part():
+    x = (np.zeros((5, 2)), np.zeros((4, 2)))
+    with pytest.raises(ValueError, match=r"x\[1\] has 4 samples but x\[0\] has 5"):
+        data.batches(x, np.zeros(5), 2)
+    with pytest.raises(TypeError, match=r"pass a tuple: \(x0, x1\)"):
+        data.batches([np.zeros((5, 2)), np.zeros((5, 2))], np.zeros(5), 2)
+    bad = np.zeros((5, 2))
+    bad[3, 1] = np.nan
+    with pytest.raises(ValueError, match=r"x\[1\] row 3 holds NaN"):
+        data.batches((np.zeros((5, 2)), bad), np.zeros(5), 2)

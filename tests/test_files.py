@@ -121,7 +121,8 @@ def test_the_file_is_a_plain_npz_with_a_readable_manifest(tmp_path):
                                                "model.layers[2].bias.npy", "model.layers[2].weight.npy"]
         assert all(i.compress_type == zipfile.ZIP_STORED and i.date_time == (1980, 1, 1, 0, 0, 0) for i in infos)
         manifest = json.loads(archive.read("lamina.json"))
-    assert manifest["format"] == "lamina.model_file" and manifest["version"] == 2 and manifest["kind"] == "model"
+    assert manifest["format"] == "lamina.model_file" and manifest["version"] == 3
+    assert manifest["kind"] == "model"
     assert manifest["extra"] == {"lr": 0.1}
     top = manifest["records"]["model"]
     assert top["record"] == "Sequence"
@@ -210,7 +211,7 @@ def test_the_format_is_stable(tmp_path):
     assert hashlib.sha256(path.read_bytes()).hexdigest() == GOLDEN
 
 
-GOLDEN = "9c80993b612d486e41d80755c27d594e85374a5cd744dc3bb67c9f812d0f3d13"  # version 2 (lamina 0.2): buffers
+GOLDEN = "8c23f0451ed96a5cb603b2946f492ee46991e4790130eabbeb5d87782fb0849c"  # version 3 (lamina 0.3): sharing
 
 
 FIXTURES = Path(__file__).parent / "fixtures"

@@ -351,8 +351,8 @@ def test_an_empty_file_is_refused_saying_so(tmp_path):
 
 
 def test_a_newer_format_version_is_refused_saying_which(valid, tmp_path):
-    path = edit_manifest(valid, tmp_path / "v3.npz", lambda m: m.update(version=3, layout="new"))
-    refused(path, "format version 3, newer than this lamina reads (version 2); upgrade lamina")
+    path = edit_manifest(valid, tmp_path / "v4.npz", lambda m: m.update(version=4, layout="new"))
+    refused(path, "format version 4, newer than this lamina reads (version 3); upgrade lamina")
     path = edit_manifest(valid, tmp_path / "other.npz", lambda m: m.update(format="keras"))
     refused(path, "not a lamina model file: the manifest's format is 'keras'")
 

@@ -96,6 +96,5 @@ def test_the_protocol_is_forward_pred_target_and_backward_cache(case):
 
 
 def test_the_package_exports_every_loss():
-    assert set(losses.__all__) == {"SoftmaxCrossEntropy", "BinaryCrossEntropy", "MSE", "Huber", "L1",
-                                   "softmax",
-                                   "sigmoid"}
+    assert set(losses.__all__) == {"SoftmaxCrossEntropy", "BinaryCrossEntropy", "MSE", "Huber", "L1", "Multi",
+                                   "softmax", "sigmoid"}

@@ -1,4 +1,5 @@
-"""MaxPool2D, AvgPool2D and GlobalAvgPool2D: against direct loops, finite differences (hypothesis), ties, dtypes and bad input."""
+"""MaxPool2D, AvgPool2D and GlobalAvgPool2D: against direct loops, finite differences (hypothesis), ties,
+dtypes, padding and bad input."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ TOL = 1e-6
 # --- the reference: loops --------------------------------------------------------------------
 
 def loop_pool(x, size, stride, kind):
-    """(y, dx for dy = ones... by window): each output the max or mean of its window; max's gradient to the first maximum."""
+    """(y, dx for dy = ones... by window): each output the max or mean of its window; max's gradient to the
+    first maximum."""
     (kh, kw), (sh, sw) = size, stride
     n, h, w, c = x.shape
     oh, ow = (h - kh) // sh + 1, (w - kw) // sw + 1
@@ -38,7 +40,8 @@ def loop_pool_backward(x, size, stride, kind, dy):
                 for k in range(dy.shape[3]):
                     window = x[b, i * sh:i * sh + kh, j * sw:j * sw + kw, k]
                     if kind == "max":
-                        p, q = np.unravel_index(np.argmax(window), window.shape)   # argmax: the first, row-major
+                        # argmax: the first, row-major
+                        p, q = np.unravel_index(np.argmax(window), window.shape)
                         dx[b, i * sh + p, j * sw + q, k] += dy[b, i, j, k]
                     else:
                         dx[b, i * sh:i * sh + kh, j * sw:j * sw + kw, k] += dy[b, i, j, k] / (kh * kw)
@@ -71,7 +74,8 @@ def test_against_the_loop(kind, cls, case, levels):
         assert y.shape[1:] == pool.output_shape(shape[1:])
         dy = rng.standard_normal(y.shape)
         dx, grads = pool.backward(cache, dy, mode)
-        np.testing.assert_allclose(dx, loop_pool_backward(x, pool.size, pool.step, kind, dy), rtol=1e-14, atol=1e-14)
+        np.testing.assert_allclose(dx, loop_pool_backward(x, pool.size, pool.step, kind, dy), rtol=1e-14,
+                                   atol=1e-14)
         assert grads == pool
 
 
@@ -89,7 +93,8 @@ def test_ties_go_to_the_first_maximum_in_row_major_order():
 
 
 def test_overlapping_windows_add_up():
-    """A constant image: every 2x2 window at stride 1 routes to its top-left element, which no other window's is."""
+    """A constant image: every 2x2 window at stride 1 routes to its top-left element, which no other
+    window's is."""
     pool = layers.MaxPool2D(2, stride=1)
     x = np.ones((1, 3, 3, 1))
     y, cache = pool.forward(x, layers.TRAIN)
@@ -153,7 +158,8 @@ def test_global_avg_pool(gradient_record, n, h, w, c, seed):
 # --- dtypes, modes ------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("pool", [layers.MaxPool2D(), layers.AvgPool2D(3, 2), layers.GlobalAvgPool2D()], ids=repr)
+@pytest.mark.parametrize("pool", [layers.MaxPool2D(), layers.AvgPool2D(3, 2), layers.GlobalAvgPool2D()],
+                         ids=repr)
 def test_dtypes_carry_through(pool, dtype):
     x = np.random.default_rng(0).standard_normal((2, 7, 7, 3)).astype(dtype)
     y, cache = pool.forward(x, layers.TRAIN)
@@ -203,8 +209,9 @@ def test_bad_settings(cls, kwargs, message):
 
 @pytest.mark.parametrize("pool", [layers.MaxPool2D(3), layers.AvgPool2D((2, 4))], ids=repr)
 def test_a_window_larger_than_the_image(pool):
-    with pytest.raises(layers.ShapeError, match=r"layers\[1\] \w+Pool2D\(.*\) expects images of at least .* "
-                                                r"but layers\[0\] Reshape\(\(2, 3, 1\)\) gives \(n, 2, 3, 1\)"):
+    with pytest.raises(layers.ShapeError, match=r"layers\[1\] \w+Pool2D\(.*\) expects images of at least "
+                                                r".* but layers\[0\] Reshape\(\(2, 3, 1\)\) "
+                                                r"gives \(n, 2, 3, 1\)"):
         layers.Sequence([layers.Reshape((2, 3, 1)), pool])
     with pytest.raises(layers.ShapeError, match="expects images of at least"):
         pool.forward(np.zeros((1, 2, 3, 1)), layers.EVAL)
@@ -216,3 +223,49 @@ def test_input_that_is_not_images(pool):
         pool(np.zeros((2, 784), np.float32))
     with pytest.raises(layers.ShapeError, match="channels-last"):
         layers.Sequence([layers.Dense.init(np.random.default_rng(0), 3, 4), pool])
+
+
+# --- padding (torch's semantics: -inf for max, counted zeros for average) --------------------------------
+
+def padded(x, padding, fill):
+    (ph, pw) = padding
+    return np.pad(x, ((0, 0), (ph, ph), (pw, pw), (0, 0)), constant_values=fill)
+
+
+@pytest.mark.parametrize("size, stride, padding", [(3, 1, 1), (3, 2, 1), (2, 2, 1), ((3, 2), (1, 2), (1, 0)),
+                                                   (4, 3, (2, 1))])
+def test_padding_pools_the_padded_image_and_crops_the_gradient(size, stride, padding, gradient_record):
+    x = np.random.default_rng(5).standard_normal((2, 6, 7, 3))
+    for cls, kind, fill in ((layers.MaxPool2D, "max", -np.inf), (layers.AvgPool2D, "mean", 0.0)):
+        pool = cls(size, stride, padding)
+        s, t, p = layers.MaxPool2D(size).size, pool.step, pool.padding
+        np.testing.assert_allclose(pool(x), loop_pool(padded(x, p, fill), s, t, kind), rtol=1e-12)
+        assert pool.output_shape(x.shape[1:]) == pool(x).shape[1:]
+        gradient_record.add(layers.check_gradients(pool, x, tol=TOL), repr(pool))
+
+
+def test_padding_same_is_stride_one_with_an_odd_window():
+    assert layers.MaxPool2D(3, 1, "same").padding == (1, 1)
+    assert layers.AvgPool2D(2, padding="valid").padding == (0, 0)
+    assert repr(layers.MaxPool2D(3, 1, 1)) == "MaxPool2D(3x3, stride 1, padding 1)"
+
+
+@pytest.mark.parametrize("kwargs, fragment", [
+    (dict(size=3, stride=2, padding="same"),
+     "only with stride 1 and an odd window, got window 3x3, stride (2, 2); padding=1 gives"),
+    (dict(size=2, stride=1, padding="same"), "padding=0 gives"),
+    (dict(size=2, padding=2),
+     "padding (2, 2) is more than half the window 2x2 (torch refuses it too); at most padding=(1, 1)"),
+    (dict(size=3, padding=-1), "padding must be at least 0"),
+])
+def test_a_refused_padding_suggests_the_padding_that_works(kwargs, fragment):
+    for cls in (layers.MaxPool2D, layers.AvgPool2D):
+        with pytest.raises(ValueError) as caught:
+            cls(**kwargs)
+        assert fragment in str(caught.value) and str(caught.value).startswith(cls.__name__)
+
+
+def test_a_padded_pool_saves_and_loads(tmp_path):
+    model = layers.Sequence([layers.MaxPool2D(3, 1, 1), layers.AvgPool2D(3, 2, (1, 0))])
+    layers.save(tmp_path / "p.npz", model)
+    assert layers.load(tmp_path / "p.npz") == model

@@ -159,7 +159,8 @@ def test_summary_of_a_nested_model_indents_rows_shows_shapes_and_counts_that_add
     assert "  layers[2].shortcut" in text
     count = {path: int(row.split()[-1].replace(",", "")) for path, row in by_path.items()}
     assert count["layers[1]"] == count["layers[1].inner"] == 2 * 20
-    assert count["layers[2]"] == count["layers[2].inner"] + count["layers[2].shortcut"] == 40 + 20
+    assert count["layers[2]"] == count["layers[2].shortcut"] == 20     # the block is shared with layers[1]
+    assert count["layers[2].inner"] == 0 and "shared with layers[1]" in by_path["layers[2].inner"]
     total = sum(count[f"layers[{i}]"] for i in range(4))
     assert total == sum(p.size for p in layers.parameters(model))
     assert rows[-1] == f"total: {total:,} parameters (float64)"

@@ -267,8 +267,9 @@ def test_call_is_forward_in_eval_bit_for_bit_and_draws_nothing():
 def test_inference_of_a_large_input_runs_in_chunks_with_the_same_numbers(monkeypatch):
     sizes = []
     model = layers.Sequence([dense(3, 8), layers.ReLU(), dense(8, 2)])
-    forward = type(model)._forward
-    monkeypatch.setattr(type(model), "_forward", lambda self, x, mode: sizes.append(len(x)) or forward(self, x, mode))
+    forward = type(model).forward_unchecked
+    monkeypatch.setattr(type(model), "forward_unchecked",
+                        lambda self, x, mode: sizes.append(len(x)) or forward(self, x, mode))
     x = np.random.default_rng(2).standard_normal((5000, 3)).astype(np.float32)
     y = model(x)
     # five chunks of about 1000 rows, not one 5000-row batch; each starts at a multiple of ROW_ALIGN rows

@@ -17,9 +17,13 @@ and a NODE is one of
     {"array": {"dtype": "float32", "shape": [784, 128]}}            a parameter; its member is PATH.npy
     {"tuple": [NODE, ...]}                                           a tuple (``Sequence.layers``)
     {"float": "inf" | "-inf" | "nan"}                                a non-finite float field
+    {"shared": "model.layers[0]"}                                    a record met before (version 3): the same
+                                                                     object as the record at that path
     null, true, false, an int, a finite float, a string             itself
 
-Fields with ``init=False`` are derived by the constructor and not stored. Array members follow a
+Fields with ``init=False`` are derived by the constructor and not stored. A record holding arrays that
+sits at several paths (shared) is stored once, at its first path in field order; loading gives one
+object at every path. Array members follow a
 walk of the manifest: records and fields by name, tuple items in order.
 
 Loading looks each record's name up in the registry: nothing is imported and nothing named in the
@@ -40,15 +44,18 @@ import numpy as np
 
 from lamina.layers.files.atomic import write_atomically
 from lamina.layers.errors import ModelFileError
-from lamina.layers.records.parameter import FLOAT_DTYPES, is_array_field
+from lamina.layers.records.parameter import FLOAT_DTYPES, is_array_field, is_optional
+from lamina.layers.records.tree import holds_arrays
 from lamina.layers.records.registry import NAME, registered_class, registered_name, registered_names
-from lamina.layers.files.stored_zip import (MAX_ARCHIVE_BYTES, MAX_MEMBERS, archive_size, npy_header, read_array,
-                                      quote, read_directory, read_member, write_archive)
+from lamina.layers.files.stored_zip import (MAX_ARCHIVE_BYTES, MAX_MEMBERS, archive_size, npy_header,
+                                            quote, read_array, read_directory, read_member, write_archive)
 
 FORMAT = "lamina.model_file"
-VERSION = 2
-"""2 (lamina 0.2): buffers (layers.buffer()) and the optimizer-chain states; a version 1 file (0.1) still loads its model."""
-READABLE = (1, 2)
+VERSION = 3
+"""3 (lamina 0.3): shared records stored once ({"shared": path}); 2 (0.2): buffers and the optimizer-chain
+states;
+files of versions 1 and 2 still load."""
+READABLE = (1, 2, 3)
 MANIFEST = "lamina.json"
 MAX_MANIFEST_BYTES = 64 << 20
 MAX_DEPTH = 64                  # nodes inside nodes: a Sequence level takes two (field, tuple item)
@@ -60,7 +67,8 @@ TOP_KEYS = {"format", "version", "kind", "records", "extra"}
 
 
 class _Problem(Exception):
-    """What is wrong, found deep in a tree; the public functions turn it into a ModelFileError naming the file."""
+    """What is wrong, found deep in a tree; the public functions turn it into a ModelFileError naming the
+    file."""
 
 
 @attrs.frozen
@@ -104,18 +112,25 @@ def _differ(what: str, expected: set, got: set) -> str:
 
 # ---- writing: records -> manifest nodes and arrays by path ---------------------------------------
 
-def _encode(value, where: str, arrays: dict, depth: int):
-    """The manifest node for ``value``; its parameter arrays go into ``arrays`` by path."""
+def _encode(value, where: str, arrays: dict, depth: int, seen: dict):
+    """The manifest node for ``value``; its parameter arrays go into ``arrays`` by path; ``seen``: id ->
+    (first
+    path, record) of the records holding arrays met so far."""
     if depth > MAX_DEPTH:
         raise _Problem(f"{where} is nested more than {MAX_DEPTH} deep")
     if attrs.has(type(value)):
-        return _encode_record(value, where, arrays, depth)
+        if id(value) in seen:
+            return {"shared": seen[id(value)][0]}
+        if holds_arrays(value):
+            seen[id(value)] = (where, value)
+        return _encode_record(value, where, arrays, depth, seen)
     if value is None or type(value) in (bool, int, str):
         return value
     if type(value) is float:
         return value if math.isfinite(value) else {"float": repr(value)}
     if type(value) is tuple:
-        return {"tuple": [_encode(item, f"{where}[{i}]", arrays, depth + 1) for i, item in enumerate(value)]}
+        return {"tuple": [_encode(item, f"{where}[{i}]", arrays, depth + 1, seen)
+                          for i, item in enumerate(value)]}
     if isinstance(value, np.ndarray):
         raise _Problem(f"{where} holds an array in a field that is neither a parameter nor a buffer; declare "
                        f"the field with layers.param() or layers.buffer()")
@@ -123,7 +138,7 @@ def _encode(value, where: str, arrays: dict, depth: int):
                    f"(layers.param()), tuples, None, bool, int, float and str")
 
 
-def _encode_record(record, where: str, arrays: dict, depth: int) -> dict:
+def _encode_record(record, where: str, arrays: dict, depth: int, seen: dict) -> dict:
     cls = type(record)
     name = registered_name(cls)
     if name is None:
@@ -134,14 +149,14 @@ def _encode_record(record, where: str, arrays: dict, depth: int) -> dict:
         if not field.init:                  # derived by the constructor
             continue
         value, at = getattr(record, field.name), f"{where}.{field.name}"
-        if is_array_field(field):
+        if is_array_field(field) and value is not None:    # (an optional parameter left out holds None)
             if not isinstance(value, np.ndarray) or value.dtype not in FLOAT_DTYPES:
                 raise _Problem(f"{at} is a parameter or buffer holding {_type_name(value)} "
                                f"{getattr(value, 'dtype', '')}; they are float32 or float64 arrays")
             arrays[at] = value
             fields[field.name] = {"array": {"dtype": value.dtype.name, "shape": list(value.shape)}}
         else:
-            fields[field.name] = _encode(value, at, arrays, depth + 1)
+            fields[field.name] = _encode(value, at, arrays, depth + 1, seen)
     return {"record": name, "fields": fields}
 
 
@@ -164,8 +179,9 @@ def _check_json(value, where: str, depth: int = 0) -> None:
                 raise _Problem(f"{where} has the key {key!r}; JSON keys are strings")
             _check_json(item, f"{where}[{key!r}]", depth + 1)
     else:
+        numpy = isinstance(value, (np.generic, np.ndarray))
         hint = (" (use a list)" if isinstance(value, tuple) else
-                " (convert it with int(), float() or .tolist())" if isinstance(value, (np.generic, np.ndarray)) else "")
+                " (convert it with int(), float() or .tolist())" if numpy else "")
         raise _Problem(f"{where} is a {_type_name(value)}{hint}; extra must be JSON: dicts with str keys, "
                        f"lists, str, int, float, bool and None")
 
@@ -182,7 +198,7 @@ def _manifest(records: dict, extra: dict, kind: str) -> tuple[bytes, dict]:
     for name, value in records.items():
         if type(name) is not str or not NAME.match(name):
             raise _Problem(f"a record name must be a Python identifier, got {name!r}")
-        nodes[name] = _encode(value, name, arrays, 0)
+        nodes[name] = _encode(value, name, arrays, 0, {})
     _check_json(extra, "extra")
     manifest = {"format": FORMAT, "version": VERSION, "kind": kind, "records": nodes, "extra": extra}
     try:
@@ -258,6 +274,8 @@ def _walk(node, where: str, specs: list, depth: int) -> None:
             _walk(item, f"{where}[{i}]", specs, depth + 1)
     elif keys == {"float"} and type(node["float"]) is str and node["float"] in NONFINITE:
         pass
+    elif keys == {"shared"} and type(node["shared"]) is str:
+        pass
     else:
         raise _Problem(f"{where} holds an unknown node: {json.dumps(node)[:100]}")
 
@@ -274,7 +292,8 @@ def _parse_manifest(data: bytes) -> tuple[dict, dict[str, list[ArraySpec]]]:
     if type(manifest) is not dict:
         raise _Problem("the manifest is not a JSON object")
     if manifest.get("format") != FORMAT:
-        raise _Problem(f"not a lamina model file: the manifest's format is {str(manifest.get('format'))[:40]!r}, "
+        raise _Problem(f"not a lamina model file: the manifest's format is "
+                       f"{str(manifest.get('format'))[:40]!r}, "
                        f"expected {FORMAT!r}")
     version = manifest.get("version")
     if type(version) is not int:
@@ -300,45 +319,58 @@ def _parse_manifest(data: bytes) -> tuple[dict, dict[str, list[ArraySpec]]]:
     return manifest, specs
 
 
-def _build(node, where: str, arrays: dict):
-    """The value of a checked manifest node; records through their registered constructors."""
+def _build(node, where: str, arrays: dict, built: dict):
+    """The value of a checked manifest node; records through their registered constructors (``built``: path ->
+    record, for the shared ones)."""
     if node is None or type(node) in (bool, int, str, float):
         return node
     if "float" in node:
         return NONFINITE[node["float"]]
+    if "shared" in node:
+        if node["shared"] not in built:
+            raise _Problem(f"{where} is the record at {node['shared'][:80]!r}, but no record was built "
+                           f"there before")
+        return built[node["shared"]]
     if "tuple" in node:
-        return tuple(_build(item, f"{where}[{i}]", arrays) for i, item in enumerate(node["tuple"]))
+        return tuple(_build(item, f"{where}[{i}]", arrays, built) for i, item in enumerate(node["tuple"]))
     if "array" in node:
         raise _Problem(f"{where} holds an array, but only a parameter or buffer field (layers.param(), "
                        f"layers.buffer()) may")
-    return _build_record(node, where, arrays)
+    built[where] = _build_record(node, where, arrays, built)
+    return built[where]
 
 
-def _build_record(node: dict, where: str, arrays: dict):
+def _build_record(node: dict, where: str, arrays: dict, built: dict):
     name = node["record"]
     cls = registered_class(name)
     if cls is None:
         known = ", ".join(registered_names())
         if not NAME.match(name):
-            raise _Problem(f"{where} names the kind {name[:80]!r}, which is not a registered class name; lamina "
+            raise _Problem(f"{where} names the kind {name[:80]!r}, which is not a registered class name; "
+                           f"lamina "
                            f"never imports or calls what a file names (registered: {known})")
         raise _Problem(f"{where} is a {name}, which is not registered; if it is your own layer, decorate its "
                        f"class with @layers.register before loading (registered: {known})")
     init = [field for field in attrs.fields(cls) if field.init]
     stored = node["fields"]
+    later = {field.name for field in init if field.default is not attrs.NOTHING} - set(stored)
+    init = [field for field in init if field.name not in later]   # added since the file was written: defaults
     if set(stored) != {field.name for field in init}:
-        raise _Problem(f"{where}: " + _differ(f"the {name} in the file", {field.name for field in init}, set(stored)))
+        expected = {field.name for field in init}
+        raise _Problem(f"{where}: " + _differ(f"the {name} in the file", expected, set(stored)))
     kwargs = {}
     for field in init:
         child, at = stored[field.name], f"{where}.{field.name}"
         holds_array = type(child) is dict and set(child) == {"array"}
-        if is_array_field(field) and not holds_array:
+        if is_array_field(field) and not holds_array and not (child is None and is_optional(field)):
             raise _Problem(f"{at} is a parameter or buffer of {name}, but the file holds no array there")
-        kwargs[field.alias] = arrays[at] if holds_array and is_array_field(field) else _build(child, at, arrays)
+        array = holds_array and is_array_field(field)
+        kwargs[field.alias] = arrays[at] if array else _build(child, at, arrays, built)
     try:
         return cls(**kwargs)
     except Exception as error:  # any refusal by the class's own validation
-        raise _Problem(f"{where}: {name} refuses the stored values ({type(error).__name__}: {error})") from None
+        raise _Problem(f"{where}: {name} refuses the stored values "
+                       f"({type(error).__name__}: {error})") from None
 
 
 def _check_members(members, specs: list[ArraySpec]) -> dict:
@@ -350,8 +382,9 @@ def _check_members(members, specs: list[ArraySpec]) -> dict:
         unexpected = [n for n in actual if n not in set(expected)]
         if not missing and not unexpected:
             raise _Problem("the members are not in the order the manifest gives")
-        parts = ([f"lacks the member(s) [{', '.join(map(quote, missing[:5]))}]"] if missing else []) + \
-                ([f"has unexpected member(s) [{', '.join(map(quote, unexpected[:5]))}]"] if unexpected else [])
+        parts = [f"lacks the member(s) [{', '.join(map(quote, missing[:5]))}]"] if missing else []
+        if unexpected:
+            parts.append(f"has unexpected member(s) [{', '.join(map(quote, unexpected[:5]))}]")
         raise _Problem("the archive " + " and ".join(parts))
     for spec, member in zip(specs, members[1:]):
         if member.size != spec.member_size:
@@ -363,7 +396,8 @@ def _check_members(members, specs: list[ArraySpec]) -> dict:
 # ---- the public functions ------------------------------------------------------------------------
 
 def write_records(path, records: dict, extra: dict | None = None, kind: str = "model") -> None:
-    """Write ``records`` (name -> record tree) and the JSON dict ``extra`` to ``path``, atomically, as one model file.
+    """Write ``records`` (name -> record tree) and the JSON dict ``extra`` to ``path``, atomically, as one
+    model file.
 
     Anything the reader would refuse (an unregistered class, a float16 array, NaN in ``extra``, a
     file of 4 GiB or more) is a ModelFileError before anything is written.
@@ -372,16 +406,18 @@ def write_records(path, records: dict, extra: dict | None = None, kind: str = "m
     try:
         data, arrays = _manifest(records, {} if extra is None else extra, kind)
         if len(data) > MAX_MANIFEST_BYTES:
-            raise _Problem(f"the manifest would take {len(data):,} bytes; at most {MAX_MANIFEST_BYTES:,} are read")
+            raise _Problem(f"the manifest would take {len(data):,} bytes; at most {MAX_MANIFEST_BYTES:,} are "
+                           f"read")
         manifest, specs = _parse_manifest(data)            # what the reader will check, checked now
         for name, node in manifest["records"].items():
-            _build(node, name, arrays)
+            _build(node, name, arrays, {})
         members = [(MANIFEST, [data])] + [
             (spec.member, [npy_header(spec.numpy_dtype, spec.shape), _payload(arrays[spec.path])])
             for name in sorted(specs) for spec in specs[name]]
         size = archive_size(members)
         if size > MAX_ARCHIVE_BYTES or len(members) > MAX_MEMBERS:
-            raise _Problem(f"the file would take {size:,} bytes in {len(members)} members; a model file holds "
+            raise _Problem(f"the file would take {size:,} bytes in {len(members)} members; a model file "
+                           f"holds "
                            f"less than 4 GiB in fewer than {MAX_MEMBERS + 1} members (a ZIP without ZIP64)")
     except _Problem as problem:
         raise ModelFileError(path, f"cannot save: {problem}") from None
@@ -389,7 +425,8 @@ def write_records(path, records: dict, extra: dict | None = None, kind: str = "m
 
 
 def read_records(path, names=None) -> tuple[dict, dict, str]:
-    """(records by name, extra, kind) from the model file at ``path``; ``names`` picks the records to rebuild (all by default).
+    """(records by name, extra, kind) from the model file at ``path``; ``names`` picks the records to rebuild
+    (all by default).
 
     Arrays of the records not picked are not read. A missing file is a FileNotFoundError; a
     damaged, foreign or unloadable one a ModelFileError naming it.
@@ -399,7 +436,8 @@ def read_records(path, names=None) -> tuple[dict, dict, str]:
         members = read_directory(file, path, first=MANIFEST)
         try:
             if members[0].size > MAX_MANIFEST_BYTES:
-                raise _Problem(f"the manifest takes {members[0].size:,} bytes; at most {MAX_MANIFEST_BYTES:,} are read")
+                raise _Problem(f"the manifest takes {members[0].size:,} bytes; at most "
+                               f"{MAX_MANIFEST_BYTES:,} are read")
             manifest, specs = _parse_manifest(read_member(file, path, members[0]))
             records = manifest["records"]
             wanted = sorted(records) if names is None else list(names)
@@ -409,16 +447,18 @@ def read_records(path, names=None) -> tuple[dict, dict, str]:
             by_path = _check_members(members, [spec for name in sorted(specs) for spec in specs[name]])
             arrays = {spec.path: read_array(file, path, by_path[spec.path], spec.numpy_dtype, spec.shape)
                       for name in wanted for spec in specs[name]}
-            built = {name: _build(records[name], name, arrays) for name in wanted}
+            built = {name: _build(records[name], name, arrays, {}) for name in wanted}
         except _Problem as problem:
             raise ModelFileError(path, str(problem)) from None
     return built, manifest["extra"], manifest["kind"]
 
 
 def save(path, model, **extra) -> None:
-    """Save ``model`` (a layer record, e.g. a Sequence) and the JSON ``extra`` to ``path`` as one .npz, atomically."""
+    """Save ``model`` (a layer record, e.g. a Sequence) and the JSON ``extra`` to ``path`` as one .npz,
+    atomically."""
     if not attrs.has(type(model)):
-        raise ModelFileError(os.fspath(path), f"cannot save: the model must be a layer record, got {_type_name(model)}")
+        raise ModelFileError(os.fspath(path), f"cannot save: the model must be a layer record, got "
+                                              f"{_type_name(model)}")
     write_records(path, {"model": model}, extra, kind="model")
 
 

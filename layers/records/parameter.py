@@ -15,6 +15,7 @@ import attrs
 import numpy as np
 
 KIND = "lamina.kind"
+OPTIONAL = "lamina.optional"
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 _OWNING = contextvars.ContextVar("lamina_owning", default=False)
 
@@ -55,17 +56,26 @@ def owned_buffer(array: np.ndarray) -> np.ndarray | None:
 
 def array_repr(array: np.ndarray) -> str:
     """An array as its dtype and shape: 'float32(784, 128)'."""
+    if array is None:
+        return "None"
     return f"{array.dtype}{tuple(array.shape)}"
 
 
+def _frozen_or_none(value):
+    return None if value is None else frozen_array(value)
+
+
 def _array_field(kind: str, kwargs: dict):
-    metadata = {**kwargs.pop("metadata", {}), KIND: kind}
-    return attrs.field(converter=frozen_array, eq=attrs.cmp_using(eq=np.array_equal), hash=False,
+    optional = kwargs.pop("optional", False)
+    metadata = {**kwargs.pop("metadata", {}), KIND: kind, OPTIONAL: optional}
+    return attrs.field(converter=_frozen_or_none if optional else frozen_array,
+                       eq=attrs.cmp_using(eq=np.array_equal), hash=False,
                        repr=array_repr, metadata=metadata, **kwargs)
 
 
 def param(**kwargs):
-    """A trainable array field: read-only, compared with ``np.array_equal``, shown as dtype and shape."""
+    """A trainable array field: read-only, compared with ``np.array_equal``, shown as dtype and shape;
+    ``optional=True`` lets it hold None (no such parameter: a bias left out)."""
     return _array_field("param", kwargs)
 
 
@@ -88,3 +98,8 @@ def is_param(field: attrs.Attribute) -> bool:
 
 def is_array_field(field: attrs.Attribute) -> bool:
     return KIND in field.metadata
+
+
+def is_optional(field: attrs.Attribute) -> bool:
+    """Whether an array field may hold None (``param(optional=True)``)."""
+    return field.metadata.get(OPTIONAL, False)
