@@ -46,7 +46,7 @@ def gradients(forward, model, loss, xb, yb, mode: Mode):
 
 
 def gradient_leaves(grads, keys: tuple | None) -> list:
-    """Every param and buffer array of ``grads``: along ``keys`` (the model's ``leaf_keys``), else by a walk."""
+    """Every param and buffer array of ``grads``: along ``keys`` (the model's ``leaf_keys``), else walked."""
     if keys is not None:
         with contextlib.suppress(AttributeError, IndexError, KeyError, TypeError):
             return along(grads, keys)
