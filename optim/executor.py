@@ -97,11 +97,16 @@ def make_schedule(chain, model, model_structure: tuple) -> Schedule:
                                  for path, p in named),
                     chosen=tuple(tuple(i for i, (path, p) in enumerate(named) if d.applies(path, p))
                                  for d in chain.tree),
-                    keys=tuple(_keys(path) for path, _ in [*named, *named_buffers(model)]),
-                    made_by=chain.described)
+                    keys=leaf_keys(model), made_by=chain.described)
 
 
-def _along(record, keys: tuple) -> list:
+def leaf_keys(record) -> tuple:
+    """How to reach each parameter, then each buffer, of a record of this structure (for ``along``)."""
+    return tuple(_keys(path) for path, _ in [*named_parameters(record), *named_buffers(record)])
+
+
+def along(record, keys: tuple) -> list:
+    """The arrays at ``keys`` (from ``leaf_keys``) in ``record``: no tree walk."""
     out = []
     for path in keys:
         value = record
@@ -119,7 +124,7 @@ def gradient_arrays(schedule: Schedule, model, grads, slots: list | None = None)
     """
     n = len(schedule.paths)
     try:
-        arrays = _along(grads, schedule.keys)
+        arrays = along(grads, schedule.keys)
     except (AttributeError, IndexError, KeyError, TypeError):
         arrays = None
     if arrays is None or slots is not None and not _fit(arrays, slots):

@@ -3,6 +3,7 @@ owns."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 
@@ -15,6 +16,7 @@ from lamina.layers.records.parameter import owning
 from lamina.layers.records.tree import buffers, fold_gradients, parameters
 from lamina.optim.chain import Chain
 from lamina.optim.errors import NonFiniteLossError
+from lamina.optim.executor import along, leaf_keys
 from lamina.optim.in_place import owned, update_in_place
 from lamina.optim.optimizer import Optimizer
 from lamina.optim.tuples import finite, n_samples
@@ -45,15 +47,23 @@ def gradients(forward, model, loss, xb, yb, mode: Mode):
     return pred, value, grads
 
 
-def checked_gradients(model, loss, xb, yb, mode: Mode, where=(None, None, None), with_buffers: bool = True):
+def gradient_leaves(grads, keys: tuple | None) -> list:
+    """Every param and buffer array of ``grads``: along ``keys`` (the model's ``leaf_keys``), else walked."""
+    if keys is not None:
+        with contextlib.suppress(AttributeError, IndexError, KeyError, TypeError):
+            return along(grads, keys)
+    return parameters(grads) + buffers(grads)
+
+
+def checked_gradients(model, loss, xb, yb, mode: Mode, where=(None, None, None), keys: tuple | None = None):
     """``gradients`` of one batch, refused with NonFiniteLossError when the loss, a gradient or a new buffer
     value is NaN or inf (before anything is updated: the one guard of train_step and fit). ``where``: (epoch,
-    batch, checkpoint) for the message; ``with_buffers=False``: the model has none (no need to look)."""
+    batch, checkpoint) for the message; ``keys``: ``leaf_keys(model)``, to reach the arrays without a walk."""
     pred, value, grads = gradients(forward_of(model), model, loss, xb, yb, mode)
     grads = grads if grads is None else fold_gradients(model, grads)   # a shared record's parts summed
     if not math.isfinite(value):
         raise diverged(*where[:2], value, model, pred, grads, xb, mode, where[2])
-    if not all_finite(parameters(grads) + buffers(grads) if with_buffers else parameters(grads)):
+    if not all_finite(gradient_leaves(grads, keys)):
         raise NonFiniteLossError(*where[:2], value, first_nonfinite(grads), checkpoint=where[2])
     return pred, value, grads
 
@@ -109,12 +119,12 @@ class OwnedStep:
     loss: object
     update: object          # (model, grads, state) -> (model, state)
     blas: object            # the loop's BlasThreads: ``batch(n)`` times the step
-    _known: tuple = attrs.field(default=(None, True), init=False)   # (the last model, whether it has buffers)
+    _known: tuple = attrs.field(default=(None, None), init=False)   # (the last model, its leaf_keys)
 
     def __call__(self, model, state, xb, yb, mode: Mode, where):
         """-> (model, state, loss value, prediction, gradients); ``where``: (epoch, batch, checkpoint)."""
         if self._known[0] is not model:   # (the in-place update hands back the same model: looked at once)
-            self._known = (model, bool(buffers(model)))
+            self._known = (model, leaf_keys(model))
         with owning(), self.blas.batch(n_samples(xb)):
             pred, value, grads = checked_gradients(model, self.loss, xb, yb, mode, where, self._known[1])
             model, state = self.update(model, grads, state)
