@@ -1,4 +1,5 @@
-"""Element-wise activations: ReLU, LeakyReLU, Sigmoid, Tanh, GELU (tanh form), Identity; no parameters, any shape."""
+"""Element-wise activations: ReLU, LeakyReLU, Sigmoid, Tanh, GELU (tanh form), Identity; no parameters, any
+shape."""
 
 from __future__ import annotations
 
@@ -57,7 +58,8 @@ class ReLU(_Elementwise):
 
 
 def _check_slope(layer, attribute, value) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)) or not math.isfinite(value):
+    if (isinstance(value, bool) or not isinstance(value, (int, float, np.floating))
+            or not math.isfinite(value)):
         raise ValueError(f"LeakyReLU: negative_slope must be a finite number, got {value!r}")
 
 

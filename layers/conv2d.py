@@ -1,4 +1,5 @@
-"""Conv2D: a 2-D convolution (cross-correlation, as torch's) of channels-last images, through im2col and matrix multiplies.
+"""Conv2D: a 2-D convolution (cross-correlation, as torch's) of channels-last images, through im2col and
+matrix multiplies.
 
 With ``cols = im2col(x_padded)`` of shape (n*oh*ow, kh*kw*c_in), one row per output pixel, and
 ``W`` the weight (kh, kw, c_in, c_out) seen as (kh*kw*c_in, c_out):
@@ -38,7 +39,8 @@ def _padding(value):
     """An int, a pair (top and bottom, left and right), "valid" (no padding) or "same" (kept as "same")."""
     if isinstance(value, str):
         if value not in ("same", "valid"):
-            raise ValueError(f'Conv2D: padding must be an int, a pair of ints, "same" or "valid", got {value!r}')
+            raise ValueError('Conv2D: padding must be an int, a pair of ints, "same" or "valid", got '
+                             f'{value!r}')
         return "same" if value == "same" else (0, 0)
     return pair(value, "padding", "Conv2D", minimum=0)
 
@@ -46,8 +48,8 @@ def _padding(value):
 def _check_bias(conv: "Conv2D", attribute, bias: np.ndarray) -> None:
     weight = conv.weight
     if weight.ndim != 4 or min(weight.shape) < 1:
-        raise ValueError(f"Conv2D: the weight must be 4-D (kh, kw, in_channels, out_channels), each at least 1, "
-                         f"got shape {weight.shape}")
+        raise ValueError("Conv2D: the weight must be 4-D (kh, kw, in_channels, out_channels), each at least "
+                         f"1, got shape {weight.shape}")
     if bias.shape != weight.shape[3:]:
         raise ShapeError("Conv2D", f"bias of shape ({weight.shape[3]},) to match weight {weight.shape}",
                          f"bias of shape {bias.shape}")
@@ -60,7 +62,8 @@ def _check_bias(conv: "Conv2D", attribute, bias: np.ndarray) -> None:
 @register
 @attrs.frozen(repr=False)
 class Conv2D(Layer):
-    """y[b, i, j] = sum over (p, q, c) of x_padded[b, i*sh + p, j*sw + q, c] * weight[p, q, c] + bias: (n, h, w, c_in) -> (n, oh, ow, c_out)."""
+    """y[b, i, j] = sum over (p, q, c) of x_padded[b, i*sh + p, j*sw + q, c] * weight[p, q, c] + bias:
+    (n, h, w, c_in) -> (n, oh, ow, c_out)."""
 
     weight: np.ndarray = param()
     bias: np.ndarray = param(validator=_check_bias)
@@ -68,7 +71,8 @@ class Conv2D(Layer):
     padding: object = attrs.field(default=(0, 0), converter=_padding)
 
     @classmethod
-    def init(cls, rng: np.random.Generator, in_channels: int, out_channels: int, kernel_size, *, stride=1, padding=0,
+    def init(cls, rng: np.random.Generator, in_channels: int, out_channels: int, kernel_size, *,
+             stride=1, padding=0,
              dtype=np.float32, init="he") -> "Conv2D":
         """A fresh layer: weight drawn as ``init`` says ("he", "glorot", a std; fan kh*kw*c), bias 0."""
         check_rng(rng, "Conv2D.init", "Conv2D.init(rng, in_channels, out_channels, kernel_size)")
@@ -93,7 +97,8 @@ class Conv2D(Layer):
 
     @property
     def pads(self) -> tuple[int, int, int, int]:
-        """Zero rows and columns added (top, bottom, left, right); "same" puts an even kernel's extra one bottom and right."""
+        """Zero rows and columns added (top, bottom, left, right); "same" puts an even kernel's extra one
+        bottom and right."""
         if self.padding == "same":
             kh, kw = self.kernel_size
             return (kh - 1) // 2, kh // 2, (kw - 1) // 2, kw // 2
@@ -110,28 +115,32 @@ class Conv2D(Layer):
         return f"Conv2D({', '.join(parts + [str(self.weight.dtype)])})"
 
     def output_shape(self, input_shape):
-        """(h, w, c_in) -> (oh, ow, c_out); a ShapeError for anything but channels-last images the kernel fits in."""
+        """(h, w, c_in) -> (oh, ow, c_out); a ShapeError for anything but channels-last images the kernel fits
+        in."""
         if input_shape is None:
             return None
         h, w, _ = image_shape(repr(self), input_shape, self.in_channels)
         top, bottom, left, right = self.pads
         (kh, kw), (sh, sw) = self.kernel_size, self.stride
         if (h is not None and h + top + bottom < kh) or (w is not None and w + left + right < kw):
-            raise ShapeError(repr(self), f"images of at least {kh}x{kw} after padding "
-                             f"(height {h} + {top + bottom}, width {w} + {left + right}), for its {kh}x{kw} kernel",
+            raise ShapeError(repr(self), f"images of at least {kh}x{kw} after padding (height {h} + "
+                                         f"{top + bottom}, width {w} + {left + right}), for its {kh}x{kw} "
+                                         "kernel",
                              format_shape(tuple(input_shape)))
         oh = None if h is None else output_size(h + top + bottom, kh, sh)
         ow = None if w is None else output_size(w + left + right, kw, sw)
         return (oh, ow, self.out_channels)
 
     def forward(self, x: np.ndarray, mode: Mode):
-        """x (n, h, w, c_in) -> y (n, oh, ow, c_out); the cache is the padded x (backward makes im2col again, block by block)."""
+        """x (n, h, w, c_in) -> y (n, oh, ow, c_out); the cache is the padded x (backward makes im2col again,
+        block by block)."""
         top, bottom, left, right = self.pads
         kh, kw = self.kernel_size
         if (x.ndim != 4 or x.shape[3] != self.in_channels
                 or x.shape[1] + top + bottom < kh or x.shape[2] + left + right < kw):
             self.output_shape(x.shape[1:])
-            raise ShapeError(repr(self), f"channels-last images (n, height, width, {self.in_channels})", str(x.shape))
+            raise ShapeError(repr(self), "channels-last images (n, height, width, "
+                                         f"{self.in_channels})", str(x.shape))
         xp = pad(x, self.pads)
         n, oh, ow, c_out = len(xp), *self._out_hw(xp), self.out_channels
         weight = self._weight_and_bias()
@@ -149,7 +158,8 @@ class Conv2D(Layer):
         return self.in_channels <= TRANSPOSED_MAX_CHANNELS
 
     def _cols(self, dtype, rows: int) -> np.ndarray:
-        """An im2col matrix for ``rows`` output pixels, its bias column (row, when transposed) already ones."""
+        """An im2col matrix for ``rows`` output pixels, its bias column (row, when transposed) already
+        ones."""
         width = self.kernel_size[0] * self.kernel_size[1] * self.in_channels
         if self._transposed:
             cols = np.empty((width + 1, rows), dtype)
@@ -160,7 +170,8 @@ class Conv2D(Layer):
         return cols
 
     def _im2col(self, xp: np.ndarray, cols: np.ndarray, rows: int) -> np.ndarray:
-        """The im2col matrix of xp (or its transpose), ``rows`` output pixels, written into the first rows of ``cols``."""
+        """The im2col matrix of xp (or its transpose), ``rows`` output pixels, written into the first rows of
+        ``cols``."""
         part = cols[:, :rows] if self._transposed else cols[:rows]
         return im2col(xp, self.kernel_size, self.stride, part, transposed=self._transposed)
 
@@ -177,15 +188,17 @@ class Conv2D(Layer):
         return output_size(xp.shape[1], kh, sh), output_size(xp.shape[2], kw, sw)
 
     def _blocks(self, xp: np.ndarray, oh: int, ow: int):
-        """(rows of the (n*oh*ow, ...) matrices, index of the padded input they read) for each block of work."""
-        (kh, kw), (sh, sw) = self.kernel_size, self.stride
+        """(rows of the (n*oh*ow, ...) matrices, index of the padded input they read) for each block of
+        work."""
+        (kh, kw), sh = self.kernel_size, self.stride[0]
         for samples, out_rows in blocks(len(xp), oh, ow * (kh * kw * xp.shape[3] + 1) * xp.itemsize):
             first = (samples.start * oh + out_rows.start) * ow
             last = ((samples.stop - 1) * oh + out_rows.stop) * ow
             yield slice(first, last), (samples, slice(out_rows.start * sh, (out_rows.stop - 1) * sh + kh))
 
     def backward(self, cache, dy: np.ndarray, mode: Mode):
-        """dy (n, oh, ow, c_out) -> dx (n, h, w, c_in) (None when the mode needs no input gradient), gradients as a Conv2D."""
+        """dy (n, oh, ow, c_out) -> dx (n, h, w, c_in) (None when the mode needs no input gradient), gradients
+        as a Conv2D."""
         xp, x_shape = cache
         n, oh, ow, c_out = len(xp), *self._out_hw(xp), self.out_channels
         if dy.shape != (n, oh, ow, c_out):

@@ -1,4 +1,5 @@
-"""Sliding windows over channels-last images (n, height, width, channels), shared by Conv2D and the pooling layers.
+"""Sliding windows over channels-last images (n, height, width, channels), shared by Conv2D and the pooling
+layers.
 
 ``windows`` is a strided view, no copy: ``windows(x, k, s)[b, i, j, p, q, c] = x[b, i*s0 + p, j*s1 + q, c]``.
 ``im2col`` copies it into the matrix a convolution multiplies, one row per output pixel and the
@@ -16,13 +17,16 @@ from lamina.layers.layer import ROW_ALIGN
 from lamina.layers.errors import ShapeError, format_shape
 
 BLOCK_BYTES = 1 << 21
-"""How large an im2col block may grow: it stays in a core's L2 cache between the copy and the matrix multiply."""
+"""How large an im2col block may grow: it stays in a core's L2 cache between the copy and the matrix
+multiply."""
 
 
 def pair(value, what: str, layer: str, *, minimum: int = 1) -> tuple[int, int]:
-    """An int or a pair of ints, each at least ``minimum``, as a (height, width) tuple; a ValueError naming ``layer`` otherwise."""
+    """An int or a pair of ints, each at least ``minimum``, as a (height, width) tuple; a ValueError naming
+    ``layer`` otherwise."""
     items = tuple(value) if isinstance(value, (tuple, list)) else (value, value)
-    if len(items) != 2 or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in items):
+    if len(items) != 2 or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+                                  for v in items):
         raise ValueError(f"{layer}: {what} must be an int or a pair of ints (height, width), got {value!r}")
     if min(items) < minimum:
         raise ValueError(f"{layer}: {what} must be at least {minimum}, got {value!r}")
@@ -30,12 +34,14 @@ def pair(value, what: str, layer: str, *, minimum: int = 1) -> tuple[int, int]:
 
 
 def output_size(size: int, kernel: int, stride: int) -> int:
-    """Windows of ``kernel`` at steps of ``stride`` that fit in ``size``: floor((size - kernel) / stride) + 1."""
+    """Windows of ``kernel`` at steps of ``stride`` that fit in ``size``: floor((size - kernel) / stride)
+    + 1."""
     return (size - kernel) // stride + 1
 
 
 def pad(x: np.ndarray, pads: tuple[int, int, int, int]) -> np.ndarray:
-    """x (n, h, w, c) with (top, bottom, left, right) rows and columns of zeros around it (x itself when all are 0)."""
+    """x (n, h, w, c) with (top, bottom, left, right) rows and columns of zeros around it (x itself when all
+    are 0)."""
     top, bottom, left, right = pads
     if not any(pads):
         return x
@@ -55,7 +61,8 @@ def windows(x: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int]) -> 
 
 
 def offsets(x: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int], out_hw: tuple[int, int]):
-    """(p, q, view) per kernel offset in row-major order: view (n, oh, ow, c) holds x[:, i*sh + p, j*sw + q]."""
+    """(p, q, view) per kernel offset in row-major order: view (n, oh, ow, c) holds
+    x[:, i*sh + p, j*sw + q]."""
     (kh, kw), (sh, sw), (oh, ow) = kernel, stride, out_hw
     for p in range(kh):
         for q in range(kw):
@@ -63,7 +70,8 @@ def offsets(x: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int], out
 
 
 def im2col(x: np.ndarray, kernel, stride, out: np.ndarray, *, transposed: bool = False) -> np.ndarray:
-    """Write the windows of x (n, h, w, c) into out (n*oh*ow, >= kh*kw*c): one row per window, laid out (kh, kw, c).
+    """Write the windows of x (n, h, w, c) into out (n*oh*ow, >= kh*kw*c): one row per window, laid
+    out (kh, kw, c).
 
     ``transposed``: into out (>= kh*kw*c, n*oh*ow) instead, one copy of a shifted slab of x per kernel
     offset, far faster when c is small (a grayscale or RGB input). Columns (rows) past kh*kw*c are
@@ -73,7 +81,8 @@ def im2col(x: np.ndarray, kernel, stride, out: np.ndarray, *, transposed: bool =
     n, oh, ow, kh, kw, c = view.shape
     if transposed:
         row, item = out.strides
-        slabs = as_strided(out, (kh, kw, c, n, oh, ow), (row * kw * c, row * c, row, item * oh * ow, item * ow, item))
+        slabs = as_strided(out, (kh, kw, c, n, oh, ow),
+                           (row * kw * c, row * c, row, item * oh * ow, item * ow, item))
         for p, q, slab in offsets(x, kernel, stride, (oh, ow)):
             slabs[p, q] = slab.transpose(3, 0, 1, 2)
     else:
@@ -83,7 +92,8 @@ def im2col(x: np.ndarray, kernel, stride, out: np.ndarray, *, transposed: bool =
 
 
 def col2im_add(cols: np.ndarray, dx: np.ndarray, kernel, stride, *, transposed: bool = False) -> np.ndarray:
-    """dx (n, h, w, c) += the adjoint of im2col of cols (n*oh*ow, kh*kw*c), or of cols.T when ``transposed``: each window added back in place."""
+    """dx (n, h, w, c) += the adjoint of im2col of cols (n*oh*ow, kh*kw*c), or of cols.T when ``transposed``:
+    each window added back in place."""
     n, h, w, c = dx.shape
     (kh, kw), (sh, sw) = kernel, stride
     oh, ow = output_size(h, kh, sh), output_size(w, kw, sw)
@@ -97,14 +107,16 @@ def col2im_add(cols: np.ndarray, dx: np.ndarray, kernel, stride, *, transposed: 
 
 
 def blocks(n: int, rows: int, row_bytes: int, budget: int | None = None):
-    """(samples, output rows) slices covering an (n, rows, ...) output so that each block's im2col stays near ``budget``.
+    """(samples, output rows) slices covering an (n, rows, ...) output so that each block's im2col stays near
+    ``budget``.
 
     Whole samples go together while one fits; a sample larger than the budget is cut into bands of rows.
     """
     budget = BLOCK_BYTES if budget is None else budget
     sample_bytes = rows * row_bytes
     if sample_bytes <= budget:  # a divisor of ROW_ALIGN: a chunk of inference is cut as the whole batch is
-        step = max(d for d in range(1, ROW_ALIGN + 1) if ROW_ALIGN % d == 0 and d <= max(1, budget // sample_bytes))
+        limit = max(1, budget // sample_bytes)
+        step = max(d for d in range(1, ROW_ALIGN + 1) if ROW_ALIGN % d == 0 and d <= limit)
         for start in range(0, n, step):
             yield slice(start, min(n, start + step)), slice(0, rows)
     else:
@@ -115,7 +127,8 @@ def blocks(n: int, rows: int, row_bytes: int, budget: int | None = None):
 
 
 def image_shape(layer: str, shape, channels: int | None = None) -> tuple:
-    """Check that a per-sample shape is a channels-last image (h, w, c) (c == ``channels`` when given); a ShapeError that says so otherwise."""
+    """Check that a per-sample shape is a channels-last image (h, w, c) (c == ``channels`` when given); a
+    ShapeError that says so otherwise."""
     shape = tuple(shape)
     c = "c" if channels is None else channels
     expected = f"channels-last images (n, height, width, {c})"

@@ -1,4 +1,5 @@
-"""BLAS threads for a loop of batches: pinned (an int), left alone (None), or chosen by timing the batches ("auto").
+"""BLAS threads for a loop of batches: pinned (an int), left alone (None), or chosen by timing the batches
+("auto").
 
 ``fit`` and ``evaluate`` wrap their loop in ``BlasThreads(threads)`` and each batch's work in
 ``blas.batch(n)``:
@@ -62,7 +63,8 @@ SMOOTH = 0.05         # weight of a new batch in the usual time (an average over
 
 
 def parse(value, source: str = "threads"):
-    """"auto", None or a positive int from a setting (a string from the environment: "auto", "none" or digits)."""
+    """"auto", None or a positive int from a setting (a string from the environment: "auto", "none" or
+    digits)."""
     if isinstance(value, str):
         text = value.strip().lower()
         if text == AUTO:
@@ -146,7 +148,8 @@ class _Timing:
 
 
 class BlasThreads:
-    """The BLAS thread count for one loop (``fit``'s or ``evaluate``'s): pinned, left alone, or chosen ("auto").
+    """The BLAS thread count for one loop (``fit``'s or ``evaluate``'s): pinned, left alone, or chosen
+    ("auto").
 
     ``threads``: "auto", a positive int or None ($LAMINA_THREADS replaces "auto"). ``counts``,
     ``clock``, ``blas`` and ``idle`` are for tests and special machines: the candidate counts
@@ -209,7 +212,8 @@ class BlasThreads:
         return self._timing
 
     def epoch(self):
-        """The count that ran the most batches since the last call (ties: the fewer threads); the pin, or None."""
+        """The count that ran the most batches since the last call (ties: the fewer threads); the pin, or
+        None."""
         if self.setting is None:
             return None
         if self.setting != AUTO or not self.used:
@@ -227,7 +231,8 @@ class BlasThreads:
             self.current = n
 
     def record(self, n: int, seconds: float) -> None:
-        """One batch of ``n`` samples took ``seconds`` at the current count: measure, and switch if it is time."""
+        """One batch of ``n`` samples took ``seconds`` at the current count: measure, and switch if it is
+        time."""
         self.used[self.current] += 1
         if self._size is None:
             self._size = n
@@ -259,7 +264,8 @@ class BlasThreads:
         self._next_trial()
 
     def _free_cores(self) -> float | None:
-        """Cores the machine left idle since the mark (the start of the last trial or round); None: unknown."""
+        """Cores the machine left idle since the mark (the start of the last trial or round); None:
+        unknown."""
         mark = self._idle_mark
         now = self.idle() if self.idle is not None else None
         if now is None or mark is None or mark[0] is None:
@@ -280,7 +286,8 @@ class BlasThreads:
                     continue  # no idle core for the extra threads: they could only collapse
             self._switch(count)
             self._mark()
-            self._trial = [count, WARM, 0, 0.0, 0, 0.0]  # count, warm-up left, measured, their seconds, all, all seconds
+            # count, warm-up left, measured, their seconds, all, all seconds
+            self._trial = [count, WARM, 0, 0.0, 0, 0.0]
             return
         self._finish_round()
 
