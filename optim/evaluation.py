@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import os
+import time
 
 import numpy as np
 
@@ -10,7 +12,7 @@ from lamina.layers.layer import check_layer, chunks, forward_of, input_dtype, ou
 from lamina.layers.mode import EVAL
 from lamina.optim.checks import check_targets, positive_int
 from lamina.optim.metrics import accuracy_rule, part_rules
-from lamina.optim.threads import AUTO, BlasThreads
+from lamina.optim.threads import AUTO, Blas, BlasThreads, candidates, resolve
 from lamina.losses import SoftmaxCrossEntropy
 from lamina.optim.tuples import (add_scores, cast, check_x, check_y, count_of, finite, first_rows, n_samples,
                                  part_means, part_scores, per_sample_shape, rows)
@@ -40,7 +42,43 @@ def evaluate(model, loss, x, y, batch_size: int = 1000, *, transform=None, threa
     check_layer(model, "evaluate: the model")
     x = check_x(x, who="evaluate")
     y = check_y(check_targets, y, n_samples(x), n_outputs(model, x, transform), loss, who="evaluate")
-    return scores(model, loss, x, y, batch_size, transform, BlasThreads(threads, who="evaluate"))
+    return scores(model, loss, x, y, batch_size, transform, evaluation_threads(threads, model, x, transform,
+                                                                            batch_size))
+
+
+_CHOSEN: dict = {}
+"""The count "auto" chose for evaluate in this process (once, on the first call of several batches)."""
+
+
+def evaluation_threads(threads, model, x, transform, batch_size) -> BlasThreads:
+    """evaluate's BLAS threads: a pin or None as given; "auto" the fastest count for one batch of ``x``,
+    timed on the first call of several batches and kept for the process, so repeated calls give the same
+    bits."""
+    setting = resolve(threads, "evaluate")
+    if setting != AUTO:
+        return BlasThreads(setting, who="evaluate")
+    if "count" not in _CHOSEN:
+        if n_samples(x) < 4 * batch_size:
+            return BlasThreads(1, who="evaluate")
+        _CHOSEN["count"] = _fastest(model, rows(x, slice(0, batch_size)), transform)
+    return BlasThreads(_CHOSEN["count"], who="evaluate")
+
+
+def _fastest(model, xb, transform) -> int:
+    """The BLAS thread count among 1, 2, 4, ... that runs the forward of ``xb`` fastest (best of two)."""
+    blas, forward = Blas(), forward_of(model)
+    xb = cast(xb if transform is None else transform(xb), input_dtype(model, xb))
+    saved, times = blas.save(), {}
+    try:
+        for count in candidates(max(1, min(blas.get() or 1, os.cpu_count() or 1))):
+            blas.set(count)
+            for _ in range(2):
+                started = time.perf_counter()
+                forward(xb, EVAL)
+                times[count] = min(times.get(count, math.inf), time.perf_counter() - started)
+    finally:
+        blas.restore(saved)
+    return min(times, key=times.get)
 
 
 def _counted(loss, yb) -> float:
