@@ -130,4 +130,5 @@ multi = losses.Multi([losses.SoftmaxCrossEntropy(), losses.MSE()], weights=[1.0,
 two_heads, history = optim.fit(two_heads, multi, optim.Adam(1e-3), x_train, (y_train, brightness),
                                epochs=3, batch_size=64, rng=rng, progress=False)
 print(sorted(history))
-print("two heads:", optim.evaluate(two_heads, multi, x_test, (y_test, x_test.mean(axis=1, keepdims=True) * 5)))
+test_brightness = x_test.mean(axis=1, keepdims=True) * 5
+print("two heads:", optim.evaluate(two_heads, multi, x_test, (y_test, test_brightness)))

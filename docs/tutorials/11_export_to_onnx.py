@@ -48,7 +48,8 @@ print("weights:", [initializer.name for initializer in graph.initializer])
 session = onnxruntime.InferenceSession(str(folder / "cnn.onnx"))
 logits = session.run(None, {"input": x_test})[0]
 ours = cnn(x_test)
-print(f"largest difference relative to the largest logit: {np.abs(logits - ours).max() / np.abs(ours).max():.1e}")
+relative = np.abs(logits - ours).max() / np.abs(ours).max()
+print(f"largest difference relative to the largest logit: {relative:.1e}")
 print("equal predictions:", np.array_equal(logits.argmax(axis=1), ours.argmax(axis=1)))
 
 plt.scatter(ours.ravel(), logits.ravel(), s=2)
