@@ -174,3 +174,12 @@ def test_each_tutorial_shows_what_it_printed_and_drew_when_built(tutorial):
     assert pictures, tutorial
     for src in pictures:
         assert (built() / "auto_tutorials" / src).read_bytes().startswith(b"\x89PNG"), src
+
+
+def test_every_guide_page_is_built_and_listed_in_the_guide():
+    guide = built() / "guide"
+    index = read(guide / "index.html").text
+    for page in sorted((built().parent.parent / "guide").glob("*.md")):
+        title = page.read_text().splitlines()[0].removeprefix("# ")
+        assert title in index, title
+        assert title in read(guide / f"{page.stem}.html").text, page.stem
