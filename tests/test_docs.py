@@ -56,7 +56,7 @@ PRINTED = {
         r"layers\[1\]\.b\s+Dense\(8 -> 3, float64\)",
         r"largest relative error: \d\.\de-\d\d",
         r"ShapeError: GatedSum expects b's output",
-        r"GatedSum loaded; same predictions: True",
+        r"GatedSum loaded from gated.npz; same predictions: True",
     ],
     "09_architectures": [
         r"layers\[2\]\.inner\.layers\[0\]",
@@ -70,7 +70,7 @@ PRINTED = {
         r"relative to the largest logit: \d\.\de-0[5-9]",
         r"equal predictions: True",
         r"40 steps: largest difference",
-        r"Scale has no ONNX form",
+        r"Square has no ONNX form",
     ],
 }
 

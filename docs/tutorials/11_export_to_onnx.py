@@ -79,8 +79,29 @@ for steps in (5, 40):
 
 
 @attrs.frozen
-class Scale(layers.Layer):
-    """y = x * gain, one gain per feature: (n, f) -> (n, f)."""
+class Square(layers.Layer):
+    """y = x ** 2, element-wise."""
+
+    def forward(self, x, mode):
+        return x**2, x
+
+    def backward(self, x, dy, mode):
+        return 2 * x * dy, self
+
+
+try:
+    layers.export_onnx(layers.Sequence([Square(), cnn]), folder / "squared.onnx", input_shape=(784,))
+except (TypeError, ValueError) as error:
+    print(f"{type(error).__name__}: {error}")
+
+# %%
+# A method ``to_onnx(self, graph, x) -> y`` adds the layer's nodes: ``x`` and ``y`` are names of values
+# in the graph, and ``graph.add_initializer`` stores an array. Here a learned gain per pixel:
+
+
+@attrs.frozen
+class Gain(layers.Layer):
+    """y = x * gain, one gain per feature, with its ONNX form: one Mul."""
 
     gain: np.ndarray = layers.param()
 
@@ -88,28 +109,13 @@ class Scale(layers.Layer):
         return x * self.gain, x
 
     def backward(self, x, dy, mode):
-        return dy * self.gain, Scale(gain=(dy * x).sum(axis=0))
-
-
-scaled = layers.Sequence([Scale(gain=np.full(784, 2, np.float32)), cnn])
-try:
-    layers.export_onnx(scaled, folder / "scaled.onnx", input_shape=(784,))
-except (TypeError, ValueError) as error:
-    print(f"{type(error).__name__}: {error}")
-
-# %%
-# The method ``to_onnx(self, graph, x) -> y`` adds the layer's nodes: ``x`` and ``y`` are names of values
-# in the graph.
-
-
-class ScaleForONNX(Scale):
-    """Scale, with its ONNX form: one Mul by the gain."""
+        return dy * self.gain, Gain(gain=(dy * x).sum(axis=0))
 
     def to_onnx(self, graph, x):
         return graph.add_node("Mul", [x, graph.add_initializer(self.gain, "gain")])
 
 
-scaled = layers.Sequence([ScaleForONNX(gain=np.full(784, 2, np.float32)), cnn])
+scaled = layers.Sequence([Gain(gain=rng.uniform(0.5, 1.5, 784).astype(np.float32)), cnn])
 layers.export_onnx(scaled, folder / "scaled.onnx", input_shape=(784,))
 session = onnxruntime.InferenceSession(str(folder / "scaled.onnx"))
 print("equal predictions:",
