@@ -15,7 +15,7 @@ GUIDE = ROOT / "docs" / "guide"
 
 
 def python_blocks(path: Path) -> list[str]:
-    """The ```python blocks of a Markdown file, in order."""
+    """The ```python blocks of a Markdown file, in order (```py blocks, full runs, are shown, not run)."""
     return re.findall(r"```python\n(.*?)```", path.read_text(), re.S)
 
 
