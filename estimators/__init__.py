@@ -1,4 +1,5 @@
-"""lamina.estimators: scikit-learn estimators around lamina models (needs the extra: pip install 'lamina[sklearn]').
+"""lamina.estimators: scikit-learn estimators around lamina models (needs the extra: pip install
+'lamina[sklearn]').
 
 NetClassifier and NetRegressor take flat settings (searchable by GridSearchCV / RandomizedSearchCV,
 also over a dask cluster through joblib's dask backend) and train through ``optim.train_step``.

@@ -15,6 +15,14 @@ from threadpoolctl import threadpool_limits
 from lamina import layers
 
 
+def keep_settings(estimator, arguments: dict) -> None:
+    """Each ``__init__`` argument (``locals()`` on entry) as an attribute of its name, unchanged: the
+    convention of scikit-learn, which reads the settings back through the signature of each ``__init__``."""
+    for name, value in arguments.items():
+        if name != "self":
+            setattr(estimator, name, value)
+
+
 class NetEstimator(BaseEstimator):
     """The shared part of the estimators; a subclass gives the targets, the loss and the predictions.
 

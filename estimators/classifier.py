@@ -7,7 +7,7 @@ from sklearn.base import ClassifierMixin
 from sklearn.utils.multiclass import check_classification_targets
 
 from lamina import losses
-from lamina.estimators.base import NetEstimator
+from lamina.estimators.base import NetEstimator, keep_settings
 
 
 class NetClassifier(ClassifierMixin, NetEstimator):
@@ -56,27 +56,11 @@ class NetClassifier(ClassifierMixin, NetEstimator):
 
     _classify = True
 
-    def __init__(self, hidden=(100,), activation="relu", *, optimizer="adam", learning_rate=1e-3, momentum=0.9,
-                 weight_decay=0.0, epochs=20, batch_size=32, validation_fraction=0.0, patience=None,
-                 class_weight=None, model=None, random_state=None, dtype=np.float64, threads=1, warm_start=False,
-                 verbose=False):
-        self.hidden = hidden
-        self.activation = activation
-        self.optimizer = optimizer
-        self.learning_rate = learning_rate
-        self.momentum = momentum
-        self.weight_decay = weight_decay
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.validation_fraction = validation_fraction
-        self.patience = patience
-        self.class_weight = class_weight
-        self.model = model
-        self.random_state = random_state
-        self.dtype = dtype
-        self.threads = threads
-        self.warm_start = warm_start
-        self.verbose = verbose
+    def __init__(self, hidden=(100,), activation="relu", *, optimizer="adam", learning_rate=1e-3,
+                 momentum=0.9, weight_decay=0.0, epochs=20, batch_size=32, validation_fraction=0.0,
+                 patience=None, class_weight=None, model=None, random_state=None, dtype=np.float64, threads=1,
+                 warm_start=False, verbose=False):
+        keep_settings(self, locals())
 
     def partial_fit(self, X, y, classes=None):
         """One more epoch on (X, y), keeping the optimizer state and the Generator -> self."""
@@ -97,9 +81,9 @@ class NetClassifier(ClassifierMixin, NetEstimator):
         index[index == len(self.classes_)] = 0
         unseen = self.classes_[index] != y
         if unseen.any():
-            raise ValueError(f"{type(self).__name__}: y holds labels that are not in classes_ {self.classes_!r}, "
-                             f"e.g. {y[np.flatnonzero(unseen)[0]]!r}; pass every class to the first partial_fit "
-                             f"(classes=...) or fit afresh")
+            raise ValueError(f"{type(self).__name__}: y holds labels that are not in classes_ "
+                             f"{self.classes_!r}, e.g. {y[np.flatnonzero(unseen)[0]]!r}; pass every class to "
+                             "the first partial_fit (classes=...) or fit afresh")
         return index.astype(np.int64)
 
     def _n_outputs(self) -> int:

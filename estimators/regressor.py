@@ -6,7 +6,7 @@ import numpy as np
 from sklearn.base import RegressorMixin
 
 from lamina.estimators import settings
-from lamina.estimators.base import NetEstimator
+from lamina.estimators.base import NetEstimator, keep_settings
 
 
 class NetRegressor(RegressorMixin, NetEstimator):
@@ -33,25 +33,10 @@ class NetRegressor(RegressorMixin, NetEstimator):
     _classify = False
 
     def __init__(self, hidden=(100,), activation="relu", *, loss="mse", optimizer="adam", learning_rate=1e-3,
-                 momentum=0.9, weight_decay=0.0, epochs=20, batch_size=32, validation_fraction=0.0, patience=None,
-                 model=None, random_state=None, dtype=np.float64, threads=1, warm_start=False, verbose=False):
-        self.hidden = hidden
-        self.activation = activation
-        self.loss = loss
-        self.optimizer = optimizer
-        self.learning_rate = learning_rate
-        self.momentum = momentum
-        self.weight_decay = weight_decay
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.validation_fraction = validation_fraction
-        self.patience = patience
-        self.model = model
-        self.random_state = random_state
-        self.dtype = dtype
-        self.threads = threads
-        self.warm_start = warm_start
-        self.verbose = verbose
+                 momentum=0.9, weight_decay=0.0, epochs=20, batch_size=32, validation_fraction=0.0,
+                 patience=None, model=None, random_state=None, dtype=np.float64, threads=1, warm_start=False,
+                 verbose=False):
+        keep_settings(self, locals())
 
     def partial_fit(self, X, y):
         """One more epoch on (X, y), keeping the optimizer state and the Generator -> self."""
@@ -69,8 +54,8 @@ class NetRegressor(RegressorMixin, NetEstimator):
             self._one_target = y.ndim == 1
             self.n_outputs_ = columns.shape[1]
         elif columns.shape[1] != self.n_outputs_:
-            raise ValueError(f"{type(self).__name__}: y has {columns.shape[1]} targets, but {type(self).__name__} "
-                             f"was fitted with {self.n_outputs_}")
+            raise ValueError(f"{type(self).__name__}: y has {columns.shape[1]} targets, but "
+                             f"{type(self).__name__} was fitted with {self.n_outputs_}")
         return columns
 
     def _n_outputs(self) -> int:

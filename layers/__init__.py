@@ -1,4 +1,5 @@
-"""lamina.layers: layer records, combinators, modes, shape and gradient checks, model files and error types."""
+"""lamina.layers: layer records, combinators, modes, shape and gradient checks, model files and error
+types."""
 
 from lamina.layers.activations import GELU, Identity, LeakyReLU, ReLU, Sigmoid, Tanh
 from lamina.layers.attention import MultiHeadAttention

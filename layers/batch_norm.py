@@ -1,4 +1,5 @@
-"""BatchNorm: normalization over the batch (and every other axis but the last), as torch's BatchNorm1d / BatchNorm2d."""
+"""BatchNorm: normalization over the batch (and every other axis but the last), as torch's BatchNorm1d /
+BatchNorm2d."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ import numbers
 import attrs
 import numpy as np
 
-from lamina.layers.errors import LayerError, ShapeError
+from lamina.layers.errors import LayerError
+from lamina.layers.features import PerFeature, feature_arrays
+from lamina.layers.initializers import positive_int
 from lamina.layers.layer import Layer
 from lamina.layers.mode import Mode
 from lamina.layers.records.parameter import buffer, param
@@ -16,7 +19,8 @@ from lamina.layers.records.registry import register
 
 
 def _number(name: str, low: float, high: float, closed_low: bool):
-    """A converter to float that refuses anything outside [low, high] (or (low, high] when not ``closed_low``)."""
+    """A converter to float that refuses anything outside [low, high] (or (low, high] when not
+    ``closed_low``)."""
     def convert(value) -> float:
         ok = (not isinstance(value, bool) and isinstance(value, numbers.Real) and math.isfinite(value)
               and (low <= value if closed_low else low < value) and value <= high)
@@ -27,37 +31,15 @@ def _number(name: str, low: float, high: float, closed_low: bool):
     return convert
 
 
-def feature_arrays(layer_name: str, record, *groups: tuple[str, ...]) -> None:
-    """ShapeError unless the named arrays of ``record`` are all (n_features,); TypeError unless each group shares a dtype."""
-    first_name = groups[0][0]
-    first = getattr(record, first_name)
-    if first.ndim != 1:
-        raise ShapeError(layer_name, f"a 1-D {first_name} (n_features,)", f"{first_name} of shape {first.shape}")
-    for group in groups:
-        for name in group:
-            array = getattr(record, name)
-            if array.shape != first.shape:
-                raise ShapeError(layer_name, f"{name} of shape {first.shape} to match {first_name}",
-                                 f"{name} of shape {array.shape}")
-            if array.dtype != getattr(record, group[0]).dtype:
-                raise TypeError(f"{layer_name}: {group[0]} and {name} must share a dtype, "
-                                f"got {getattr(record, group[0]).dtype} and {array.dtype}")
-
-
-def check_features(layer, shape) -> None:
-    """ShapeError unless the per-sample ``shape`` has ``layer.n_features`` on its last axis (None: unknown)."""
-    if shape is not None and (len(shape) == 0 or shape[-1] not in (None, layer.n_features)):
-        raise ShapeError(repr(layer), f"input (n, ..., {layer.n_features}) (features on the last axis)", tuple(shape))
-
-
 def _check_arrays(layer: "BatchNorm", attribute, value) -> None:
-    # params and buffers are checked apart: casting a record (map_parameters, then map_buffers) passes through both dtypes
+    # params and buffers are checked apart: casting a record (map_parameters, then map_buffers) passes through
+    # both dtypes
     feature_arrays("BatchNorm", layer, ("weight", "bias"), ("running_mean", "running_var"))
 
 
 @register
 @attrs.frozen(repr=False)
-class BatchNorm(Layer):
+class BatchNorm(PerFeature, Layer):
     """y = weight * (x - mean) / sqrt(var + eps) + bias per feature (the last axis), x (n, ..., n_features).
 
     Training: mean and biased var of the batch, over every axis but the last; backward returns the
@@ -74,38 +56,28 @@ class BatchNorm(Layer):
     @classmethod
     def init(cls, n_features: int, momentum: float = 0.1, eps: float = 1e-5, dtype=np.float32) -> "BatchNorm":
         """A fresh layer: weight 1, bias 0, running mean 0, running variance 1, all (n_features,)."""
-        if not isinstance(n_features, (int, np.integer)) or isinstance(n_features, bool) or n_features < 1:
-            raise ValueError(f"BatchNorm.init: n_features must be a positive int, got {n_features!r}")
+        n_features = positive_int(n_features, "n_features", "BatchNorm.init")
         ones, zeros = np.ones(n_features, dtype), np.zeros(n_features, dtype)
         return cls(weight=ones, bias=zeros, running_mean=zeros, running_var=ones, momentum=momentum, eps=eps)
-
-    @property
-    def n_features(self) -> int:
-        return self.weight.shape[0]
 
     def __repr__(self) -> str:
         settings = "".join(f", {name}={value:g}" for name, value, default in
                            (("momentum", self.momentum, 0.1), ("eps", self.eps, 1e-5)) if value != default)
         return f"BatchNorm({self.n_features}{settings}, {self.weight.dtype})"
 
-    def output_shape(self, input_shape):
-        """(..., n_features) -> the same; another width is a ShapeError."""
-        check_features(self, input_shape)
-        return input_shape
-
     def forward(self, x: np.ndarray, mode: Mode):
-        """x (n, ..., n_features) -> y of the same shape; the cache is (x_hat, 1 / sigma, batch statistics or None)."""
-        if x.ndim < 2 or x.shape[-1] != self.n_features:
-            check_features(self, x.shape[1:] if x.ndim else ())
+        """x (n, ..., n_features) -> y of the same shape; the cache is (x_hat, 1 / sigma, batch statistics or
+        None)."""
+        self.check_input(x)
         if not mode.train:
             inv_sigma = 1 / np.sqrt(self.running_var + self.eps)
             x_hat = (x - self.running_mean) * inv_sigma
             return self.weight * x_hat + self.bias, (x_hat, inv_sigma, None)
         m = x.size // self.n_features  # values per feature: n * h * w
         if m < 2:
-            raise LayerError(repr(self), f"training needs more than one value per feature for the batch statistics, "
-                                         f"but the batch of shape {x.shape} has {m}; train on larger batches "
-                                         f"(or run inference: mode.train=False)")
+            raise LayerError(repr(self), "training needs more than one value per feature for the batch "
+                                         f"statistics, but the batch of shape {x.shape} has {m}; train on "
+                                         "larger batches (or run inference: mode.train=False)")
         axes = tuple(range(x.ndim - 1))
         mean = x.mean(axis=axes)
         centered = x - mean
@@ -115,7 +87,8 @@ class BatchNorm(Layer):
         return self.weight * x_hat + self.bias, (x_hat, inv_sigma, (mean, var, m))
 
     def backward(self, cache, dy: np.ndarray, mode: Mode):
-        """dy (n, ..., n_features) -> dx, and a BatchNorm holding d weight, d bias and the new running statistics."""
+        """dy (n, ..., n_features) -> dx, and a BatchNorm holding d weight, d bias and the new running
+        statistics."""
         x_hat, inv_sigma, batch = cache
         axes = tuple(range(dy.ndim - 1))
         d_bias = dy.sum(axis=axes)
@@ -129,4 +102,5 @@ class BatchNorm(Layer):
                   if mode.input_grad else None)
             running_mean = (1 - self.momentum) * self.running_mean + self.momentum * mean
             running_var = (1 - self.momentum) * self.running_var + self.momentum * (m / (m - 1)) * var
-        return dx, attrs.evolve(self, weight=d_weight, bias=d_bias, running_mean=running_mean, running_var=running_var)
+        return dx, attrs.evolve(self, weight=d_weight, bias=d_bias, running_mean=running_mean,
+                                running_var=running_var)

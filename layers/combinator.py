@@ -25,7 +25,7 @@ import attrs
 import numpy as np
 
 from lamina.layers.errors import LayerError, ShapeError, format_shape
-from lamina.layers.layer import Layer, check_layer, describe, entry, forward_of, takes_ids
+from lamina.layers.layer import Layer, check_layer, describe, entry, forward_of, output_shape_of, takes_ids
 from lamina.layers.mode import Mode
 from lamina.layers.records.tree import (buffers, check_sharing, count_first_uses, count_parameters,
                                         first_paths, parameters)
@@ -173,11 +173,8 @@ class Combinator(Layer):
 
     def child_shape(self, i: int, input_shape):
         """Child i's output shape for ``input_shape`` (None: unknown); a ShapeError gets the child's path."""
-        child = self._kids[i]
-        if not hasattr(child, "output_shape"):
-            return None
         try:
-            return child.output_shape(input_shape)
+            return output_shape_of(self._kids[i], input_shape)
         except PATHED as error:
             raise error.within(self._paths[i], self.source_of(i)) from None
 

@@ -22,7 +22,8 @@ def _rate(value) -> float:
 @register
 @attrs.frozen
 class Dropout(Layer):
-    """Training: y = x * keep / (1 - rate), keep ~ Bernoulli(1 - rate) per element; inference: y = x. Any shape."""
+    """Training: y = x * keep / (1 - rate), keep ~ Bernoulli(1 - rate) per element; inference: y = x. Any
+    shape."""
 
     rate: float = attrs.field(default=0.5, converter=_rate)
 
@@ -36,7 +37,8 @@ class Dropout(Layer):
         if mode.rng is None:
             raise LayerError(repr(self), "training draws a random mask, but the mode has no rng: pass "
                                          "layers.Mode(train=True, rng=np.random.default_rng(seed))")
-        dtype = x.dtype if x.dtype in (np.float32, np.float64) else np.dtype(np.float64)  # what rng.random draws
+        # what rng.random draws
+        dtype = x.dtype if x.dtype in (np.float32, np.float64) else np.dtype(np.float64)
         keep = mode.rng.random(x.shape, dtype=dtype) >= self.rate
         mask = keep * dtype.type(1 / (1 - self.rate))
         return x * mask, mask

@@ -43,7 +43,8 @@ class ShapeError(ValueError):
 
 
 class LayerError(ValueError):
-    """A layer refuses what it was given (a setting, a batch, a mode); a combinator adds the layer's path as it passes."""
+    """A layer refuses what it was given (a setting, a batch, a mode); a combinator adds the layer's path as
+    it passes."""
 
     def __init__(self, layer: str, problem: str, *, path: str = ""):
         super().__init__(layer, problem)

@@ -8,7 +8,8 @@ import numbers
 import attrs
 import numpy as np
 
-from lamina.layers.batch_norm import check_features, feature_arrays
+from lamina.layers.features import PerFeature, feature_arrays
+from lamina.layers.initializers import positive_int
 from lamina.layers.layer import Layer
 from lamina.layers.mode import Mode
 from lamina.layers.records.parameter import param
@@ -16,7 +17,8 @@ from lamina.layers.records.registry import register
 
 
 def _eps(value) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (math.isfinite(value) and value > 0):
+    if (isinstance(value, bool) or not isinstance(value, numbers.Real)
+            or not (math.isfinite(value) and value > 0)):
         raise ValueError(f"LayerNorm: eps must be a positive number, got {value!r}")
     return float(value)
 
@@ -27,7 +29,7 @@ def _check_arrays(layer: "LayerNorm", attribute, value) -> None:
 
 @register
 @attrs.frozen(repr=False)
-class LayerNorm(Layer):
+class LayerNorm(PerFeature, Layer):
     """y = weight * (x - mean) / sqrt(var + eps) + bias, mean and biased var over the last axis of each
     sample; x (n, ..., n_features). The same in training and inference."""
 
@@ -38,27 +40,17 @@ class LayerNorm(Layer):
     @classmethod
     def init(cls, n_features: int, eps: float = 1e-5, dtype=np.float32) -> "LayerNorm":
         """A fresh layer: weight 1, bias 0, both (n_features,)."""
-        if not isinstance(n_features, (int, np.integer)) or isinstance(n_features, bool) or n_features < 1:
-            raise ValueError(f"LayerNorm.init: n_features must be a positive int, got {n_features!r}")
+        n_features = positive_int(n_features, "n_features", "LayerNorm.init")
         return cls(weight=np.ones(n_features, dtype), bias=np.zeros(n_features, dtype), eps=eps)
-
-    @property
-    def n_features(self) -> int:
-        return self.weight.shape[0]
 
     def __repr__(self) -> str:
         eps = "" if self.eps == 1e-5 else f", eps={self.eps:g}"
         return f"LayerNorm({self.n_features}{eps}, {self.weight.dtype})"
 
-    def output_shape(self, input_shape):
-        """(..., n_features) -> the same; another width is a ShapeError."""
-        check_features(self, input_shape)
-        return input_shape
-
     def forward(self, x: np.ndarray, mode: Mode):
-        """x (n, ..., n_features) -> y of the same shape; the cache is (x_hat, 1 / sigma), sigma (n, ..., 1)."""
-        if x.ndim < 2 or x.shape[-1] != self.n_features:
-            check_features(self, x.shape[1:] if x.ndim else ())
+        """x (n, ..., n_features) -> y of the same shape; the cache is (x_hat, 1 / sigma), sigma (n, ...,
+        1)."""
+        self.check_input(x)
         centered = x - x.mean(axis=-1, keepdims=True)
         var = (centered * centered).mean(axis=-1, keepdims=True)  # biased
         inv_sigma = 1 / np.sqrt(var + self.eps)
@@ -66,12 +58,14 @@ class LayerNorm(Layer):
         return self.weight * x_hat + self.bias, (x_hat, inv_sigma)
 
     def backward(self, cache, dy: np.ndarray, mode: Mode):
-        """dy (n, ..., n_features) -> dx = (g - mean(g) - x_hat mean(g x_hat)) / sigma with g = weight dy; grads as a LayerNorm."""
+        """dy (n, ..., n_features) -> dx = (g - mean(g) - x_hat mean(g x_hat)) / sigma with g = weight dy;
+        grads as a LayerNorm."""
         x_hat, inv_sigma = cache
         axes = tuple(range(dy.ndim - 1))
         grads = attrs.evolve(self, weight=(dy * x_hat).sum(axis=axes), bias=dy.sum(axis=axes))
         if not mode.input_grad:
             return None, grads
         g = self.weight * dy
-        dx = inv_sigma * (g - g.mean(axis=-1, keepdims=True) - x_hat * (g * x_hat).mean(axis=-1, keepdims=True))
+        dx = inv_sigma * (g - g.mean(axis=-1, keepdims=True)
+                          - x_hat * (g * x_hat).mean(axis=-1, keepdims=True))
         return dx, grads

@@ -13,7 +13,8 @@ ACTIVATIONS = {"relu": ReLU, "leaky_relu": LeakyReLU, "sigmoid": Sigmoid, "tanh"
                "identity": Identity}
 
 
-def mlp(rng: np.random.Generator, sizes, activation=ReLU, *, dtype=np.float32, init: str | None = None) -> Sequence:
+def mlp(rng: np.random.Generator, sizes, activation=ReLU, *, dtype=np.float32,
+        init: str | None = None) -> Sequence:
     """Dense layers of the given sizes with ``activation()`` between them (none after the last).
 
     ``activation`` is a layer class (``layers.ReLU``) or its name ("relu", "sigmoid", "tanh", ...).

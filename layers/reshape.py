@@ -16,7 +16,8 @@ from lamina.layers.records.registry import register
 @register
 @attrs.frozen
 class Flatten(Layer):
-    """y = x.reshape(n, -1): (n, ...) -> (n, prod), row-major, so a channels-last image's channels vary fastest."""
+    """y = x.reshape(n, -1): (n, ...) -> (n, prod), row-major, so a channels-last image's channels vary
+    fastest."""
 
     def output_shape(self, input_shape):
         if input_shape is None:
@@ -31,8 +32,9 @@ class Flatten(Layer):
 
     def backward(self, x_shape, dy: np.ndarray, mode: Mode):
         """dy (n, prod) -> dx (n, ...), x's shape."""
-        if dy.shape != (x_shape[0], math.prod(x_shape[1:])):
-            raise ShapeError(f"{self!r}.backward", f"an output gradient of shape {(x_shape[0], math.prod(x_shape[1:]))}",
+        expected = (x_shape[0], math.prod(x_shape[1:]))
+        if dy.shape != expected:
+            raise ShapeError(f"{self!r}.backward", f"an output gradient of shape {expected}",
                              f"one of shape {dy.shape}")
         return (dy.reshape(x_shape) if mode.input_grad else None), self
 
@@ -46,15 +48,16 @@ def _shape(value) -> tuple:
         raise ValueError(f"Reshape: shape must be a tuple of ints (per sample), got {value!r}") from None
     if (not items or not all(isinstance(s, (int, np.integer)) and not isinstance(s, bool) for s in items)
             or any(s == 0 or s < -1 for s in items) or items.count(-1) > 1):
-        raise ValueError(f"Reshape: shape must be a non-empty tuple of positive ints (one may be -1, inferred), "
-                         f"per sample without the batch axis, got {value!r}")
+        raise ValueError("Reshape: shape must be a non-empty tuple of positive ints (one may be -1, "
+                         f"inferred), per sample without the batch axis, got {value!r}")
     return tuple(int(s) for s in items)
 
 
 @register
 @attrs.frozen
 class Reshape(Layer):
-    """y = x.reshape(n, *shape), per sample (row-major): e.g. ``Reshape((28, 28, 1))`` turns flat MNIST into images."""
+    """y = x.reshape(n, *shape), per sample (row-major): e.g. ``Reshape((28, 28, 1))`` turns flat MNIST into
+    images."""
 
     shape: tuple = attrs.field(converter=_shape)
 
@@ -78,7 +81,8 @@ class Reshape(Layer):
                 raise ShapeError(repr(self), f"samples whose size is a multiple of {known}", received)
             return tuple(size // known if s == -1 else s for s in self.shape)
         if size != known:
-            raise ShapeError(repr(self), f"samples of {known} values (to reshape to {format_shape(self.shape)})",
+            raise ShapeError(repr(self), f"samples of {known} values (to reshape to "
+                                         f"{format_shape(self.shape)})",
                              f"{received} ({size} values)")
         return self.shape
 

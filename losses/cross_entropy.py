@@ -90,8 +90,8 @@ class SoftmaxCrossEntropy:
         eps, w = self.label_smoothing, self.class_weights
         if w is not None:
             if len(w) != k:
-                raise ValueError(f"SoftmaxCrossEntropy: class_weights has {len(w)} entries, one per class, but "
-                                 f"the predictions {(n, k)} have {k} classes")
+                raise ValueError(f"SoftmaxCrossEntropy: class_weights has {len(w)} entries, one per class, "
+                                 f"but the predictions {(n, k)} have {k} classes")
             w = w.astype(dtype, copy=False)
         if target.ndim == 2:  # probabilities
             s = target * (1 - eps) + eps / k
@@ -103,8 +103,8 @@ class SoftmaxCrossEntropy:
             return s, n
         divisor = float(np.sum(w[target]))
         if divisor == 0:
-            raise ValueError("SoftmaxCrossEntropy: every label in this batch has class weight 0, so the weighted "
-                             "mean is 0 / 0")
+            raise ValueError("SoftmaxCrossEntropy: every label in this batch has class weight 0, so the "
+                             "weighted mean is 0 / 0")
         return s * w, divisor
 
 
@@ -117,8 +117,8 @@ def _weighted_backward(cache) -> np.ndarray:
 def _plain_forward(z: np.ndarray, target: np.ndarray):
     """The plain loss (no smoothing, no weights), on z transposed, (k, n).
 
-    The max and the sum over the k classes of each sample are then a few vector operations across the batch, not
-    n short reductions (slow in NumPy).
+    The max and the sum over the k classes of each sample are then a few vector operations across the batch,
+    not n short reductions (slow in NumPy).
     """
     n = len(z)
     rows = np.arange(n) if target.ndim == 1 else None

@@ -56,7 +56,8 @@ def check_finite_rows(array: np.ndarray, what: str) -> None:
         raise ValueError(f"{what} row {row} holds NaN or inf; expected finite values")
 
 
-def check_array_target(target: np.ndarray, pred: np.ndarray, loss: str, *, labels_ok: bool = True) -> np.ndarray:
+def check_array_target(target: np.ndarray, pred: np.ndarray, loss: str, *,
+                       labels_ok: bool = True) -> np.ndarray:
     """A finite float target of the prediction's shape, cast to its dtype."""
     target = np.asarray(target)
     if target.dtype.kind != "f":
@@ -72,13 +73,15 @@ def check_array_target(target: np.ndarray, pred: np.ndarray, loss: str, *, label
 
 
 def check_binary_target(target, pred: np.ndarray, loss: str) -> np.ndarray:
-    """Targets of the prediction's shape in [0, 1] (0/1 as bool, int or float, or probabilities), in its dtype."""
+    """Targets of the prediction's shape in [0, 1] (0/1 as bool, int or float, or probabilities), in its
+    dtype."""
     target = np.asarray(target)
     if target.shape != pred.shape:
         raise ShapeError(loss, f"a target of the prediction's shape {pred.shape}", f"{target.shape}",
                          source="the target")
     if target.dtype.kind not in "biuf":
-        raise TypeError(f"{loss}: targets must be 0/1 (bool, int or float) or probabilities, got dtype {target.dtype}")
+        raise TypeError(f"{loss}: targets must be 0/1 (bool, int or float) or probabilities, got dtype "
+                        f"{target.dtype}")
     if target.dtype.kind != "b" and not (np.minimum.reduce(target, axis=None) >= 0
                                          and np.maximum.reduce(target, axis=None) <= 1):  # NaN fails too
         i = np.unravel_index(np.argmax(~((target >= 0) & (target <= 1))), target.shape)

@@ -9,9 +9,8 @@ from __future__ import annotations
 import attrs
 
 from lamina.optim import hyper
-from lamina.optim.clipping import clip_by_global_norm
-from lamina.optim.optimizer import Optimizer, chain_field, decay_field
-from lamina.optim.transforms import scale_by_adam, scale_by_learning_rate
+from lamina.optim.optimizer import Optimizer
+from lamina.optim.transforms import scale_by_adam
 
 
 @attrs.frozen(repr=False)
@@ -26,14 +25,9 @@ class Adam(Optimizer):
     eps: float = attrs.field(default=1e-8, validator=hyper.positive)
     weight_decay: float = attrs.field(default=0.0, validator=hyper.non_negative)
     clip_norm: float | None = attrs.field(default=None, validator=hyper.optional_positive)
-    decay: object = decay_field()
-    _chain = chain_field()
 
-    def transforms(self):
-        return (clip_by_global_norm(self.clip_norm) if self.clip_norm is not None else None,
-                self.decayed(),
-                scale_by_adam(*self.betas, self.eps),
-                scale_by_learning_rate(self.learning_rate))
+    def scaling(self):
+        return self.decayed(), scale_by_adam(*self.betas, self.eps)
 
 
 @attrs.frozen(repr=False)
@@ -48,11 +42,6 @@ class AdamW(Optimizer):
     eps: float = attrs.field(default=1e-8, validator=hyper.positive)
     weight_decay: float = attrs.field(default=1e-2, validator=hyper.non_negative)
     clip_norm: float | None = attrs.field(default=None, validator=hyper.optional_positive)
-    decay: object = decay_field()
-    _chain = chain_field()
 
-    def transforms(self):
-        return (clip_by_global_norm(self.clip_norm) if self.clip_norm is not None else None,
-                scale_by_adam(*self.betas, self.eps),
-                self.decayed(),
-                scale_by_learning_rate(self.learning_rate))
+    def scaling(self):
+        return scale_by_adam(*self.betas, self.eps), self.decayed()

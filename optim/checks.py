@@ -19,7 +19,8 @@ def _ignored(loss) -> int | None:
     return loss.ignore_index if isinstance(loss, losses.SoftmaxCrossEntropy) else None
 
 
-def check_targets(y, n: int, n_outputs: int | None, loss=None, name: str = "y", who: str = "fit") -> np.ndarray:
+def check_targets(y, n: int, n_outputs: int | None, loss=None, name: str = "y",
+                  who: str = "fit") -> np.ndarray:
     """y as labels (n,) in [0, n_outputs) (or (n, ...) under SoftmaxCrossEntropy), or a numeric array with n
     rows, all finite."""
     y = np.asarray(y)
@@ -40,9 +41,10 @@ def check_targets(y, n: int, n_outputs: int | None, loss=None, name: str = "y", 
             raise ValueError(f"{who}: {name} holds class labels, but the model's number of outputs is "
                              f"unknown")
         if n_outputs == 1 and isinstance(loss, losses.SoftmaxCrossEntropy):
-            raise ValueError(f"{who}: the model has 1 output, but softmax cross-entropy needs one output per class "
-                             f"(2 or more; e.g. the last Dense with n_out = {max(2, int(y.max()) + 1)}); for a "
-                             f"yes/no problem with one output use losses.BinaryCrossEntropy()")
+            raise ValueError(f"{who}: the model has 1 output, but softmax cross-entropy needs one output per "
+                             "class (2 or more; e.g. the last Dense with n_out = "
+                             f"{max(2, int(y.max()) + 1)}); for a yes/no problem with one output use "
+                             "losses.BinaryCrossEntropy()")
         return check_labels(y, n, n_outputs, who if name == "y" else f"{who}: {name}", _ignored(loss))
     if y.dtype.kind != "f":
         hint = ""

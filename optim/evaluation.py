@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from lamina.layers.layer import check_layer, chunks, forward_of, input_dtype
+from lamina.layers.layer import check_layer, chunks, forward_of, input_dtype, output_shape_of
 from lamina.layers.mode import EVAL
 from lamina.optim.checks import check_targets, positive_int
 from lamina.optim.metrics import accuracy_rule, part_rules
@@ -21,7 +21,7 @@ def n_outputs(model, x, transform):
     """The model's number of outputs for samples like x's: from ``output_shape``, else from one sample; a
     tuple of them for a tuple output."""
     first = first_rows(x, transform)
-    shape = model.output_shape(per_sample_shape(first)) if hasattr(model, "output_shape") else None
+    shape = output_shape_of(model, per_sample_shape(first))
     if type(shape) is list and all(count_of(s) is not None for s in shape):
         return tuple(map(count_of, shape))
     if shape and type(shape) is not list and shape[-1] is not None:

@@ -1,5 +1,5 @@
-"""Accuracy, as the targets decide it: argmax for class labels and probability targets, ``logit > 0`` for 0/1 targets
-under binary cross-entropy, none for real-valued targets."""
+"""Accuracy, as the targets decide it: argmax for class labels and probability targets, ``logit > 0`` for 0/1
+targets under binary cross-entropy, none for real-valued targets."""
 
 from __future__ import annotations
 

@@ -10,9 +10,8 @@ from __future__ import annotations
 import attrs
 
 from lamina.optim import hyper
-from lamina.optim.clipping import clip_by_global_norm
-from lamina.optim.optimizer import Optimizer, chain_field, decay_field
-from lamina.optim.transforms import scale_by_learning_rate, scale_by_rms, trace
+from lamina.optim.optimizer import Optimizer
+from lamina.optim.transforms import scale_by_rms, trace
 
 
 @attrs.frozen(repr=False)
@@ -29,12 +28,7 @@ class RMSprop(Optimizer):
     momentum: float = attrs.field(default=0.0, validator=hyper.fraction)
     centered: bool = attrs.field(default=False, validator=hyper.boolean)
     clip_norm: float | None = attrs.field(default=None, validator=hyper.optional_positive)
-    decay: object = decay_field()
-    _chain = chain_field()
 
-    def transforms(self):
-        return (clip_by_global_norm(self.clip_norm) if self.clip_norm is not None else None,
-                self.decayed(),
-                scale_by_rms(self.alpha, self.eps, self.centered),
-                trace(self.momentum) if self.momentum else None,
-                scale_by_learning_rate(self.learning_rate))
+    def scaling(self):
+        return (self.decayed(), scale_by_rms(self.alpha, self.eps, self.centered),
+                trace(self.momentum) if self.momentum else None)

@@ -42,15 +42,24 @@ class Constant:
 
 
 @attrs.frozen
-class StepDecay:
-    """lr(t) = initial * factor ** (t // every)."""
+class Exponential:
+    """lr(t) = initial * factor ** t."""
 
     initial: float = attrs.field(validator=_positive)
     factor: float = attrs.field(validator=_fraction)
+
+    def __call__(self, step: int) -> float:
+        return float(self.initial * self.factor ** step)
+
+
+@attrs.frozen
+class StepDecay(Exponential):
+    """lr(t) = initial * factor ** (t // every): the exponential decay, held for ``every`` steps at a time."""
+
     every: int = attrs.field(validator=_positive)
 
     def __call__(self, step: int) -> float:
-        return float(self.initial * self.factor ** (step // self.every))
+        return super().__call__(step // self.every)
 
 
 @attrs.frozen
@@ -70,17 +79,6 @@ class Cosine:
             return float(self.initial * (step + 1) / self.warmup)
         t = min(step - self.warmup, self.total) / self.total
         return float(self.final + (self.initial - self.final) * (1 + math.cos(math.pi * t)) / 2)
-
-
-@attrs.frozen
-class Exponential:
-    """lr(t) = initial * factor ** t."""
-
-    initial: float = attrs.field(validator=_positive)
-    factor: float = attrs.field(validator=_fraction)
-
-    def __call__(self, step: int) -> float:
-        return float(self.initial * self.factor ** step)
 
 
 @attrs.frozen

@@ -11,9 +11,8 @@ from __future__ import annotations
 import attrs
 
 from lamina.optim import hyper
-from lamina.optim.clipping import clip_by_global_norm
-from lamina.optim.optimizer import Optimizer, chain_field, decay_field
-from lamina.optim.transforms import scale_by_learning_rate, trace
+from lamina.optim.optimizer import Optimizer
+from lamina.optim.transforms import trace
 
 
 def _check_nesterov(instance, attribute, value) -> None:
@@ -34,11 +33,6 @@ class SGD(Optimizer):
     nesterov: bool = attrs.field(default=False, validator=_check_nesterov)
     weight_decay: float = attrs.field(default=0.0, validator=hyper.non_negative)
     clip_norm: float | None = attrs.field(default=None, validator=hyper.optional_positive)
-    decay: object = decay_field()
-    _chain = chain_field()
 
-    def transforms(self):
-        return (clip_by_global_norm(self.clip_norm) if self.clip_norm is not None else None,
-                self.decayed(),
-                trace(self.momentum, self.nesterov) if self.momentum else None,
-                scale_by_learning_rate(self.learning_rate))
+    def scaling(self):
+        return self.decayed(), trace(self.momentum, self.nesterov) if self.momentum else None

@@ -12,7 +12,7 @@ from lamina.layers.layer import check_layer, entry, forward_of
 from lamina.layers.mode import Mode
 from lamina.layers.records.finite import all_finite, first_nonfinite
 from lamina.layers.records.parameter import owning
-from lamina.layers.records.tree import buffers, fold_gradients, parameters, shared
+from lamina.layers.records.tree import buffers, fold_gradients, parameters
 from lamina.optim.chain import Chain
 from lamina.optim.errors import NonFiniteLossError
 from lamina.optim.in_place import owned, update_in_place
@@ -120,10 +120,9 @@ class OwnedStep:
 
 
 def owned_copy(value, model):
-    """``value`` (a record, an optimizer state) copied into buffers the loop owns and updates in place; kept
-    as it is for a ``model`` with shared records, which trains on the pure update (it folds their
-    gradients)."""
-    return value if shared(model) else owned(value)
+    """``value`` (a record, an optimizer state) copied into buffers the loop owns and updates in place (a
+    record shared at several paths stays one record: its gradients reach the update folded)."""
+    return owned(value)
 
 
 def in_place(optimizer, reuse_gradients: bool):

@@ -1,6 +1,6 @@
-"""fit's callbacks: the order of the hooks, what run shows (epoch/batch from 1, loss, prediction, read-only copies of
-the model and of the batch's gradients), run.stop, callback state in checkpoints and on resume, a callback without
-hooks refused, and Ctrl-C as TrainingInterrupted carrying the work."""
+"""fit's callbacks: the order of the hooks, what run shows (epoch/batch from 1, loss, prediction, read-only
+copies of the model and of the batch's gradients), run.stop, callback state in checkpoints and on resume, a
+callback without hooks refused, and Ctrl-C as TrainingInterrupted carrying the work."""
 
 from __future__ import annotations
 
@@ -25,8 +25,10 @@ def model_(seed=0):
 
 def fit(callbacks=(), epochs=2, model=None, **kwargs):
     kwargs.setdefault("rng", np.random.default_rng(0))
-    return optim.fit(model or model_(), losses.SoftmaxCrossEntropy(), kwargs.pop("opt", optim.SGD(0.1, momentum=0.9)),
-                     x, labels, epochs=epochs, batch_size=BATCH, progress=kwargs.pop("progress", False), threads=1,
+    return optim.fit(model or model_(), losses.SoftmaxCrossEntropy(),
+                     kwargs.pop("opt", optim.SGD(0.1, momentum=0.9)),
+                     x, labels, epochs=epochs, batch_size=BATCH, progress=kwargs.pop("progress", False),
+                     threads=1,
                      callbacks=callbacks, **kwargs)
 
 
@@ -54,15 +56,18 @@ def test_user_callbacks_run_in_the_order_given_and_count_epochs_and_batches_from
     fit([Log("a", events), Log("b", events)])
     hooks = [(hook, epoch, batch) for name, hook, epoch, batch in events if name == "a"]
     assert [e[1:] for e in events[1::2]] == [e[1:] for e in events[0::2]]   # b right after a
-    assert [e[0] for e in events[0::2]] == ["a"] * len(hooks) and [e[0] for e in events[1::2]] == ["b"] * len(hooks)
+    assert [e[0] for e in events[0::2]] == ["a"] * len(hooks)
+    assert [e[0] for e in events[1::2]] == ["b"] * len(hooks)
     assert hooks[0][0] == "on_train_begin" and hooks[-1] == ("on_train_end", 2, 3)
-    assert [h[1:] for h in hooks if h[0] == "on_batch_end"] == [(1, 1), (1, 2), (1, 3), (2, 1), (2, 2), (2, 3)]
+    assert [h[1:] for h in hooks if h[0] == "on_batch_end"] == [(1, 1), (1, 2), (1, 3), (2, 1), (2, 2),
+                                                                (2, 3)]
     assert [h[1:] for h in hooks if h[0] == "on_epoch_end"] == [(1, 3), (2, 3)]
     assert [h[0] for h in hooks[1:5]] == ["on_batch_end"] * 3 + ["on_epoch_end"]
 
 
 class AfterBuiltIns:
-    """At each epoch's end: the progress line and best_epoch are already there, this epoch's checkpoint not yet."""
+    """At each epoch's end: the progress line and best_epoch are already there, this epoch's checkpoint not
+    yet."""
 
     def __init__(self, folder, capsys):
         self.folder, self.capsys, self.seen = folder, capsys, []
@@ -81,11 +86,14 @@ class AfterBuiltIns:
 
 def test_built_in_pieces_run_before_user_callbacks_and_the_checkpoint_after(tmp_path, capsys):
     callback = AfterBuiltIns(tmp_path, capsys)
-    fit([callback], epochs=3, validation=(x, labels), keep_best=True, checkpoint=tmp_path, keep=10, progress=True)
+    fit([callback], epochs=3, validation=(x, labels), keep_best=True, checkpoint=tmp_path, keep=10,
+        progress=True)
     assert [seen for seen, _, _ in callback.seen] == [True] * 3                 # the progress line came first
     assert all(best is not None and best <= epoch for epoch, (_, best, _) in enumerate(callback.seen, 1))
-    assert [count for _, _, count in callback.seen] == [0, 1, 2]                # this epoch's checkpoint came after
-    assert optim.load_checkpoint(tmp_path).callbacks == [{"seen": 3}]           # and carries the state of this epoch
+    # this epoch's checkpoint came after
+    assert [count for _, _, count in callback.seen] == [0, 1, 2]
+    # and carries the state of this epoch
+    assert optim.load_checkpoint(tmp_path).callbacks == [{"seen": 3}]
 
 
 # ---- what run shows --------------------------------------------------------------------------------------
@@ -103,7 +111,8 @@ class Keep:
         model, grads = run.model(), run.grads()
         self.batches.append(dict(model=model, grads=grads, loss=run.loss, prediction=run.prediction,
                                  epoch=run.epoch, batch=run.batch,
-                                 bytes=[a.tobytes() for a in layers.parameters(model) + layers.parameters(grads)]))
+                                 bytes=[a.tobytes()
+                                        for a in layers.parameters(model) + layers.parameters(grads)]))
 
 
 def test_model_and_grads_are_read_only_copies_that_never_change_afterwards():
@@ -112,14 +121,15 @@ def test_model_and_grads_are_read_only_copies_that_never_change_afterwards():
     for seen in keep.batches:
         arrays = layers.parameters(seen["model"]) + layers.parameters(seen["grads"])
         assert all(not a.flags.writeable for a in arrays)
-        assert [a.tobytes() for a in arrays] == seen["bytes"]                      # unchanged by the later steps
+        # unchanged by the later steps
+        assert [a.tobytes() for a in arrays] == seen["bytes"]
         for own in layers.parameters(trained):
             assert not any(np.shares_memory(own, a) for a in arrays)
     assert same_bits(keep.batches[-1]["model"], trained)
     assert not same_bits(keep.batches[0]["model"], keep.batches[1]["model"])
 
 
-def test_grads_after_the_update_are_that_batchs_gradients_worked_by_hand_and_loss_and_prediction_are_its_own():
+def test_grads_after_the_update_are_that_batchs_gradients_by_hand_and_loss_and_prediction_are_its_own():
     keep = Keep()
     fit([keep], epochs=1, rng=np.random.default_rng(5))
     order = np.random.default_rng(5).permutation(N)                           # fit's shuffle for epoch 1
@@ -177,7 +187,7 @@ def test_run_stop_at_an_epochs_last_batch_finishes_that_epoch_and_stops():
     assert same_bits(trained, stop.model) and history["stopped_early"] is True and len(history["loss"]) == 1
 
 
-# ---- state in checkpoints -------------------------------------------------------------------------------------
+# ---- state in checkpoints ---------------------------------------------------------------------------------
 
 class Counter:
     """A callback with state: batches seen and the sum of their losses."""
@@ -207,7 +217,8 @@ def test_callback_state_is_carried_by_checkpoints_and_restored_on_resume(tmp_pat
     saved = optim.load_checkpoint(tmp_path)
     assert saved.callbacks == [first.state(), None]
     resumed = Counter()
-    fit([resumed, Log("x", [])], epochs=3, checkpoint=tmp_path, resume=tmp_path, rng=np.random.default_rng(99))
+    fit([resumed, Log("x", [])], epochs=3, checkpoint=tmp_path, resume=tmp_path,
+        rng=np.random.default_rng(99))
     assert resumed.loaded == first.state()
     assert resumed.batches == whole.batches == 9 and resumed.loss_sum == whole.loss_sum
 
@@ -217,12 +228,12 @@ def test_a_callback_with_none_of_the_hooks_is_refused():
         def on_epoch_ends(self, run):
             pass
 
-    with pytest.raises(TypeError, match=r"fit: callbacks\[1\] \(Typo\) has none of on_train_begin, on_batch_end, "
-                                        r"on_epoch_end, on_train_end"):
+    with pytest.raises(TypeError, match=r"fit: callbacks\[1\] \(Typo\) has none of on_train_begin, "
+                                        r"on_batch_end, on_epoch_end, on_train_end"):
         fit([Counter(), Typo()])
 
 
-# ---- Ctrl-C ---------------------------------------------------------------------------------------------------------
+# ---- Ctrl-C -----------------------------------------------------------------------------------------------
 
 @pytest.fixture
 def saved_handlers():
@@ -245,14 +256,16 @@ class CtrlC:
 
 
 @pytest.mark.parametrize("folder", [False, True], ids=["no-checkpoint", "checkpoint"])
-def test_ctrl_c_raises_training_interrupted_carrying_model_history_and_checkpoint(tmp_path, saved_handlers, folder):
+def test_ctrl_c_raises_training_interrupted_carrying_model_history_and_checkpoint(tmp_path, saved_handlers,
+                                                                                  folder):
     ctrl_c, after = CtrlC(2, 1), Counter()
     with pytest.raises(optim.TrainingInterrupted) as caught:
         fit([ctrl_c, after], epochs=4, checkpoint=tmp_path if folder else None)
     error = caught.value
     assert isinstance(error, KeyboardInterrupt)
     assert same_bits(error.model, ctrl_c.model) and error.history["loss"] == ctrl_c.history["loss"]
-    assert len(error.history["loss"]) == 1 and after.batches == 4                # stopped right after that batch
+    # stopped right after that batch
+    assert len(error.history["loss"]) == 1 and after.batches == 4
     assert all(not a.flags.writeable for a in layers.parameters(error.model))
     if folder:
         assert error.checkpoint == sorted(tmp_path.glob("checkpoint-*.npz"))[-1]

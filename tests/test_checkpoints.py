@@ -1,4 +1,5 @@
-"""Checkpoints and resume, in-process: what is written and kept, what a checkpoint holds, exact resume, refusals.
+"""Checkpoints and resume, in-process: what is written and kept, what a checkpoint holds, exact resume,
+refusals.
 
 The subprocess tests (SIGKILL, SIGINT, SIGTERM) are in test_signals.py.
 """
@@ -48,7 +49,8 @@ OPTIMIZERS = {
 def fit(opt=OPTIMIZERS["plain"], *, epochs, seed=5, rng=None, model=None, x=X, y=Y, loss=LOSS, **kwargs):
     kwargs = {"batch_size": BATCH, "progress": False, "validation": VALIDATION, **kwargs}
     rng = np.random.default_rng(seed) if rng is None else rng
-    return optim.fit(new_model() if model is None else model, loss, opt, x, y, epochs=epochs, rng=rng, **kwargs)
+    return optim.fit(new_model() if model is None else model, loss, opt, x, y, epochs=epochs, rng=rng,
+                     **kwargs)
 
 
 def files(folder):
@@ -65,7 +67,8 @@ def where(path):
 def test_a_checkpoint_after_every_epoch_and_every_k_batches_and_names_sort_in_training_order(tmp_path):
     """12 batches per epoch, every 5: positions 5 and 10 (two digits) in each of 11 epochs (two digits)."""
     x, y = blobs(48)
-    fit(epochs=11, x=x, y=y, batch_size=4, checkpoint=tmp_path, checkpoint_every=5, keep=1000, validation=None)
+    fit(epochs=11, x=x, y=y, batch_size=4, checkpoint=tmp_path, checkpoint_every=5, keep=1000,
+        validation=None)
     expected = [(e, p) for e in range(11) for p in (5, 10)] + [(e, 0) for e in range(1, 12)]
     assert [where(path) for path in files(tmp_path)] == sorted(expected)
 
@@ -103,7 +106,8 @@ def test_load_checkpoint_returns_everything_it_holds(tmp_path):
     assert end.history == history
     assert end.rng_state == rng.bit_generator.state
     assert isinstance(end.state, optim.ChainState) and end.state.step == 2 * N_BATCHES
-    (velocity,), = end.state.states  # SGD with momentum: one transform with state (trace), one array per parameter
+    # SGD with momentum: one transform with state (trace), one array per parameter
+    (velocity,), = end.state.states
     assert [v.shape for v in layers.parameters(velocity)] == [p.shape for p in layers.parameters(model)]
     assert history["learning_rate"][-1] == opt.learning_rate(end.state.step - 1)
     assert same_bits(layers.load(end.path), model)
@@ -169,7 +173,8 @@ def test_a_checkpoint_with_bad_fields_is_refused_with_a_model_file_error(tmp_pat
 
 def test_a_checkpoint_missing_a_field_or_the_state_is_refused(tmp_path):
     records, extra = good_extra(tmp_path)
-    write_records(tmp_path / "a.npz", records, {k: v for k, v in extra.items() if k != "settings"}, kind="checkpoint")
+    write_records(tmp_path / "a.npz", records, {k: v for k, v in extra.items() if k != "settings"},
+                  kind="checkpoint")
     with pytest.raises(layers.ModelFileError, match=r"lacks \['settings'\]"):
         optim.load_checkpoint(tmp_path / "a.npz")
     write_records(tmp_path / "b.npz", {"model": records["model"]}, extra, kind="checkpoint")
@@ -222,12 +227,14 @@ def test_a_checkpoint_of_0_2_without_the_orders_offset_resumes_bit_for_bit(tmp_p
     assert rng.bit_generator.state == reference_rng.bit_generator.state
 
 
-@pytest.mark.parametrize("bit_generator", [np.random.MT19937, np.random.Philox, np.random.SFC64, np.random.PCG64DXSM])
+@pytest.mark.parametrize("bit_generator",
+                         [np.random.MT19937, np.random.Philox, np.random.SFC64, np.random.PCG64DXSM])
 def test_resume_with_any_numpy_bit_generator(tmp_path, bit_generator):
     """Their states hold arrays (not JSON as they stand); a checkpoint stores and restores them exactly."""
     reference_rng = np.random.Generator(bit_generator(3))
     reference, _ = fit(epochs=2, rng=reference_rng)
-    fit(epochs=2, rng=np.random.Generator(bit_generator(3)), checkpoint=tmp_path, checkpoint_every=4, keep=100)
+    fit(epochs=2, rng=np.random.Generator(bit_generator(3)), checkpoint=tmp_path, checkpoint_every=4,
+        keep=100)
     rng = np.random.Generator(bit_generator(4))
     model, _ = fit(epochs=2, rng=rng, resume=tmp_path / "checkpoint-00001-0000004.npz")
     assert same_bits(model, reference)
@@ -288,14 +295,18 @@ class Blowup:
 
 
 @pytest.mark.parametrize("then, at, every, kind", [
-    (1e300, N_BATCHES + 3, 1, "parameter"),          # overflows the update of epoch 1, batch 3; checkpoint due
-    (1e300, 2 * N_BATCHES - 1, None, "parameter"),   # the last batch of epoch 1; the epoch's checkpoint is due
+    (1e300, N_BATCHES + 3, 1,
+     "parameter"),          # overflows the update of epoch 1, batch 3; checkpoint due
+    (1e300, 2 * N_BATCHES - 1, None,
+     "parameter"),   # the last batch of epoch 1; the epoch's checkpoint is due
     (1e300, N_BATCHES + 3, None, "loss"),            # no checkpoint due: the next batch's loss is NaN
     (1e30, N_BATCHES + 3, 1, "loss"),                # huge but finite parameters; a later loss overflows
     (1e30, N_BATCHES + 3, None, "loss"),
 ])
-def test_no_checkpoint_with_non_finite_parameters_and_the_last_good_one_stays(tmp_path, then, at, every, kind):
-    """From step ``at`` on the rate is ``then``: 1e300 overflows float32 parameters although the loss was finite."""
+def test_no_checkpoint_with_non_finite_parameters_and_the_last_good_one_stays(tmp_path, then, at, every,
+                                                                              kind):
+    """From step ``at`` on the rate is ``then``: 1e300 overflows float32 parameters although the loss was
+    finite."""
     with pytest.raises(optim.NonFiniteLossError) as info, np.errstate(all="ignore"):
         fit(optim.SGD(Blowup(at, then)), epochs=4, checkpoint=tmp_path, checkpoint_every=every, keep=100)
     error = info.value
@@ -328,7 +339,8 @@ def test_no_checkpoint_with_non_finite_parameters_and_the_last_good_one_stays(tm
 def test_an_overflow_in_the_very_last_update_is_an_error_not_a_returned_model():
     """Without validation or checkpoints nothing else would look at the parameters after the last update."""
     last = 2 * N_BATCHES - 1
-    with pytest.raises(optim.NonFiniteLossError, match="made the parameter") as info, np.errstate(all="ignore"):
+    with (pytest.raises(optim.NonFiniteLossError, match="made the parameter") as info,
+          np.errstate(all="ignore")):
         fit(optim.SGD(Blowup(last, 1e300)), epochs=2, validation=None)
     assert (info.value.epoch - 1, info.value.batch - 1) == divmod(last, N_BATCHES)
 

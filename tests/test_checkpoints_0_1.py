@@ -1,4 +1,5 @@
-"""A lamina 0.1 checkpoint (SGDState(step, velocity)) is converted on loading: the velocity is SGD's trace state."""
+"""A lamina 0.1 checkpoint (SGDState(step, velocity)) is converted on loading: the velocity is SGD's trace
+state."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ import numpy as np
 from lamina import layers, optim
 from lamina.optim.in_place import owned
 
-FIXTURE = Path(__file__).parent / "fixtures" / "checkpoint-0.1.npz"  # 6-5-3 mlp, one epoch of SGD(0.1, momentum=0.9)
+# 6-5-3 mlp, one epoch of SGD(0.1, momentum=0.9)
+FIXTURE = Path(__file__).parent / "fixtures" / "checkpoint-0.1.npz"
 
 
 def stored(name: str) -> np.ndarray:

@@ -1,6 +1,6 @@
-"""Concat(branches): every branch gets x, outputs joined on the last axis, dx the sum of the branches' dx; checked
-against NumPy by hand, gradients in both modes, shape errors at build and at the first batch by path, nesting,
-summary, input_grad handed to every branch, files."""
+"""Concat(branches): every branch gets x, outputs joined on the last axis, dx the sum of the branches' dx;
+checked against NumPy by hand, gradients in both modes, shape errors at build and at the first batch by path,
+nesting, summary, input_grad handed to every branch, files."""
 
 from __future__ import annotations
 
@@ -81,13 +81,15 @@ def test_gradients_in_both_modes(train, gradient_record):
         layers.Residual(layers.Sequence([dense(4, 4, 3), layers.Tanh()]), shortcut=dense(4, 4, 4)),
     ])
     errors = layers.check_gradients(model, x4, train=train)
-    assert {"input", "branches[0].weight", "branches[1].layers[2].weight", "branches[3].shortcut.bias"} <= set(errors)
+    assert {"input", "branches[0].weight", "branches[1].layers[2].weight",
+            "branches[3].shortcut.bias"} <= set(errors)
     gradient_record.add(errors, f"Concat train={train}")
 
 
 def test_a_shortcut_as_concat_of_residuals_passes_the_gradient_check_in_a_model(gradient_record):
     model = layers.Sequence([dense(4, 6, 1), layers.LeakyReLU(0.1),
-                             layers.Concat([layers.Residual(dense(6, 6, 2)), dense(6, 2, 3)]), dense(8, 3, 4)])
+                             layers.Concat([layers.Residual(dense(6, 6, 2)), dense(6, 2, 3)]),
+                             dense(8, 3, 4)])
     errors = layers.check_gradients(model, x4, train=True)
     gradient_record.add(errors, "Concat inside a Sequence")
 
@@ -107,13 +109,15 @@ def test_branches_that_cannot_be_joined_fail_at_build_with_path_and_both_shapes(
         layers.Sequence([dense(3, 4), layers.ReLU(), layers.Concat([dense(4, 2), Widen()])])
     error = caught.value
     assert error.path == "layers[2]" and error.source == "layers[2].branches[1]"
-    assert str(error).startswith("layers[2] Concat(2 branches) expects every branch's output shaped like branches[0]'s")
+    assert str(error).startswith("layers[2] Concat(2 branches) expects every branch's output shaped like "
+                                 "branches[0]'s")
     assert "(n, ...)" in str(error) and str(error).endswith("layers[2].branches[1] gives (n, 4, 1)")
 
 
 def test_a_misfit_inside_a_branch_is_named_by_path():
     with pytest.raises(layers.ShapeError) as caught:
-        layers.Sequence([dense(3, 4), layers.Concat([dense(4, 2), layers.Sequence([layers.ReLU(), dense(5, 1)])])])
+        layers.Sequence([dense(3, 4),
+                         layers.Concat([dense(4, 2), layers.Sequence([layers.ReLU(), dense(5, 1)])])])
     assert caught.value.path == "layers[1].branches[1].layers[1]"
     assert "layers[1].branches[1].layers[0] ReLU() gives (n, 4)" in str(caught.value)
     assert "expects input (n, 5)" in str(caught.value)
@@ -161,7 +165,8 @@ def test_nested_concat_computes_as_written():
     d0, cat, d2 = model.layers
     a, b, r = cat.branches[0].layers[0], cat.branches[1].branches[0], cat.branches[1].branches[1].inner
     h = x @ d0.weight + d0.bias
-    h = np.concatenate([np.maximum(h @ a.weight + a.bias, 0), h @ b.weight + b.bias, h @ r.weight + r.bias + h], 1)
+    h = np.concatenate([np.maximum(h @ a.weight + a.bias, 0), h @ b.weight + b.bias,
+                        h @ r.weight + r.bias + h], 1)
     np.testing.assert_allclose(model(x), h @ d2.weight + d2.bias, rtol=1e-12)
 
 
@@ -188,7 +193,8 @@ def test_input_grad_is_handed_to_every_branch(input_grad):
 
 
 def test_save_and_load_round_trip(tmp_path):
-    model = layers.Sequence([nested(), layers.Concat([layers.BatchNorm.init(2, dtype=np.float64), layers.GELU()])])
+    model = layers.Sequence([nested(),
+                             layers.Concat([layers.BatchNorm.init(2, dtype=np.float64), layers.GELU()])])
     layers.save(tmp_path / "c.npz", model)
     loaded = layers.load(tmp_path / "c.npz")
     assert loaded == model and repr(loaded) == repr(model)

@@ -1,4 +1,5 @@
-"""lamina.estimators: training promises (partial_fit, warm start, early stopping), labels, round trips, searches, bad input."""
+"""lamina.estimators: training promises (partial_fit, warm start, early stopping), labels, round trips,
+searches, bad input."""
 
 from __future__ import annotations
 
@@ -162,7 +163,8 @@ def test_partial_fit_takes_classes_on_the_first_call(blobs):
 
 def test_class_weights(blobs):
     x, y = blobs
-    heavy = small(NetClassifier, learning_rate=0.01, epochs=10, class_weight={0: 1000.0, 1: 1e-4, 2: 1e-4}).fit(x, y)
+    heavy = small(NetClassifier, learning_rate=0.01, epochs=10,
+                  class_weight={0: 1000.0, 1: 1e-4, 2: 1e-4}).fit(x, y)
     assert np.mean(heavy.predict(x) == 0) > 0.8
     keep = (y != 1) | (np.cumsum(y == 1) <= 4)  # 4 samples of class 1, 40 of the others
     plain = small(NetClassifier, learning_rate=0.01).fit(x[keep], y[keep])
@@ -217,7 +219,8 @@ def test_pipeline_with_scaler_and_pandas_output(blobs):
     pd = pytest.importorskip("pandas")
     x, y = blobs
     frame = pd.DataFrame(x * 100 + 5, columns=["a", "b", "c", "d"])
-    pipe = make_pipeline(StandardScaler(), NetClassifier(hidden=(16,), learning_rate=0.01, random_state=0)).set_output(transform="pandas")
+    pipe = make_pipeline(StandardScaler(), NetClassifier(hidden=(16,), learning_rate=0.01, random_state=0))
+    pipe = pipe.set_output(transform="pandas")
     pipe.fit(frame, y)
     net = pipe[-1]
     assert list(net.feature_names_in_) == ["a", "b", "c", "d"] and pipe.score(frame, y) > 0.9
@@ -250,7 +253,8 @@ def test_randomized_search_over_every_setting(regression):
     from scipy.stats import loguniform
     x, y = regression
     search = RandomizedSearchCV(NetRegressor(random_state=0), {
-        "hidden": [(), (8,), (8, 4)], "activation": ["relu", "tanh", "gelu", "leaky_relu", "sigmoid", "identity"],
+        "hidden": [(), (8,), (8, 4)],
+        "activation": ["relu", "tanh", "gelu", "leaky_relu", "sigmoid", "identity"],
         "optimizer": ["sgd", "adam", "adamw", "rmsprop"], "learning_rate": loguniform(1e-4, 1e-2),
         "momentum": [0.0, 0.5], "weight_decay": [0.0, 1e-4], "epochs": [1, 2], "batch_size": [16, 64],
         "validation_fraction": [0.0, 0.2], "patience": [None, 1], "loss": ["mse", "huber", "l1"],
@@ -278,16 +282,18 @@ def test_bad_input_messages(blobs):
     with pytest.raises(ValueError, match=re.escape("inconsistent numbers of samples: [120, 119]")):
         net.fit(x, y[:-1])
     net.fit(x, y)
-    with pytest.raises(ValueError, match="X has 3 features, but NetClassifier is expecting 4 features as input"):
+    with pytest.raises(ValueError, match="X has 3 features, but NetClassifier is expecting 4 features as "
+                                         "input"):
         net.predict(x[:, :3])
     with pytest.raises(ValueError, match="Unknown label type"):
         small(NetClassifier).fit(x, np.linspace(0, 1, len(x)))
 
 
 @pytest.mark.parametrize("setting, message", [
-    ({"optimizer": "adagrad"}, "unknown optimizer 'adagrad'; valid optimizers are 'sgd', 'adam', 'adamw', 'rmsprop'"),
-    ({"activation": "swish"}, "unknown activation 'swish'; valid activations are 'relu', 'leaky_relu', 'tanh', "
-                              "'sigmoid', 'gelu', 'identity'"),
+    ({"optimizer": "adagrad"}, "unknown optimizer 'adagrad'; valid optimizers are 'sgd', 'adam', 'adamw', "
+                               "'rmsprop'"),
+    ({"activation": "swish"}, "unknown activation 'swish'; valid activations are 'relu', 'leaky_relu', "
+                              "'tanh', 'sigmoid', 'gelu', 'identity'"),
     ({"learning_rate": 0}, "learning_rate must be a positive finite number, got 0"),
     ({"momentum": 1.5}, r"momentum must be a number in \[0, 1\), got 1.5"),
     ({"hidden": (10, 0)}, r"hidden must be a tuple of positive ints such as \(100,\)"),
@@ -332,7 +338,7 @@ def test_validation_split_too_small(blobs):
 
 def test_the_core_imports_neither_sklearn_nor_dask():
     code = ("import sys; import lamina.layers, lamina.losses, lamina.optim, lamina.data; "
-            "print(sorted({m.split('.')[0] for m in sys.modules} & {'sklearn', 'dask', 'distributed', 'joblib', "
-            "'scipy', 'pandas'}))")
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'sklearn', 'dask', 'distributed', "
+            "'joblib', 'scipy', 'pandas'}))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

@@ -1,4 +1,5 @@
-"""scikit-learn's own estimator checks, in full, on both estimators (expected failures: lamina.estimators.EXPECTED_FAILED_CHECKS)."""
+"""scikit-learn's own estimator checks, in full, on both estimators (expected failures:
+lamina.estimators.EXPECTED_FAILED_CHECKS)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ def test_no_check_is_expected_to_fail():
     assert EXPECTED_FAILED_CHECKS == {}
 
 
-@parametrize_with_checks([NetClassifier(), NetRegressor(), NetClassifier(hidden=(8, 8), optimizer="sgd", epochs=10,
+@parametrize_with_checks([NetClassifier(), NetRegressor(), NetClassifier(hidden=(8, 8), optimizer="sgd",
+                                                                         epochs=10,
                                                                          learning_rate=0.1)],
                          expected_failed_checks=lambda estimator: EXPECTED_FAILED_CHECKS)
 def test_scikit_learn_checks(estimator, check):

@@ -1,4 +1,5 @@
-"""Model files: round trips, the manifest, byte-identical saves, atomic writes, the registry, what the writer refuses.
+"""Model files: round trips, the manifest, byte-identical saves, atomic writes, the registry, what the writer
+refuses.
 
 The faults a reader must survive are in test_files_faults.py.
 """
@@ -100,7 +101,8 @@ class State:
 
 def test_round_trip_is_bit_identical_with_extra(tmp_path):
     model = small_model()
-    history = {"loss": [2.5, 1.25, -0.0], "accuracy": [0.5, 0.75, 1.0], "note": "é", "done": True, "best": None}
+    history = {"loss": [2.5, 1.25, -0.0], "accuracy": [0.5, 0.75, 1.0], "note": "é", "done": True,
+               "best": None}
     path = tmp_path / "m.npz"
     layers.save(path, model, history=history, epochs=3)
     loaded = layers.load(path)
@@ -117,9 +119,11 @@ def test_the_file_is_a_plain_npz_with_a_readable_manifest(tmp_path):
     with zipfile.ZipFile(path) as archive:
         assert archive.testzip() is None
         infos = archive.infolist()
-        assert [i.filename for i in infos] == ["lamina.json", "model.layers[0].bias.npy", "model.layers[0].weight.npy",
+        assert [i.filename for i in infos] == ["lamina.json", "model.layers[0].bias.npy",
+                                               "model.layers[0].weight.npy",
                                                "model.layers[2].bias.npy", "model.layers[2].weight.npy"]
-        assert all(i.compress_type == zipfile.ZIP_STORED and i.date_time == (1980, 1, 1, 0, 0, 0) for i in infos)
+        assert all(i.compress_type == zipfile.ZIP_STORED for i in infos)
+        assert all(i.date_time == (1980, 1, 1, 0, 0, 0) for i in infos)
         manifest = json.loads(archive.read("lamina.json"))
     assert manifest["format"] == "lamina.model_file" and manifest["version"] == 3
     assert manifest["kind"] == "model"
@@ -128,7 +132,8 @@ def test_the_file_is_a_plain_npz_with_a_readable_manifest(tmp_path):
     assert top["record"] == "Sequence"
     kinds = [node["record"] for node in top["fields"]["layers"]["tuple"]]
     assert kinds == ["Dense", "ReLU", "Dense"]
-    assert top["fields"]["layers"]["tuple"][0]["fields"]["weight"] == {"array": {"dtype": "float64", "shape": [4, 3]}}
+    assert top["fields"]["layers"]["tuple"][0]["fields"]["weight"] == {"array": {"dtype": "float64",
+                                                                                 "shape": [4, 3]}}
     assert "dtype" not in top["fields"]                     # init=False fields are derived, not stored
     with np.load(path) as npz:                              # numpy reads it without pickle
         np.testing.assert_array_equal(npz["model.layers[2].weight"], model.layers[2].weight)
@@ -145,7 +150,8 @@ def test_npy_headers_are_the_ones_numpy_writes():
 
 
 def raw_floats(draw, shape, dtype):
-    """An array whose bit patterns are drawn freely, with NaN payloads, -0.0, infinities and subnormals likely."""
+    """An array whose bit patterns are drawn freely, with NaN payloads, -0.0, infinities and subnormals
+    likely."""
     bits = {np.float32: 32, np.float64: 64}[dtype]
     special = {32: [0x7FC00001, 0xFFC12345, 0x7F800001, 0x80000000, 0x7F800000, 0xFF800000, 1],
                64: [0x7FF8000000000001, 0xFFF0000000000ABC, 0x8000000000000000, 0x7FF0000000000000, 1]}[bits]
@@ -163,7 +169,8 @@ def models(draw):
     for i, (n_in, n_out) in enumerate(zip(sizes, sizes[1:])):
         if i:
             items.append(draw(st.sampled_from([layers.ReLU, layers.Sigmoid, layers.Tanh]))())
-        items.append(layers.Dense(weight=raw_floats(draw, (n_in, n_out), dtype), bias=raw_floats(draw, (n_out,), dtype)))
+        items.append(layers.Dense(weight=raw_floats(draw, (n_in, n_out), dtype),
+                                  bias=raw_floats(draw, (n_out,), dtype)))
     for _ in range(draw(st.integers(0, 3))):
         i = draw(st.integers(0, len(items) - 1))
         j = draw(st.integers(i + 1, len(items)))
@@ -172,7 +179,8 @@ def models(draw):
 
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=8),
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=8),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4),
     max_leaves=20)
 
@@ -218,7 +226,8 @@ FIXTURES = Path(__file__).parent / "fixtures"
 
 
 def test_a_model_file_written_by_lamina_0_1_still_loads():
-    """tests/fixtures/model-0.1.npz was saved by lamina 0.1 (format version 1) with its inputs and outputs beside it."""
+    """tests/fixtures/model-0.1.npz was saved by lamina 0.1 (format version 1) with its inputs and outputs
+    beside it."""
     model = layers.load(FIXTURES / "model-0.1.npz")
     assert layers.load_extra(FIXTURES / "model-0.1.npz") == {"note": "written by lamina 0.1"}
     x = np.load(FIXTURES / "model-0.1-input.npy")
@@ -247,7 +256,8 @@ def test_an_unregistered_layer_is_refused_at_save_and_nothing_is_written(tmp_pat
     path = tmp_path / "s.npz"
     layers.save(path, small_model())
     before = path.read_bytes()
-    model = layers.Sequence([layers.Dense.init(np.random.default_rng(0), 3, 2), Scale(gain=np.ones(2, np.float32))])
+    model = layers.Sequence([layers.Dense.init(np.random.default_rng(0), 3, 2),
+                             Scale(gain=np.ones(2, np.float32))])
     with pytest.raises(layers.ModelFileError) as error:
         layers.save(path, model)
     assert "model.layers[1]" in str(error.value) and "@layers.register" in str(error.value)
@@ -294,7 +304,8 @@ def test_a_class_redefined_in_the_same_place_replaces_the_old_one(tmp_path):
 
     with own_registry():
         old, new = layers.register(define()), layers.register(define())
-        assert old is not new and registry.registered_class("Gain") is new and registry.registered_name(old) is None
+        assert old is not new and registry.registered_class("Gain") is new
+        assert registry.registered_name(old) is None
         layers.save(tmp_path / "g.npz", layers.Sequence([new(gain=np.ones(2))]))
         assert type(layers.load(tmp_path / "g.npz").layers[0]) is new
 
@@ -349,7 +360,8 @@ def test_load_extra_reads_no_array(tmp_path):
     with zipfile.ZipFile(path) as archive:
         last = archive.infolist()[-1]
     data = bytearray(path.read_bytes())
-    data[last.header_offset + 30 + len(last.filename) + last.file_size - 1] ^= 0xFF    # the last array's last byte
+    # the last array's last byte
+    data[last.header_offset + 30 + len(last.filename) + last.file_size - 1] ^= 0xFF
     path.write_bytes(bytes(data))
     assert layers.load_extra(path) == {"note": "kept"}
     with pytest.raises(layers.ModelFileError, match="CRC"):
@@ -396,14 +408,21 @@ def test_the_writer_refuses_what_it_cannot_describe(tmp_path):
     float16 = layers.Sequence([layers.Dense.init(np.random.default_rng(0), 2, 2)])
     object.__setattr__(float16.layers[0], "bias", np.zeros(2, np.float16))      # past the constructor's check
     cases = [
-        ({"model": float16}, r"model.layers\[0\].bias is a parameter or buffer holding numpy.ndarray float16"),
+        ({"model": float16}, r"model.layers\[0\].bias is a parameter or buffer holding numpy.ndarray "
+                             r"float16"),
         ({"model": model, "bad name": model}, "must be a Python identifier"),
         ({"model": [model]}, "holds a list"),
     ]
     with own_registry():
         layers.register(Scale)
-        cases.append(({"model": layers.Sequence([Scale(gain=np.ones(2), note=lambda: 0)])}, r"model.layers\[0\].note holds a function"))
-        cases.append(({"model": layers.Sequence([Scale(gain=np.ones(2), note=np.ones(2))])}, "neither a parameter nor a buffer; declare the field with layers.param"))
+        cases.append(({"model": layers.Sequence([Scale(gain=np.ones(2), note=lambda: 0)])},
+                      r"model.layers\[0\].note holds a function"))
+        cases.append(({"model": layers.Sequence([Scale(gain=np.ones(2), note=np.ones(2))])}, "neither a "
+                                                                                             "parameter nor "
+                                                                                             "a buffer; "
+                                                                                             "declare the "
+                                                                                             "field with "
+                                                                                             "layers.param"))
         for records, message in cases:
             with pytest.raises(layers.ModelFileError, match=message):
                 write_records(tmp_path / "m.npz", records)
@@ -464,7 +483,8 @@ def fail_mid_write(exception, folder):
     return write_archive
 
 
-@pytest.mark.parametrize("failure", ["disk full", "interrupt mid-write", "fsync", "interrupt at replace", "replace"])
+@pytest.mark.parametrize("failure",
+                         ["disk full", "interrupt mid-write", "fsync", "interrupt at replace", "replace"])
 @pytest.mark.parametrize("existing", [True, False])
 def test_a_failed_save_leaves_the_previous_file_and_no_temporary(tmp_path, monkeypatch, failure, existing):
     path = tmp_path / "m.npz"
@@ -500,9 +520,14 @@ def test_a_save_replaces_atomically_and_syncs(tmp_path, monkeypatch):
     os.chmod(path, 0o640)
     calls = []
     real_fsync, real_replace = os.fsync, os.replace
-    monkeypatch.setattr(os, "fsync", lambda fd: (calls.append(("fsync", stat.S_ISDIR(os.fstat(fd).st_mode))), real_fsync(fd))[1])
-    monkeypatch.setattr(os, "replace", lambda a, b: (calls.append(("replace", os.path.dirname(a) == str(tmp_path))), real_replace(a, b))[1])
+    monkeypatch.setattr(os, "fsync",
+                        lambda fd: (calls.append(("fsync", stat.S_ISDIR(os.fstat(fd).st_mode))),
+                                    real_fsync(fd))[1])
+    monkeypatch.setattr(os, "replace",
+                        lambda a, b: (calls.append(("replace", os.path.dirname(a) == str(tmp_path))),
+                                      real_replace(a, b))[1])
     layers.save(path, small_model(seed=2))
-    assert calls == [("fsync", False), ("replace", True), ("fsync", True)]  # file, rename in its folder, folder
+    assert calls == [("fsync", False), ("replace", True),
+                     ("fsync", True)]  # file, rename in its folder, folder
     assert os.stat(path).st_mode & 0o777 == 0o640
     same(small_model(seed=2), layers.load(path))

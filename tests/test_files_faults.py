@@ -1,4 +1,5 @@
-"""Model files that are damaged, foreign or hostile: each gives a ModelFileError naming the file and the fault.
+"""Model files that are damaged, foreign or hostile: each gives a ModelFileError naming the file and the
+fault.
 
 One test per row of the fault table in issue 3, then a fuzz test of random mutations. Nothing a
 file holds is ever run: pickle payloads here would create a file if they were, and the tests
@@ -137,7 +138,8 @@ def npy_with_header(header_dict: str, data: bytes, *, version=(1, 0)) -> bytes:
 def test_a_pickle_renamed_npz_is_refused_and_never_runs(tmp_path, monkeypatch):
     target = tmp_path / "pwned"
     payload = pickle.dumps(Payload(target))
-    pickle.loads(payload)                                    # the payload is live: unpickling creates the file
+    # the payload is live: unpickling creates the file
+    pickle.loads(payload)
     assert target.exists()
     target.unlink()
     path = tmp_path / "model.npz"
@@ -157,7 +159,8 @@ def test_an_object_dtype_member_is_refused_before_any_unpickling(valid, tmp_path
     size = dict(members_of(valid))[name].__len__()
     hostile = buffer.getvalue().ljust(size, b"\x00")[:size]          # even with the size the manifest expects
     path = replace_member(valid, tmp_path / "object.npz", name, hostile)
-    refused(path, f"the member {name!r} has a .npy 1.0 header", "'descr': '|O'", "the manifest says float32 (3,)")
+    refused(path, f"the member {name!r} has a .npy 1.0 header", "'descr': '|O'",
+            "the manifest says float32 (3,)")
     path = edit_manifest(path, tmp_path / "object2.npz",
                          lambda m: m["records"]["model"]["fields"]["layers"]["tuple"][0]["fields"]["bias"]
                          .update(array={"dtype": "object", "shape": [3]}))
@@ -204,7 +207,8 @@ def test_one_flipped_byte_anywhere_is_refused_or_loads_identical(valid):
                     outcomes["refused"] += 1
                 else:
                     assert loaded == original and all(a.tobytes() == b.tobytes() for a, b in
-                                                      zip(layers.parameters(loaded), layers.parameters(original)))
+                                                      zip(layers.parameters(loaded),
+                                                          layers.parameters(original)))
                     outcomes["identical"] += 1
     assert outcomes["refused"] + outcomes["identical"] == 2 * len(data)
     assert outcomes["identical"] == 0           # in fact every byte is checked (headers exactly, data by CRC)
@@ -266,12 +270,17 @@ def test_a_member_inflating_to_200_mb_is_refused_before_inflating(valid, tmp_pat
     assert peak_bytes(lambda: refused(tmp_path / "lies.npz", "sizes do not add up")) < 4 << 20
 
 
+def first_weight(m):
+    """The manifest entry of the first layer's weight array (a dict to edit)."""
+    return m["records"]["model"]["fields"]["layers"]["tuple"][0]["fields"]["weight"]["array"]
+
+
 def test_a_manifest_claiming_a_huge_array_is_refused_before_allocating(valid, tmp_path):
     def huge(m):
-        m["records"]["model"]["fields"]["layers"]["tuple"][0]["fields"]["weight"]["array"]["shape"] = [4, 50_000_000]
+        first_weight(m)["shape"] = [4, 50_000_000]
     path = edit_manifest(valid, tmp_path / "huge.npz", huge)
-    peak = peak_bytes(lambda: refused(path, "'model.layers[0].weight.npy' holds 176 bytes, but the manifest's "
-                                            "float32 (4, 50000000) takes 800,000,128"))
+    peak = peak_bytes(lambda: refused(path, "'model.layers[0].weight.npy' holds 176 bytes, but the "
+                                            "manifest's float32 (4, 50000000) takes 800,000,128"))
     assert peak < 4 << 20, f"{peak:,} bytes"
 
 
@@ -279,7 +288,8 @@ def test_a_manifest_claiming_a_huge_array_is_refused_before_allocating(valid, tm
     ("{'descr': '<f4', 'fortran_order': False, 'shape': (1000000000000, 1000000000000), }", "absurd"),
     ("{'descr': '<f4', 'fortran_order': False, 'shape': (-1, 3), }", "negative"),
     ("{'descr': '<f4', 'fortran_order': False, 'shape': (True, 3), }", "bool"),
-    ("{'descr': '<f4', 'fortran_order': False, 'shape': (18446744073709551616, 18446744073709551616), }", "overflow"),
+    ("{'descr': '<f4', 'fortran_order': False, 'shape': (18446744073709551616, 18446744073709551616), "
+     "}", "overflow"),
     ("{'descr': '<f4', 'fortran_order': True, 'shape': (4, 3), }", "fortran"),
     ("{'descr': '<f4', 'fortran_order': False, 'shape': (4, 3), '__class__': 1}", "extra key"),
     ("(" * 5000 + ")" * 5000, "deep"),
@@ -289,7 +299,8 @@ def test_npy_headers_with_bad_shapes_are_refused_before_allocating(valid, tmp_pa
     good = dict(members_of(valid))[name]
     member = npy_with_header(header, good[-48:]).ljust(len(good), b"\x00")[:len(good)]   # the expected size
     path = replace_member(valid, tmp_path / f"{what}.npz", name, member)
-    peak = peak_bytes(lambda: refused(path, f"the member {name!r} has a .npy", "the manifest says float32 (4, 3)"))
+    peak = peak_bytes(lambda: refused(path, f"the member {name!r} has a .npy",
+                                      "the manifest says float32 (4, 3)"))
     assert peak < 1 << 20, f"{what}: {peak:,} bytes"
 
 
@@ -306,9 +317,11 @@ def test_oversized_npy_headers_are_refused_before_allocating(valid, tmp_path, ve
 
 @pytest.mark.parametrize("dtype", ["int64", "float16", ">f4", "<f4", "float128", "complex64", "bool"])
 def test_arrays_of_other_dtypes_in_the_manifest_are_refused(valid, tmp_path, dtype):
-    path = edit_manifest(valid, tmp_path / "dtype.npz", lambda m: m["records"]["model"]["fields"]["layers"]["tuple"][0]
+    path = edit_manifest(valid, tmp_path / "dtype.npz",
+                         lambda m: m["records"]["model"]["fields"]["layers"]["tuple"][0]
                          ["fields"]["bias"]["array"].update(dtype=dtype))
-    refused(path, f"model.layers[0].bias has dtype {dtype!r}; only float32 and float64 parameters (little-endian)")
+    refused(path, f"model.layers[0].bias has dtype {dtype!r}; only float32 and float64 parameters "
+                  "(little-endian)")
 
 
 @pytest.mark.parametrize("descr", ["<i8", ">f4", "<f2", "<i4", "|u1"])
@@ -326,17 +339,20 @@ def test_a_shape_that_contradicts_the_manifest_is_refused(valid, tmp_path):
     good = dict(members_of(valid))[name]
     swapped = good.replace(b"'shape': (4, 3)", b"'shape': (3, 4)")
     assert swapped != good
-    refused(replace_member(valid, tmp_path / "swap.npz", name, swapped), "'shape': (3, 4)", "manifest says float32 (4, 3)")
+    refused(replace_member(valid, tmp_path / "swap.npz", name, swapped), "'shape': (3, 4)",
+            "manifest says float32 (4, 3)")
 
     def both(m):        # manifest and member agree with each other, but not with the layer: Dense refuses
-        m["records"]["model"]["fields"]["layers"]["tuple"][0]["fields"]["weight"]["array"]["shape"] = [3, 4]
-    path = replace_member(edit_manifest(valid, tmp_path / "both.npz", both), tmp_path / "both.npz", name, swapped)
+        first_weight(m)["shape"] = [3, 4]
+    path = replace_member(edit_manifest(valid, tmp_path / "both.npz", both), tmp_path / "both.npz", name,
+                          swapped)
     refused(path, "model.layers[0]: Dense refuses the stored values (ShapeError")
 
 
 def test_a_plain_np_savez_file_is_refused_saying_so(tmp_path):
     np.savez(tmp_path / "plain.npz", weight=np.ones((4, 3), np.float32), bias=np.zeros(3, np.float32))
-    refused(tmp_path / "plain.npz", "a plain NumPy .npz archive (np.savez) without lamina's manifest 'lamina.json'")
+    refused(tmp_path / "plain.npz", "a plain NumPy .npz archive (np.savez) without lamina's manifest "
+                                    "'lamina.json'")
     with zipfile.ZipFile(tmp_path / "other.zip", "w") as archive:
         archive.writestr("readme.txt", "hello")
     refused(tmp_path / "other.zip", "a ZIP archive without lamina's manifest")
@@ -373,15 +389,16 @@ def test_a_missing_path_stays_file_not_found(tmp_path):
     (lambda m: m["records"]["model"]["fields"].update(dtype={"float": "nan"}), "has unexpected ['dtype']"),
     (lambda m: m["records"]["model"]["fields"]["layers"]["tuple"][1]["fields"].update(x=1),
      "the ReLU in the file has unexpected ['x']"),
-    (lambda m: m["records"]["model"]["fields"]["layers"]["tuple"][0]["fields"]["weight"]["array"].update(shape=[4, -3]),
+    (lambda m: first_weight(m).update(shape=[4, -3]),
      "has shape [4, -3]"),
-    (lambda m: m["records"]["model"]["fields"]["layers"]["tuple"][0]["fields"]["weight"]["array"].update(shape=[4, True]),
+    (lambda m: first_weight(m).update(shape=[4, True]),
      "has shape [4, True]"),
-    (lambda m: m["records"]["model"]["fields"]["layers"]["tuple"][0]["fields"]["weight"]["array"].update(shape=[2 ** 64, 2 ** 64]),
+    (lambda m: first_weight(m).update(shape=[2 ** 64, 2 ** 64]),
      "has shape [18446744073709551616"),
-    (lambda m: m["records"]["model"]["fields"]["layers"]["tuple"][0]["fields"]["weight"]["array"].update(shape=[2 ** 31, 2 ** 31]),
+    (lambda m: first_weight(m).update(shape=[2 ** 31, 2 ** 31]),
      "more than a model file holds"),
-    (lambda m: m["records"].update({"../x": {"record": "ReLU", "fields": {}}}), "the record name '../x' is not an identifier"),
+    (lambda m: m["records"].update({"../x": {"record": "ReLU", "fields": {}}}),
+     "the record name '../x' is not an identifier"),
     (lambda m: m["records"]["model"]["fields"]["layers"]["tuple"][0]["fields"].update({"../w": 1}),
      "has a field named '../w'"),
     (lambda m: m.update(kind="../../etc"), "the manifest's kind is '../../etc'"),
@@ -393,7 +410,8 @@ def test_a_manifest_that_breaks_the_format_is_refused(valid, tmp_path, change, m
 @pytest.mark.parametrize("value, message", [
     (..., "the Dense in the file lacks ['bias']"),
     (None, "model.layers[0].bias is a parameter or buffer of Dense, but the file holds no array there"),
-    ({"tuple": []}, "model.layers[0].bias is a parameter or buffer of Dense, but the file holds no array there"),
+    ({"tuple": []}, "model.layers[0].bias is a parameter or buffer of Dense, but the file holds no array "
+                    "there"),
 ])
 def test_a_parameter_without_an_array_is_refused(valid, tmp_path, value, message):
     def change(m):
@@ -411,7 +429,8 @@ def test_an_array_outside_a_parameter_field_is_refused(valid, tmp_path):
     members = members_of(path)
     members.insert(3, ("model.layers[1].npy", dict(members)["model.layers[0].bias.npy"]))
     write_members(path, members)
-    refused(path, "model.layers[1] holds an array, but only a parameter or buffer field (layers.param(), layers.buffer()) may")
+    refused(path, "model.layers[1] holds an array, but only a parameter or buffer field (layers.param(), "
+                  "layers.buffer()) may")
 
 
 @pytest.mark.parametrize("text, message", [

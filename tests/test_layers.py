@@ -26,7 +26,8 @@ def test_dense_forward_and_backward_by_hand():
     dx, grads = d.backward(cache, dy, layers.EVAL)
     np.testing.assert_array_equal(dx, [[1 - 2, 3 - 4, 5 - 6], [4, 8, 12]])          # dy @ weight.T
     np.testing.assert_array_equal(grads.weight, [[1, -1 + 4], [0, 2], [-1, 1]])      # x.T @ dy
-    np.testing.assert_array_equal(grads.bias, [1, 1])                                # dy summed over the batch
+    np.testing.assert_array_equal(grads.bias,
+                                  [1, 1])                                # dy summed over the batch
     assert isinstance(grads, layers.Dense)
     none, same = d.backward(cache, dy, layers.Mode(input_grad=False))
     assert none is None and same == grads
@@ -38,11 +39,13 @@ def test_dense_init_fields_and_repr():
     assert d.weight.dtype == d.bias.dtype == np.float32
     assert (d.n_in, d.n_out) == (784, 128)
     assert repr(d) == "Dense(784 -> 128, float32)"
-    assert repr(layers.Dense.init(np.random.default_rng(0), 3, 2, dtype=np.float64)) == "Dense(3 -> 2, float64)"
+    dense = layers.Dense.init(np.random.default_rng(0), 3, 2, dtype=np.float64)
+    assert repr(dense) == "Dense(3 -> 2, float64)"
 
 
 @pytest.mark.parametrize("kwargs, error, match", [
-    (dict(rng=np.random.RandomState(0)), TypeError, "numpy.random.Generator first: Dense.init\\(rng, n_in, n_out\\), got RandomState"),
+    (dict(rng=np.random.RandomState(0)), TypeError, "numpy.random.Generator first: Dense.init\\(rng, n_in, "
+                                                    "n_out\\), got RandomState"),
     (dict(n_in=0), ValueError, r"n_in must be a positive int, got 0"),
     (dict(n_out=2.0), ValueError, r"n_out must be a positive int, got 2\.0"),
     (dict(n_in=True), ValueError, r"n_in must be a positive int, got True"),
@@ -68,7 +71,8 @@ def test_dense_constructor_validation():
 
 def test_dense_shape_errors():
     d = layers.Dense.init(np.random.default_rng(0), 4, 3)
-    with pytest.raises(layers.ShapeError, match=r"Dense\(4 -> 3, float32\) expects input \(n, 4\), but the input is \(2, 5\)"):
+    with pytest.raises(layers.ShapeError, match=r"Dense\(4 -> 3, float32\) expects input \(n, 4\), but the "
+                                                r"input is \(2, 5\)"):
         d.forward(np.ones((2, 5), dtype=np.float32), layers.EVAL)
     with pytest.raises(layers.ShapeError, match=r"\(n, 4\).*\(4,\)"):
         d(np.ones(4, dtype=np.float32))
@@ -102,11 +106,13 @@ def test_activation_derivatives_by_hand():
     dy = np.array([[1.0, 2.0, 3.0]])
     s = [1 / (1 + math.exp(1.0)), 0.5, 1 / (1 + math.exp(-2.0))]
     _, cache = layers.Sigmoid().forward(x, layers.EVAL)
-    np.testing.assert_allclose(layers.Sigmoid().backward(cache, dy, layers.EVAL)[0], [[v * (1 - v) * g for v, g in zip(s, [1, 2, 3])]],
+    np.testing.assert_allclose(layers.Sigmoid().backward(cache, dy, layers.EVAL)[0],
+                               [[v * (1 - v) * g for v, g in zip(s, [1, 2, 3])]],
                                rtol=1e-15)
     t = [math.tanh(v) for v in (-1.0, 0.0, 2.0)]
     _, cache = layers.Tanh().forward(x, layers.EVAL)
-    np.testing.assert_allclose(layers.Tanh().backward(cache, dy, layers.EVAL)[0], [[(1 - v * v) * g for v, g in zip(t, [1, 2, 3])]],
+    np.testing.assert_allclose(layers.Tanh().backward(cache, dy, layers.EVAL)[0],
+                               [[(1 - v * v) * g for v, g in zip(t, [1, 2, 3])]],
                                rtol=1e-15)
 
 
@@ -138,7 +144,8 @@ def test_sigmoid_is_quiet_and_exact_at_the_extremes(dtype):
 
 
 def test_sigmoid_is_accurate_for_large_negative_x():
-    """Relative accuracy down to x = -700, where 1 / (1 + e^-x) is ~1e-304 (a naive 1 - sigmoid(-x) gives 0)."""
+    """Relative accuracy down to x = -700, where 1 / (1 + e^-x) is ~1e-304 (a naive 1 - sigmoid(-x) gives
+    0)."""
     x = np.concatenate([np.linspace(-700, 700, 2801), [-708.3, -36.7, -20.0, 36.7]])
     # exact in float64: e^x / (1 + e^x) for x < 0, 1 / (1 + e^-x) otherwise (math.exp is correctly rounded
     # to < 1 ulp, and 1 + e is either exact or within 1 ulp), so the reference is good to a few ulp

@@ -38,7 +38,7 @@ def test_a_sequence_longer_than_max_length_is_a_shape_error_with_the_path():
         model(np.zeros((2, 6), np.int64))
     with pytest.raises(layers.ShapeError, match=r"at most 5 steps"):
         model.summary((6,))
-    with pytest.raises(layers.ShapeError, 
+    with pytest.raises(layers.ShapeError,
                        match=r"expects sequences \(n, t, 3\), but the input is \(n, 4, 2\)"):
         positional().forward(np.zeros((2, 4, 2)), layers.EVAL)
     assert positional().output_shape((5, 3)) == (5, 3)

@@ -1,5 +1,6 @@
-"""Residual(inner, shortcut=None): y = inner(x) + shortcut(x), checked against NumPy written by hand; gradients in both
-modes; shape errors at build and at the first batch, named by path through any nesting; summary; input_grad; files."""
+"""Residual(inner, shortcut=None): y = inner(x) + shortcut(x), checked against NumPy written by hand;
+gradients in both modes; shape errors at build and at the first batch, named by path through any nesting;
+summary; input_grad; files."""
 
 from __future__ import annotations
 
@@ -79,7 +80,8 @@ def test_gradients_in_both_modes(train, shortcut, gradient_record):
 
 def test_inner_changing_the_width_without_shortcut_fails_at_build_with_path_and_both_shapes():
     with pytest.raises(layers.ShapeError) as caught:
-        layers.Sequence([dense(3, 4), layers.ReLU(), layers.Residual(layers.Sequence([dense(4, 5), layers.ReLU()]))])
+        layers.Sequence([dense(3, 4), layers.ReLU(),
+                         layers.Residual(layers.Sequence([dense(4, 5), layers.ReLU()]))])
     message = str(caught.value)
     assert caught.value.path == "layers[2]"
     assert message.startswith("layers[2] Residual expects")
@@ -87,13 +89,15 @@ def test_inner_changing_the_width_without_shortcut_fails_at_build_with_path_and_
 
 
 def test_shortcut_of_the_wrong_width_fails_when_the_block_is_built():
-    with pytest.raises(layers.ShapeError, match=r"^Residual.*shortcut's output.*\(n, 2\).*inner gives \(n, 3\)$"):
+    with pytest.raises(layers.ShapeError, match=r"^Residual.*shortcut's output.*\(n, 2\).*inner gives \(n, "
+                                                r"3\)$"):
         layers.Residual(dense(4, 3), shortcut=dense(4, 2))     # both widths known without an input
 
 
 def test_shortcut_of_the_wrong_width_fails_at_build_of_the_model_with_path():
     with pytest.raises(layers.ShapeError,
-                       match=r"^layers\[1\] Residual.*shortcut's output.*\(n, 2\).*layers\[1\]\.inner gives \(n, 4\)$"):
+                       match=r"^layers\[1\] Residual.*shortcut's output.*\(n, 2\).*layers\[1\]\.inner gives "
+                             r"\(n, 4\)$"):
         layers.Sequence([dense(3, 4), layers.Residual(layers.ReLU(), shortcut=dense(4, 2))])
 
 
@@ -107,7 +111,8 @@ def test_misfit_inside_the_inner_part_is_named_by_its_path():
 
 
 def test_a_shape_known_only_at_the_first_batch_fails_there_with_path():
-    model = layers.Sequence([dense(3, 4), layers.Residual(layers.Sequence([AddAxis()]))])  # builds: shape unknown
+    model = layers.Sequence([dense(3, 4),
+                             layers.Residual(layers.Sequence([AddAxis()]))])  # builds: shape unknown
     with pytest.raises(layers.ShapeError) as caught:
         model(np.ones((2, 3)))
     assert caught.value.path == "layers[1]"
@@ -128,7 +133,8 @@ def test_a_misfit_deep_in_the_tree_is_named_by_its_full_path():
 
 def nested():
     block = layers.Residual(layers.Sequence([dense(4, 4, 1), layers.ReLU(), layers.Residual(dense(4, 4, 2))]))
-    return layers.Sequence([dense(3, 4, 3), block, layers.Residual(block, shortcut=dense(4, 4, 4)), dense(4, 2, 5)])
+    return layers.Sequence([dense(3, 4, 3), block, layers.Residual(block, shortcut=dense(4, 4, 4)),
+                            dense(4, 2, 5)])
 
 
 def test_nesting_to_any_depth_computes_as_written():
@@ -206,8 +212,8 @@ def test_input_grad_false_still_gives_parameter_gradients():
 
 
 def test_save_and_load_round_trip(tmp_path):
-    model = layers.Sequence([nested(), layers.Residual(layers.Sequence([layers.BatchNorm.init(2, dtype=np.float64),
-                                                                        layers.Dropout(0.2)]))])
+    inner = layers.Sequence([layers.BatchNorm.init(2, dtype=np.float64), layers.Dropout(0.2)])
+    model = layers.Sequence([nested(), layers.Residual(inner)])
     layers.save(tmp_path / "r.npz", model)
     loaded = layers.load(tmp_path / "r.npz")
     assert loaded == model and repr(loaded) == repr(model)

@@ -25,7 +25,8 @@ def dense(n_in, n_out, dtype=np.float32):
 
 def test_misfit_fails_at_construction_naming_both_layers():
     with pytest.raises(layers.ShapeError,
-                       match=r"^layers\[2\] Dense\(64 -> 10.*expects input \(n, 64\).*layers\[1\] ReLU.*\(n, 128\)$"):
+                       match=r"^layers\[2\] Dense\(64 -> 10.*expects input \(n, 64\).*layers\[1\] ReLU.*\(n, "
+                             r"128\)$"):
         layers.Sequence([dense(784, 128), layers.ReLU(), dense(64, 10)])
 
 
@@ -41,7 +42,8 @@ def test_misfit_error_is_a_value_error_with_its_parts():
 def test_nested_misfit_is_named_by_path():
     inner = layers.Sequence([dense(6, 3), layers.ReLU()])
     with pytest.raises(layers.ShapeError,
-                       match=r"^layers\[1\]\.layers\[0\] Dense\(6 -> 3.*\(n, 6\).*layers\[0\] Dense\(4 -> 5.*\(n, 5\)$"):
+                       match=r"^layers\[1\]\.layers\[0\] Dense\(6 -> 3.*\(n, 6\).*layers\[0\] Dense\(4 -> "
+                             r"5.*\(n, 5\)$"):
         layers.Sequence([dense(4, 5), inner])
 
 
@@ -74,7 +76,8 @@ def test_a_user_layer_defers_the_check_to_the_first_batch():
 def test_an_activation_first_defers_the_check_to_the_first_batch():
     model = layers.Sequence([layers.ReLU(), dense(4, 3)])
     assert model(np.ones((2, 4))).shape == (2, 3)
-    with pytest.raises(layers.ShapeError, match=r"^layers\[1\] Dense\(4 -> 3.*\(n, 4\).*layers\[0\] ReLU.*\(2, 5\)$"):
+    with pytest.raises(layers.ShapeError, match=r"^layers\[1\] Dense\(4 -> 3.*\(n, 4\).*layers\[0\] "
+                                                r"ReLU.*\(2, 5\)$"):
         model.forward(np.ones((2, 5)), layers.EVAL)
 
 
@@ -88,7 +91,8 @@ def test_a_wrong_batch_fails_at_the_first_layer(shape):
 
 def test_a_wrong_batch_into_a_nested_first_layer_names_its_path():
     model = layers.Sequence([layers.Sequence([dense(4, 5)]), layers.ReLU()])
-    with pytest.raises(layers.ShapeError, match=r"^layers\[0\]\.layers\[0\] Dense\(4 -> 5.*the input is \(2, 3\)"):
+    with pytest.raises(layers.ShapeError, match=r"^layers\[0\]\.layers\[0\] Dense\(4 -> 5.*the input is \(2, "
+                                                r"3\)"):
         model(np.ones((2, 3)))
 
 
@@ -165,7 +169,8 @@ def test_inference_checks_the_output_and_names_the_input_row_only_when_it_caused
     np.testing.assert_array_equal(layers.Sequence([layers.ReLU()])(np.array([[-np.inf, 1.0]])), [[0.0, 1.0]])
     with pytest.raises(ValueError, match=r"row 0 holds NaN or inf"):
         layers.Sequence([layers.ReLU()])(np.array([[np.nan, 1.0]]))
-    # a finite input the model overflows on: no input row to blame, the output comes back as it is, with a warning
+    # a finite input the model overflows on: no input row to blame, the output comes back as it is, with a
+    # warning
     huge = layers.Dense(weight=np.full((2, 1), 3e38, np.float32), bias=np.zeros(1, np.float32))
     with pytest.warns(RuntimeWarning, match="overflows"):
         y = layers.Sequence([huge])(np.ones((3, 2), np.float32))
@@ -282,7 +287,8 @@ def test_inference_of_a_large_input_runs_in_chunks_with_the_same_numbers(monkeyp
 
 def test_the_callers_input_is_never_overwritten():
     x = np.linspace(-1, 1, 6, dtype=np.float32).reshape(2, 3)
-    for model in (layers.Sequence([layers.ReLU()]), layers.Sequence([layers.ReLU(), dense(3, 3), layers.ReLU()])):
+    for model in (layers.Sequence([layers.ReLU()]),
+                  layers.Sequence([layers.ReLU(), dense(3, 3), layers.ReLU()])):
         before = x.copy()
         model.forward(x, layers.EVAL)
         model(x)
@@ -320,7 +326,8 @@ def test_without_input_grad_the_parameter_gradients_are_the_same(first):
     dx, grads = forward_backward(model, x, True)
     skipped, same = forward_backward(model, x, False)
     assert dx is not None and dx.shape == (6, 3)
-    assert (skipped is None) == (type(model.layers[0]) is layers.Dense)  # Dense skips it; the user layer needn't
+    # Dense skips it; the user layer needn't
+    assert (skipped is None) == (type(model.layers[0]) is layers.Dense)
     assert same == grads  # array fields compare with np.array_equal
     assert all(np.array_equal(a, b) for a, b in zip(layers.parameters(same), layers.parameters(grads)))
 
@@ -377,7 +384,8 @@ def test_summary_of_a_nested_model_with_unknown_shapes():
 
 def test_mlp_builds_the_documented_structure():
     model = layers.mlp(np.random.default_rng(1), [5, 7, 3, 2])
-    assert [type(layer) for layer in model.layers] == [layers.Dense, layers.ReLU, layers.Dense, layers.ReLU, layers.Dense]
+    assert [type(layer) for layer in model.layers] == [layers.Dense, layers.ReLU, layers.Dense, layers.ReLU,
+                                                       layers.Dense]
     assert [(d.n_in, d.n_out) for d in model.layers[::2]] == [(5, 7), (7, 3), (3, 2)]
     assert all(d.weight.dtype == np.float32 and not d.bias.any() for d in model.layers[::2])
     tanh = layers.mlp(np.random.default_rng(1), [5, 7, 2], activation=layers.Tanh, dtype=np.float64)

@@ -80,7 +80,8 @@ class ForkServer:
     def __init__(self, log: Path):
         self.log = log
         with open(log, "wb") as stderr:
-            self.process = subprocess.Popen([sys.executable, str(WORKER_PATH), "serve"], stdin=subprocess.PIPE,
+            self.process = subprocess.Popen([sys.executable, str(WORKER_PATH), "serve"],
+                                            stdin=subprocess.PIPE,
                                             stdout=subprocess.PIPE, stderr=stderr, env=ENV)
         self.pending = b""
 
@@ -91,7 +92,8 @@ class ForkServer:
         while b"\n" not in self.pending:
             left = deadline - time.monotonic()
             if left <= 0 or not select.select([fd], [], [], left)[0]:
-                raise AssertionError(f"the fork server did not answer {command} in {timeout} s; {self.errors()}")
+                raise AssertionError(f"the fork server did not answer {command} in {timeout} s; "
+                                     f"{self.errors()}")
             chunk = os.read(fd, 4096)
             if not chunk:
                 raise AssertionError(f"the fork server ended; {self.errors()}")
@@ -111,7 +113,8 @@ class ForkServer:
         return self.ask({"do": "reap", "pid": pid})
 
     def kill_at(self, folder, delay: float, **run) -> dict:
-        """Start a run, wait for its first checkpoint, sleep ``delay`` s, SIGKILL it; the child's end status."""
+        """Start a run, wait for its first checkpoint, sleep ``delay`` s, SIGKILL it; the child's end
+        status."""
         pid = self.start(folder, **run)
         try:
             wait_for(lambda: files(folder), f"the first checkpoint in {folder}")
@@ -139,7 +142,8 @@ def server(tmp_path_factory):
 
 
 def kill_trials(server, root: Path, writer: str, seed: int):
-    """TRIALS runs killed with SIGKILL at seeded random moments: [(newest checkpoint, loads?, stray temporaries)]."""
+    """TRIALS runs killed with SIGKILL at seeded random moments: [(newest checkpoint, loads?, stray
+    temporaries)]."""
     delays = random.Random(seed)
     results = []
     for trial in range(TRIALS):
@@ -174,7 +178,8 @@ def test_after_a_sigkill_at_a_random_moment_the_newest_checkpoint_always_loads(s
 
 
 def test_a_naive_writer_fails_the_same_test(server, tmp_path):
-    """The same kills with the same slow chunks written straight to the final path: the test sees the damage."""
+    """The same kills with the same slow chunks written straight to the final path: the test sees the
+    damage."""
     results = kill_trials(server, tmp_path, "naive", seed=1)
     unloadable = [newest.name for newest, loads, _ in results if not loads]
     print(f"\nSIGKILL, naive writer: {TRIALS} kills, {len(unloadable)} newest unloadable")
@@ -188,7 +193,8 @@ def test_resume_after_a_sigkill_mid_epoch_is_bit_identical(server, tmp_path):
     assert server.reap(pid) == {"exit": 0}, server.errors()
 
     delays = random.Random(2)
-    for attempt in range(5):    # until the kill leaves a mid-epoch checkpoint newest (almost always the first)
+    # until the kill leaves a mid-epoch checkpoint newest (almost always the first)
+    for attempt in range(5):
         folder = tmp_path / f"killed-{attempt}"
         status = server.kill_at(folder, delays.uniform(0.05, 0.4), epochs=3, every=1, writer="slow")
         assert status == {"signal": signal.SIGKILL}, server.errors()
@@ -206,7 +212,8 @@ def test_resume_after_a_sigkill_mid_epoch_is_bit_identical(server, tmp_path):
 # ---- SIGINT and SIGTERM to a training process -------------------------------------------------------
 
 def start_training(folder, *args) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, str(WORKER_PATH), "train", str(folder), "--epochs", "100000", *args],
+    return subprocess.Popen([sys.executable, str(WORKER_PATH), "train", str(folder), "--epochs", "100000",
+                             *args],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV)
 
 
@@ -218,7 +225,8 @@ def read_line(process, timeout: float = TIMEOUT) -> str:
             raise AssertionError(f"no line from the training process in {timeout} s")
         byte = os.read(fd, 1)
         if not byte:
-            raise AssertionError(f"the training process ended early: {process.communicate()[1].decode()[-3000:]}")
+            raise AssertionError("the training process ended early: "
+                                 f"{process.communicate()[1].decode()[-3000:]}")
         line += byte
     return line.decode().strip()
 
@@ -246,8 +254,10 @@ def test_a_signal_stops_training_at_the_next_batch_boundary_with_a_checkpoint(tm
         process.send_signal(signum)
     finally:
         stderr = finish(process)
-    if signum == signal.SIGINT:  # an uncaught TrainingInterrupted (a KeyboardInterrupt) that names the checkpoint
-        assert process.returncode == 1 and "optim.errors.TrainingInterrupted: training interrupted" in stderr, stderr
+    # an uncaught TrainingInterrupted (a KeyboardInterrupt) that names the checkpoint
+    if signum == signal.SIGINT:
+        assert process.returncode == 1, stderr
+        assert "optim.errors.TrainingInterrupted: training interrupted" in stderr, stderr
         assert str(files(folder)[-1]) in stderr.splitlines()[-1], stderr
     else:                        # the end the signal itself would give
         assert process.returncode == -signum and "Traceback" not in stderr, stderr
@@ -294,7 +304,8 @@ def test_a_second_sigint_during_the_save_cannot_corrupt_it(tmp_path):
 # ---- signals in-process: the handlers are restored --------------------------------------------------
 
 class RaiseSignal:
-    """A transform that sends ``signum`` to this process while converting batch ``at`` (counted from the start of fit)."""
+    """A transform that sends ``signum`` to this process while converting batch ``at`` (counted from the start
+    of fit)."""
 
     def __init__(self, signum, at):
         self.signum, self.at, self.calls = signum, at, -1   # fit's first call is a 1-row probe
@@ -312,7 +323,8 @@ class RaiseSignal:
 def fit_in_process(folder=None, *, epochs=3, transform=None, opt=None, rng=None):
     model, loss, default_opt, x, y = worker.problem()
     return optim.fit(model, loss, opt or default_opt, x, y, epochs=epochs, batch_size=worker.BATCH_SIZE,
-                     rng=rng or np.random.default_rng(0), progress=False, checkpoint=folder, transform=transform)
+                     rng=rng or np.random.default_rng(0), progress=False, checkpoint=folder,
+                     transform=transform)
 
 
 @pytest.fixture
@@ -330,11 +342,13 @@ def test_sigint_stops_at_the_next_boundary_writes_a_checkpoint_restores_the_hand
     original = signal.getsignal(signal.SIGINT)
     with pytest.raises(KeyboardInterrupt) as caught:
         fit_in_process(tmp_path, epochs=4, transform=RaiseSignal(signal.SIGINT, at))
-    assert isinstance(caught.value, optim.TrainingInterrupted) and caught.value.checkpoint == files(tmp_path)[-1]
+    assert isinstance(caught.value, optim.TrainingInterrupted)
+    assert caught.value.checkpoint == files(tmp_path)[-1]
     assert signal.getsignal(signal.SIGINT) is original
     assert signal.getsignal(signal.SIGTERM) is saved_handlers[signal.SIGTERM]
     stopped = optim.load_checkpoint(tmp_path)
-    assert (stopped.epoch, stopped.position) == divmod(at + 1, N_BATCHES)   # right after the batch of the signal
+    assert (stopped.epoch, stopped.position) == divmod(at + 1,
+                                                       N_BATCHES)   # right after the batch of the signal
     assert stopped.state.step == at + 1
 
 

@@ -33,7 +33,8 @@ def test_fit_learns_blobs_and_history_is_json():
     model, history = optim.fit(small_model(), losses.SoftmaxCrossEntropy(), optim.SGD(0.1, momentum=0.9),
                                x, y, epochs=5, batch_size=32, rng=np.random.default_rng(0),
                                validation=(x_val, y_val), progress=False)
-    assert set(history) == {"loss", "accuracy", "val_loss", "val_accuracy", "seconds", "learning_rate", "threads"}
+    assert set(history) == {"loss", "accuracy", "val_loss", "val_accuracy", "seconds", "learning_rate",
+                            "threads"}
     assert all(len(v) == 5 for v in history.values())
     assert history["accuracy"][-1] > 0.95 and history["val_accuracy"][-1] > 0.95
     assert history["loss"][-1] < history["loss"][0]
@@ -146,8 +147,10 @@ def test_non_finite_loss_names_epoch_batch_and_first_layer():
     error = info.value
     assert isinstance(error, FloatingPointError)
     assert not np.isfinite(error.loss)
-    # the first update overflowed; the next prediction is not finite: the first layer that made NaN or inf is named
-    assert error.layer in {"layers[0]", "layers[1]", "layers[2]"}  # the first layer whose output is not finite
+    # the first update overflowed; the next prediction is not finite: the first layer that made NaN or inf is
+    # named
+    assert error.layer in {"layers[0]", "layers[1]",
+                           "layers[2]"}  # the first layer whose output is not finite
     assert error.layer in str(error) and f"epoch {error.epoch}, batch {error.batch}" in str(error)
 
 
@@ -160,7 +163,8 @@ def test_non_finite_loss_names_epoch_batch_and_first_layer():
     (np.ones((4, 5), np.float32), np.zeros(3, np.int64), ValueError, r"x has 4 samples, y has 3"),
     (np.ones((4, 5), np.float32), np.array([0, 1, 3, 2]), ValueError, r"labels\[2\] is 3"),
     (np.ones((4, 5), np.float32), np.array([0, -1, 0, 2]), ValueError, r"labels\[1\] is -1"),
-    (np.ones((4, 5), np.float32), np.array([0.0, 1.0, 0.0, 2.0]), ValueError, r"1-D float.*class labels must be integers"),
+    (np.ones((4, 5), np.float32), np.array([0.0, 1.0, 0.0, 2.0]), ValueError,
+     r"1-D float.*class labels must be integers"),
 ])
 def test_fit_rejects_bad_data_before_training(x, y, error, match):
     model = small_model()

@@ -1,4 +1,5 @@
-"""GELU (tanh form) and LeakyReLU against PyTorch in float64: forward and backward (both modes: they are the same).
+"""GELU (tanh form) and LeakyReLU against PyTorch in float64: forward and backward (both modes: they are the
+same).
 
     PYTHONPATH=/work/torchvenv/lib/python3.11/site-packages python bench/torch_agreement/activations.py
 
@@ -19,7 +20,8 @@ TOLERANCE = 1e-9
 
 def main() -> int:
     rng = np.random.default_rng(0)
-    # wide values (GELU's tails, where tanh saturates), plus exact zeros (LeakyReLU's kink: both take the slope there)
+    # wide values (GELU's tails, where tanh saturates), plus exact zeros (LeakyReLU's kink: both take the
+    # slope there)
     x = np.concatenate([rng.normal(0, 3, 500), rng.uniform(-30, 30, 200), np.zeros(4)]).reshape(-1, 4)
     dy = rng.standard_normal(x.shape)
     cases = [
@@ -40,7 +42,8 @@ def main() -> int:
                 b = b.detach().numpy()
                 error = float(np.max(np.abs(a - b)) / np.max(np.abs(b)))
                 worst = max(worst, error)
-                print(f"{layer!r:31} {label:5} {what:2}  {error:.2e}{'  FAIL' if not error <= TOLERANCE else ''}")
+                print(f"{layer!r:31} {label:5} {what:2}  "
+                      f"{error:.2e}{'  FAIL' if not error <= TOLERANCE else ''}")
     print(f"largest relative error {worst:.2e} (tolerance {TOLERANCE:.0e}), torch {torch.__version__}")
     return 0 if worst <= TOLERANCE else 1
 

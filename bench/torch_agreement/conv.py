@@ -1,6 +1,7 @@
 """lamina's Conv2D, pooling and Flatten against PyTorch, forward and backward, in float64.
 
-    PYTHONPATH=/work/torchvenv/lib/python3.11/site-packages /work/venvs/conv/bin/python bench/torch_agreement/conv.py
+    PYTHONPATH=/work/torchvenv/lib/python3.11/site-packages \
+        /work/venvs/conv/bin/python bench/torch_agreement/conv.py
 
 lamina is channels-last (n, h, w, c) and torch NCHW: inputs go to torch through permute(0, 3, 1, 2)
 and outputs come back through permute(0, 2, 3, 1); lamina's weight (kh, kw, in, out) is torch's
@@ -50,7 +51,8 @@ def lamina_pass(layer, x, dy, train):
 
 def conv_case(rng, n, h, w, c_in, c_out, kernel, stride, padding):
     layer = layers.Conv2D.init(rng, c_in, c_out, kernel, stride=stride, padding=padding, dtype=np.float64)
-    layer = layers.Conv2D(weight=layer.weight, bias=rng.standard_normal(c_out), stride=stride, padding=padding)
+    layer = layers.Conv2D(weight=layer.weight, bias=rng.standard_normal(c_out), stride=stride,
+                          padding=padding)
     x = rng.standard_normal((n, h, w, c_in))
     top, bottom, left, right = layer.pads
     errors = []
@@ -89,7 +91,8 @@ def pool_case(rng, layer, torch_fn, x):
 
 
 def tied(rng, shape, levels=3):
-    """Integers from a few levels: a window often holds its maximum more than once (and all zeros, as MNIST's background)."""
+    """Integers from a few levels: a window often holds its maximum more than once (and all zeros, as MNIST's
+    background)."""
     return rng.integers(0, levels, size=shape).astype(np.float64)
 
 
@@ -113,17 +116,21 @@ def main() -> int:
         rows.append((f"Conv2D n,h,w,cin,cout,kernel,stride,padding={case}", conv_case(rng, *case)))
     pools = [
         ("MaxPool2D(2) ties", layers.MaxPool2D(2), lambda t: F.max_pool2d(t, 2), tied(rng, (3, 8, 8, 4))),
-        ("MaxPool2D(2) odd size", layers.MaxPool2D(2), lambda t: F.max_pool2d(t, 2), rng.standard_normal((2, 7, 9, 3))),
+        ("MaxPool2D(2) odd size", layers.MaxPool2D(2),
+         lambda t: F.max_pool2d(t, 2), rng.standard_normal((2, 7, 9, 3))),
         ("MaxPool2D(3, stride 2) overlapping, ties", layers.MaxPool2D(3, 2), lambda t: F.max_pool2d(t, 3, 2),
          tied(rng, (2, 9, 8, 3))),
-        ("MaxPool2D((2, 3), stride 1) ties", layers.MaxPool2D((2, 3), 1), lambda t: F.max_pool2d(t, (2, 3), 1),
+        ("MaxPool2D((2, 3), stride 1) ties", layers.MaxPool2D((2, 3), 1),
+         lambda t: F.max_pool2d(t, (2, 3), 1),
          tied(rng, (2, 6, 7, 2), levels=2)),
         ("MaxPool2D(2, stride 3) gaps", layers.MaxPool2D(2, 3), lambda t: F.max_pool2d(t, 2, 3),
          rng.standard_normal((2, 8, 8, 2))),
-        ("AvgPool2D(2)", layers.AvgPool2D(2), lambda t: F.avg_pool2d(t, 2), rng.standard_normal((3, 7, 8, 3))),
+        ("AvgPool2D(2)", layers.AvgPool2D(2),
+         lambda t: F.avg_pool2d(t, 2), rng.standard_normal((3, 7, 8, 3))),
         ("AvgPool2D(3, stride 2)", layers.AvgPool2D(3, 2), lambda t: F.avg_pool2d(t, 3, 2),
          rng.standard_normal((2, 9, 8, 2))),
-        ("AvgPool2D((3, 2), stride (1, 2))", layers.AvgPool2D((3, 2), (1, 2)), lambda t: F.avg_pool2d(t, (3, 2), (1, 2)),
+        ("AvgPool2D((3, 2), stride (1, 2))", layers.AvgPool2D((3, 2), (1, 2)),
+         lambda t: F.avg_pool2d(t, (3, 2), (1, 2)),
          rng.standard_normal((2, 6, 7, 2))),
         ("MaxPool2D(3, stride 1, padding 1) ties", layers.MaxPool2D(3, 1, 1),
          lambda t: F.max_pool2d(t, 3, 1, 1), tied(rng, (2, 6, 7, 3))),
@@ -133,9 +140,11 @@ def main() -> int:
          lambda t: F.avg_pool2d(t, 3, 2, 1, count_include_pad=True), rng.standard_normal((2, 7, 8, 3))),
         ("AvgPool2D(2, padding 1)", layers.AvgPool2D(2, padding=1),
          lambda t: F.avg_pool2d(t, 2, padding=1), rng.standard_normal((2, 5, 6, 3))),
-        ("GlobalAvgPool2D", layers.GlobalAvgPool2D(), lambda t: t.mean(dim=(2, 3)), rng.standard_normal((3, 5, 6, 4))),
+        ("GlobalAvgPool2D", layers.GlobalAvgPool2D(),
+         lambda t: t.mean(dim=(2, 3)), rng.standard_normal((3, 5, 6, 4))),
         # Flatten: lamina flattens (h, w, c) row-major; torch's NCHW tensor permuted to NHWC, then flattened
-        ("Flatten", layers.Flatten(), lambda t: torch.flatten(t.permute(0, 2, 3, 1), 1), rng.standard_normal((3, 4, 5, 2))),
+        ("Flatten", layers.Flatten(),
+         lambda t: torch.flatten(t.permute(0, 2, 3, 1), 1), rng.standard_normal((3, 4, 5, 2))),
     ]
     for name, layer, fn, x in pools:
         rows.append((name, pool_case(rng, layer, fn, x)))

@@ -1,8 +1,9 @@
-"""Every lamina loss against PyTorch in float64: value and gradient, every option; exits 1 above relative 1e-9.
+"""Every lamina loss against PyTorch in float64: value and gradient, every option; exits 1 above 1e-9.
 
 torch is an oracle here, never a dependency of lamina. Run, with torch's site-packages on the path:
 
-    PYTHONPATH=/work/torchvenv/lib/python3.11/site-packages /work/venvs/losses/bin/python bench/torch_agreement/losses.py
+    PYTHONPATH=/work/torchvenv/lib/python3.11/site-packages \
+        /work/venvs/losses/bin/python bench/torch_agreement/losses.py
 
 Prints one row per case: the largest relative error of the value and of the gradient over a few random draws,
 relative to the largest magnitude of torch's value or gradient (so an entry near 0 is not divided by itself).
@@ -110,7 +111,8 @@ def binary_cross_entropy_cases(rng):
             settings.append(("pos_weight (k,)", pw_k[:z.shape[1]]))
         for name, pw in settings:
             theirs = {} if pw is None else {"pos_weight": torch.as_tensor(pw, dtype=torch.float64)}
-            function = (lambda theirs: lambda z, t: F.binary_cross_entropy_with_logits(z, t, **theirs))(theirs)
+            function = (lambda theirs: lambda z, t: F.binary_cross_entropy_with_logits(z, t, **theirs))(
+                theirs)
             loss = losses.BinaryCrossEntropy(pos_weight=pw)
             yield f"BinaryCrossEntropy {shape_name} {name}, 0/1", loss, function, z, zero_one
             yield f"BinaryCrossEntropy {shape_name} {name}, probabilities", loss, function, z, soft
@@ -134,10 +136,12 @@ def extreme_cases(rng):
     """Logits of magnitude 1e4: no overflow, no NaN, the same numbers as torch."""
     z = rng.choice([-1e4, 1e4], (16, 4)) + rng.standard_normal((16, 4))
     t = (rng.random((16, 4)) < 0.5).astype(np.float64)
-    yield "BinaryCrossEntropy logits ±1e4", losses.BinaryCrossEntropy(), F.binary_cross_entropy_with_logits, z, t
-    yield ("BinaryCrossEntropy logits ±1e4, pos_weight (k,)", losses.BinaryCrossEntropy(pos_weight=[0.5, 1, 2, 3]),
-           lambda z, t: F.binary_cross_entropy_with_logits(z, t, pos_weight=torch.tensor([0.5, 1, 2, 3.0],
-                                                                                        dtype=torch.float64)), z, t)
+    yield ("BinaryCrossEntropy logits ±1e4", losses.BinaryCrossEntropy(), F.binary_cross_entropy_with_logits,
+           z, t)
+    yield ("BinaryCrossEntropy logits ±1e4, pos_weight (k,)",
+           losses.BinaryCrossEntropy(pos_weight=[0.5, 1, 2, 3]),
+           lambda z, t: F.binary_cross_entropy_with_logits(
+               z, t, pos_weight=torch.tensor([0.5, 1, 2, 3.0], dtype=torch.float64)), z, t)
     labels = rng.integers(0, 4, 16)
     yield "SoftmaxCrossEntropy logits ±1e4", losses.SoftmaxCrossEntropy(), F.cross_entropy, z, labels
     w = np.array([0.5, 1.0, 2.0, 3.0])

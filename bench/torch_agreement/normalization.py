@@ -30,7 +30,8 @@ def t(array) -> torch.Tensor:
 def agree(name: str, lamina_value, torch_value) -> None:
     """Record max |a - b| / max |b| for one comparison."""
     a = np.asarray(lamina_value, dtype=F64)
-    b = torch_value.detach().numpy() if isinstance(torch_value, torch.Tensor) else np.asarray(torch_value, F64)
+    b = torch_value.detach().numpy() if isinstance(torch_value, torch.Tensor) else np.asarray(torch_value,
+                                                                                              F64)
     assert a.shape == b.shape, (name, a.shape, b.shape)
     results.append((name, float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-300))))
 
@@ -69,7 +70,8 @@ def dropout(rng: np.random.Generator) -> None:
 # ---- BatchNorm ----------------------------------------------------------------------------------
 
 def batch_norm(rng: np.random.Generator, sample_shape: tuple, steps: int = 4) -> None:
-    """Several training steps then inference, torch's BatchNorm1d for (n, f), BatchNorm2d (NCHW, permuted) for (n, h, w, c)."""
+    """Several training steps then inference, torch's BatchNorm1d for (n, f), BatchNorm2d (NCHW, permuted) for
+    (n, h, w, c)."""
     f = sample_shape[-1]
     image = len(sample_shape) == 3
     kind = "2d" if image else "1d"

@@ -1,10 +1,11 @@
-"""lamina's optimizers against torch.optim in float64: trajectories of a small MLP's parameters under random gradients.
+"""lamina's optimizers against torch.optim in float64: a small MLP's parameters under random gradients.
 
 Each case runs 25 updates with the same gradients through lamina and through torch (torch:
 clip_grad_norm_ then step; a schedule sets the group's lr before each step) and prints the
 largest relative error over every parameter and step. Exit status 1 above 1e-9.
 
-    PYTHONPATH=/work/torchvenv/lib/python3.11/site-packages /work/venvs/chain/bin/python bench/torch_agreement/optimizers.py
+    PYTHONPATH=/work/torchvenv/lib/python3.11/site-packages \
+        /work/venvs/chain/bin/python bench/torch_agreement/optimizers.py
 """
 
 from __future__ import annotations
@@ -34,15 +35,20 @@ def cases():
         yield f"Adam wd betas schedule clip={clip}", optim.Adam(schedule, betas=(0.8, 0.99), eps=1e-6,
                                                                 weight_decay=0.1, clip_norm=clip), \
             lambda ps: torch.optim.Adam(ps, lr=0.05, betas=(0.8, 0.99), eps=1e-6, weight_decay=0.1)
-        yield f"AdamW clip={clip}", optim.AdamW(1e-2, clip_norm=clip), lambda ps: torch.optim.AdamW(ps, lr=1e-2)
+        yield (f"AdamW clip={clip}", optim.AdamW(1e-2, clip_norm=clip),
+               lambda ps: torch.optim.AdamW(ps, lr=1e-2))
         yield f"AdamW wd schedule clip={clip}", optim.AdamW(schedule, weight_decay=0.3, clip_norm=clip), \
             lambda ps: torch.optim.AdamW(ps, lr=0.05, weight_decay=0.3)
-        yield f"RMSprop clip={clip}", optim.RMSprop(1e-2, clip_norm=clip), lambda ps: torch.optim.RMSprop(ps, lr=1e-2)
-        yield f"RMSprop centered momentum wd clip={clip}", optim.RMSprop(1e-2, alpha=0.9, eps=1e-6, weight_decay=0.05,
-                                                                         momentum=0.7, centered=True, clip_norm=clip), \
+        yield (f"RMSprop clip={clip}", optim.RMSprop(1e-2, clip_norm=clip),
+               lambda ps: torch.optim.RMSprop(ps, lr=1e-2))
+        yield f"RMSprop centered momentum wd clip={clip}", optim.RMSprop(1e-2, alpha=0.9, eps=1e-6,
+                                                                         weight_decay=0.05,
+                                                                         momentum=0.7, centered=True,
+                                                                         clip_norm=clip), \
             lambda ps: torch.optim.RMSprop(ps, lr=1e-2, alpha=0.9, eps=1e-6, weight_decay=0.05, momentum=0.7,
                                            centered=True)
-        yield f"RMSprop centered schedule clip={clip}", optim.RMSprop(schedule, centered=True, clip_norm=clip), \
+        yield f"RMSprop centered schedule clip={clip}", optim.RMSprop(schedule, centered=True,
+                                                                      clip_norm=clip), \
             lambda ps: torch.optim.RMSprop(ps, lr=0.05, centered=True)
 
 
@@ -51,7 +57,8 @@ def trajectory_error(opt, make_torch, seed: int = 0) -> float:
     model = layers.mlp(rng, [5, 7, 6, 3], activation=layers.Tanh)
     model = layers.map_parameters(lambda p: p.astype(np.float64), model)
     grads = [layers.map_parameters(lambda p: rng.standard_normal(p.shape) * 0.5, model) for _ in range(STEPS)]
-    tensors = [torch.tensor(p.copy(), dtype=torch.float64, requires_grad=True) for p in layers.parameters(model)]
+    tensors = [torch.tensor(p.copy(), dtype=torch.float64, requires_grad=True)
+               for p in layers.parameters(model)]
     torch_opt = make_torch(tensors)
     clip = getattr(opt, "clip_norm", None)
     state, worst = opt.init(model), 0.0
@@ -78,7 +85,8 @@ def main() -> int:
         error = trajectory_error(opt, make_torch)
         worst_all = max(worst_all, error)
         print(f"{name:45s} max relative error {error:.2e}")
-    print(f"{'all':45s} max relative error {worst_all:.2e} (tolerance {TOLERANCE:g}, torch {torch.__version__})")
+    print(f"{'all':45s} max relative error {worst_all:.2e} (tolerance {TOLERANCE:g}, torch "
+          f"{torch.__version__})")
     return 0 if worst_all <= TOLERANCE else 1
 
 

@@ -30,20 +30,22 @@ def unknown_keywords(cls: type, kwargs: dict) -> str | None:
 
 @functools.lru_cache(maxsize=None)
 def _known(cls: type) -> frozenset:
-    return frozenset(field.alias for field in attrs.fields(cls) if field.init) if attrs.has(cls) else frozenset()
+    if not attrs.has(cls):
+        return frozenset()
+    return frozenset(field.alias for field in attrs.fields(cls) if field.init)
 
 
 class KeywordHints:
-    """Mixin of a record class: an unknown keyword is a TypeError that names the one meant (``lr=`` -> ``learning_rate=``),
-    and sizes where the arrays go (``Dense(784, 10)``) point to the class's ``init``."""
+    """Mixin of a record class: an unknown keyword is a TypeError that names the one meant (``lr=`` ->
+    ``learning_rate=``), and sizes where the arrays go (``Dense(784, 10)``) point to the class's ``init``."""
 
     __slots__ = ()
 
     def __new__(cls, *args, **kwargs):
         if args and all(type(a) is int for a in args) and isinstance(cls.__dict__.get("init"), classmethod):
             sizes = ", ".join(map(str, args))
-            raise TypeError(f"{cls.__name__}({sizes}) gives the record's arrays, not its sizes; a new layer is "
-                            f"{cls.__name__}.init(rng, {sizes}), e.g. layers.{cls.__name__}.init("
+            raise TypeError(f"{cls.__name__}({sizes}) gives the record's arrays, not its sizes; a new layer "
+                            f"is {cls.__name__}.init(rng, {sizes}), e.g. layers.{cls.__name__}.init("
                             f"np.random.default_rng(0), {sizes})")
         if kwargs and not _known(cls).issuperset(kwargs):
             raise TypeError(unknown_keywords(cls, kwargs))

@@ -1,4 +1,5 @@
-"""Pickling a record through its constructor, so a copy's arrays come back read-only and its checks run again."""
+"""Pickling a record through its constructor, so a copy's arrays come back read-only and its checks run
+again."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ def rebuild(cls: type, fields: dict):
 
 
 class BuiltOnLoad:
-    """Mixin of a record class: pickle (and copy) rebuild it through its constructor, not by restoring its slots."""
+    """Mixin of a record class: pickle (and copy) rebuild it through its constructor, not by restoring its
+    slots."""
 
     __slots__ = ()
 

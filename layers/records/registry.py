@@ -1,4 +1,5 @@
-"""The registry: the record classes a model file may name (the built-in layers, registered where they are defined, plus the user's own).
+"""The registry: the record classes a model file may name (the built-in layers, registered where they are
+defined, plus the user's own).
 
 It is the one piece of global state in lamina, and only ever added to. A model file names each
 record by its registered name; loading looks the name up here and nowhere else, so a file can
@@ -34,7 +35,8 @@ def register(cls: type | None = None, *, name: str | None = None):
     if cls is None:
         return lambda cls: register(cls, name=name)
     if not isinstance(cls, type) or not attrs.has(cls):
-        raise TypeError(f"register needs an attrs class, got {cls!r}; put @layers.register above @attrs.frozen")
+        raise TypeError(f"register needs an attrs class, got {cls!r}; put @layers.register above "
+                        "@attrs.frozen")
     name = cls.__name__ if name is None else name
     if not isinstance(name, str) or not NAME.match(name):
         raise ValueError(f"register: the name must be a Python identifier (no dots), got {name!r}")

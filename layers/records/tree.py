@@ -279,19 +279,21 @@ def replace_parameters(record, arrays: Iterator[np.ndarray]):
 def map_parameters(fn: Callable[..., np.ndarray], record, *others):
     """A new record with ``fn(p, *q)`` in place of each parameter ``p`` (``q`` from ``others`` at the same
     path)."""
-    for other in others:
-        check_same_structure(record, other)
-    columns = [parameters(record), *(parameters(o) for o in others)]
-    return replace_arrays(record, iter([fn(*row) for row in zip(*columns)]), "param")
+    return _map_kind(fn, record, others, parameters, "param")
 
 
 def map_buffers(fn: Callable[..., np.ndarray], record, *others):
     """A new record with ``fn(b, *c)`` in place of each buffer ``b`` (``c`` from ``others`` at the same
     path)."""
+    return _map_kind(fn, record, others, buffers, "buffer")
+
+
+def _map_kind(fn, record, others: tuple, arrays: Callable, kind: str):
+    """``fn`` over the arrays of one ``kind`` (read by ``arrays``), row by row across record and others."""
     for other in others:
         check_same_structure(record, other)
-    columns = [buffers(record), *(buffers(o) for o in others)]
-    return replace_arrays(record, iter([fn(*row) for row in zip(*columns)]), "buffer")
+    columns = [arrays(record), *(arrays(o) for o in others)]
+    return replace_arrays(record, iter([fn(*row) for row in zip(*columns)]), kind)
 
 
 def map_arrays(fn: Callable[[np.ndarray], np.ndarray], record):
