@@ -27,10 +27,20 @@ def main(argv=None) -> int:
     except OSError as error:
         p.error(str(error))
     try:
-        model = layers.load(args.model)
-        extra = layers.load_extra(args.model)
-    except (OSError, ValueError) as error:
-        p.error(str(error))
+        return _write(args)
+    except Exception as error:      # any bad file: one line, never a traceback
+        text = " ".join(str(error).split())[:400] or type(error).__name__
+        print(f"python -m lamina.diagnostics: {args.model}: {type(error).__name__}: {text}", file=sys.stderr)
+        return 1
+
+
+def _write(args) -> int:
+    """Load, read the data, write the report -> 0."""
+    model = layers.load(args.model)
+    extra = layers.load_extra(args.model)
+    if not isinstance(extra.get("history", {}), dict) or not isinstance(extra.get("diagnostics", {}), dict):
+        raise ValueError("the file's history and diagnostics must be dicts (fit's history, "
+                         "Monitor's records)")
     data = image_shape = None
     if args.data is not None:
         load, image_shape = DATA[args.data]
@@ -38,13 +48,9 @@ def main(argv=None) -> int:
         if args.samples is not None:
             x_test, y_test = x_test[:args.samples], y_test[:args.samples]
         data = (x_test, y_test)
-    try:
-        written = report(args.out, model, history=extra.get("history"), records=extra.get("diagnostics"),
-                         data=data, image_shape=image_shape,
-                         title=f"{args.model.name}: what the network is doing")
-    except ValueError as error:
-        print(f"python -m lamina.diagnostics: {error}", file=sys.stderr)
-        return 2
+    written = report(args.out, model, history=extra.get("history"), records=extra.get("diagnostics"),
+                     data=data, image_shape=image_shape,
+                     title=f"{args.model.name}: what the network is doing")
     print(f"wrote {written} ({written.stat().st_size / 1e6:.2f} MB)")
     return 0
 

@@ -339,6 +339,30 @@ def _check_records(records) -> None:
     if not isinstance(records, dict) or any(key not in records for key in keys):
         raise ValueError("report: records must be the records of a diagnostics.Monitor (monitor.records), "
                          f"with keys {', '.join(keys)}; got {type(records).__name__}")
+    for key, kind in (("step", list), ("epoch", list), ("batch", list), ("layers", dict),
+                      ("parameters", dict)):
+        if not isinstance(records[key], kind):
+            raise ValueError(f"report: records[{key!r}] is a {type(records[key]).__name__}; "
+                             f"expected a {kind.__name__}")
+    _check_numbers(records, ("step", "epoch", "batch"), "records")
+
+
+def _check_numbers(table: dict, keys, name: str) -> None:
+    """Each of ``keys`` in ``table`` is a list of numbers (or None): ValueError naming the first bad entry."""
+    for key in keys:
+        values = table.get(key, [])
+        bad = [-1] if not isinstance(values, list) else [i for i, v in enumerate(values)
+                                                         if v is not None and type(v) not in (int, float)][:1]
+        if bad:
+            where, what = ((f"{name}[{key!r}]", values) if bad[0] < 0 else
+                           (f"{name}[{key!r}][{bad[0]}]", values[bad[0]]))
+            raise ValueError(f"report: {where} is {type(what).__name__} {str(what)[:40]!r}; expected numbers")
+
+
+def _check_history(history) -> None:
+    if not isinstance(history, dict):
+        raise ValueError(f"report: history must be fit's history (a dict), got {type(history).__name__}")
+    _check_numbers(history, ("loss", "accuracy", "val_loss", "val_accuracy", "learning_rate"), "history")
 
 
 def report(path, model, *, history=None, records=None, data=None, image_shape=None,
@@ -361,6 +385,8 @@ def report(path, model, *, history=None, records=None, data=None, image_shape=No
     check_layer(model, "report: the model")
     if records is not None:
         _check_records(records)
+    if history is not None:
+        _check_history(history)
     x = y = None
     classify = False
     if data is not None:
@@ -442,7 +468,7 @@ def _page(title: str, sections: list, missing: list, found: list, recorded: dict
         parts.append(f'<div class="missing" data-missing><b>Not in this report</b><ul>{items}</ul></div>')
     for key, name, body in sections:
         parts.append(f'<section id="{key}"><h2>{_e(name)}</h2>{body}</section>')
-    recorded = json.dumps(_finite(recorded), allow_nan=False, default=_json_default).replace("</", "<\\/")
+    recorded = json.dumps(_finite(recorded), allow_nan=False, default=_json_default).replace("<", "\\u003c")
     parts.append(f'<script type="application/json" id="lamina-data">{recorded}</script></body></html>')
     return "".join(parts)
 

@@ -103,7 +103,7 @@ class Monitor:
     """A ``fit`` callback: ``fit(..., callbacks=[monitor])``, then ``monitor.records`` (JSON as it stands).
 
     Every ``every`` batches (the first batch of the run, then each ``every``-th after it, counted
-    across epochs) it records:
+    across epochs) and on the last batch of each epoch (so every epoch has its row) it records:
 
     - per layer (each child of a combinator, by its path, through ``Mode.observe``): the mean and
       standard deviation of its output on that batch; for a ReLU the fraction of dead units (a
@@ -134,14 +134,14 @@ class Monitor:
 
     def on_train_begin(self, run) -> None:
         self.records["batches_per_epoch"] = run.batches
-        if self._records_step(self._step + 1):
+        if self._due(run):
             self._arm(run)
 
     def on_batch_end(self, run) -> None:
         self._step += 1
         if self._before is not None:
             self._record(run)
-        if self._records_step(self._step + 1):
+        if self._due(run):
             self._arm(run)
         elif run.observe is self._observe:
             run.observe = None
@@ -164,8 +164,9 @@ class Monitor:
 
     # ---- recording ------------------------------------------------------------------------------
 
-    def _records_step(self, step: int) -> bool:
-        return (step - 1) % self.every == 0
+    def _due(self, run) -> bool:
+        """Whether the next batch is recorded: every ``every``-th, and the last of each epoch."""
+        return self._step % self.every == 0 or run.position % run.batches + 1 == run.batches
 
     def _arm(self, run) -> None:
         """Get ready to record the next batch: note the weights before its update and observe its forward."""

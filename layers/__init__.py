@@ -32,7 +32,7 @@ from lamina.layers.layer_norm import LayerNorm
 from lamina.layers.mode import EVAL, TRAIN, Mode
 from lamina.layers.onnx import export_onnx
 from lamina.layers.multilayer import mlp
-from lamina.layers.records.parameter import buffer, param
+from lamina.layers.records.parameter import buffer, constant, param
 from lamina.layers.pooling import AvgPool2D, GlobalAvgPool2D, MaxPool2D
 from lamina.layers.pooling1d import AvgPool1D, GlobalAvgPool1D, GlobalMaxPool1D, MaxPool1D
 from lamina.layers.positional_embedding import PositionalEmbedding
@@ -53,7 +53,7 @@ from lamina.layers.records.tree import (
 )
 
 __all__ = [
-    "Layer", "Mode", "TRAIN", "EVAL", "param", "buffer",
+    "Layer", "Mode", "TRAIN", "EVAL", "param", "buffer", "constant",
     "Dense", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "GELU", "Identity",
     "Dropout", "BatchNorm", "LayerNorm",
     "Conv2D", "MaxPool2D", "AvgPool2D", "GlobalAvgPool2D", "Flatten", "Reshape",

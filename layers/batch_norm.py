@@ -35,6 +35,9 @@ def _check_arrays(layer: "BatchNorm", attribute, value) -> None:
     # params and buffers are checked apart: casting a record (map_parameters, then map_buffers) passes through
     # both dtypes
     feature_arrays("BatchNorm", layer, ("weight", "bias"), ("running_mean", "running_var"))
+    if (value < 0).any():       # a variance never is: a damaged or hand-made record
+        raise ValueError(f"BatchNorm: running_var holds {int((value < 0).sum())} negative value(s); "
+                         f"a variance is >= 0")
 
 
 @register

@@ -25,7 +25,8 @@ import attrs
 import numpy as np
 
 from lamina.layers.errors import LayerError, ShapeError, format_shape
-from lamina.layers.layer import Layer, check_layer, describe, entry, forward_of, output_shape_of, takes_ids
+from lamina.layers.layer import (Layer, check_layer, describe, entry, forward_of, output_shape_of, takes_ids,
+                                 wrong_gradients)
 from lamina.layers.mode import Mode
 from lamina.layers.records.tree import (buffers, check_sharing, count_first_uses, count_parameters,
                                         first_paths, parameters)
@@ -210,6 +211,8 @@ class Combinator(Layer):
             dx, grads = child.backward(cache, dy, mode)
         except PATHED as error:
             raise error.within(self._paths[i]) from None
+        if type(grads) is not type(child):
+            raise TypeError(wrong_gradients(child, grads, self._paths[i]))
         if dx is None and mode.input_grad and not takes_ids(child):
             raise TypeError(f"{self._paths[i]} {describe(child)}: backward returned dx None, but the mode "
                             f"asks for the input gradient (mode.input_grad is True)")
@@ -245,6 +248,8 @@ class Combinator(Layer):
         """One row per layer (nested layers indented): path, layer, output shape, parameter count; then the
         total
         (a shared record counted once)."""
+        if input_shape is not None:
+            self.output_shape(input_shape)      # the top level's own wiring too (a Residual's identity)
         rows = self.summary_rows(input_shape)
         header = ("path", "layer", "output", "parameters")
         widths = [max(len(r[k]) for r in [header, *rows]) for k in range(4)]

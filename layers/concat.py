@@ -25,6 +25,12 @@ class Concat(Fork):
 
     branches: tuple = attrs.field(converter=as_branches("Concat"))
 
+    def __init__(self, branches, *more):
+        if more:
+            raise TypeError(f"Concat takes one list of branches: Concat([a, b, ...]), not Concat(a, b, ...) "
+                            f"(got {1 + len(more)} arguments)")
+        self.__attrs_init__(branches)
+
     def output_from(self, input_shape, outputs):
         return joined_shape(self.describe(), "concat", outputs, _branch, EVERY)
 

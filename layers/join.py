@@ -42,6 +42,10 @@ def join(layer: str, how: str, ys, part=_input, every: str = "every input"):
     """(the joined array, the cache its backward needs) for the tuple ``ys``."""
     if any(y.shape[1:] != ys[0].shape[1:] for y in ys[1:]) or how == "concat" and ys[0].ndim < 2:
         joined_shape(layer, how, [y.shape[1:] for y in ys], part, every)
+    bad = next((i for i, y in enumerate(ys) if len(y) != len(ys[0])), None)
+    if bad is not None:
+        raise ShapeError(layer, f"{every} to keep the batch's {len(ys[0])} samples", f"{len(ys[bad])} samples",
+                         source=part(bad))
     if how == "sum":
         total = ys[0] + ys[1] if len(ys) > 1 else ys[0].copy()
         for y in ys[2:]:

@@ -71,6 +71,14 @@ def check_layer(layer, where: str = "") -> None:
         check_sharing(layer, describe(layer))
 
 
+def wrong_gradients(layer, grads, path: str = "the model") -> str:
+    """What to say when ``layer.backward`` returned ``grads`` of another class than the layer's."""
+    name = type(layer).__name__
+    return (f"{path} {describe(layer)}: backward returned a {type(grads).__name__} as its gradients; it must "
+            f"return (dx, grads) with grads a {name} holding the gradients in its param fields, e.g. "
+            f"attrs.evolve(self, weight=dweight) or {name}(weight=dweight, ...)")
+
+
 def onnx_form(layer):
     """The layer's own ONNX form, its optional method ``to_onnx(graph, x) -> y``, or None (layers/onnx/)."""
     return getattr(layer, "to_onnx", None)

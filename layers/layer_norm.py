@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import warnings
 
 import attrs
 import numpy as np
@@ -41,6 +42,11 @@ class LayerNorm(PerFeature, Layer):
     def init(cls, n_features: int, eps: float = 1e-5, dtype=np.float32) -> "LayerNorm":
         """A fresh layer: weight 1, bias 0, both (n_features,)."""
         n_features = positive_int(n_features, "n_features", "LayerNorm.init")
+        if n_features == 1:
+            warnings.warn("LayerNorm.init(1): normalizing over one feature always gives 0, so the layer "
+                          "outputs its bias whatever the input; normalize over more features, or use "
+                          "BatchNorm",
+                          stacklevel=2)
         return cls(weight=np.ones(n_features, dtype), bias=np.zeros(n_features, dtype), eps=eps)
 
     def __repr__(self) -> str:

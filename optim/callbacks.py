@@ -57,6 +57,9 @@ class ProgressBar:
             if key in run.history:
                 parts.append(f"{key} {run.history[key][-1]:.4f}")
         parts.append(f"{run.history['seconds'][-1]:.1f} s")
+        if run.history.get("threads"):          # BLAS rounds differently by count: the count that ran
+            count = run.history["threads"][-1]
+            parts.append(f"{count} thread{'s' if count != 1 else ''}" if count else "BLAS threads as set")
         tqdm.write("  ".join(parts))
 
     def on_train_end(self, run: Run) -> None:

@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import errno
+import math
+import os
+import warnings
+import re
 from pathlib import Path
 
 import attrs
 import numpy as np
 from lamina.layers.errors import ModelFileError
+from lamina.layers.files.atomic import try_lock, fcntl
+from lamina.layers.files.atomic import remove_stale_temporaries as remove_stale
 from lamina.layers.records.registry import register
 from lamina.optim.chain import ChainState
+from lamina.optim.errors import TrainingWarning
 
 PATTERN = "checkpoint-*.npz"
+STALE_CHECKPOINTS = re.compile(r"\.checkpoint-.*\.tmp\Z")
 BIT_GENERATORS = {cls.__name__: cls for cls in (np.random.PCG64, np.random.PCG64DXSM, np.random.MT19937,
                                                 np.random.Philox, np.random.SFC64)}
 EXTRA_KEYS = ("epoch", "position", "history", "rng_state", "epoch_rng_state", "running", "settings")
@@ -78,9 +87,15 @@ class Checkpoint:
         """The checkpoint of a run whose ``Run.saved()`` is ``saved``."""
         return cls(**saved, **records_and_settings)
 
-    def check_matches(self, settings: dict, rng) -> None:
-        """Raise ValueError listing every setting in which a resumed run differs from the checkpoint's."""
-        differ = [f"{key}: checkpoint has {self.settings.get(key)!r}, this run has {value!r}"
+    def check_matches(self, settings: dict, rng, history: tuple = ()) -> None:
+        """Raise ValueError listing every setting in which a resumed run differs from the checkpoint's (and
+        every key of ``history``, the resumed run's, that the checkpoint's lacks)."""
+        optional = {"learning_rate", "threads"}      # (0.1 had neither list)
+        scalars = {"best_epoch", "stopped_early"}
+        differ = [f"history: the checkpoint's {'lacks' if key in history else 'has'} {key!r}, this run's "
+                  f"{'has' if key in history else 'lacks'} it (validation given to one run only?)"
+                  for key in sorted(set(history).symmetric_difference(self.history) - optional - scalars)
+                  if history] + [f"{key}: checkpoint has {self.settings.get(key)!r}, this run has {value!r}"
                   for key, value in settings.items() if self.settings.get(key) != value]
         kind = type(rng.bit_generator).__name__
         if self.rng_state.get("bit_generator") != kind:
@@ -124,7 +139,7 @@ def _generator_state(state, where: str) -> dict:
     """A checked Generator state from a file: a known bit generator that accepts it."""
     state = _state_from_json(state, where)
     kind = state.get("bit_generator") if isinstance(state, dict) else None
-    if kind not in BIT_GENERATORS:
+    if type(kind) is not str or kind not in BIT_GENERATORS:
         raise ValueError(f"{where} names the bit generator {str(kind)[:40]!r}; "
                          f"expected one of {sorted(BIT_GENERATORS)}")
     try:
@@ -150,13 +165,8 @@ def _checked_extra(extra: dict) -> dict:
     history, running = fields["history"], fields["running"]
     parts = running.get("parts", []) if type(running) is dict else []      # losses.Multi's per-part sums
     running = {k: v for k, v in running.items() if k != "parts"} if type(running) is dict else running
-    if type(history) is not dict or not all(type(v) is list for k, v in history.items() if k not in
-                                            ("best_epoch", "stopped_early")):
-        raise ValueError("the checkpoint's history is not a dict of per-epoch lists")
-    if type(running) is not dict or set(running) != RUNNING_KEYS or \
-            not all(type(v) in (int, float) for v in running.values()):
-        raise ValueError(f"the checkpoint's running sums are {str(running)[:100]}; "
-                         f"expected numbers {sorted(RUNNING_KEYS)}")
+    _check_history(history, fields["epoch"])
+    _check_running(running, fields["position"])
     if type(parts) is not list or not all(type(p) is list and len(p) == 3 and
                                           all(type(v) in (int, float) for v in p) for p in parts):
         raise ValueError(f"the checkpoint's per-part running sums are {str(parts)[:100]}; expected "
@@ -175,6 +185,40 @@ def _checked_extra(extra: dict) -> dict:
     elif fields["position"] > 0:
         raise ValueError("the checkpoint is in the middle of an epoch but lacks the epoch's rng state")
     return fields
+
+
+def _check_history(history, epochs: int) -> None:
+    """fit's history after ``epochs`` epochs: "loss" and "seconds", every list ``epochs`` numbers long."""
+    if type(history) is not dict or not all(type(v) is list for k, v in history.items() if k not in
+                                            ("best_epoch", "stopped_early")):
+        raise ValueError("the checkpoint's history is not a dict of per-epoch lists")
+    for key in sorted({"loss", "seconds"} - set(history)):
+        raise ValueError(f"the checkpoint's history lacks {key!r}")
+    for key, values in history.items():
+        if key == "best_epoch" and not (type(values) is int and 1 <= values <= epochs):
+            raise ValueError(f"the checkpoint's history['best_epoch'] is {str(values)[:40]}; "
+                             f"expected 1 to {epochs}")
+        if key == "stopped_early" and type(values) is not bool:
+            raise ValueError(f"the checkpoint's history['stopped_early'] is {str(values)[:40]}; "
+                             f"expected a bool")
+        if type(values) is list and (len(values) != epochs or
+                                     not all(v is None or type(v) in (int, float) for v in values)):
+            raise ValueError(f"the checkpoint's history[{key!r}] is {str(values)[:60]}; expected {epochs} "
+                             f"number(s), one per epoch done")
+
+
+def _check_running(running, position: int) -> None:
+    """The running sums of ``position`` batches of the epoch in progress."""
+    numbers = type(running) is dict and set(running) == RUNNING_KEYS and \
+        all(type(v) in (int, float) for v in running.values())
+    if not numbers:
+        raise ValueError(f"the checkpoint's running sums are {str(running)[:100]}; "
+                         f"expected numbers {sorted(RUNNING_KEYS)}")
+    counts = all(type(running[key]) is int for key in ("correct", "seen", "batches"))
+    if not (counts and running["batches"] == position and 0 <= running["correct"] <= running["seen"]
+            and math.isfinite(running["loss_sum"])):
+        raise ValueError(f"the checkpoint's running sums {str(running)[:100]} do not fit {position} "
+                         f"batch(es) of the epoch in progress")
 
 
 def _offset(extra: dict, fields: dict) -> int | None:
@@ -215,10 +259,44 @@ def save_checkpoint(folder, checkpoint: Checkpoint, *, keep: int = 3, protect=No
     return path
 
 
-def remove_stale_temporaries(folder) -> None:
-    """Delete what writers killed mid-write left in a checkpoint folder (``.checkpoint-*.tmp``)."""
-    for stale in Path(folder).glob(".checkpoint-*.tmp"):
-        stale.unlink(missing_ok=True)
+class FolderLock:
+    """A checkpoint folder held by one run: an OS lock (``flock``) on ``folder/.lock``, which dies with its
+    process, so a killed run's folder can be resumed at once. Entering a folder a live run holds raises
+    FileExistsError naming the folder and the holder's process id, and touches nothing in it."""
+
+    NAME = ".lock"
+
+    def __init__(self, folder):
+        self.folder, self.fd = Path(folder), None
+
+    def __enter__(self) -> Path:
+        path = self.folder / self.NAME
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
+        except OSError as error:
+            error.filename = error.filename or str(path)
+            raise
+        if fcntl is not None and not try_lock(fd):
+            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
+            os.close(fd)
+            raise FileExistsError(errno.EEXIST, f"fit: the checkpoint folder {self.folder} belongs to a live "
+                                  f"run (process {holder}); wait for it to end, or give another folder",
+                                  str(self.folder))
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
+        self.fd = fd
+        return self.folder
+
+    def __exit__(self, *exc) -> None:
+        if self.fd is not None:
+            os.close(self.fd)       # releases the lock
+            self.fd = None
+
+
+def remove_stale_temporaries(folder) -> list[str]:
+    """Delete what dead writers left in a checkpoint folder (``.checkpoint-*.tmp``) -> their names (called
+    under the folder's lock: only a run holding it writes checkpoints there)."""
+    return remove_stale(folder, STALE_CHECKPOINTS, age=0.0)
 
 
 def latest_checkpoint(folder) -> Path:
@@ -233,9 +311,14 @@ def _newest(folder: Path) -> Checkpoint:
     problems = []
     for path in sorted(folder.glob(PATTERN), reverse=True):
         try:
-            return _load_file(path)
-        except ModelFileError as error:
+            checkpoint = _load_file(path)
+        except (ModelFileError, OSError) as error:
             problems.append(str(error))
+            continue
+        if problems:
+            warnings.warn(f"{len(problems)} newer checkpoint(s) in {folder} are damaged; using {path.name} "
+                          f"instead ({'; '.join(problems)[:500]})", TrainingWarning, stacklevel=4)
+        return checkpoint
     detail = "; ".join(problems) if problems else "no files named checkpoint-*.npz"
     raise FileNotFoundError(f"no valid checkpoint in {folder}: {detail}")
 

@@ -45,11 +45,15 @@ def check_targets(y, n: int, n_outputs: int | None, loss=None, name: str = "y",
                              "class (2 or more; e.g. the last Dense with n_out = "
                              f"{max(2, int(y.max()) + 1)}); for a yes/no problem with one output use "
                              "losses.BinaryCrossEntropy()")
+        if n_outputs == 1 and loss is not None:
+            raise ValueError(f"{who}: {name} holds int labels (shape {y.shape}), but the model has 1 output: "
+                             f"for {type(loss).__name__} on numbers use {name}[:, None].astype(float)")
         return check_labels(y, n, n_outputs, who if name == "y" else f"{who}: {name}", _ignored(loss))
     if y.dtype.kind != "f":
         hint = ""
         if y.ndim == 2 and y.shape[1] == 1:
-            hint = f"; for class labels use {name}.ravel() (shape (n,))"
+            hint = (f"; for class labels use {name}.ravel() (shape (n,))" if n_outputs != 1 else
+                    f"; for {type(loss).__name__} on 0/1 or other numbers use {name}.astype(float)")
         elif y.ndim == 2 and np.isin(y, (0, 1)).all() and (y.sum(axis=1) == 1).all():
             hint = f"; these look like one-hot rows: use {name}.argmax(1) for labels (n,)"
         if not hint and y.dtype.kind in "iu" and isinstance(loss, losses.SoftmaxCrossEntropy) and n_outputs:

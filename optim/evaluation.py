@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from lamina.layers.layer import check_layer, chunks, forward_of, input_dtype, output_shape_of
 from lamina.layers.mode import EVAL
 from lamina.optim.checks import check_targets, positive_int
 from lamina.optim.metrics import accuracy_rule, part_rules
 from lamina.optim.threads import AUTO, BlasThreads
+from lamina.losses import SoftmaxCrossEntropy
 from lamina.optim.tuples import (add_scores, cast, check_x, check_y, count_of, finite, first_rows, n_samples,
                                  part_means, part_scores, per_sample_shape, rows)
 
@@ -40,10 +43,19 @@ def evaluate(model, loss, x, y, batch_size: int = 1000, *, transform=None, threa
     return scores(model, loss, x, y, batch_size, transform, BlasThreads(threads, who="evaluate"))
 
 
+def _counted(loss, yb) -> float:
+    """What the loss's mean divides by on this batch (torch's weighted mean: the summed class weights of the
+    counted labels), so that batches combine into the mean over the whole set."""
+    if not (isinstance(loss, SoftmaxCrossEntropy) and isinstance(yb, np.ndarray) and yb.dtype.kind in "iu"):
+        return float(n_samples(yb))
+    labels = yb if loss.ignore_index is None else yb[yb != loss.ignore_index]
+    return float(labels.size if loss.class_weights is None else loss.class_weights[labels].sum())
+
+
 def scores(model, loss, x, y, batch_size, transform, threads) -> dict:
     """{"loss": ..., "accuracy": ...} of ``model`` on checked (x, y), in batches of ``batch_size`` under
     ``threads``."""
-    total, correct, seen, sums, n = 0.0, 0, 0, [], n_samples(x)
+    total, counted, correct, seen, sums, n = 0.0, 0.0, 0, 0, [], n_samples(x)
     forward, dtype, accuracy = forward_of(model), input_dtype(model, x), accuracy_rule(loss, y)
     rules = part_rules(loss, y)
     with threads as blas:
@@ -58,13 +70,13 @@ def scores(model, loss, x, y, batch_size, transform, threads) -> dict:
                 if finite(pred):
                     raise
                 value = math.nan
-            total += value * n_samples(yb)
+            total, counted = total + value * _counted(loss, yb), counted + _counted(loss, yb)
             if accuracy is not None:
                 right, count = accuracy(pred, yb)
                 correct, seen = correct + right, seen + count
             if rules is not None and math.isfinite(value):   # losses.Multi: each part's loss and accuracy
                 sums = add_scores(sums, part_scores(loss, rules, pred, yb), n_samples(yb))
-    result = {"loss": total / n}
+    result = {"loss": total / counted if counted else 0.0}
     if accuracy is not None:
         result["accuracy"] = correct / seen
     return {**result, **part_means(sums, n)}

@@ -8,7 +8,7 @@ import math
 
 import attrs
 import numpy as np
-from lamina.layers.layer import check_layer, entry, forward_of
+from lamina.layers.layer import check_layer, entry, forward_of, wrong_gradients
 from lamina.layers.mode import Mode
 from lamina.layers.records.finite import all_finite, first_nonfinite
 from lamina.layers.records.parameter import owning
@@ -40,6 +40,8 @@ def gradients(forward, model, loss, xb, yb, mode: Mode):
             raise
         return pred, math.nan, None
     _, grads = model.backward(cache, loss.backward(loss_cache), mode)
+    if type(grads) is not type(model):
+        raise TypeError(wrong_gradients(model, grads))
     return pred, value, grads
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import warnings
@@ -12,12 +13,13 @@ from lamina.layers.layer import check_layer, input_dtype, model_dtype, takes_ids
 from lamina.layers.records.tree import check_same_sharing, check_same_structure
 from lamina.optim.callbacks import HOOKS, BestModel, DivergenceWatch, ProgressBar
 from lamina.optim.checkpoints import PATTERN as CHECKPOINTS
-from lamina.optim.checkpoints import load_checkpoint, remove_stale_temporaries
+from lamina.optim.checkpoints import FolderLock, load_checkpoint, remove_stale_temporaries
 from lamina.optim.checks import check_targets, positive_int
 from lamina.optim.errors import TrainingWarning
 from lamina.optim.evaluation import DEFAULT_THREADS, evaluate, n_outputs  # noqa: F401 (evaluate: as before)
 from lamina.optim.loop import Loop, hooks_of
 from lamina.optim.metrics import accuracy_rule, part_rules
+from lamina.optim.mistakes import check_arguments, check_prediction, warn_undeclared_arrays
 from lamina.optim.pieces import Checkpoints, History, Interrupts, Validation
 from lamina.optim.run import Run
 from lamina.optim.signals import StopRequests
@@ -131,29 +133,39 @@ def _float_targets(y, dtype):
     return y.astype(dtype, copy=False) if y.dtype.kind == "f" and dtype is not None else y
 
 
-def _checkpoint_folder(checkpoint, resume) -> Path | None:
-    """The checkpoint folder, made and checked (stale temporaries removed), or None."""
+def _checkpoint_folder(checkpoint) -> Path | None:
+    """The checkpoint folder, made and checked, or None."""
     if checkpoint is None:
         return None
     folder = Path(checkpoint)
     _check_folder(folder)
+    return folder
+
+
+def _claim(folder: Path | None, resume) -> None:
+    """Once ``folder`` is locked: stale temporaries go, and a new run refuses another run's checkpoints."""
+    if folder is None:
+        return
     remove_stale_temporaries(folder)
     if resume is None and any(folder.glob(CHECKPOINTS)):
         raise FileExistsError(f"fit: {folder} holds checkpoints of another run; resume from it "
                               f"(resume={str(folder)!r}) or give an empty folder")
-    return folder
 
 
-def _resumed(resume, model, rng, settings: dict, best, callbacks, *, epochs: int, batches: int) -> Run:
+def _resumed(resume, model, rng, settings: dict, best, callbacks, *, epochs: int, batches: int,
+             keys=()) -> Run:
     """The run where the checkpoint ``resume`` left it; the Generator, the best model and the callbacks'
     states too."""
     ckpt = load_checkpoint(resume)
-    ckpt.check_matches(settings, rng)
+    ckpt.check_matches(settings, rng, keys)
     check_same_structure(model, ckpt.model, names=("model given to fit", "checkpoint's model"))
     check_same_sharing(model, ckpt.model, names=("model given to fit", "checkpoint's model"))
     if ckpt.epoch > epochs:
         raise ValueError(f"fit: the checkpoint is at epoch {ckpt.epoch}, past epochs={epochs} "
                          f"(epochs is the total, counting the epochs before the checkpoint)")
+    if ckpt.epoch == epochs and ckpt.position == 0:
+        warnings.warn(f"fit: the run in {ckpt.path} is finished (epoch {epochs} of {epochs}): nothing is "
+                      f"left to train; pass a larger epochs= (the total) to train on", TrainingWarning, stacklevel=3)
     rng.bit_generator.state = ckpt.rng_state
     if best is not None:
         best.best = ckpt.best
@@ -189,26 +201,31 @@ def fit(model, loss, optimizer, x, y, *, epochs: int, batch_size: int, rng: np.r
                     batch_size=batch_size, keep=keep, checkpoint_every=checkpoint_every,
                     steps_per_epoch=steps_per_epoch)
     check_layer(model, "fit: the model")
+    check_arguments(loss, optimizer, x)
     callbacks = _checked_callbacks(callbacks)
     x, y, validation = _checked_data(model, loss, x, y, validation, transform)
+    check_prediction(model, loss, x, y, transform), warn_undeclared_arrays(model)
     settings = _settings(model, loss, optimizer, x, batch_size, transform, steps_per_epoch)
-    folder = _checkpoint_folder(checkpoint, resume)
+    folder = _checkpoint_folder(checkpoint)
     batches, accuracy = steps_per_epoch or -(-n_samples(x) // batch_size), accuracy_rule(loss, y)
     parts = part_rules(loss, y)
     best = BestModel(keep_best, patience) if keep_best or patience else None
-    if resume is not None:
-        run = _resumed(resume, model, rng, settings, best, callbacks, epochs=epochs, batches=batches)
-    else:
-        net = owned_copy(model, model)
-        history = _new_history(accuracy is not None, validation is not None, part_keys(loss, parts))
-        run = Run(epochs, batches, history, net, owned_copy(optimizer.init(net), model))
-    with BlasThreads(threads) as blas, StopRequests(run) as requests:
-        bar = ProgressBar() if progress else None
-        checking = validation and Validation(loss, *validation, transform)
-        writing = folder and Checkpoints(folder, keep, checkpoint_every, rng, settings, callbacks, best)
-        pieces = [checking, History(optimizer, blas), bar, DivergenceWatch(optimizer), best, *callbacks,
-                  writing, Interrupts(requests, close=(bar,) if bar else ())]
-        step = OwnedStep(loss, in_place(optimizer, reuse_gradients=not callbacks), blas)
-        Loop(x, y, batch_size, rng, step, hooks_of([p for p in pieces if p]), accuracy, steps_per_epoch,
-             transform, input_dtype(model, x), keep_grads=bool(callbacks), parts=parts)(run)
+    with FolderLock(folder) if folder else contextlib.nullcontext():
+        _claim(folder, resume)
+        keys = _new_history(accuracy is not None, validation is not None, part_keys(loss, parts))
+        if resume is not None:
+            run = _resumed(resume, model, rng, settings, best, callbacks, epochs=epochs, batches=batches,
+                           keys=keys)
+        else:
+            net = owned_copy(model, model)
+            run = Run(epochs, batches, keys, net, owned_copy(optimizer.init(net), model))
+        with BlasThreads(threads) as blas, StopRequests(run) as requests:
+            bar = ProgressBar() if progress else None
+            checking = validation and Validation(loss, *validation, transform)
+            writing = folder and Checkpoints(folder, keep, checkpoint_every, rng, settings, callbacks, best)
+            pieces = [checking, History(optimizer, blas), bar, DivergenceWatch(optimizer), best, *callbacks,
+                      writing, Interrupts(requests, close=(bar,) if bar else ())]
+            step = OwnedStep(loss, in_place(optimizer, reuse_gradients=not callbacks), blas)
+            Loop(x, y, batch_size, rng, step, hooks_of([p for p in pieces if p]), accuracy, steps_per_epoch,
+                 transform, input_dtype(model, x), keep_grads=bool(callbacks), parts=parts)(run)
     return (best.best if keep_best and best.best is not None else run.live()[0]), run.history

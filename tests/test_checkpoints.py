@@ -131,14 +131,16 @@ def test_load_checkpoint_of_a_folder_picks_the_newest_valid_one(tmp_path):
     layers.save(tmp_path / "checkpoint-00008-0000000.npz", new_model())
     with pytest.raises(layers.ModelFileError, match="not a checkpoint"):
         optim.load_checkpoint(tmp_path / "checkpoint-00008-0000000.npz")
-    assert optim.load_checkpoint(tmp_path).path == newest
+    with pytest.warns(optim.TrainingWarning, match="1 newer checkpoint"):
+        assert optim.load_checkpoint(tmp_path).path == newest
 
     # a damaged newest file is skipped by the folder, refused by name
     data = newest.read_bytes()
     newest.write_bytes(data[:len(data) // 2])
     with pytest.raises(layers.ModelFileError, match=newest.name):
         optim.load_checkpoint(newest)
-    assert optim.load_checkpoint(tmp_path).path == older == optim.latest_checkpoint(tmp_path)
+    with pytest.warns(optim.TrainingWarning, match="2 newer checkpoint"):
+        assert optim.load_checkpoint(tmp_path).path == older == optim.latest_checkpoint(tmp_path)
 
     older.write_bytes(b"")
     with pytest.raises(FileNotFoundError, match="no valid checkpoint"):

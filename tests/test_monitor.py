@@ -84,7 +84,8 @@ def test_a_dead_unit_is_recorded_at_the_first_batch():
     optim.fit(model, losses.SoftmaxCrossEntropy(), optim.SGD(0.01), x, y, epochs=1, batch_size=16,
               rng=np.random.default_rng(1), progress=False, callbacks=[monitor])
     records = monitor.records
-    assert records["step"] == [1] and records["layers"]["layers[1]"]["dead"] == [pytest.approx(1 / 3)]
+    assert records["step"] == [1, 4]                                   # the first batch and the epoch's last
+    assert records["layers"]["layers[1]"]["dead"][0] == pytest.approx(1 / 3)
     assert records["layers"]["layers[1]"]["kind"] == "ReLU"
     assert set(records["layers"]) == {"layers[0]", "layers[1]", "layers[2]"}
 
@@ -135,12 +136,13 @@ def train(callbacks, epochs=2, **kwargs):
 
 
 def test_records_are_json_at_the_promised_steps_and_match_the_run():
-    monitor, spy = diagnostics.Monitor(every=4), Spy([1, 5, 9])
+    monitor, spy = diagnostics.Monitor(every=4), Spy([1, 5, 6, 9, 12])
     train([monitor, spy])
     records = json.loads(json.dumps(monitor.records, allow_nan=False))
     assert records == monitor.records
-    # 6 batches an epoch, 2 epochs: steps 1, 5, 9 (across epochs)
-    assert (records["step"], records["epoch"], records["batch"]) == ([1, 5, 9], [1, 1, 2], [1, 5, 3])
+    # 6 batches an epoch, 2 epochs: steps 1, 5, 9 (across epochs) and each epoch's last, 6 and 12
+    assert (records["step"], records["epoch"], records["batch"]) == ([1, 5, 6, 9, 12], [1, 1, 1, 2, 2],
+                                                                     [1, 5, 6, 3, 6])
     assert records["batches_per_epoch"] == 6 and records["every"] == 4
     assert "layers[2].inner.layers[1]" in records["layers"]            # nested paths through Residual
     assert records["layers"]["layers[2].inner.layers[1]"]["kind"] == "Tanh"
@@ -182,7 +184,7 @@ def test_a_resumed_run_goes_on_with_the_checkpoints_records(tmp_path):
     resumed = diagnostics.Monitor(every=4)
     train([resumed], epochs=3, checkpoint=tmp_path, resume=tmp_path)
     assert resumed.records == straight.records
-    assert resumed.records["step"] == [1, 5, 9, 13, 17]
+    assert resumed.records["step"] == [1, 5, 6, 9, 12, 13, 17, 18]
 
 
 def test_the_observer_is_removed_when_training_ends():

@@ -1,13 +1,13 @@
 """A small training run for the checkpoint and signal tests, run in a subprocess (not a test module).
 
     python tests/train_worker.py train FOLDER [--epochs N] [--every K] [--writer W] [--final FILE] [--resume]
-                                              [--announce B] [--chunk BYTES] [--pause SECONDS]
+                                              [--announce B] [--linger S] [--chunk BYTES] [--pause SECONDS]
     python tests/train_worker.py serve
 
 ``train`` runs ``optim.fit`` on a fixed problem (the same one ``problem()`` gives a test in-process),
 checkpointing into FOLDER every K batches (0: only after each epoch); with ``--final`` it saves the
 trained model and its history to FILE; with ``--announce B`` it prints "at B" to stdout while
-doing batch B (counted from the start of fit, 0-based) and lingers there for a moment, so that a
+doing batch B (counted from the start of fit, 0-based) and lingers there for a moment (S seconds), so that a
 test can send a signal during a known batch. ``serve`` is a fork server for many short runs: it imports
 lamina once, then reads one JSON command per line on stdin and answers one JSON line on stdout:
 
@@ -80,14 +80,14 @@ class Signpost:
         return xb
 
 
-def train(folder, epochs, every, final=None, resume=False, announce=None):
+def train(folder, epochs, every, final=None, resume=False, announce=None, linger=0.5):
     """fit the problem from a fresh Generator(SEED), checkpointing into ``folder``; save the result to
     ``final``."""
     model, loss, opt, x, y = problem()
     model, history = optim.fit(model, loss, opt, x, y, epochs=epochs, batch_size=BATCH_SIZE,
                                rng=np.random.default_rng(SEED), progress=False, checkpoint=folder,
                                checkpoint_every=every or None, keep=KEEP, resume=folder if resume else None,
-                               transform=Signpost(announce))
+                               transform=Signpost(announce, linger))
     if final:
         layers.save(final, model, history=history)
     return model, history
@@ -160,6 +160,7 @@ def main(argv=None):
     run.add_argument("--final")
     run.add_argument("--resume", action="store_true")
     run.add_argument("--announce", type=int, help="the batch during which to print 'at B' and linger")
+    run.add_argument("--linger", type=float, default=0.5, help="seconds to linger at batch B")
     run.add_argument("--chunk", type=int, default=CHUNK, help="bytes per write of the slow writers")
     run.add_argument("--pause", type=float, default=PAUSE, help="seconds between chunks")
     sub.add_parser("serve")
@@ -171,7 +172,7 @@ def main(argv=None):
         signal.signal(signal.SIGINT, signal.default_int_handler)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         use_writer(args.writer, args.chunk, args.pause)
-        train(args.folder, args.epochs, args.every, args.final, args.resume, args.announce)
+        train(args.folder, args.epochs, args.every, args.final, args.resume, args.announce, args.linger)
 
 
 if __name__ == "__main__":

@@ -43,6 +43,7 @@ import attrs
 import numpy as np
 
 from lamina.layers.files.atomic import write_atomically
+from lamina.layers.files.json_budget import too_large
 from lamina.layers.errors import ModelFileError
 from lamina.layers.records.parameter import FLOAT_DTYPES, is_array_field, is_optional
 from lamina.layers.records.tree import holds_arrays
@@ -282,6 +283,8 @@ def _walk(node, where: str, specs: list, depth: int) -> None:
 
 def _parse_manifest(data: bytes) -> tuple[dict, dict[str, list[ArraySpec]]]:
     """(the manifest, array specs by record name), checked against the format."""
+    if too_large(data):
+        raise _Problem(f"the manifest is too large to load: {too_large(data)}")
     try:
         manifest = json.loads(data.decode("utf-8"), object_pairs_hook=_unique_keys,
                               parse_float=_finite, parse_constant=_no_constant)
@@ -373,6 +376,15 @@ def _build_record(node: dict, where: str, arrays: dict, built: dict):
                        f"({type(error).__name__}: {error})") from None
 
 
+def _check_finite(arrays: dict) -> None:
+    """A parameter or buffer holding NaN or inf is a damaged model (fit never returns one)."""
+    for where, array in arrays.items():
+        if not np.isfinite(array).all():
+            bad = int((~np.isfinite(array)).sum())
+            raise _Problem(f"the array {where} holds {bad} NaN or infinite value(s); "
+                           f"model files hold finite parameters and buffers")
+
+
 def _check_members(members, specs: list[ArraySpec]) -> dict:
     """The members by array path, once names, order and sizes agree with the manifest."""
     expected = [MANIFEST] + [spec.member for spec in specs]
@@ -411,6 +423,7 @@ def write_records(path, records: dict, extra: dict | None = None, kind: str = "m
         manifest, specs = _parse_manifest(data)            # what the reader will check, checked now
         for name, node in manifest["records"].items():
             _build(node, name, arrays, {})
+        _check_finite(arrays)
         members = [(MANIFEST, [data])] + [
             (spec.member, [npy_header(spec.numpy_dtype, spec.shape), _payload(arrays[spec.path])])
             for name in sorted(specs) for spec in specs[name]]
@@ -447,6 +460,7 @@ def read_records(path, names=None) -> tuple[dict, dict, str]:
             by_path = _check_members(members, [spec for name in sorted(specs) for spec in specs[name]])
             arrays = {spec.path: read_array(file, path, by_path[spec.path], spec.numpy_dtype, spec.shape)
                       for name in wanted for spec in specs[name]}
+            _check_finite(arrays)
             built = {name: _build(records[name], name, arrays, {}) for name in wanted}
         except _Problem as problem:
             raise ModelFileError(path, str(problem)) from None

@@ -1,4 +1,5 @@
-"""The array fields of a record: ``param()`` (trainable) and ``buffer()`` (updated by training, not by an optimizer).
+"""The array fields of a record: ``param()`` (trainable), ``buffer()`` (updated by training, not by an
+optimizer) and ``constant()`` (fixed).
 
 Both are stored read-only and compare by value. A writable array handed to a constructor is
 copied; a read-only one is taken as it is. Inside ``owning()`` (the training loop, which owns
@@ -87,8 +88,13 @@ def buffer(**kwargs):
     return _array_field("buffer", kwargs)
 
 
+def constant(**kwargs):
+    """A fixed array field (a mask, a sinusoidal table): never trained or updated, saved in model files."""
+    return _array_field("constant", kwargs)
+
+
 def field_kind(field: attrs.Attribute) -> str | None:
-    """'param', 'buffer' or None (any other field: static configuration)."""
+    """'param', 'buffer', 'constant' or None (any other field: static configuration)."""
     return field.metadata.get(KIND)
 
 

@@ -61,8 +61,12 @@ def _walked(record):
             yield name, alias, kind, value
 
 
+ARRAYS = ("param", "buffer", "constant")
+"""The kinds of array field; ``map_arrays`` (a cast, a copy) reaches all three."""
+
+
 def _matches(walked: str, kind: str) -> bool:
-    return walked == kind or (kind == "array" and walked in ("param", "buffer"))
+    return walked == kind or (kind == "array" and walked in ARRAYS)
 
 
 def _named(record, kind: str, path: str, seen: set | None = None) -> Iterator[tuple[str, np.ndarray]]:
@@ -71,7 +75,7 @@ def _named(record, kind: str, path: str, seen: set | None = None) -> Iterator[tu
     visited once (``seen``: the ids of the records met so far)."""
     seen = set() if seen is None else seen
     seen.add(id(record))
-    arrays = ("param", "buffer") if kind == "array" else (kind,)
+    arrays = ARRAYS if kind == "array" else (kind,)
     for name, _, walked, value in _walked(record):
         name = _join(path, name)
         if walked in arrays:
@@ -186,7 +190,7 @@ def structure(record) -> tuple:
     element."""
     spec = [type(record)]
     for name, _, kind, value in _walked(record):
-        if kind in ("param", "buffer"):
+        if kind in ARRAYS:
             spec.append((name, kind, value.shape, value.dtype))
         elif kind == "record":
             spec.append((name, structure(value)))
@@ -214,7 +218,7 @@ def _find_difference(a, b, path, names) -> None:
     for name, _, kind, x in _walked(a):
         y = getattr(b, name)
         name = _join(path, name)
-        if kind in ("param", "buffer"):
+        if kind in ARRAYS:
             if not isinstance(y, np.ndarray) or x.shape != y.shape or x.dtype != y.dtype:
                 got = f"{y.dtype}{y.shape}" if isinstance(y, np.ndarray) else type(y).__name__
                 raise StructureError(f"at {name}: the {names[0]} has {x.dtype}{x.shape}, the {names[1]} has "
