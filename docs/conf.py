@@ -30,7 +30,9 @@ extensions = [
     "sphinx.ext.viewcode",
     "sphinx_gallery.gen_gallery",
     "plain_docstrings",
+    "myst_parser",  # the guide's pages are Markdown (docs/guide/*.md), readable on GitHub as they are
 ]
+source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
 
 api_pages.write(DOCS)
 

@@ -52,6 +52,26 @@ PRINTED = {
     ],
     "06_tuning": [r"fits in one process", r"workers: 2", r"same scores as in one process: True"],
     "07_looking_inside": [r"report.html: \d\.\d MB", r"dead units in epoch 3", r"surest mistakes"],
+    "08_your_own_combinator": [
+        r"layers\[1\]\.b\s+Dense\(8 -> 3, float64\)",
+        r"largest relative error: \d\.\de-\d\d",
+        r"ShapeError: GatedSum expects b's output",
+        r"GatedSum loaded from gated.npz; same predictions: True",
+    ],
+    "09_architectures": [
+        r"layers\[2\]\.inner\.layers\[0\]",
+        r"Join\('concat'\)",
+        r"still one record after training: True",
+        r"pass a tuple: \(x0, x1\)",
+        r"'loss\[0\]', 'loss\[1\]'",
+    ],
+    "10_text": [r"65 symbols", r"share the corpus' memory: True", r"loss by epoch: \[", r"ROMEO:"],
+    "11_export_to_onnx": [
+        r"relative to the largest logit: \d\.\de-0[5-9]",
+        r"equal predictions: True",
+        r"40 steps: largest difference",
+        r"Square has no ONNX form",
+    ],
 }
 
 
@@ -135,6 +155,10 @@ def test_the_tutorials_are_the_files_in_docs_tutorials():
         "Nothing lost",
         "Tuning",
         "Looking inside",
+        "Your own combinator",
+        "Architectures",
+        "Text",
+        "Export to ONNX",
     ):
         assert title in index
 
@@ -150,3 +174,12 @@ def test_each_tutorial_shows_what_it_printed_and_drew_when_built(tutorial):
     assert pictures, tutorial
     for src in pictures:
         assert (built() / "auto_tutorials" / src).read_bytes().startswith(b"\x89PNG"), src
+
+
+def test_every_guide_page_is_built_and_listed_in_the_guide():
+    guide = built() / "guide"
+    index = read(guide / "index.html").text
+    for page in sorted((built().parent.parent / "guide").glob("*.md")):
+        title = page.read_text().splitlines()[0].removeprefix("# ")
+        assert title in index, title
+        assert title in read(guide / f"{page.stem}.html").text, page.stem

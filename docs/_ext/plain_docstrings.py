@@ -18,6 +18,8 @@ import docutils.utils
 from sphinx.util import logging
 from sphinx.util.docstrings import prepare_docstring
 
+from lamina.layers.records.outline import HEADING as OUTLINE
+
 logger = logging.getLogger(__name__)
 CODE = re.compile(r"(``.+?``|:\w+:`[^`]+`|`[^`]+`_?_?)", re.DOTALL)  # a span may run over a line's end
 MARKUP = re.compile(r"(?<!\\)([*|])|(?<=\w)_(?=\W|$)", re.MULTILINE)
@@ -113,6 +115,10 @@ def process(app, what, name, obj, options, lines):
     """Rewrites a docstring's lines in place (autodoc-process-docstring)."""
     if not lines:
         return
+    if OUTLINE in lines:  # help()'s outline (lamina.layers.records.outline): the page shows the same
+        del lines[lines.index(OUTLINE):]
+        while lines and not lines[-1].strip():
+            lines.pop()
     own = prepare_docstring(type(obj).__doc__ or "")
     if what in ("data", "attribute") and [line.strip() for line in lines if line.strip()] == [
         line.strip() for line in own if line.strip()

@@ -12,6 +12,7 @@ import re
 
 import attrs
 
+from lamina.layers.records.outline import with_outline
 
 NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
@@ -50,6 +51,7 @@ def register(cls: type | None = None, *, name: str | None = None):
         del _names[old]
     _classes[name] = cls
     _names[cls] = name
+    cls.__doc__ = with_outline(cls)  # help(cls): the constructor and fields right after the docstring
     return cls
 
 
