@@ -13,10 +13,10 @@ sys.path[:0] = [str(ROOT), str(DOCS / "_ext")]
 os.environ.setdefault("LAMINA_THREADS", "1")  # tutorials pin BLAS threads: the same numbers on every build
 os.environ.setdefault("MPLBACKEND", "agg")
 
-import api_pages
-import attrs
+import api_pages  # noqa: E402 (found through the path set above)
+import attrs  # noqa: E402
 
-import lamina
+import lamina  # noqa: E402
 
 project = "lamina"
 author = "the lamina authors"

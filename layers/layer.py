@@ -34,7 +34,8 @@ def describe(layer) -> str:
     if own is not None:
         return own()
     text = repr(layer)
-    return text if len(text) <= 60 else type(layer).__name__
+    default = type(layer).__repr__ is object.__repr__   # '<module.Class object at 0x...>' says nothing
+    return text if len(text) <= 60 and not default else type(layer).__name__
 
 
 @functools.lru_cache(maxsize=None)

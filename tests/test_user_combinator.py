@@ -4,10 +4,12 @@ observe, summary, sharing and model files, as the built-ins."""
 
 from __future__ import annotations
 
+import attrs
 import numpy as np
 import pytest
 
 from lamina import layers
+from lamina.layers.layer import describe
 from user_layers import GatedSum
 
 rng = np.random.default_rng(0)
@@ -93,3 +95,16 @@ def test_the_seam_needs_no_private_name():
     import inspect
     source = inspect.getsource(GatedSum)
     assert "self._" not in source and "layers._" not in source
+
+
+def test_a_record_without_a_repr_of_its_own_is_named_by_its_class_in_messages():
+    @attrs.frozen(repr=False)
+    class Plain(layers.Layer):
+        def forward(self, x, mode):
+            return x, None
+
+        def backward(self, cache, dy, mode):
+            return dy, self
+
+    assert describe(Plain()) == "Plain"
+    assert "object at 0x" not in layers.Sequence([Plain()]).summary((3,))

@@ -79,8 +79,9 @@ model, history = optim.fit(model, loss, optim.SGD(0.1, momentum=0.9), x_train, y
                            batch_size=64, rng=rng, validation=(x_test, y_test), progress=False,
                            callbacks=[monitor])
 columns = zip(history["loss"], history["accuracy"], history["val_loss"], history["val_accuracy"])
-for epoch, (l, a, vl, va) in enumerate(columns, start=1):
-    print(f"epoch {epoch}: loss {l:.4f} accuracy {a:.4f} | validation loss {vl:.4f} accuracy {va:.4f}")
+for epoch, (loss_, acc, val_loss, val_acc) in enumerate(columns, start=1):
+    print(f"epoch {epoch}: loss {loss_:.4f} accuracy {acc:.4f} | validation loss {val_loss:.4f} "
+          f"accuracy {val_acc:.4f}")
 
 # %%
 # The loss of every recorded batch, and how many hidden units are dead (zero for every sample of a

@@ -65,7 +65,7 @@ plt.show()
 # ``LocalCluster(processes=False)`` starts a scheduler and workers as threads of this process (on a real
 # cluster: ``Client("tcp://HOST:8786")``). Under ``parallel_config(backend="dask")`` joblib hands each fit
 # to a worker. The scores equal the ones computed in one process.
-from dask.distributed import Client, LocalCluster
+from dask.distributed import Client, LocalCluster  # noqa: E402 (a tutorial imports where it shows)
 
 with (LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as cluster,
       Client(cluster) as client):
