@@ -15,10 +15,10 @@ import sys
 
 import numpy as np
 import torch
+from agreement import report
 
 from lamina import layers
 
-TOLERANCE = 1e-9
 F64 = np.float64
 results: list[tuple[str, float]] = []
 
@@ -146,12 +146,7 @@ def main() -> int:
     batch_norm(rng, (4, 3, 6))
     layer_norm(rng, (7,))
     layer_norm(rng, (4, 3, 6))
-    width = max(len(name) for name, _ in results)
-    for name, error in results:
-        print(f"{name.ljust(width)}  {error:.2e}{'  FAIL' if not error <= TOLERANCE else ''}")
-    worst = max(error for _, error in results)
-    print(f"largest relative error {worst:.2e} (tolerance {TOLERANCE:.0e}), torch {torch.__version__}")
-    return 0 if worst <= TOLERANCE else 1
+    return report(results)
 
 
 if __name__ == "__main__":
