@@ -19,7 +19,7 @@ MAY_IMPORT = {
 data)."""
 
 LEAF_MODULES_OF_LAYERS = ("lamina.layers.errors", "lamina.layers.settings", "lamina.layers.records.finite",
-                          "lamina.layers.maths")
+                          "lamina.layers.maths", "lamina.layers.split_rows")
 """What losses and data may take from layers: the error types, the setting checks, the NaN scan, the maths."""
 
 
