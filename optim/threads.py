@@ -29,7 +29,8 @@ mean: a count that collapses costs one batch. More threads are not tried while t
 no idle core in the last stretch of batches (``/proc/stat``, where there is one): a trial
 there could only collapse.
 
-Timing never changes the numbers: the same batches run, only the BLAS thread count differs, and
+The count also splits large element-wise work into as many parts (``layers/split_rows``), which never
+changes a bit. Timing never changes the numbers: the same batches run, only the BLAS thread count differs, and
 that is fixed at a pinned int (bit for bit).
 """
 
@@ -41,6 +42,8 @@ import time
 from contextlib import nullcontext
 
 from threadpoolctl import ThreadpoolController
+
+from lamina.layers import split_rows
 
 AUTO = "auto"
 ENV = "LAMINA_THREADS"
@@ -176,7 +179,7 @@ class BlasThreads:
     def __enter__(self):
         if self.setting is None:
             return self
-        self._saved = self.blas.save()
+        self._saved = self.blas.save(), split_rows.parts()
         if self.setting != AUTO:
             self._switch(self.setting)
             return self
@@ -200,7 +203,8 @@ class BlasThreads:
 
     def __exit__(self, *exc):
         if self._saved is not None:
-            self.blas.restore(self._saved)
+            self.blas.restore(self._saved[0])
+            split_rows.set_parts(self._saved[1])
             self._saved = None
         return False
 
@@ -228,6 +232,7 @@ class BlasThreads:
     def _switch(self, n: int) -> None:
         if n != self.current:
             self.blas.set(n)
+            split_rows.set_parts(n)
             self.current = n
 
     def record(self, n: int, seconds: float) -> None:

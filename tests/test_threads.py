@@ -295,3 +295,13 @@ def test_evaluate_pins_and_chooses(auto):
         assert blas_threads() == 1
     assert chosen["accuracy"] == pinned["accuracy"]
     assert chosen["loss"] == pytest.approx(pinned["loss"], rel=1e-6)
+
+
+def test_the_count_splits_element_wise_work_as_many_ways_and_is_restored():
+    from lamina.layers import split_rows
+    with threadpool_limits(1, user_api="blas"):
+        with BlasThreads(2):
+            assert split_rows.parts() == 2
+        assert split_rows.parts() == 1
+        with BlasThreads(None):
+            assert split_rows.parts() == 1
