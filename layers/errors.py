@@ -28,7 +28,7 @@ class ShapeError(ValueError):
     def within(self, step: str, source: str | None) -> "ShapeError":
         """Prefix the path with ``step`` (and the source, if it has one) as the error leaves a combinator."""
         self.path = f"{step}.{self.path}" if self.path else step
-        self.source = source if self.source is None else f"{step}.{self.source}"
+        self.source = source if self.source is None else _placed(step, self.source)
         return self
 
     def __str__(self) -> str:
@@ -40,6 +40,15 @@ class ShapeError(ValueError):
             gives = "got" if described else "the input is"
         expects = self.expected if isinstance(self.expected, str) else f"input {format_shape(self.expected)}"
         return f"{where} expects {expects}, but {gives} {format_shape(self.received)}"
+
+
+def _placed(step: str, source: str) -> str:
+    """``source`` as seen from one combinator further out: a child's path gains ``step.``; a combinator's
+    own input ("input 1") is said to be of ``step``."""
+    if not source.startswith("input "):
+        return f"{step}.{source}"
+    which, of, place = source.partition(" of ")
+    return f"{which} of {step}.{place}" if of else f"{source} of {step}"
 
 
 class LayerError(ValueError):

@@ -94,12 +94,15 @@ def test_bad_tuples_are_refused_naming_the_input_and_the_path():
         model.forward((x4, bad), layers.EVAL)
     with pytest.raises(layers.ShapeError) as caught:
         model((x4, x4))
-    assert caught.value.path == "layers[0].branches[1]" and caught.value.source == "layers[0].input 1"
+    assert caught.value.path == "layers[0].branches[1]" and caught.value.source == "input 1 of layers[0]"
     with pytest.raises(layers.ShapeError) as caught:
         summed = layers.Sequence([layers.Parallel([dense(4, 3), dense(2, 2)]), layers.Join("sum")])
         summed.output_shape([(4,), (2,)])
-    assert "every input shaped like input 0's (n, 3), but layers[1].input 1 gives (n, 2)" in str(caught.value)
+    assert "every input shaped like input 0's (n, 3), but input 1 of layers[1] gives (n, 2)" in str(caught.value)
     assert caught.value.path == "layers[1]"
+    with pytest.raises(layers.ShapeError) as caught:
+        layers.Sequence([layers.Sequence([layers.Parallel([dense(4, 3), dense(2, 2)])])])((x4, x4))
+    assert caught.value.source == "input 1 of layers[0].layers[0]"
     with pytest.raises(layers.ShapeError, match="Join\\('concat'\\) expects a tuple of inputs"):
         layers.Join("concat").forward(x4, layers.EVAL)
     with pytest.raises(layers.LayerError, match="how must be 'concat'"):
