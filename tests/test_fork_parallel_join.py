@@ -98,7 +98,8 @@ def test_bad_tuples_are_refused_naming_the_input_and_the_path():
     with pytest.raises(layers.ShapeError) as caught:
         summed = layers.Sequence([layers.Parallel([dense(4, 3), dense(2, 2)]), layers.Join("sum")])
         summed.output_shape([(4,), (2,)])
-    assert "every input shaped like input 0's (n, 3), but input 1 of layers[1] gives (n, 2)" in str(caught.value)
+    assert ("every input shaped like input 0's (n, 3), but input 1 of layers[1] gives (n, 2)"
+            in str(caught.value))
     assert caught.value.path == "layers[1]"
     with pytest.raises(layers.ShapeError) as caught:
         layers.Sequence([layers.Sequence([layers.Parallel([dense(4, 3), dense(2, 2)])])])((x4, x4))
