@@ -54,6 +54,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import harness as H  # noqa: E402
 
 WARM_SAMPLES = 2048
+MNIST_FILE = "mnist-uint8.npz"  # beside the workers' data files
 
 
 # ---------------------------------------------------------------- workers (one process per library)
@@ -175,7 +176,8 @@ def worker(library, workload, threads, data_file):
     """Load, warm up, print "ready"; then per line "epoch": one timed epoch as JSON; "accuracy": the test
     accuracy."""
     w = H.WORKLOADS[workload]
-    ((x, y), (x_test, y_test)) = H.mnist_uint8()
+    with np.load(Path(data_file).parent / MNIST_FILE) as f:  # saved by the parent: no lamina import here
+        x, y, x_test, y_test = f["x"], f["y"], f["x_test"], f["y_test"]
     scale = np.float32(1 / 255)
     x, x_test = x.astype(np.float32) * scale, x_test.astype(np.float32) * scale
     saved = np.load(data_file)
@@ -389,6 +391,8 @@ def main():
     busy0, own0 = H.cpu_ticks(), H.own_cpu_seconds()
     with tempfile.TemporaryDirectory() as tmp:
         data_files = {}
+        (x, y), (x_test, y_test) = H.mnist_uint8()
+        np.savez(Path(tmp) / MNIST_FILE, x=x, y=y, x_test=x_test, y_test=y_test)
         for wl in args.workloads:
             arrays = H.lamina_arrays(H.lamina_model(H.WORKLOADS[wl]["sizes"]))
             data_files[wl] = str(Path(tmp) / f"{wl}.npz")

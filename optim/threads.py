@@ -308,15 +308,16 @@ class BlasThreads:
 
     def _free_cores(self) -> float | None:
         """Cores the machine left idle since the mark (the start of the last trial or round): its idle time
-        over a stretch long enough to tell, else the free cores read at the trial's batches less the
-        threads running it; None: unknown."""
+        over a stretch long enough to tell, else the free cores read at the trial's batches (or now, when
+        none ran since) less the threads running it; None: unknown."""
         mark = self._idle_mark
         now = self.idle() if self.idle is not None and mark is not None and mark[0] is not None else None
         if now is not None and self.clock() - mark[1] >= IDLE_WINDOW:
             return (now - mark[0]) / (self.clock() - mark[1])
-        if self._free_seen:
-            return sum(self._free_seen) / len(self._free_seen) - self.current
-        return None
+        seen = self._free_seen or [self.free() if self.free is not None else None]
+        if seen[0] is None:
+            return None
+        return sum(seen) / len(seen) - self.current
 
     def _mark(self) -> None:
         self._idle_mark = (self.idle(), self.clock()) if self.idle is not None else None
