@@ -165,11 +165,13 @@ def test_a_loop_that_starts_while_another_process_holds_a_core_never_tries_two_t
         return 0.004 if threads == 1 else 0.2
 
     # the first round is too short for the idle counts; the running threads say one core of two is taken
-    machine = Machine(cost, idle_rate=lambda batch: 0.0, free=lambda batch: 1)
-    with machine.chooser() as chooser:
-        ran = machine.run(chooser, 20000)
-        assert chooser.rounds[0] == {1: pytest.approx(0.004)}
-    assert 2 not in ran
+    # (and, with no idle counts at all, a later round reads them once before it would try two threads)
+    for idle_rate in (lambda batch: 0.0, None):
+        machine = Machine(cost, idle_rate=idle_rate, free=lambda batch: 1)
+        with machine.chooser() as chooser:
+            ran = machine.run(chooser, 20000)
+            assert chooser.rounds[0] == {1: pytest.approx(0.004)} and len(chooser.rounds) > 3
+        assert 2 not in ran
 
     # on a free machine the same reading lets the first round try two threads, and keep them when faster
     machine = Machine(two_faster, idle_rate=lambda batch: 2.0 - machine.threads, free=lambda batch: 2)
