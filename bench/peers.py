@@ -23,8 +23,17 @@ lamina's "auto" pays its first measuring round in every epoch.
 
 Contention (``--contention``, on by default): the same rounds while one CPU-bound process (a
 busy Python loop) runs for the whole phase, as another user's job would; each library's epoch
-is reported against its own idle epoch from the first phase. lamina pinned at 2 threads is left
-out there (two OpenBLAS threads collapse 10-100x when a core is taken: a round would take minutes).
+is reported against its own idle epoch from the first phase, and every lamina epoch against
+lamina's own one-thread idle epoch (issue 22: at most 1.3x, the first epoch of a fit included).
+lamina pinned at 2 threads is left out there (two OpenBLAS threads collapse 10-100x when a core is
+taken: a round would take minutes), and so is any column named in ``--busy-skip``.
+
+Memory: each worker resets its peak RSS (Linux /proc/self/clear_refs) before every epoch and reads
+VmHWM after it, data included (the 188 MB of float32 MNIST that every library holds the same way);
+the table gives the largest of the idle rounds.
+
+``--compare PATH`` adds a column "lamina@PATH": lamina at its defaults imported from another checkout
+(e.g. ``git worktree add /tmp/before <commit>``), for a same-run before/after.
 """
 
 from __future__ import annotations
@@ -45,6 +54,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import harness as H  # noqa: E402
 
 WARM_SAMPLES = 2048
+MNIST_FILE = "mnist-uint8.npz"  # beside the workers' data files
 
 
 # ---------------------------------------------------------------- workers (one process per library)
@@ -166,7 +176,8 @@ def worker(library, workload, threads, data_file):
     """Load, warm up, print "ready"; then per line "epoch": one timed epoch as JSON; "accuracy": the test
     accuracy."""
     w = H.WORKLOADS[workload]
-    ((x, y), (x_test, y_test)) = H.mnist_uint8()
+    with np.load(Path(data_file).parent / MNIST_FILE) as f:  # saved by the parent: no lamina import here
+        x, y, x_test, y_test = f["x"], f["y"], f["x_test"], f["y_test"]
     scale = np.float32(1 / 255)
     x, x_test = x.astype(np.float32) * scale, x_test.astype(np.float32) * scale
     saved = np.load(data_file)
@@ -179,10 +190,12 @@ def worker(library, workload, threads, data_file):
     for line in sys.stdin:
         command = line.strip()
         if command == "epoch":
+            reset = H.reset_peak_rss()
             t0, c0 = time.perf_counter(), time.process_time()
             info = epoch(x, y, order)
-            print(json.dumps({"seconds": time.perf_counter() - t0, "cpu": time.process_time() - c0, **info}),
-                  flush=True)
+            seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
+            peak = H.proc_status()["VmHWM"] if reset else None
+            print(json.dumps({"seconds": seconds, "cpu": cpu, "peak_kb": peak, **info}), flush=True)
         elif command == "accuracy":
             logits = np.concatenate([predict(x_test[i:i + 1000]) for i in range(0, len(x_test), 1000)])
             print(json.dumps({"accuracy": float(np.mean(logits.argmax(axis=1) == y_test))}), flush=True)
@@ -193,9 +206,10 @@ def worker(library, workload, threads, data_file):
 # ---------------------------------------------------------------- the parent
 
 class Worker:
-    def __init__(self, python, library, workload, threads, data_file):
+    def __init__(self, python, library, workload, threads, data_file, root=None):
         env = {k: v for k, v in os.environ.items() if k != "LAMINA_THREADS"}
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(H.ROOT / "bench"), env.get("PYTHONPATH")]))
+        paths = [str(H.ROOT / "bench"), root, env.get("PYTHONPATH")]
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, paths))
         self.proc = subprocess.Popen([python, __file__, "--worker", library, workload, str(threads),
                                       data_file],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
@@ -226,16 +240,19 @@ def find_python(module: str, given: str | None, fallback: str) -> str | None:
     return None
 
 
-def columns(args) -> list[tuple[str, str, str, str]]:
-    """[(column name, interpreter, library, threads)]."""
-    cols = [("lamina", sys.executable, "lamina", "auto"), ("lamina 1", sys.executable, "lamina", "1"),
-            ("lamina 2", sys.executable, "lamina", "2")]
+def columns(args) -> list[tuple]:
+    """[(column name, interpreter, library, threads, lamina's checkout or None)]."""
+    cols = [(name, sys.executable, "lamina", threads, None)
+            for name, threads in (("lamina", "auto"), ("lamina 1", "1"), ("lamina 2", "2"))]
+    if args.compare:
+        root = str(Path(args.compare).resolve())
+        cols.append((f"lamina@{args.compare}", sys.executable, "lamina", "auto", root))
     for library, given, fallback, label in (("torch", args.torch_python, "/work/torchvenv/bin/python",
                                              "torch"),
                                             ("jax", args.jax_python, "/work/jaxvenv/bin/python", "jax")):
         python = None if library in args.skip else find_python(library, given, fallback)
         if python:
-            cols.append((label, python, library, "default"))
+            cols.append((label, python, library, "default", None))
         else:
             print(f"- {library}: not importable here or in {fallback}: no column")
     return cols
@@ -246,8 +263,8 @@ def run_phase(cols, workloads, rounds, data_files, label, budget) -> dict:
     epoch took over ``budget`` seconds runs no more rounds)."""
     out = {}
     for wl in workloads:
-        workers = {name: Worker(python, library, wl, threads, data_files[wl])
-                   for name, python, library, threads in cols}
+        workers = {name: Worker(python, library, wl, threads, data_files[wl], root)
+                   for name, python, library, threads, root in cols}
         names = list(workers)
         times = {name: [] for name in names}
         for r in range(rounds):
@@ -277,6 +294,22 @@ def table(header, rows) -> str:
     return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
 
 
+def peak_mb(reports) -> float | None:
+    """The largest peak RSS of the epochs (MB), None where unknown."""
+    peaks = [r["peak_kb"] for r in reports if r.get("peak_kb")]
+    return max(peaks) / 1024 if peaks else None
+
+
+def memory_table(phase, names, peers) -> str:
+    rows = []
+    for wl, got in phase.items():
+        peak = {n: peak_mb(got["times"][n]) for n in names}
+        rows.append([wl, *(f"{peak[n]:.0f}" if peak[n] else "?" for n in names),
+                     *(f"{peak['lamina'] / peak[p]:.2f}" if peak["lamina"] and peak[p] else "?"
+                       for p in peers)])
+    return table(["workload", *(f"{n} (MB)" for n in names), *(f"lamina / {p}" for p in peers)], rows)
+
+
 def idle_report(phase, names, rounds) -> str:
     peers = [n for n in names if n in ("torch", "jax")]
     header = ["workload", *(f"{n} (s)" for n in names), *(f"lamina / {p}" for p in peers),
@@ -294,6 +327,8 @@ def idle_report(phase, names, rounds) -> str:
     out.append("test accuracy after the epoch: " + "; ".join(
         f"{wl} " + ", ".join(f"{n} {100 * a:.2f}%" for n, a in got["accuracy"].items())
         for wl, got in phase.items()))
+    out += ["", "Peak RSS during the epoch, data included (largest of the rounds; reset before each epoch):",
+            "", memory_table(phase, names, peers)]
     return "\n".join(out)
 
 
@@ -305,11 +340,19 @@ def contention_report(idle, busy, names, rounds) -> str:
         med = {n: (statistics.median(seconds(i[n])), statistics.median(seconds(b[n]))) for n in names}
         rows.append([wl, *(f"{med[n][0]:.2f} / {med[n][1]:.2f}" for n in names),
                      *(f"{med[n][1] / med[n][0]:.2f}" for n in names)])
+    lamina = [n for n in names if n == "lamina" or n.startswith("lamina@")]
+    every = []
+    for wl in busy:
+        one = statistics.median(seconds(idle[wl]["times"]["lamina 1"]))
+        every.append([wl, f"{one:.2f}", *(", ".join(f"{r['seconds'] / one:.2f} ({r['threads']})"
+                                                    for r in busy[wl]["times"][n]) for n in lamina)])
     return "\n".join([f"### The same epoch while one CPU-bound process runs for the whole phase ({rounds} "
                       "rounds), against each library's own idle epoch", "", table(header, rows), "",
-                      "lamina's threads per busy epoch: " + "; ".join(
-                          f"{wl} " + ",".join(str(r['threads']) for r in busy[wl]['times']['lamina'])
-                          for wl in busy)])
+                      "Every busy epoch (a fresh fit each: the first epoch of a fit) against lamina's idle "
+                      "one-thread epoch (issue 22: at most 1.3), with the thread count of most of its "
+                      "batches:", "",
+                      table(["workload", "lamina 1 idle (s)", *(f"{n} busy / lamina 1 idle" for n in lamina)],
+                            every)])
 
 
 def main():
@@ -321,6 +364,10 @@ def main():
     parser.add_argument("--torch-python")
     parser.add_argument("--jax-python")
     parser.add_argument("--skip", nargs="*", default=[], choices=["torch", "jax"])
+    parser.add_argument("--busy-skip", nargs="*", default=[], metavar="COLUMN",
+                        help="columns left out of the contention phase (e.g. torch: 10-30x slower there)")
+    parser.add_argument("--compare", metavar="PATH",
+                        help="another lamina checkout: a column of lamina at its defaults imported from it")
     parser.add_argument("--budget", type=float, default=60.0,
                         help="a column whose epoch took longer than this (s) runs no more rounds in that "
                              "phase")
@@ -344,6 +391,8 @@ def main():
     busy0, own0 = H.cpu_ticks(), H.own_cpu_seconds()
     with tempfile.TemporaryDirectory() as tmp:
         data_files = {}
+        (x, y), (x_test, y_test) = H.mnist_uint8()
+        np.savez(Path(tmp) / MNIST_FILE, x=x, y=y, x_test=x_test, y_test=y_test)
         for wl in args.workloads:
             arrays = H.lamina_arrays(H.lamina_model(H.WORKLOADS[wl]["sizes"]))
             data_files[wl] = str(Path(tmp) / f"{wl}.npz")
@@ -357,8 +406,8 @@ def main():
             hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
             try:
                 busy0b, own0b = H.cpu_ticks(), H.own_cpu_seconds()
-                busy = run_phase([c for c in cols if c[0] != "lamina 2"], args.workloads, args.busy_rounds,
-                                 data_files, "contention", args.budget)
+                busy = run_phase([c for c in cols if c[0] != "lamina 2" and c[0] not in args.busy_skip],
+                                 args.workloads, args.busy_rounds, data_files, "contention", args.budget)
                 busy_ticks = H.describe_ticks(busy0b, H.cpu_ticks(), H.own_cpu_seconds() - own0b)
             finally:
                 hog.kill()
@@ -368,7 +417,8 @@ def main():
     print(f"\nidle phase: {idle_ticks}")
     if busy:
         print()
-        print(contention_report(idle, busy, [n for n in names if n != "lamina 2"], args.busy_rounds))
+        print(contention_report(idle, busy, [n for n in names if n != "lamina 2" and n not in args.busy_skip],
+                                args.busy_rounds))
         print(f"\ncontention phase: {busy_ticks} (the busy loop counts as another process)")
     print(f"\nload average after: {' '.join(f'{v:.2f}' for v in os.getloadavg())}; whole run "
           f"{time.perf_counter() - start:.0f} s")

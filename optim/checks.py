@@ -19,6 +19,14 @@ def _ignored(loss) -> int | None:
     return loss.ignore_index if isinstance(loss, losses.SoftmaxCrossEntropy) else None
 
 
+def _zeros_and_ones(y) -> bool:
+    """Every entry of the non-empty ``y`` is 0 or 1 (ints: by two reductions, no copy of a strided view
+    such as a corpus' windows, which ``np.isin`` would make)."""
+    if y.dtype.kind in "biu":
+        return bool(y.min() >= 0 and y.max() <= 1)
+    return bool(np.isin(y, (0, 1)).all())
+
+
 def check_targets(y, n: int, n_outputs: int | None, loss=None, name: str = "y",
                   who: str = "fit") -> np.ndarray:
     """y as labels (n,) in [0, n_outputs) (or (n, ...) under SoftmaxCrossEntropy), or a numeric array with n
@@ -54,7 +62,7 @@ def check_targets(y, n: int, n_outputs: int | None, loss=None, name: str = "y",
         if y.ndim == 2 and y.shape[1] == 1:
             hint = (f"; for class labels use {name}.ravel() (shape (n,))" if n_outputs != 1 else
                     f"; for {type(loss).__name__} on 0/1 or other numbers use {name}.astype(float)")
-        elif y.ndim == 2 and np.isin(y, (0, 1)).all() and (y.sum(axis=1) == 1).all():
+        elif y.ndim == 2 and y.size and _zeros_and_ones(y) and (y.sum(axis=1) == 1).all():
             hint = f"; these look like one-hot rows: use {name}.argmax(1) for labels (n,)"
         if not hint and y.dtype.kind in "iu" and isinstance(loss, losses.SoftmaxCrossEntropy) and n_outputs:
             who = who if name == "y" else f"{who}: {name}"

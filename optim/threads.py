@@ -25,9 +25,11 @@ again last. A round starts:
 never sooner than ``BUDGET`` times what the last round cost (its time less the chosen count's
 time for as many batches), so trials stay a few percent of the run whatever the machine does.
 A candidate is dropped from a round as soon as its batches take ``ABORT`` times the best known
-mean: a count that collapses costs one batch. More threads are not tried while the machine had
-no idle core in the last stretch of batches (``/proc/stat``, where there is one): a trial
-there could only collapse.
+mean: a count that collapses costs one batch. More threads are not tried while the machine has no
+free core for them, a trial there could only collapse: over a stretch of batches long enough to tell,
+the machine's idle time (``/proc/stat``); over a shorter one (the first round, at the very start),
+the threads of other processes running at each of its batches (``/proc/loadavg``, where there is one).
+So a loop that starts while another process holds a core runs on one thread from its first batch.
 
 The count also splits large element-wise work into as many parts (``layers/split_rows``), which never
 changes a bit. Timing never changes the numbers: the same batches run, only the BLAS thread count differs, and
@@ -123,6 +125,40 @@ def idle_seconds() -> float | None:
         return None
 
 
+_loadavg = None   # a descriptor of /proc/loadavg, opened once (a fresh open costs ~10x a read)
+
+
+def _running_threads() -> int:
+    """Threads running or ready to run on the whole machine now, this reader included (/proc/loadavg)."""
+    global _loadavg
+    if _loadavg is None:
+        _loadavg = os.open("/proc/loadavg", os.O_RDONLY)
+    return int(os.pread(_loadavg, 128, 0).split()[3].split(b"/")[0])
+
+
+def _own_running_threads() -> int:
+    """This process's threads running or ready to run now (/proc/self/task/*/stat)."""
+    n = 0
+    for task in os.scandir("/proc/self/task"):
+        try:
+            with open(os.path.join(task.path, "stat"), "rb") as f:
+                n += f.read().rpartition(b")")[2].split()[0] == b"R"
+        except OSError:  # a thread that just ended
+            pass
+    return n
+
+
+def free_cores() -> int | None:
+    """Cores other processes leave to this one now: the CPUs less the other processes' threads running or
+    ready to run (Linux), None where unknown."""
+    try:
+        total = _running_threads()
+        others = max(0, total - _own_running_threads()) if total > 1 else 0
+        return (os.cpu_count() or 1) - others
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def candidates(most: int) -> list[int]:
     """1, 2, 4, ... up to ``most``, and ``most`` itself."""
     counts, n = [], 1
@@ -155,17 +191,18 @@ class BlasThreads:
     ("auto").
 
     ``threads``: "auto", a positive int or None ($LAMINA_THREADS replaces "auto"). ``counts``,
-    ``clock``, ``blas`` and ``idle`` are for tests and special machines: the candidate counts
+    ``clock``, ``blas``, ``idle`` and ``free`` are for tests and special machines: the candidate counts
     (default: 1, 2, 4, ... up to the BLAS's thread count and the CPUs this process may use),
-    the timer, the BLAS handle (``get``/``set``/``save``/``restore``) and the machine's idle
-    CPU-seconds (None: unknown, more threads are always tried).
+    the timer, the BLAS handle (``get``/``set``/``save``/``restore``), the machine's idle
+    CPU-seconds and the cores other processes leave free now (each None, or returning None: unknown,
+    more threads are tried).
     """
 
     def __init__(self, threads=AUTO, *, who: str = "fit", counts=None, clock=time.perf_counter, blas=None,
-                 idle=idle_seconds):
+                 idle=idle_seconds, free=free_cores):
         self.setting = resolve(threads, who)
         self.blas = None if self.setting is None else (blas if blas is not None else Blas())
-        self.clock, self.idle = clock, idle
+        self.clock, self.idle, self.free = clock, idle, free
         self.counts = list(counts) if counts is not None else None
         self.current = None
         self.used = collections.Counter()   # batches per count this epoch
@@ -197,6 +234,7 @@ class BlasThreads:
         self._interval = INTERVAL
         self._gap = 0.0             # no round before this many seconds of batches since the last
         self._idle_mark = None      # (idle CPU-seconds, clock) when the last trial or round began
+        self._free_seen = []        # the cores left free, read at each batch of the trial under way
         self._trial = None
         self._start_round(list(self.counts))
         return self
@@ -269,17 +307,21 @@ class BlasThreads:
         self._next_trial()
 
     def _free_cores(self) -> float | None:
-        """Cores the machine left idle since the mark (the start of the last trial or round); None:
-        unknown."""
+        """Cores the machine left idle since the mark (the start of the last trial or round): its idle time
+        over a stretch long enough to tell, else the free cores read at the trial's batches (or now, when
+        none ran since) less the threads running it; None: unknown."""
         mark = self._idle_mark
-        now = self.idle() if self.idle is not None else None
-        if now is None or mark is None or mark[0] is None:
+        now = self.idle() if self.idle is not None and mark is not None and mark[0] is not None else None
+        if now is not None and self.clock() - mark[1] >= IDLE_WINDOW:
+            return (now - mark[0]) / (self.clock() - mark[1])
+        seen = self._free_seen or [self.free() if self.free is not None else None]
+        if seen[0] is None:
             return None
-        wall = self.clock() - mark[1]
-        return (now - mark[0]) / wall if wall >= IDLE_WINDOW else None
+        return sum(seen) / len(seen) - self.current
 
     def _mark(self) -> None:
         self._idle_mark = (self.idle(), self.clock()) if self.idle is not None else None
+        self._free_seen.clear()
 
     def _next_trial(self) -> None:
         while self._plan:
@@ -298,6 +340,9 @@ class BlasThreads:
 
     def _trial_batch(self, seconds: float) -> None:
         trial = self._trial
+        free = self.free() if self.free is not None else None
+        if free is not None:
+            self._free_seen.append(free)
         self._round_seconds += seconds
         self._round_batches += 1
         trial[4] += 1

@@ -88,6 +88,22 @@ def test_windows_of_the_whole_corpus_copy_nothing(shakespeare):
     np.testing.assert_array_equal(x[123456, 1:], y[123456, :-1])
 
 
+def test_fit_checks_the_targets_of_the_whole_corpus_without_copying_them(shakespeare):
+    import tracemalloc
+
+    from lamina import losses
+    from lamina.optim.checks import check_targets
+    vocab = data.Vocabulary.from_text(shakespeare)
+    _, y = data.windows(vocab.encode(shakespeare), 64)   # a view of 570 MB as an array
+    tracemalloc.start()
+    try:
+        checked = check_targets(y, len(y), len(vocab), losses.SoftmaxCrossEntropy())
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert np.shares_memory(checked, y) and peak < 2**20, f"checking the targets allocated {peak} bytes"
+
+
 @pytest.mark.parametrize("ids, length, match", [
     (np.arange(5), 5, r"5 ids make no window of 5 .* at least 6"),
     (np.zeros((2, 3), np.int64), 1, r"ids must be 1-D"),

@@ -5,6 +5,7 @@ simulated."""
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -22,9 +23,10 @@ def blas_threads() -> int:
 class Machine:
     """A simulated BLAS and clock: a batch at ``threads`` takes ``cost(threads, batch index)`` seconds."""
 
-    def __init__(self, cost, threads=2, idle_rate=None):
+    def __init__(self, cost, threads=2, idle_rate=None, free=None):
         self.cost, self.threads, self.now, self.sets = cost, threads, 0.0, []
         self.idle_rate = idle_rate  # idle cores (a function of the batch index), None: unknown
+        self.free_now = free        # cores other processes leave free (a function of the batch index)
 
         self.batch = 0
         self.idle_total = 0.0
@@ -50,8 +52,11 @@ class Machine:
     def idle(self):
         return self.idle_total if self.idle_rate is not None else None
 
+    def free(self):
+        return self.free_now(self.batch) if self.free_now is not None else None
+
     def chooser(self, counts=(1, 2)):
-        return BlasThreads("auto", counts=counts, clock=self.clock, blas=self, idle=self.idle)
+        return BlasThreads("auto", counts=counts, clock=self.clock, blas=self, idle=self.idle, free=self.free)
 
     def run(self, chooser, batches, n=32):
         """Run ``batches`` batches of ``n`` samples; the counts they ran at."""
@@ -153,6 +158,32 @@ def test_no_more_threads_tried_while_no_core_is_idle(auto):
     with machine.chooser() as chooser:
         ran = machine.run(chooser, 200)
     assert ran[-1] == 2
+
+
+def test_a_loop_that_starts_while_another_process_holds_a_core_never_tries_two_threads(auto):
+    def cost(threads, batch):  # the other core busy from the start: two threads 50x slower
+        return 0.004 if threads == 1 else 0.2
+
+    # the first round is too short for the idle counts; the running threads say one core of two is taken
+    # (and, with no idle counts at all, a later round reads them once before it would try two threads)
+    for idle_rate in (lambda batch: 0.0, None):
+        machine = Machine(cost, idle_rate=idle_rate, free=lambda batch: 1)
+        with machine.chooser() as chooser:
+            ran = machine.run(chooser, 20000)
+            assert chooser.rounds[0] == {1: pytest.approx(0.004)} and len(chooser.rounds) > 3
+        assert 2 not in ran
+
+    # on a free machine the same reading lets the first round try two threads, and keep them when faster
+    machine = Machine(two_faster, idle_rate=lambda batch: 2.0 - machine.threads, free=lambda batch: 2)
+    with machine.chooser() as chooser:
+        ran = machine.run(chooser, 200)
+        assert chooser.rounds[0].keys() == {1, 2}
+    assert ran[-1] == 2
+
+
+def test_free_cores_reads_this_machine():
+    free = T.free_cores()
+    assert free is None or free <= (os.cpu_count() or 1)
 
 
 def test_a_short_last_batch_is_not_a_measurement(auto):
