@@ -23,8 +23,7 @@ from lamina import data, layers  # noqa: E402
 from lamina.layers import dense  # noqa: E402
 from lamina.layers.layer import forward_of  # noqa: E402
 from lamina.layers.records.parameter import owning  # noqa: E402
-from lamina.optim.executor import leaf_keys  # noqa: E402
-from lamina.optim.step import checked_gradients, gradients, in_place, owned_copy  # noqa: E402
+from lamina.optim.step import Reach, checked_gradients, gradients, in_place, owned_copy  # noqa: E402
 
 PLAIN_BACKWARD = dense.Dense.backward
 WORKSPACE = {}
@@ -49,17 +48,17 @@ def by_hand(workload: str, x, y, variant: str) -> None:
     state, update = owned_copy(opt.init(net), net), in_place(opt, True)
     rng = np.random.default_rng(P.H.SHUFFLE_SEED)
     order, mode = rng.permutation(len(x)), layers.Mode(train=True, rng=rng, input_grad=False)
-    forward, keys = forward_of(net), leaf_keys(net)
+    forward, reach = forward_of(net), (Reach.of(net) if variant == "keyed" else None)
     for start in range(0, len(x) - bs + 1, bs):
         rows = order[start:start + bs]
         xb, yb = x[rows], y[rows]
         with owning():
+            leaves = None
             if variant in ("raw", "ws"):
                 _, _, grads = gradients(forward, net, loss, xb, yb, mode)
             else:
-                guard = keys if variant == "keyed" else None
-                _, _, grads = checked_gradients(net, loss, xb, yb, mode, keys=guard)
-            net, state = update(net, grads, state)
+                _, _, grads, leaves = checked_gradients(net, loss, xb, yb, mode, reach=reach)
+            net, state = update(net, grads, state, leaves=leaves)
     dense.Dense.backward = PLAIN_BACKWARD
 
 

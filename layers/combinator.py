@@ -156,7 +156,7 @@ class Combinator(Layer):
         grads = object.__new__(type(self))
         for name in _field_names(type(self)):
             object.__setattr__(grads, name, children[name] if name in children else getattr(self, name))
-        kids = tuple(child for _, child in grads.children())
+        kids = tuple([child for _, child in grads.children()])
         object.__setattr__(grads, "_kids", kids)
         object.__setattr__(grads, "_forwards", tuple([forward_of(child) for child in kids]))
         return grads

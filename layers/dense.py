@@ -10,7 +10,7 @@ from lamina.layers.initializers import check_rng, normal, positive_int
 from lamina.layers.layer import Layer
 from lamina.layers.mode import Mode
 from lamina.layers.records.registry import register
-from lamina.layers.records.parameter import param
+from lamina.layers.records.parameter import frozen_array, param
 
 def _check_bias(dense: "Dense", attribute, bias: np.ndarray) -> None:
     weight = dense.weight
@@ -66,18 +66,41 @@ class Dense(Layer):
 
     def forward(self, x: np.ndarray, mode: Mode):
         """x (n, ..., n_in) -> y (n, ..., n_out), as torch.nn.Linear; the cache is x."""
-        if x.ndim < 2 or x.shape[-1] != self.n_in:
+        weight = self.weight
+        n_in = weight.shape[0]
+        if x.ndim == 2 and x.shape[1] == n_in:   # (n, n_in): no reshapes
+            y = x @ weight
+            y += self.bias
+            return y, x
+        if x.ndim < 2 or x.shape[-1] != n_in:
             self._refuse(str(x.shape), flat=x.ndim <= 2)
-        y = x.reshape(-1, self.n_in) @ self.weight
+        y = x.reshape(-1, n_in) @ weight
         y += self.bias
-        return y.reshape(*x.shape[:-1], self.n_out), x
+        return y.reshape(*x.shape[:-1], weight.shape[1]), x
 
     def backward(self, x: np.ndarray, dy: np.ndarray, mode: Mode):
         """dy (n, ..., n_out) -> dx (n, ..., n_in) (None when the mode needs no input gradient), gradients."""
-        expected = (*x.shape[:-1], self.n_out)
-        if dy.shape != expected:
-            raise ShapeError(f"{self!r}.backward", f"an output gradient of shape {expected}",
+        weight = self.weight
+        n_in, n_out = weight.shape
+        if dy.shape != (*x.shape[:-1], n_out):
+            raise ShapeError(f"{self!r}.backward", f"an output gradient of shape {(*x.shape[:-1], n_out)}",
                              f"one of shape {dy.shape}")
-        shape, x, dy = x.shape, x.reshape(-1, self.n_in), dy.reshape(-1, self.n_out)
-        grads = Dense(weight=x.T @ dy, bias=dy.sum(axis=0))
-        return ((dy @ self.weight.T).reshape(shape) if mode.input_grad else None), grads
+        shape = x.shape
+        if x.ndim != 2:
+            x, dy = x.reshape(-1, n_in), dy.reshape(-1, n_out)
+        grads = _gradients(x.T @ dy, np.add.reduce(dy, axis=0))
+        if not mode.input_grad:
+            return None, grads
+        dx = dy @ weight.T
+        return (dx if len(shape) == 2 else dx.reshape(shape)), grads
+
+
+def _gradients(weight: np.ndarray, bias: np.ndarray) -> Dense:
+    """The record of backward's gradients, without the constructor's checks: backward made them fit (the
+    arrays are taken as the constructor takes them)."""
+    if weight.dtype != bias.dtype:
+        return Dense(weight=weight, bias=bias)   # (which says what is wrong)
+    grads = object.__new__(Dense)
+    object.__setattr__(grads, "weight", frozen_array(weight))
+    object.__setattr__(grads, "bias", frozen_array(bias))
+    return grads

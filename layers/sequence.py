@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import attrs
 
-from lamina.layers.combinator import Combinator, as_children
+from lamina.layers.combinator import PATHED, Combinator, as_children
 from lamina.layers.layer import describe
 from lamina.layers.mode import Mode
 from lamina.layers.records.registry import register
@@ -33,7 +33,7 @@ class Sequence(Combinator):
         return f"Sequence({n} layer{'s' if n != 1 else ''})"
 
     def children(self) -> tuple:
-        return tuple((f"layers[{i}]", layer) for i, layer in enumerate(self.layers))
+        return tuple([(f"layers[{i}]", layer) for i, layer in enumerate(self.layers)])
 
     def source_of(self, i: int) -> str | None:
         return None if i == 0 else f"layers[{i - 1}] {describe(self.layers[i - 1])}"
@@ -51,6 +51,15 @@ class Sequence(Combinator):
 
     def forward_unchecked(self, x, mode: Mode):
         caches = []
+        if mode.observe is None:   # forward_child's work without an observer, inline: the path on an error
+            i = 0
+            try:
+                for i, forward in enumerate(self._forwards):
+                    x, cache = forward(x, mode)
+                    caches.append(cache)
+            except PATHED as error:
+                raise error.within(self._paths[i], self.source_of(i)) from None
+            return x, tuple(caches)
         for i in range(len(self.layers)):
             x, cache = self.forward_child(i, x, mode)
             caches.append(cache)

@@ -52,7 +52,8 @@ class SoftmaxCrossEntropy:
             z, target = z[counted], target[counted]
         if len(z) == 0:  # every position ignored
             return 0.0, (None, shape, z.dtype, counted)
-        value, cache = self._forward_rows(z, target)
+        plain = self.label_smoothing == 0 and self.class_weights is None   # (the fast path on z transposed)
+        value, cache = _plain_forward(z, target) if plain else self._forward_rows(z, target)
         return value, (cache, shape, z.dtype, counted)
 
     def backward(self, cache) -> np.ndarray:
@@ -60,7 +61,8 @@ class SoftmaxCrossEntropy:
         rows, shape, dtype, counted = cache
         if rows is None:
             return np.zeros(shape, dtype)
-        d = _plain_backward(rows) if self._plain else _weighted_backward(rows)
+        plain = self.label_smoothing == 0 and self.class_weights is None
+        d = _plain_backward(rows) if plain else _weighted_backward(rows)
         if counted is not None:
             full = np.zeros((len(counted), shape[-1]), d.dtype)
             full[counted] = d
@@ -68,9 +70,8 @@ class SoftmaxCrossEntropy:
         return d.reshape(shape)
 
     def _forward_rows(self, z: np.ndarray, target: np.ndarray):
-        """The loss over rows: z (m, k), labels (m,) or probabilities (m, k) -> (value, cache of the rows)."""
-        if self._plain:
-            return _plain_forward(z, target)
+        """The loss over rows with smoothing or weights: z (m, k), labels (m,) or probabilities (m, k) ->
+        (value, cache of the rows)."""
         n, k = z.shape
         s, divisor = self._target_weights(target, n, k, z.dtype)
         log_p = z - z.max(axis=1, keepdims=True)
@@ -79,11 +80,6 @@ class SoftmaxCrossEntropy:
         log_p -= np.log(total)
         value = float(-np.sum(s * log_p)) / divisor
         return value, (e / total, s, divisor)
-
-    @property
-    def _plain(self) -> bool:
-        """No smoothing and no weights: the fast path on z transposed."""
-        return self.label_smoothing == 0 and self.class_weights is None
 
     def _target_weights(self, target: np.ndarray, n: int, k: int, dtype):
         """(s (n, k), D): what each log-probability counts for, and the divisor of the sum (see the class)."""

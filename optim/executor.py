@@ -116,17 +116,21 @@ def along(record, keys: tuple) -> list:
     return out
 
 
-def gradient_arrays(schedule: Schedule, model, grads, slots: list | None = None) -> tuple[list, list]:
-    """(parameter gradients, new buffers) of ``grads``, reached along the schedule's paths (no tree walk).
+def gradient_arrays(schedule: Schedule, model, grads, slots: list | None = None,
+                    leaves: list | None = None) -> tuple[list, list]:
+    """(parameter gradients, new buffers) of ``grads``, reached along the schedule's paths (no tree walk), or
+    ``leaves``: the same arrays, reached by the caller along the same keys.
 
     With ``slots``, each is checked against its slot (``grads`` of another structure: the StructureError
     naming where); without, ``grads`` was checked whole.
     """
     n = len(schedule.paths)
-    try:
-        arrays = along(grads, schedule.keys)
-    except (AttributeError, IndexError, KeyError, TypeError):
-        arrays = None
+    arrays = leaves
+    if arrays is None:
+        try:
+            arrays = along(grads, schedule.keys)
+        except (AttributeError, IndexError, KeyError, TypeError):
+            pass
     if arrays is None or slots is not None and not _fit(arrays, slots):
         check_same_structure(model, grads)
         raise StructureError("chain: the gradients do not fit the model")  # (check_same_structure says where)
@@ -231,14 +235,15 @@ def _run(slots: list, sources: list, mine: list, step: int) -> None:
         for piece in slot.pieces:
             scratch, states = piece.scratch, piece.states
             u, own = (flat if piece.span is None else flat[piece.span]), own_source
+            start = u   # (checked against its slot already)
             for k, (update, factor, writes_grad, free, described) in enumerate(slot.calls):
+                if factor is not None:  # a scaling: the product written here, in u if ours, else the scratch
+                    value = factors.get(factor)
+                    if value is None:
+                        value = factors[factor] = factor(step)
+                    u, own = np.multiply(u, value, out=u if own else scratch), True
+                    continue
                 if not own:  # the gradient, or a state array: into the scratch before anything overwrites it
-                    if factor is not None:
-                        value = factors.get(factor)
-                        if value is None:
-                            value = factors[factor] = factor(step)
-                        u, own = np.multiply(u, value, out=scratch), True
-                        continue
                     if writes_grad:
                         np.copyto(scratch, u)
                         u, own = scratch, True
@@ -257,7 +262,7 @@ def _run(slots: list, sources: list, mine: list, step: int) -> None:
                         if b is not a:
                             np.copyto(a, b)
                 own = (own or u is not given) and not any(u is a for a in s)
-            if u is not scratch:
+            if u is not scratch and u is not start:
                 check_update(u, piece.param, slot.path)
             if piece.in_place:
                 piece.target += u
@@ -357,7 +362,6 @@ class Plan:
     buffers: list = attrs.Factory(list)   # the writable buffers behind the model's buffers (running stats)
     owned: frozenset = frozenset()        # ids of every buffer above and of the state buffers
     every: list = attrs.Factory(list)     # True per slot: each source may be overwritten
-    none: list = attrs.Factory(list)      # False per slot
 
 
 def bind(chain, model, state: ChainState, schedule: Schedule) -> Plan | None:
@@ -378,10 +382,10 @@ def bind(chain, model, state: ChainState, schedule: Schedule) -> Plan | None:
         slots.append(_slot(chain, path, _read_only(buffer), buffer, acting, states))
     _share_work(slots)
     return Plan(schedule=schedule, model=model, states=state.states, slots=slots, buffers=model_buffers,
-                owned=owned, every=[True] * len(slots), none=[False] * len(slots))
+                owned=owned, every=[True] * len(slots))
 
 
-def update_in_place(chain, model, grads, state, *, reuse_gradients: bool = False):
+def update_in_place(chain, model, grads, state, *, reuse_gradients: bool = False, leaves: list | None = None):
     """``chain``'s update written into the owned buffers of ``model`` and ``state``: (same model, next state).
 
     ``model`` and ``state`` hold read-only views over writable buffers the caller owns (``owned``);
@@ -389,7 +393,8 @@ def update_in_place(chain, model, grads, state, *, reuse_gradients: bool = False
     what ``chain.update`` gives. Anything not owned, two arrays sharing a buffer, or an undeclared
     transform in the chain: the pure ``chain.update``. ``reuse_gradients``: the caller's promise that
     ``grads`` is dead after the call (the training loop, when no callback may read the gradients): a
-    gradient's own writable buffer then serves as its work array.
+    gradient's own writable buffer then serves as its work array. ``leaves``: the arrays of ``grads`` along
+    ``leaf_keys(model)`` when the caller has them (fit's guard read them), so they are not looked up again.
     """
     if not isinstance(state, ChainState) or not chain.declared:
         return chain.update(model, grads, state)  # (which says what is wrong)
@@ -401,11 +406,11 @@ def update_in_place(chain, model, grads, state, *, reuse_gradients: bool = False
         if plan is None:
             return chain.update(model, grads, state)
     step, slots = state.step, plan.slots
-    gs, bs = gradient_arrays(plan.schedule, model, grads, slots)
+    gs, bs = gradient_arrays(plan.schedule, model, grads, slots, leaves)
     # A gradient in one of the buffers about to be written (a user layer handing back its parameter),
     # or a whole-tree transform (it scales them), makes every gradient go into a whole copy first.
-    owned = plan.owned  # (a view of a buffer, whatever its shape, has that buffer as its base)
-    early = bool(chain.tree) or any(id(g.base) in owned or id(g) in owned for g in gs)
+    dead = None if chain.tree else _sources(gs, plan.owned, reuse_gradients)
+    early = dead is None
     if early:
         for slot, g in zip(slots, gs):
             if slot.full is None:
@@ -416,22 +421,28 @@ def update_in_place(chain, model, grads, state, *, reuse_gradients: bool = False
             np.copyto(target, new)
     if chain.tree:
         _run_tree(chain, plan.schedule, slots, step)
-    dead = _dead_buffers(gs) if reuse_gradients and not early else None
     if early:
-        sources, mine = [slot.full for slot in slots], plan.every
-    elif dead is None:
-        sources, mine = gs, plan.none
+        _run(slots, [slot.full for slot in slots], plan.every, step)
     else:
-        sources, mine = [g if b is None else b for g, b in zip(gs, dead)], [b is not None for b in dead]
-    _run(slots, sources, mine, step)
+        _run(slots, dead[0], dead[1], step)
     return model, with_plan(step + 1, state.states, plan)
 
 
-def _dead_buffers(grads: list) -> list | None:
-    """The writable buffer behind each gradient (None where there is none); None if two share one."""
-    found = [owned_buffer(g) for g in grads]
-    ids = [id(b) for b in found if b is not None]
-    return found if len(ids) == len(set(ids)) else None
+def _sources(grads: list, owned: frozenset, reuse: bool) -> tuple[list, list] | None:
+    """(sources, mine) for the run: each gradient, or where ``reuse`` allows, the writable buffer behind it
+    (mine: True) when no other gradient is a view of that buffer; None when a gradient lies in a buffer about
+    to be written (``owned``: their ids; a view of a buffer, whatever its shape, has that buffer as base)."""
+    bases = [id(g.base) for g in grads]
+    for g, base in zip(grads, bases):
+        if base in owned or id(g) in owned:
+            return None
+    sources, mine = list(grads), [False] * len(grads)
+    if reuse:
+        for i, (g, base) in enumerate(zip(grads, bases)):
+            buffer = owned_buffer(g)
+            if buffer is not None and bases.count(base) == 1:
+                sources[i], mine[i] = buffer, True
+    return sources, mine
 
 
 def owned(value):

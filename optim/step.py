@@ -3,7 +3,6 @@ owns."""
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import math
 
@@ -13,7 +12,7 @@ from lamina.layers.layer import check_layer, entry, forward_of, wrong_gradients
 from lamina.layers.mode import Mode
 from lamina.layers.records.finite import all_finite, first_nonfinite
 from lamina.layers.records.parameter import owning
-from lamina.layers.records.tree import buffers, fold_gradients, parameters
+from lamina.layers.records.tree import buffers, fold_gradients, parameters, shared
 from lamina.optim.chain import Chain
 from lamina.optim.errors import NonFiniteLossError
 from lamina.optim.executor import along, leaf_keys
@@ -47,25 +46,49 @@ def gradients(forward, model, loss, xb, yb, mode: Mode):
     return pred, value, grads
 
 
-def gradient_leaves(grads, keys: tuple | None) -> list:
-    """Every param and buffer array of ``grads``: along ``keys`` (the model's ``leaf_keys``), else walked."""
+@attrs.frozen
+class Reach:
+    """How fit's step reaches a model's gradients (made once per model): its forward, its ``leaf_keys`` and
+    whether its gradients need folding (a record shared at several paths)."""
+
+    forward: object
+    keys: tuple
+    folds: bool
+
+    @classmethod
+    def of(cls, model) -> Reach:
+        return cls(forward_of(model), leaf_keys(model), bool(shared(model)))
+
+
+def gradient_leaves(grads, keys: tuple | None) -> tuple[list, bool]:
+    """(every param and buffer array of ``grads``, whether they were reached along ``keys``): along ``keys``
+    (the model's ``leaf_keys``), else walked."""
     if keys is not None:
-        with contextlib.suppress(AttributeError, IndexError, KeyError, TypeError):
-            return along(grads, keys)
-    return parameters(grads) + buffers(grads)
+        try:
+            return along(grads, keys), True
+        except (AttributeError, IndexError, KeyError, TypeError):
+            pass
+    return parameters(grads) + buffers(grads), False
 
 
-def checked_gradients(model, loss, xb, yb, mode: Mode, where=(None, None, None), keys: tuple | None = None):
-    """``gradients`` of one batch, refused with NonFiniteLossError when the loss, a gradient or a new buffer
-    value is NaN or inf (before anything is updated: the one guard of train_step and fit). ``where``: (epoch,
-    batch, checkpoint) for the message; ``keys``: ``leaf_keys(model)``, to reach the arrays without a walk."""
-    pred, value, grads = gradients(forward_of(model), model, loss, xb, yb, mode)
-    grads = grads if grads is None else fold_gradients(model, grads)   # a shared record's parts summed
+def checked_gradients(model, loss, xb, yb, mode: Mode, where=(None, None, None), reach: Reach | None = None):
+    """``gradients`` of one batch and their arrays along the model's leaf keys (None when not reached so),
+    refused with NonFiniteLossError when the loss, a gradient or a new buffer value is NaN or inf (before
+    anything is updated: the one guard of train_step and fit). ``where``: (epoch, batch, checkpoint) for the
+    message; ``reach``: ``Reach.of(model)``, to reach the arrays without a walk.
+
+    -> (prediction, loss value, gradients, leaves)
+    """
+    forward = forward_of(model) if reach is None else reach.forward
+    pred, value, grads = gradients(forward, model, loss, xb, yb, mode)
+    if grads is not None and (reach is None or reach.folds):
+        grads = fold_gradients(model, grads)   # a shared record's parts summed
     if not math.isfinite(value):
         raise diverged(*where[:2], value, model, pred, grads, xb, mode, where[2])
-    if not all_finite(gradient_leaves(grads, keys)):
+    leaves, along_keys = gradient_leaves(grads, None if reach is None else reach.keys)
+    if not all_finite(leaves):
         raise NonFiniteLossError(*where[:2], value, first_nonfinite(grads), checkpoint=where[2])
-    return pred, value, grads
+    return pred, value, grads, (leaves if along_keys else None)
 
 
 def first_nonfinite_output(model, xb, mode: Mode) -> str | None:
@@ -106,7 +129,7 @@ def train_step(model, loss, optimizer, state, xb, yb, mode: Mode):
     if not isinstance(mode, Mode):
         raise TypeError(f"train_step: mode must be a layers.Mode (e.g. layers.Mode(train=True, rng=rng)), "
                         f"got {type(mode).__name__}")
-    pred, value, grads = checked_gradients(model, loss, entry(model, xb), yb, without_input_grad(mode))
+    pred, value, grads, _ = checked_gradients(model, loss, entry(model, xb), yb, without_input_grad(mode))
     model, state = optimizer.update(model, grads, state)
     return model, state, value, pred
 
@@ -117,17 +140,18 @@ class OwnedStep:
     (the optimizer's in-place update) changes in place; the batch comes checked and cast by the loop."""
 
     loss: object
-    update: object          # (model, grads, state) -> (model, state)
+    update: object          # (model, grads, state, leaves=...) -> (model, state)   (``in_place``)
     blas: object            # the loop's BlasThreads: ``batch(n)`` times the step
-    _known: tuple = attrs.field(default=(None, None), init=False)   # (the last model, its leaf_keys)
+    _known: tuple = attrs.field(default=(None, None), init=False)   # (the last model, its Reach)
 
     def __call__(self, model, state, xb, yb, mode: Mode, where):
         """-> (model, state, loss value, prediction, gradients); ``where``: (epoch, batch, checkpoint)."""
         if self._known[0] is not model:   # (the in-place update hands back the same model: looked at once)
-            self._known = (model, leaf_keys(model))
+            self._known = (model, Reach.of(model))
         with owning(), self.blas.batch(n_samples(xb)):
-            pred, value, grads = checked_gradients(model, self.loss, xb, yb, mode, where, self._known[1])
-            model, state = self.update(model, grads, state)
+            pred, value, grads, leaves = checked_gradients(model, self.loss, xb, yb, mode, where,
+                                                           self._known[1])
+            model, state = self.update(model, grads, state, leaves=leaves)
         return model, state, value, pred, grads
 
 
@@ -138,13 +162,14 @@ def owned_copy(value, model):
 
 
 def in_place(optimizer, reuse_gradients: bool):
-    """The optimizer's update for records the loop owns (bit for bit its pure update); a user's own optimizer:
-    its update.
+    """The optimizer's update for records the loop owns (bit for bit its pure update), ``(model, grads, state,
+    leaves=None) -> (model, state)`` (``leaves``: the gradients' arrays along the model's leaf keys); a user's
+    own optimizer: its update.
 
     ``reuse_gradients``: no callback can ask for the gradients after the update, so the update may
     work in their buffers.
     """
     chain = optimizer if isinstance(optimizer, Chain) else getattr(optimizer, "chain", None)
     if not isinstance(optimizer, (Chain, Optimizer)) or not isinstance(chain, Chain):
-        return optimizer.update
+        return lambda model, grads, state, leaves=None: optimizer.update(model, grads, state)
     return functools.partial(update_in_place, chain, reuse_gradients=reuse_gradients)

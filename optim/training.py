@@ -54,8 +54,8 @@ expects."""
 def _warn_if_unscaled(x: np.ndarray, name: str = "x") -> None:
     """A TrainingWarning when a sample of the rows of ``x`` holds values far beyond size ~1 (with a transform,
     the batches are the transform's business: not checked)."""
-    sample = x[::max(1, len(x) // 2048)]
-    peak = float(np.abs(np.asarray(sample, dtype=np.float64)).max())
+    sample = x[::max(1, len(x) // 2048)]   # (a view: its extremes read in place, no copy)
+    peak = max(abs(float(np.max(sample))), abs(float(np.min(sample))))
     if peak > LARGE_INPUT:
         warnings.warn(f"fit: {name} holds values up to {peak:g}, far outside the range the model's "
                       f"initialisation expects (about -1 to 1): scale the inputs first, e.g. x / 255 for "

@@ -44,4 +44,7 @@ def first_nonfinite(record) -> str | None:
 def all_finite(arrays) -> bool:
     """Whether every array holds only finite values: one BLAS dot per array (``vdot(a, a)`` is finite unless
     ``a`` holds NaN or inf, or the sum of squares overflows, which an exact scan then settles)."""
-    return all(math.isfinite(np.vdot(a, a)) or np.isfinite(a).all() for a in arrays)
+    for a in arrays:
+        if not math.isfinite(np.vdot(a, a)) and not np.isfinite(a).all():
+            return False
+    return True
