@@ -77,7 +77,8 @@ class LayerNorm(PerFeature, Layer):
         grads as a LayerNorm."""
         x_hat, inv_sigma = cache
         flat = dy.reshape(x_hat.shape)
-        grads = attrs.evolve(self, weight=np.einsum("ij,ij->j", flat, x_hat), bias=np.add.reduce(flat, axis=0))
+        grads = attrs.evolve(self, weight=np.einsum("ij,ij->j", flat, x_hat),
+                             bias=np.add.reduce(flat, axis=0))
         if not mode.input_grad:
             return None, grads
         size = 1 / x_hat.shape[1]
