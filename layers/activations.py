@@ -8,6 +8,7 @@ import math
 import attrs
 import numpy as np
 
+from lamina.layers import split_rows
 from lamina.layers.layer import Layer
 from lamina.layers.mode import Mode
 from lamina.layers.records.registry import register
@@ -129,30 +130,43 @@ class GELU(_Elementwise):
         return 'GELU(approximate="tanh")'
 
     def apply(self, x):
-        u = x * x      # u = sqrt(2/pi) x (1 + 0.044715 x^2), in place: no x ** 3, no float64 scalar
-        u *= GELU_CUBIC
-        u += 1
-        u *= x
-        u *= SQRT_2_OVER_PI
-        t = np.tanh(u, out=u)
-        y = t + 1
-        y *= x
-        y *= 0.5
-        return y, (x, t)
+        y = np.empty_like(x)
+        half = np.empty_like(x)     # (1 + t) / 2, t = tanh(u): y = x (1 + t) / 2
+
+        def rows(a, b):             # in place on the parts of y and half: no x ** 3, no float64 scalar
+            xa, h = x[a:b], half[a:b]
+            np.multiply(xa, xa, out=h)
+            h *= SQRT_2_OVER_PI * GELU_CUBIC
+            h += SQRT_2_OVER_PI
+            h *= xa                 # u = sqrt(2/pi) (x + 0.044715 x^3)
+            np.tanh(h, out=h)
+            h += 1
+            h *= 0.5
+            np.multiply(xa, h, out=y[a:b])
+
+        split_rows.run(rows, len(x), x.size)
+        return y, (x, half)
 
     def derivative(self, cache, dy):
-        """dx = dy (1/2 (1 + t) + x/2 (1 - t^2) sqrt(2/pi) (1 + 3 * 0.044715 x^2))."""
-        x, t = cache
-        slope = x * x
-        slope *= 3 * GELU_CUBIC
-        slope += 1
-        slope *= SQRT_2_OVER_PI        # du/dx
-        slope *= x
-        slope *= 1 - t * t             # x (1 - t^2) du/dx
-        slope += t
-        slope += 1
-        slope *= 0.5
-        return np.multiply(slope, dy, dtype=_dtype(slope, dy))
+        """dx = dy (h + 2 sqrt(2/pi) x (1 + 3 * 0.044715 x^2) h (1 - h)), h = (1 + t) / 2 (so 1 - t^2 =
+        4 h (1 - h))."""
+        x, half = cache
+        dx = np.empty(x.shape, _dtype(x, dy))
+
+        def rows(a, b):
+            xa, h, d = x[a:b], half[a:b], dx[a:b]
+            np.multiply(xa, xa, out=d)
+            d *= 6 * SQRT_2_OVER_PI * GELU_CUBIC
+            d += 2 * SQRT_2_OVER_PI
+            d *= xa                 # 2 du/dx x
+            g = np.subtract(1, h)
+            g *= h
+            d *= g
+            d += h
+            d *= dy[a:b]
+
+        split_rows.run(rows, len(x), x.size)
+        return dx
 
     @staticmethod
     def shape_of(cache):

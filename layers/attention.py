@@ -17,7 +17,8 @@ import numpy as np
 from lamina.layers.errors import ShapeError
 from lamina.layers.initializers import check_rng, normal, positive_int
 from lamina.layers.layer import Layer
-from lamina.layers.maths import softmax
+from lamina.layers import split_rows
+from lamina.layers.maths import softmax_
 from lamina.layers.mode import Mode
 from lamina.layers.records.parameter import param
 from lamina.layers.records.registry import register
@@ -103,14 +104,22 @@ class MultiHeadAttention(Layer):
         heads = self.n_heads
         qkv = x.reshape(-1, dim) @ self.weight_qkv
         qkv += self.bias_qkv
-        # q, k and v, each (n, heads, t, head_dim)
+        qkv[:, :dim] *= 1 / math.sqrt(dim // heads)    # q scaled in place: q k^T / sqrt(head_dim)
+        # q, k and v, each (n, heads, t, head_dim): views of qkv
         q, k, v = qkv.reshape(n, t, 3, heads, dim // heads).transpose(2, 0, 3, 1, 4)
-        q = q * (1 / math.sqrt(dim // heads))
-        scores = q @ k.swapaxes(-1, -2)
-        if self.causal:
-            scores += causal_mask(t, x.dtype)
-        attention = softmax(scores)
-        heads_out = (attention @ v).transpose(0, 2, 1, 3).reshape(n * t, dim)
+        attention = np.empty((n, heads, t, t), qkv.dtype)
+        heads_out = np.empty((n, t, heads, dim // heads), qkv.dtype)   # the heads side by side
+        mask = causal_mask(t, qkv.dtype) if self.causal else None
+
+        def rows(a, b):     # samples [a, b): the same bits whole or in parts
+            scores = np.matmul(q[a:b], k[a:b].swapaxes(-1, -2), out=attention[a:b])
+            if mask is not None:
+                scores += mask
+            softmax_(scores)
+            np.matmul(scores, v[a:b], out=heads_out[a:b].transpose(0, 2, 1, 3))
+
+        split_rows.run(rows, n, attention.size)
+        heads_out = heads_out.reshape(n * t, dim)
         y = heads_out @ self.weight_out
         y += self.bias_out
         return y.reshape(n, t, dim), (x, q, k, v, attention, heads_out)
@@ -127,13 +136,20 @@ class MultiHeadAttention(Layer):
         d_out = (dy2 @ self.weight_out.T).reshape(n, t, heads, dim // heads).transpose(0, 2, 1, 3)
         d_qkv = np.empty((n, t, 3, heads, dim // heads), np.result_type(q, dy))
         dq, dk, dv = d_qkv.transpose(2, 0, 3, 1, 4)  # views, each (n, heads, t, head_dim)
-        np.matmul(attention.swapaxes(-1, -2), d_out, out=dv)
-        d_scores = d_out @ v.swapaxes(-1, -2)  # d attention, then d scores of the softmax, in place
-        d_scores -= (d_scores * attention).sum(axis=-1, keepdims=True)
-        d_scores *= attention
-        np.matmul(d_scores, k, out=dq)
-        dq *= 1 / math.sqrt(dim // heads)
-        np.matmul(d_scores.swapaxes(-1, -2), q, out=dk)
+        d_scores = np.empty(attention.shape, d_qkv.dtype)
+        scale = 1 / math.sqrt(dim // heads)
+
+        def rows(a, b):     # samples [a, b): the same bits whole or in parts
+            p = attention[a:b]
+            np.matmul(p.swapaxes(-1, -2), d_out[a:b], out=dv[a:b])
+            ds = np.matmul(d_out[a:b], v[a:b].swapaxes(-1, -2), out=d_scores[a:b])   # d attention
+            ds -= np.einsum("nhij,nhij->nhi", ds, p)[..., None]     # then d scores of the softmax
+            ds *= p
+            np.matmul(ds, k[a:b], out=dq[a:b])
+            dq[a:b] *= scale
+            np.matmul(ds.swapaxes(-1, -2), q[a:b], out=dk[a:b])
+
+        split_rows.run(rows, n, attention.size)
         d_qkv = d_qkv.reshape(n * t, 3 * dim)
         grads = attrs.evolve(self, weight_qkv=x.reshape(-1, dim).T @ d_qkv, bias_qkv=d_qkv.sum(axis=0),
                              weight_out=heads_out.T @ dy2, bias_out=dy2.sum(axis=0))

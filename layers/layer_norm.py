@@ -54,24 +54,40 @@ class LayerNorm(PerFeature, Layer):
         return f"LayerNorm({self.n_features}{eps}, {self.weight.dtype})"
 
     def forward(self, x: np.ndarray, mode: Mode):
-        """x (n, ..., n_features) -> y of the same shape; the cache is (x_hat, 1 / sigma), sigma (n, ...,
-        1)."""
+        """x (n, ..., n_features) -> y of the same shape; the cache is (x_hat, 1 / sigma), both 2-D: (m,
+        n_features) and (m, 1), m the samples times their positions."""
         self.check_input(x)
-        centered = x - x.mean(axis=-1, keepdims=True)
-        var = (centered * centered).mean(axis=-1, keepdims=True)  # biased
-        inv_sigma = 1 / np.sqrt(var + self.eps)
-        x_hat = centered * inv_sigma
-        return self.weight * x_hat + self.bias, (x_hat, inv_sigma)
+        flat = x.reshape(-1, x.shape[-1])
+        size = 1 / flat.shape[1]
+        mean = np.add.reduce(flat, axis=1, keepdims=True)
+        mean *= size
+        x_hat = flat - mean                                      # centered, then scaled in place
+        var = np.einsum("ij,ij->i", x_hat, x_hat)[:, None]      # biased: the squares summed in one pass
+        var *= size
+        var += self.eps
+        inv_sigma = np.sqrt(var, out=var)
+        np.divide(1, inv_sigma, out=inv_sigma)
+        x_hat *= inv_sigma
+        y = x_hat * self.weight
+        y += self.bias
+        return y.reshape(x.shape), (x_hat, inv_sigma)
 
     def backward(self, cache, dy: np.ndarray, mode: Mode):
         """dy (n, ..., n_features) -> dx = (g - mean(g) - x_hat mean(g x_hat)) / sigma with g = weight dy;
         grads as a LayerNorm."""
         x_hat, inv_sigma = cache
-        axes = tuple(range(dy.ndim - 1))
-        grads = attrs.evolve(self, weight=(dy * x_hat).sum(axis=axes), bias=dy.sum(axis=axes))
+        flat = dy.reshape(x_hat.shape)
+        grads = attrs.evolve(self, weight=np.einsum("ij,ij->j", flat, x_hat),
+                             bias=np.add.reduce(flat, axis=0))
         if not mode.input_grad:
             return None, grads
-        g = self.weight * dy
-        dx = inv_sigma * (g - g.mean(axis=-1, keepdims=True)
-                          - x_hat * (g * x_hat).mean(axis=-1, keepdims=True))
-        return dx, grads
+        size = 1 / x_hat.shape[1]
+        g = flat * self.weight
+        mean_g = np.add.reduce(g, axis=1, keepdims=True)
+        mean_g *= size
+        mean_gx = np.einsum("ij,ij->i", g, x_hat)[:, None]
+        mean_gx *= size
+        g -= mean_g
+        g -= x_hat * mean_gx
+        g *= inv_sigma
+        return g.reshape(dy.shape), grads

@@ -62,7 +62,8 @@ def check_targets(y, n: int, n_outputs: int | None, loss=None, name: str = "y",
         if y.ndim == 2 and y.shape[1] == 1:
             hint = (f"; for class labels use {name}.ravel() (shape (n,))" if n_outputs != 1 else
                     f"; for {type(loss).__name__} on 0/1 or other numbers use {name}.astype(float)")
-        elif y.ndim == 2 and y.size and _zeros_and_ones(y) and (y.sum(axis=1) == 1).all():
+        elif (y.ndim == 2 and y.size and n_outputs in (None, y.shape[1]) and _zeros_and_ones(y)
+              and (y.sum(axis=1) == 1).all()):                 # one-hot rows: one column per output
             hint = f"; these look like one-hot rows: use {name}.argmax(1) for labels (n,)"
         if not hint and y.dtype.kind in "iu" and isinstance(loss, losses.SoftmaxCrossEntropy) and n_outputs:
             who = who if name == "y" else f"{who}: {name}"
