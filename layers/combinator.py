@@ -193,13 +193,14 @@ class Combinator(Layer):
         """Child i's forward (unchecked), with its path on errors and ``mode.observe`` told of its output."""
         try:
             if mode.observe is None:
-                return self._forwards[i](x, mode)
+                result = self._forwards[i](x, mode)
+                return result if mode.keep_cache else (result[0], None)
             inner = mode
             if self._nested[i]:
                 inner = attrs.evolve(mode, observe=_Prefixed(mode.observe, self._paths[i]))
             y, cache = self._forwards[i](x, inner)
             mode.observe(self._paths[i], self._kids[i], y)
-            return y, cache
+            return y, (cache if mode.keep_cache else None)
         except PATHED as error:
             raise error.within(self._paths[i], self.source_of(i)) from None
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import math
 import warnings
 
 import attrs
@@ -20,10 +21,14 @@ from lamina.layers.errors import ShapeError
 from lamina.layers.records.finite import first_nonfinite_row
 from lamina.layers.records.hints import KeywordHints
 from lamina.layers.records.pickling import BuiltOnLoad
-from lamina.layers.mode import EVAL, Mode
+from lamina.layers.mode import INFER, Mode
 
 ROWS_PER_CHUNK = 1024
-"""Inference runs in chunks of about this many rows (equal chunks, none smaller than half of it)."""
+"""Inference runs in chunks of about this many rows (equal chunks, none smaller than half of it) ..."""
+
+POSITIONS_PER_CHUNK = 16384
+"""... or of about this many positions, when a sample holds several (a sequence's steps, an image's pixels:
+each grows into a row of features inside the model), but never fewer than ROW_ALIGN rows."""
 
 _PROBE = Mode()
 
@@ -181,6 +186,17 @@ def chunks(n: int, rows: int = ROWS_PER_CHUNK) -> list[slice]:
     return [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
 
 
+def rows_per_chunk(x, rows: int = ROWS_PER_CHUNK) -> int:
+    """``rows``, or fewer for an input ``x`` (n, ...) whose samples hold many positions: the axes before the
+    features (every axis of integer ids)."""
+    positions = 1
+    for a in (x if type(x) is tuple else (x,)):
+        shape = np.shape(a)[1:]
+        per_sample = shape if a.dtype.kind in "iub" else shape[:-1]
+        positions = max(positions, math.prod(per_sample))
+    return min(rows, max(ROW_ALIGN, POSITIONS_PER_CHUNK // positions))
+
+
 def _rows(x, part: slice):
     return tuple(a[part] for a in x) if type(x) is tuple else x[part]
 
@@ -216,7 +232,7 @@ def infer(layer, x):
     forward = forward_of(layer)
     n = len(x[0]) if type(x) is tuple else len(x)
     with np.errstate(over="ignore", invalid="ignore"):  # bad input is reported below, not as a warning
-        y = _joined([forward(_rows(x, part), EVAL)[0] for part in chunks(n)])
+        y = _joined([forward(_rows(x, part), INFER)[0] for part in chunks(n, rows_per_chunk(x))])
     for out in (y if type(y) is tuple else (y,)):
         if out.dtype.kind != "f" or not np.isfinite(out).all():  # (an integer output says nothing: scan)
             bad = _first_bad(x)

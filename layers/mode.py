@@ -21,13 +21,16 @@ class Mode:
     - ``rng``: where a layer that needs randomness in training draws it from;
     - ``input_grad``: whether ``backward`` must return dx (False: it may return None);
     - ``observe``: ``observe(path, layer, y)``, called by the combinators after each child's
-      forward; it must not change ``y`` or draw from ``rng``.
+      forward; it must not change ``y`` or draw from ``rng``;
+    - ``keep_cache``: whether a backward may follow; False (inference) lets the combinators drop each
+      child's cache as soon as the child has run, so memory holds one layer's work at a time.
     """
 
     train: bool = False
     rng: np.random.Generator | None = attrs.field(default=None, validator=_check_rng)
     input_grad: bool = True
     observe: Callable | None = None
+    keep_cache: bool = True
     _inner: "Mode | None" = attrs.field(default=None, init=False, eq=False, repr=False)
 
     def needing_input_grad(self) -> "Mode":
@@ -52,3 +55,6 @@ TRAIN = Mode(train=True)
 
 EVAL = Mode()
 """Inference: running statistics, no dropout, no randomness."""
+
+INFER = Mode(keep_cache=False)
+"""EVAL with no backward to follow: what ``model(x)`` and ``evaluate`` run (the same numbers, no caches)."""

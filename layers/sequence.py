@@ -52,11 +52,12 @@ class Sequence(Combinator):
     def forward_unchecked(self, x, mode: Mode):
         caches = []
         if mode.observe is None:   # forward_child's work without an observer, inline: the path on an error
-            i = 0
+            i, keep = 0, mode.keep_cache
             try:
                 for i, forward in enumerate(self._forwards):
                     x, cache = forward(x, mode)
-                    caches.append(cache)
+                    if keep:
+                        caches.append(cache)
             except PATHED as error:
                 raise error.within(self._paths[i], self.source_of(i)) from None
             return x, tuple(caches)

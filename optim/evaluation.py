@@ -8,8 +8,8 @@ import time
 
 import numpy as np
 
-from lamina.layers.layer import check_layer, chunks, forward_of, input_dtype, output_shape_of
-from lamina.layers.mode import EVAL
+from lamina.layers.layer import check_layer, chunks, forward_of, input_dtype, output_shape_of, rows_per_chunk
+from lamina.layers.mode import EVAL, INFER
 from lamina.optim.checks import check_targets, positive_int
 from lamina.optim.metrics import accuracy_rule, part_rules
 from lamina.optim.threads import AUTO, Blas, BlasThreads, candidates, resolve
@@ -74,7 +74,7 @@ def _fastest(model, xb, transform) -> int:
             blas.set(count)
             for _ in range(2):
                 started = time.perf_counter()
-                forward(xb, EVAL)
+                forward(xb, INFER)
                 times[count] = min(times.get(count, math.inf), time.perf_counter() - started)
     finally:
         blas.restore(saved)
@@ -97,11 +97,11 @@ def scores(model, loss, x, y, batch_size, transform, threads) -> dict:
     forward, dtype, accuracy = forward_of(model), input_dtype(model, x), accuracy_rule(loss, y)
     rules = part_rules(loss, y)
     with threads as blas:
-        for part in chunks(n, batch_size):
+        for part in chunks(n, rows_per_chunk(x, batch_size)):
             xb, yb = rows(x, part), rows(y, part)
             xb = xb if transform is None else transform(xb)
             with blas.batch(n_samples(xb)):
-                pred = forward(cast(xb, dtype), EVAL)[0]
+                pred = forward(cast(xb, dtype), INFER)[0]
             try:
                 value, _ = loss.forward(pred, yb)  # a NaN loss is a result here
             except ValueError:
