@@ -11,6 +11,7 @@ made in ``scratch`` buffers that each thread keeps from call to call.
 
 from __future__ import annotations
 
+import mmap
 import threading
 
 import numpy as np
@@ -30,13 +31,15 @@ _scratch = threading.local()
 def scratch(name: str, shape: tuple, dtype) -> np.ndarray:
     """An uninitialised array of ``shape`` in this thread's buffer ``name``, kept for the next call (grown
     when too small): for work inside one call that never leaves it. A fresh block each call costs page
-    faults, and on two cores the kernel's TLB shootdowns when it is given back."""
+    faults, and on two cores the kernel's TLB shootdowns when it is given back. The buffer is a memory map
+    of its own, outside malloc's heap, where a block that stays would keep the heap from shrinking between
+    steps."""
     dtype = np.dtype(dtype)
     size = int(np.prod(shape)) * dtype.itemsize
     buffers = _scratch.__dict__
     buffer = buffers.get(name)
     if buffer is None or buffer.size < size:
-        buffer = buffers[name] = np.empty(max(size, 1), np.uint8)
+        buffer = buffers[name] = np.frombuffer(mmap.mmap(-1, max(size, 1)), np.uint8)
     return buffer[:size].view(dtype).reshape(shape)
 
 
