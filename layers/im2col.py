@@ -25,6 +25,10 @@ BLOCK_BYTES = 1 << 21
 multiply."""
 
 
+SKEW = 1088
+"""Bytes (17 cache lines) between the start of a thread's scratch buffers and their pages' starts, times
+the buffer's number."""
+
 _scratch = threading.local()
 
 
@@ -39,7 +43,8 @@ def scratch(name: str, shape: tuple, dtype) -> np.ndarray:
     buffers = _scratch.__dict__
     buffer = buffers.get(name)
     if buffer is None or buffer.size < size:
-        buffer = buffers[name] = np.frombuffer(mmap.mmap(-1, max(size, 1)), np.uint8)
+        skip = SKEW * (1 + len(buffers))   # not page-aligned alike: no 4K aliasing between the buffers
+        buffer = buffers[name] = np.frombuffer(mmap.mmap(-1, size + skip), np.uint8)[skip:]
     return buffer[:size].view(dtype).reshape(shape)
 
 
