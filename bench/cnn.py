@@ -3,6 +3,9 @@
     python bench/cnn.py                      # 1 and 2 BLAS threads, 3 rounds, PyTorch if it can be found
     python bench/cnn.py --threads 1 --rounds 5
     python bench/cnn.py --torch-python /work/torchvenv/bin/python
+    python bench/cnn.py --samples 15000      # a quarter of the epoch: the first 15,000 images, fit's order
+    python bench/cnn.py --threads 1 2 auto   # auto: fit(threads="auto"), the others at their defaults
+    python bench/cnn.py --baseline /tmp/old  # one more column: lamina from another checkout (PYTHONPATH)
 
 The network (channels-last in lamina and the reference, NCHW in PyTorch), float32:
 
@@ -15,19 +18,22 @@ softmax cross-entropy: one epoch of the 60,000 training images.
 
 Every implementation starts from the same weights (lamina's Conv2D.init / Dense.init drawn from
 default_rng(0), handed to the others in their layouts) and sees the same batches (fit's order:
-default_rng(1).permutation(60000), batches of consecutive entries, the last one partial), from
-the same float32 images (the shipped IDX files, x / 255 as float32). Each epoch runs in a fresh
-child process: it loads the data, warms up (16 steps from the initial weights on the first 2,048
+default_rng(1).permutation(60000), or of n with ``--samples n``, batches of consecutive entries, the last
+one partial), from the same float32 images (the shipped IDX files, x / 255 as float32). Each epoch runs in a
+fresh child process: it loads the data, warms up (16 steps from the initial weights on the first 2,048
 images, in fit's order for them, untimed; the weights after them are compared), resets its peak RSS (Linux
-/proc/self/clear_refs), trains the epoch from the initial weights (timed: wall clock and process CPU), reports
-its peak RSS (VmHWM: data included) and evaluates the 10,000 test images. Rounds rotate the order of the
-implementations; the table gives the median over rounds, ratios of medians and the median of each round's own
-ratios (its epochs ran seconds apart, so a disturbance that lasts a round cancels out).
+/proc/self/clear_refs), trains the epoch from the initial weights (timed: wall clock and process CPU),
+reports its peak RSS (VmHWM: data included) and evaluates the 10,000 test images. Rounds rotate the order of
+the implementations; the table gives the median over rounds, ratios of medians and the median of each
+round's own ratios (its epochs ran seconds apart, so a disturbance that lasts a round cancels out).
 
 PyTorch is never a dependency: it runs in its own process, from the interpreter given by
 ``--torch-python`` (default: this one if it imports torch, else /work/torchvenv/bin/python if it
 exists), with ``torch.set_num_threads``; lamina and the reference get the thread count through
-threadpoolctl (lamina through ``fit(threads=...)``).
+threadpoolctl (lamina through ``fit(threads=...)``). With ``--threads auto`` lamina runs fit's default
+``threads="auto"`` and the others run at their own defaults (no limit set). ``--baseline DIR`` adds a
+"baseline" column: lamina's child again with ``PYTHONPATH=DIR`` (another checkout, e.g. a
+``git worktree`` of an older commit), so that a change is timed against the code before it in one run.
 """
 
 from __future__ import annotations
@@ -48,7 +54,6 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import harness as H  # noqa: E402
 
-IMPLS = ("lamina", "reference", "torch")
 BATCH, LEARNING_RATE, MOMENTUM = 128, 0.05, 0.9
 WARMUP_SAMPLES = 2048
 DEFAULT_TORCH_PYTHON = "/work/torchvenv/bin/python"
@@ -65,8 +70,8 @@ def images():
             (xb.reshape(-1, 28, 28, 1).astype(np.float32) * scale, yb))
 
 
-def start_state() -> dict:
-    """The initial arrays (lamina layouts) and fit's batch order."""
+def start_state(samples: int = 60000) -> dict:
+    """The initial arrays (lamina layouts) and fit's batch order over the first ``samples`` images."""
     from lamina import layers
     rng = np.random.default_rng(0)
     conv1, conv2 = layers.Conv2D.init(rng, 1, 32, 3), layers.Conv2D.init(rng, 32, 64, 3)
@@ -74,7 +79,7 @@ def start_state() -> dict:
     state = {}
     for i, layer in enumerate((conv1, conv2, dense1, dense2)):
         state[f"w{i}"], state[f"b{i}"] = np.array(layer.weight), np.array(layer.bias)
-    state["order"] = np.random.default_rng(1).permutation(60000)
+    state["order"] = np.random.default_rng(1).permutation(samples)
     state["warmup_order"] = np.random.default_rng(1).permutation(WARMUP_SAMPLES)   # fit's order on x[:2048]
     return state
 
@@ -125,7 +130,8 @@ def child_lamina(state, threads, out):
                          progress=False, threads=threads)[0]
 
     warm = fit(x[:WARMUP_SAMPLES], y[:WARMUP_SAMPLES])
-    measure(warm, lambda: fit(x, y),
+    samples = len(state["order"])
+    measure(warm, lambda: fit(x[:samples], y[:samples]),
             lambda model: float(optim.evaluate(model, loss, x_test, y_test, threads=threads)["accuracy"]),
             lambda model: [(layer.weight, layer.bias) for layer in model.layers
                            if isinstance(layer, (layers.Conv2D, layers.Dense))],
@@ -135,16 +141,18 @@ def child_lamina(state, threads, out):
 # ---------------------------------------------------------------- the NumPy reference
 
 def child_reference(state, threads, out):
+    from contextlib import nullcontext
     from threadpoolctl import threadpool_limits
     import cnn_reference as R
     (x, y), (x_test, y_test) = images()
-    with threadpool_limits(threads, user_api="blas"):
+    with threadpool_limits(threads, user_api="blas") if threads != "auto" else nullcontext():
         warm = R.CNN(arrays_of(state), LEARNING_RATE, MOMENTUM)
         warm.train_epoch(x[:WARMUP_SAMPLES], y[:WARMUP_SAMPLES], BATCH, np.random.default_rng(1))
 
         def train():
             cnn = R.CNN(arrays_of(state), LEARNING_RATE, MOMENTUM)
-            cnn.train_epoch(x, y, BATCH, np.random.default_rng(1))
+            samples = len(state["order"])
+            cnn.train_epoch(x[:samples], y[:samples], BATCH, np.random.default_rng(1))
             return cnn
 
         measure(warm, train, lambda cnn: float(np.mean(cnn.predict(x_test).argmax(axis=1) == y_test)),
@@ -157,7 +165,8 @@ def child_reference(state, threads, out):
 def child_torch(state, threads, out):
     import torch
     import torch.nn.functional as F
-    torch.set_num_threads(threads)
+    if threads != "auto":
+        torch.set_num_threads(threads)
     (x, y), (x_test, y_test) = images()
     xt = torch.from_numpy(x.reshape(-1, 1, 28, 28))     # one channel: NHWC and NCHW are the same bytes
     yt = torch.from_numpy(y)
@@ -208,7 +217,8 @@ def child_torch(state, threads, out):
     measure(train(warm_order), train, evaluate, arrays, out)
 
 
-CHILDREN = {"lamina": child_lamina, "reference": child_reference, "torch": child_torch}
+CHILDREN = {"lamina": child_lamina, "baseline": child_lamina, "reference": child_reference,
+            "torch": child_torch}
 
 
 # ---------------------------------------------------------------- the parent
@@ -221,11 +231,14 @@ def torch_python(given: str | None) -> str | None:
     return DEFAULT_TORCH_PYTHON if Path(DEFAULT_TORCH_PYTHON).exists() else None
 
 
-def run(impl, threads, state_file, out, python) -> dict:
+def run(impl, threads, state_file, out, python, baseline=None) -> dict:
+    env = dict(os.environ)
+    if threads != "auto":
+        env["OMP_NUM_THREADS"] = str(threads)
+    if impl == "baseline":
+        env["PYTHONPATH"] = os.pathsep.join([baseline, *filter(None, [os.environ.get("PYTHONPATH")])])
     proc = subprocess.run([python, __file__, "--child", impl, "--threads", str(threads), "--state",
-                           state_file,
-                           "--out", out], capture_output=True, text=True, timeout=1800,
-                          env={**os.environ, "OMP_NUM_THREADS": str(threads)})
+                           state_file, "--out", out], capture_output=True, text=True, timeout=1800, env=env)
     if proc.returncode != 0:
         raise RuntimeError(f"{impl} child failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -236,17 +249,31 @@ def max_relative_difference(a: str, b: str) -> float:
         return max(float(np.abs(fa[k] - fb[k]).max() / max(np.abs(fb[k]).max(), 1e-30)) for k in fa.files)
 
 
+def thread_count(text: str):
+    """A --threads value: a positive int or "auto"."""
+    if text == "auto":
+        return text
+    if text.isdigit() and int(text) > 0:
+        return int(text)
+    raise argparse.ArgumentTypeError(f'expected a positive int or "auto", got {text!r}')
+
+
 def med(values):
     return statistics.median(values) if values else float("nan")
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--threads", type=thread_count, nargs="+", default=[1, 2],
+                        help='BLAS thread counts, or "auto" (lamina\'s default; the others unlimited)')
+    parser.add_argument("--baseline", metavar="DIR",
+                        help="one more column: lamina imported from the checkout DIR")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--samples", type=int, default=60000,
+                        help="train on the first N images (fit's order over them): a part of the epoch")
     parser.add_argument("--no-torch", action="store_true")
     parser.add_argument("--torch-python", default=None, help="the interpreter that runs PyTorch's child")
-    parser.add_argument("--child", choices=IMPLS, help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=list(CHILDREN), help=argparse.SUPPRESS)
     parser.add_argument("--state", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -256,7 +283,8 @@ def main():
         CHILDREN[args.child](state, args.threads[0], args.out)
         return
 
-    pythons = {"lamina": sys.executable, "reference": sys.executable}
+    pythons = {"lamina": sys.executable, **({"baseline": sys.executable} if args.baseline else {}),
+               "reference": sys.executable}
     if not args.no_torch and (tp := torch_python(args.torch_python)):
         pythons["torch"] = tp
     names = list(pythons)
@@ -267,17 +295,17 @@ def main():
         print(f"PyTorch {version} eager, NCHW, in its own process ({pythons['torch']})")
     print(f"network: conv 1->32 3x3, max-pool 2, ReLU, conv 32->64 3x3, max-pool 2, ReLU, flatten, "
           f"dense 1600->128, ReLU, dense 128->10; SGD lr {LEARNING_RATE} momentum {MOMENTUM}, batch {BATCH}; "
-          f"one epoch of MNIST (60,000 images)", flush=True)
+          f"one epoch of MNIST ({args.samples:,} images)", flush=True)
     ticks, own = H.cpu_ticks(), H.own_cpu_seconds()
     with tempfile.TemporaryDirectory() as tmp:
         state_file = os.path.join(tmp, "state.npz")
-        np.savez(state_file, **start_state())
+        np.savez(state_file, **start_state(args.samples))
         results = {t: {name: [] for name in names} for t in args.threads}
         for threads in args.threads:
             for r in range(args.rounds):
                 for name in names[r % len(names):] + names[:r % len(names)]:
                     out = os.path.join(tmp, f"{name}-{threads}.npz")
-                    result = run(name, threads, state_file, out, pythons[name])
+                    result = run(name, threads, state_file, out, pythons[name], args.baseline)
                     results[threads][name].append(result)
                     print(f"  threads {threads} round {r + 1}: {name:9s} {result['seconds']:6.1f} s "
                           f"(cpu {result['cpu']:.1f} s), peak RSS {result['peak_kb'] / 1024:.0f} MB, "
@@ -288,11 +316,11 @@ def main():
                 differences[name, when] = max_relative_difference(
                     os.path.join(tmp, f"lamina-{args.threads[-1]}{when}.npz"),
                     os.path.join(tmp, f"{name}-{args.threads[-1]}{when}.npz"))
-    print(report(results, names, differences))
+    print(report(results, names, differences, args.samples))
     print(H.describe_ticks(ticks, H.cpu_ticks(), H.own_cpu_seconds() - own))
 
 
-def report(results, names, differences) -> str:
+def report(results, names, differences, samples: int = 60000) -> str:
     others = [n for n in names if n != "lamina"]
     header = (["BLAS threads", *(f"{n} s/epoch" for n in names), *(f"lamina / {n}" for n in others),
                *(f"lamina / {n} per round" for n in others), *(f"lamina / {n} CPU s" for n in others),
@@ -319,8 +347,8 @@ def report(results, names, differences) -> str:
                  "steps " + ", ".join(f"{n} {d:.1e}" for (n, w), d in differences.items() if w)
                  + "; after the epoch "
                  + ", ".join(f"{n} {d:.1e}" for (n, w), d in differences.items() if not w)
-                 + " (float32 rounding differences grow over 469 steps at learning rate 0.05 with momentum "
-                   "0.9)")
+                 + f" (float32 rounding differences grow over {-(-samples // BATCH)} steps at learning "
+                   "rate 0.05 with momentum 0.9)")
     return "\n".join(lines)
 
 

@@ -11,6 +11,11 @@ cols carries one more column of ones, so that ``cols @ [W; bias]`` adds the bias
 pixels (``im2col.blocks``): each block's im2col is made in one buffer that stays in cache while
 it is multiplied, and backward makes it again instead of keeping the whole matrix (measured: as
 fast, and memory stays at one block whatever the batch).
+
+On several cores (``split_rows.parts()`` > 1) the blocks are shared out: each core makes its own blocks'
+im2col and multiplies them with BLAS at one thread, in its own cache. The weight gradient is summed in
+``SUMS`` partial sums over consecutive blocks, added in order at the end, so its bits do not depend on how
+many cores ran the blocks.
 """
 
 from __future__ import annotations
@@ -18,8 +23,9 @@ from __future__ import annotations
 import attrs
 import numpy as np
 
+from lamina.layers import split_rows
 from lamina.layers.errors import ShapeError, format_shape
-from lamina.layers.im2col import blocks, col2im_add, image_shape, im2col, output_size, pad, pair
+from lamina.layers.im2col import blocks, col2im_add, image_shape, im2col, output_size, pad, pair, scratch
 from lamina.layers.initializers import check_rng, normal, positive_int
 from lamina.layers.layer import Layer
 from lamina.layers.mode import Mode
@@ -29,6 +35,8 @@ from lamina.layers.records.registry import register
 TRANSPOSED_MAX_CHANNELS = 3
 """Up to this many input channels im2col is made transposed, one shifted slab per kernel offset."""
 
+SUMS = 4
+"""The weight gradient's partial sums, each over consecutive blocks: the most cores its blocks can use."""
 
 
 def _stride(value) -> tuple[int, int]:
@@ -146,10 +154,15 @@ class Conv2D(Layer):
         weight = self._weight_and_bias()
         y = np.empty((n, oh, ow, c_out), np.result_type(xp.dtype, weight.dtype))
         flat = y.reshape(-1, c_out)
-        cols = self._cols(xp.dtype, self._largest_block(xp, oh, ow))
-        for rows, index in self._blocks(xp, oh, ow):
-            block = self._im2col(xp[index], cols, rows.stop - rows.start)
-            np.matmul(block.T if self._transposed else block, weight, out=flat[rows])
+        work = self._blocks(xp, oh, ow)
+
+        def part(first: int, last: int) -> None:
+            cols = self._cols(xp.dtype, _largest(work[first:last]))
+            for rows, index in work[first:last]:
+                block = self._im2col(xp[index], cols, rows.stop - rows.start)
+                np.matmul(block.T if self._transposed else block, weight, out=flat[rows])
+
+        split_rows.run(part, len(work), n * oh * ow * weight.shape[0], blas=True)
         return y, (xp, x.shape)
 
     @property
@@ -162,10 +175,10 @@ class Conv2D(Layer):
         ones."""
         width = self.kernel_size[0] * self.kernel_size[1] * self.in_channels
         if self._transposed:
-            cols = np.empty((width + 1, rows), dtype)
+            cols = scratch("cols", (width + 1, rows), dtype)
             cols[width] = 1
         else:
-            cols = np.empty((rows, width + 1), dtype)
+            cols = scratch("cols", (rows, width + 1), dtype)
             cols[:, width] = 1
         return cols
 
@@ -174,9 +187,6 @@ class Conv2D(Layer):
         ``cols``."""
         part = cols[:, :rows] if self._transposed else cols[:rows]
         return im2col(xp, self.kernel_size, self.stride, part, transposed=self._transposed)
-
-    def _largest_block(self, xp: np.ndarray, oh: int, ow: int) -> int:
-        return max((rows.stop - rows.start for rows, _ in self._blocks(xp, oh, ow)), default=0)
 
     def _weight_and_bias(self) -> np.ndarray:
         """[weight; bias]: the weight as a (kh*kw*c_in, c_out) matrix with the bias as one more row."""
@@ -187,14 +197,17 @@ class Conv2D(Layer):
         (kh, kw), (sh, sw) = self.kernel_size, self.stride
         return output_size(xp.shape[1], kh, sh), output_size(xp.shape[2], kw, sw)
 
-    def _blocks(self, xp: np.ndarray, oh: int, ow: int):
+    def _blocks(self, xp: np.ndarray, oh: int, ow: int) -> list:
         """(rows of the (n*oh*ow, ...) matrices, index of the padded input they read) for each block of
         work."""
         (kh, kw), sh = self.kernel_size, self.stride[0]
+        work = []
         for samples, out_rows in blocks(len(xp), oh, ow * (kh * kw * xp.shape[3] + 1) * xp.itemsize):
             first = (samples.start * oh + out_rows.start) * ow
             last = ((samples.stop - 1) * oh + out_rows.stop) * ow
-            yield slice(first, last), (samples, slice(out_rows.start * sh, (out_rows.stop - 1) * sh + kh))
+            read = slice(out_rows.start * sh, (out_rows.stop - 1) * sh + kh)
+            work.append((slice(first, last), (samples, read)))
+        return work
 
     def backward(self, cache, dy: np.ndarray, mode: Mode):
         """dy (n, oh, ow, c_out) -> dx (n, h, w, c_in) (None when the mode needs no input gradient), gradients
@@ -206,16 +219,39 @@ class Conv2D(Layer):
                              f"one of shape {dy.shape}")
         dy = dy.reshape(-1, c_out)
         weight = self._weight_and_bias()
-        d_weight = np.zeros(weight.shape, np.result_type(dy.dtype, xp.dtype))   # [dweight; dbias]
         dxp = np.zeros(xp.shape, np.result_type(dy.dtype, weight.dtype)) if mode.input_grad else None
-        largest = self._largest_block(xp, oh, ow)
-        cols = self._cols(xp.dtype, largest)
-        buffer = np.empty(largest * (weight.shape[0] - 1), weight.dtype) if dxp is not None else None
-        for rows, index in self._blocks(xp, oh, ow):
-            block = self._im2col(xp[index], cols, rows.stop - rows.start)
-            d_weight += (block if self._transposed else block.T) @ dy[rows]   # ones column: dbias = sum(dy)
-            if dxp is not None:
-                self._input_gradient(dy[rows], weight[:-1], buffer, dxp[index])
+        work = self._blocks(xp, oh, ow)
+        count = max(1, min(SUMS, len(work)))
+        sums = [len(work) * i // count for i in range(count + 1)]  # partial sum s: blocks sums[s]:sums[s + 1]
+        empty = np.empty if work else np.zeros                       # no blocks (no samples): a zero gradient
+        partial = empty((count, *weight.shape), np.result_type(dy.dtype, xp.dtype))   # [dweight; dbias]
+
+        def part(first: int, last: int) -> None:
+            largest = _largest(work[sums[first]:sums[last]])
+            cols = self._cols(xp.dtype, largest)
+            product = scratch("product", weight.shape, partial.dtype)
+            width = weight.shape[0] - 1
+            buffer = scratch("d_cols", (largest * width,), weight.dtype) if dxp is not None else None
+            for s in range(first, last):
+                for k in range(sums[s], sums[s + 1]):
+                    rows, index = work[k]
+                    block = self._im2col(xp[index], cols, rows.stop - rows.start)
+                    out = partial[s] if k == sums[s] else product      # the ones column: dbias = sum(dy)
+                    np.matmul(block if self._transposed else block.T, dy[rows], out=out)
+                    if k > sums[s]:
+                        partial[s] += product
+                    if dxp is not None:
+                        self._input_gradient(dy[rows], weight[:-1], buffer, dxp[index])
+
+        # blocks of whole samples add into separate samples of dx; bands of one sample overlap
+        if dxp is None or all(rows.stop - rows.start == oh * ow * (index[0].stop - index[0].start)
+                              for rows, index in work):
+            split_rows.run(part, count, n * oh * ow * weight.shape[0], blas=True)
+        else:
+            part(0, count)
+        d_weight = partial[0]
+        for more in partial[1:]:
+            d_weight += more
         grads = attrs.evolve(self, weight=d_weight[:-1].reshape(self.weight.shape), bias=d_weight[-1])
         if dxp is None:
             return None, grads
@@ -230,6 +266,11 @@ class Conv2D(Layer):
         else:
             d_cols = np.matmul(dy, weight.T, out=buffer[:size * width].reshape(size, width))
         col2im_add(d_cols, dxp, self.kernel_size, self.stride, transposed=self._transposed)
+
+
+def _largest(work: list) -> int:
+    """The most output pixels of any of these blocks."""
+    return max((rows.stop - rows.start for rows, _ in work), default=0)
 
 
 def _show(value) -> str:

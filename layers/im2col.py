@@ -5,10 +5,14 @@ layers.
 ``im2col`` copies it into the matrix a convolution multiplies, one row per output pixel and the
 row laid out as the kernel is, ``(kh, kw, c)``. ``col2im_add`` is its adjoint: every row's window
 added back where it came from, as one shifted add per kernel offset (no ``np.add.at``).
-Work on a large batch goes through ``blocks``, so that no copy grows past ``BLOCK_BYTES``.
+Work on a large batch goes through ``blocks``, so that no copy grows past ``BLOCK_BYTES``; the blocks are
+made in ``scratch`` buffers that each thread keeps from call to call.
 """
 
 from __future__ import annotations
+
+import mmap
+import threading
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
@@ -19,6 +23,29 @@ from lamina.layers.errors import ShapeError, format_shape
 BLOCK_BYTES = 1 << 21
 """How large an im2col block may grow: it stays in a core's L2 cache between the copy and the matrix
 multiply."""
+
+
+SKEW = 1088
+"""Bytes (17 cache lines) between the start of a thread's scratch buffers and their pages' starts, times
+the buffer's number."""
+
+_scratch = threading.local()
+
+
+def scratch(name: str, shape: tuple, dtype) -> np.ndarray:
+    """An uninitialised array of ``shape`` in this thread's buffer ``name``, kept for the next call (grown
+    when too small): for work inside one call that never leaves it. A fresh block each call costs page
+    faults, and on two cores the kernel's TLB shootdowns when it is given back. The buffer is a memory map
+    of its own, outside malloc's heap, where a block that stays would keep the heap from shrinking between
+    steps."""
+    dtype = np.dtype(dtype)
+    size = int(np.prod(shape)) * dtype.itemsize
+    buffers = _scratch.__dict__
+    buffer = buffers.get(name)
+    if buffer is None or buffer.size < size:
+        skip = SKEW * (1 + len(buffers))   # not page-aligned alike: no 4K aliasing between the buffers
+        buffer = buffers[name] = np.frombuffer(mmap.mmap(-1, size + skip), np.uint8)[skip:]
+    return buffer[:size].view(dtype).reshape(shape)
 
 
 def pair(value, what: str, layer: str, *, minimum: int = 1) -> tuple[int, int]:

@@ -12,6 +12,9 @@ channels are contiguous (channels-last), and the backward pass adds ``dy`` back 
 views. When the windows tile the image (stride = size, the usual case), max pooling's backward
 sees x as (n, oh, kh, ow, kw, c) tiles instead: one comparison with the maxima and one product
 with dy over whole arrays, the ties settled in between on the small boolean array.
+
+Every pass works on each sample apart, so on several cores the batch is cut in parts by samples
+(``split_rows``), the same bits as the whole.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import attrs
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from lamina.layers import split_rows
 from lamina.layers.errors import ShapeError, format_shape
 from lamina.layers.im2col import image_shape, offsets, output_size, pair
 from lamina.layers.layer import Layer
@@ -150,10 +154,17 @@ class MaxPool2D(_Pool2D):
         """x (n, h, w, c) -> y (n, oh, ow, c); the cache is (padded x, y)."""
         if x.ndim == 4:
             x = self._padded(x, -np.inf if x.dtype.kind == "f" else np.iinfo(x.dtype).min)
-        views = self._views(x, self._out_hw(x))
-        y = np.maximum(views[0], views[1]) if len(views) > 1 else views[0].copy()
-        for view in views[2:]:
-            np.maximum(y, view, out=y)
+        out_hw = self._out_hw(x)
+        y = np.empty((len(x), *out_hw, x.shape[3]), x.dtype)
+
+        def part(a: int, b: int) -> None:
+            views, out = self._views(x[a:b], out_hw), y[a:b]
+            if len(views) == 1:
+                out[...] = views[0]
+            for k in range(1, len(views)):
+                np.maximum(views[0] if k == 1 else out, views[k], out=out)
+
+        split_rows.run(part, len(x), x.size)
         return y, (x, y)
 
     def backward(self, cache, dy: np.ndarray, mode: Mode):
@@ -165,11 +176,15 @@ class MaxPool2D(_Pool2D):
                                                                                              f"{dy.shape}")
         if not mode.input_grad:
             return None, self
+        dx = self._dx(x.shape, np.result_type(x.dtype, dy.dtype), y.shape[1:3])
+        backward = self._tiled_backward if self.step == self.size else self._window_backward
+        split_rows.run(lambda a, b: backward(x[a:b], y[a:b], dy[a:b], dx[a:b]), len(x), x.size)
+        return self._cropped(dx), self
+
+    def _window_backward(self, x, y, dy, dx) -> None:
+        """Any windows: one pass per window offset, dy to the first maximum not claimed by an earlier
+        offset."""
         out_hw = y.shape[1:3]
-        dx = self._dx(x.shape, np.result_type(x.dtype, dy.dtype), out_hw)
-        if self.step == self.size:
-            self._tiled_backward(x, y, dy, dx)
-            return self._cropped(dx), self
         unclaimed = np.ones(y.shape, bool)   # windows whose maximum has not been found yet
         first = np.empty(y.shape, bool)
         views, targets = self._views(x, out_hw), self._views(dx, out_hw)
@@ -183,7 +198,6 @@ class MaxPool2D(_Pool2D):
                 target += dy * first
             if k < last:
                 unclaimed &= ~first
-        return self._cropped(dx), self
 
     def _tiled_backward(self, x, y, dy, dx) -> None:
         """Windows that tile the image (stride = size): one comparison and one product over whole arrays, not
@@ -227,12 +241,19 @@ class AvgPool2D(_Pool2D):
         """x (n, h, w, c) -> y (n, oh, ow, c); the cache is the padded x's shape."""
         if x.ndim == 4:
             x = self._padded(x, 0)
-        views = self._views(x, self._out_hw(x))
+        out_hw = self._out_hw(x)
         dtype = x.dtype if x.dtype.kind == "f" else np.dtype(np.float64)
-        y = np.add(views[0], views[1], dtype=dtype) if len(views) > 1 else views[0].astype(dtype)
-        for view in views[2:]:
-            y += view
-        y *= dtype.type(1 / len(views))
+        y = np.empty((len(x), *out_hw, x.shape[3]), dtype)
+
+        def part(a: int, b: int) -> None:
+            views, out = self._views(x[a:b], out_hw), y[a:b]
+            if len(views) == 1:
+                out[...] = views[0]
+            for k in range(1, len(views)):
+                np.add(views[0] if k == 1 else out, views[k], out=out, dtype=dtype)
+            out *= dtype.type(1 / len(views))
+
+        split_rows.run(part, len(x), x.size)
         return y, (x.shape, y.shape)
 
     def backward(self, cache, dy: np.ndarray, mode: Mode):
@@ -244,14 +265,18 @@ class AvgPool2D(_Pool2D):
                                                                                              f"{dy.shape}")
         if not mode.input_grad:
             return None, self
-        share = dy * dy.dtype.type(1 / (self.size[0] * self.size[1]))
         dx = self._dx(x_shape, dy.dtype, y_shape[1:3])
-        disjoint = self._disjoint()
-        for target in self._views(dx, y_shape[1:3]):
-            if disjoint:
-                target[...] = share
-            else:
-                target += share
+        disjoint, scale = self._disjoint(), dy.dtype.type(1 / (self.size[0] * self.size[1]))
+
+        def part(a: int, b: int) -> None:
+            share = dy[a:b] * scale
+            for target in self._views(dx[a:b], y_shape[1:3]):
+                if disjoint:
+                    target[...] = share
+                else:
+                    target += share
+
+        split_rows.run(part, len(dx), dx.size)
         return self._cropped(dx), self
 
 

@@ -11,6 +11,10 @@ not be split this way.
 The part count is one until the training loop (``optim``'s thread setting) or the caller says more with
 ``using(n)``; arrays under ``MIN_ELEMENTS`` elements always run whole (handing a part to a thread costs
 tens of microseconds).
+
+A job whose parts call BLAS (a convolution's blocks: a copy, then a matrix product) says ``blas=True``: while
+its parts run, BLAS runs one thread in each of them, so the parts are the threads (each its own copy and
+product, in its own core's cache) instead of BLAS's threads waiting on one copy after another.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ MIN_ELEMENTS = 1 << 16
 _parts = 1
 _pool: ThreadPoolExecutor | None = None
 _lock = threading.Lock()
+_blas = None
 
 
 def parts() -> int:
@@ -59,16 +64,38 @@ def _workers(n: int) -> ThreadPoolExecutor:
         return _pool
 
 
-def run(job, n: int, size: int) -> None:
+def _blas_libraries() -> list:
+    """The loaded BLAS libraries' thread controls (looked up once)."""
+    global _blas
+    if _blas is None:
+        from threadpoolctl import ThreadpoolController   # only when a job first needs it
+        _blas = ThreadpoolController().select(user_api="blas").lib_controllers
+    return _blas
+
+
+def run(job, n: int, size: int, *, blas: bool = False) -> None:
     """``job(start, stop)`` over the rows ``[0, n)``: whole, or in ``parts()`` slices that run at once when
-    ``size`` (the elements the job touches) is at least ``MIN_ELEMENTS``; the last slice runs here."""
+    ``size`` (the elements the job touches) is at least ``MIN_ELEMENTS``; the last slice runs here.
+    ``blas``: the job calls BLAS, which runs one thread per part while the parts run."""
     k = min(_parts, n)
     if k < 2 or size < MIN_ELEMENTS or threading.current_thread().name.startswith("lamina-rows"):
         job(0, n)
         return
     cuts = [n * i // k for i in range(k + 1)]
     pool = _workers(k - 1)
-    futures = [pool.submit(job, cuts[i], cuts[i + 1]) for i in range(k - 1)]
-    job(cuts[k - 1], n)
-    for future in futures:
-        future.result()
+    libraries = _blas_libraries() if blas else []
+    saved = [library.num_threads for library in libraries]
+    for library in libraries:
+        library.set_num_threads(1)
+    try:
+        futures = [pool.submit(job, cuts[i], cuts[i + 1]) for i in range(k - 1)]
+        try:
+            job(cuts[k - 1], n)
+        finally:
+            for future in futures:
+                future.exception()      # every part has finished before BLAS gets its threads back
+        for future in futures:
+            future.result()
+    finally:
+        for library, count in zip(libraries, saved):
+            library.set_num_threads(count)

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from lamina import layers
 from lamina.layers import conv2d as conv_module
 from lamina.layers import im2col as im2col_module
+from lamina.layers import split_rows
 
 TOL = 1e-6
 
@@ -457,3 +458,54 @@ def test_a_cnn_trains_and_resumes_bit_for_bit(tmp_path):
     assert history["loss"][1] < history["loss"][0]
     for (path, a), (_, b) in zip(layers.named_parameters(full), layers.named_parameters(resumed)):
         np.testing.assert_array_equal(a, b, err_msg=path)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("c_in", [1, 5])
+def test_blocks_shared_out_to_several_cores_give_the_same_bits(monkeypatch, dtype, c_in):
+    """Each core makes its own blocks (BLAS at one thread in each): y, dx and the gradients are the bits of
+    one core, whatever the part count."""
+    one_sample = 6 * 5 * (9 * c_in + 1) * np.dtype(dtype).itemsize       # im2col bytes of one sample
+    monkeypatch.setattr(im2col_module, "BLOCK_BYTES", one_sample)
+    monkeypatch.setattr(split_rows, "MIN_ELEMENTS", 0)
+    rng = np.random.default_rng(5)
+    conv = random_conv(rng, c_in, 4, 3, padding=1, dtype=dtype)
+    x = rng.standard_normal((13, 6, 5, c_in)).astype(dtype)
+    dy = rng.standard_normal((13, 6, 5, 4)).astype(dtype)
+    results = []
+    for parts in (1, 2, 3):
+        with split_rows.using(parts):
+            y, cache = conv.forward(x, layers.TRAIN)
+            dx, grads = conv.backward(cache, dy, layers.TRAIN)
+        results.append((y, dx, grads.weight, grads.bias))
+    assert len(conv._blocks(padded(x, conv.pads), 6, 5)) == 13 > conv_module.SUMS   # several per partial sum
+    for other in results[1:]:
+        for a, b in zip(results[0], other):
+            assert np.array_equal(a, b)
+    np.testing.assert_allclose(results[0][0], loop_conv(x, conv.weight, conv.bias, conv.stride, conv.pads),
+                               rtol=1e-4 if dtype == np.float32 else 1e-12, atol=1e-4)
+
+
+def test_bands_of_one_sample_with_an_input_gradient_run_on_one_core(monkeypatch):
+    """Bands of rows of one sample overlap in dx: with several parts they still add up as the definition."""
+    monkeypatch.setattr(im2col_module, "BLOCK_BYTES", 200)
+    monkeypatch.setattr(split_rows, "MIN_ELEMENTS", 0)
+    rng = np.random.default_rng(4)
+    conv = random_conv(rng, 2, 3, 3, padding=1)
+    x = rng.standard_normal((2, 9, 7, 2))
+    with split_rows.using(2):
+        y, cache = conv.forward(x, layers.TRAIN)
+        dy = rng.standard_normal(y.shape)
+        dx, grads = conv.backward(cache, dy, layers.TRAIN)
+    ref_dx, ref_dw, _ = loop_conv_backward(x, conv.weight, conv.stride, conv.pads, dy)
+    np.testing.assert_allclose(dx, ref_dx, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(grads.weight, ref_dw, rtol=1e-12, atol=1e-12)
+
+
+def test_an_empty_batch_gives_zero_gradients():
+    rng = np.random.default_rng(0)
+    conv = random_conv(rng, 2, 3, 3)
+    y, cache = conv.forward(np.zeros((0, 5, 5, 2)), layers.TRAIN)
+    dx, grads = conv.backward(cache, np.zeros(y.shape), layers.TRAIN)
+    assert y.shape == (0, 3, 3, 3) and dx.shape == (0, 5, 5, 2)
+    assert not grads.weight.any() and not grads.bias.any()

@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from lamina import layers
+from lamina.layers import split_rows
 
 TOL = 1e-6
 
@@ -269,3 +270,27 @@ def test_a_padded_pool_saves_and_loads(tmp_path):
     model = layers.Sequence([layers.MaxPool2D(3, 1, 1), layers.AvgPool2D(3, 2, (1, 0))])
     layers.save(tmp_path / "p.npz", model)
     assert layers.load(tmp_path / "p.npz") == model
+
+
+@pytest.mark.parametrize("cls", [layers.MaxPool2D, layers.AvgPool2D])
+@pytest.mark.parametrize("size, stride, padding", [(2, None, 0), (3, 2, 1), ((2, 3), 1, 0), (1, None, 0)])
+def test_a_batch_cut_in_parts_gives_the_bits_of_the_whole(monkeypatch, cls, size, stride, padding):
+    """On several cores the samples are shared out: y and dx are the same bits as on one, ties included."""
+    monkeypatch.setattr(split_rows, "MIN_ELEMENTS", 0)
+    pool = cls(size=size, stride=stride, padding=padding)
+    rng = np.random.default_rng(2)
+    x = rng.integers(0, 3, (7, 9, 8, 3)).astype(np.float32)     # few levels: many ties
+    results = []
+    for parts in (1, 2, 3):
+        with split_rows.using(parts):
+            y, cache = pool.forward(x, layers.TRAIN)
+            dx, _ = pool.backward(cache, np.arange(y.size, dtype=np.float32).reshape(y.shape), layers.TRAIN)
+        results.append((y, dx))
+    for y, dx in results[1:]:
+        assert np.array_equal(y, results[0][0]) and np.array_equal(dx, results[0][1])
+    if padding == 0:
+        kind = "max" if cls is layers.MaxPool2D else "avg"
+        pair = pool.size, pool.step
+        np.testing.assert_allclose(results[1][0], loop_pool(x, *pair, kind), rtol=1e-6)
+        dy = np.arange(results[1][0].size, dtype=np.float32).reshape(results[1][0].shape)
+        np.testing.assert_allclose(results[1][1], loop_pool_backward(x, *pair, kind, dy), rtol=1e-6)

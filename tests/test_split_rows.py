@@ -63,3 +63,21 @@ def test_part_count_must_be_a_positive_int(bad):
     with pytest.raises(ValueError, match="positive int"):
         split_rows.set_parts(bad)
     assert split_rows.parts() == 1
+
+
+def test_blas_jobs_run_one_blas_thread_per_part_and_get_the_count_back():
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    def blas_threads():
+        return [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+
+    seen = []
+    with threadpool_limits(2, user_api="blas"), split_rows.using(2):
+        split_rows.run(lambda a, b: seen.append(blas_threads()), 4, split_rows.MIN_ELEMENTS, blas=True)
+        assert blas_threads() == [2] * len(blas_threads())
+        with pytest.raises(ArithmeticError):
+            split_rows.run(lambda a, b: 1 / 0, 4, split_rows.MIN_ELEMENTS, blas=True)
+        assert blas_threads() == [2] * len(blas_threads())
+        split_rows.run(lambda a, b: seen.append(blas_threads()), 4, split_rows.MIN_ELEMENTS)
+    assert seen[:2] == [[1] * len(blas_threads())] * 2      # both parts, while they ran
+    assert seen[2:] == [[2] * len(blas_threads())] * 2      # a job that does not call BLAS leaves it alone
