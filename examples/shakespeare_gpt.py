@@ -15,6 +15,12 @@ line is the mean loss over the whole validation text in non-overlapping windows 
 
 from __future__ import annotations
 
+import os
+
+# Before NumPy loads OpenBLAS: its idle threads sleep at once instead of spinning for about 0.1 s after each
+# matrix product, which left no core for the element-wise work lamina splits between threads.
+os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
+
 import argparse
 import math
 import sys
