@@ -64,8 +64,8 @@ def _workers(n: int) -> ThreadPoolExecutor:
         return _pool
 
 
-def _blas_libraries() -> list:
-    """The loaded BLAS libraries' thread controls (looked up once)."""
+def blas_libraries() -> list:
+    """The loaded BLAS libraries' thread controls (threadpoolctl's, looked up once per process)."""
     global _blas
     if _blas is None:
         from threadpoolctl import ThreadpoolController   # only when a job first needs it
@@ -83,7 +83,7 @@ def run(job, n: int, size: int, *, blas: bool = False) -> None:
         return
     cuts = [n * i // k for i in range(k + 1)]
     pool = _workers(k - 1)
-    libraries = _blas_libraries() if blas else []
+    libraries = blas_libraries() if blas else []
     saved = [library.num_threads for library in libraries]
     for library in libraries:
         library.set_num_threads(1)

@@ -43,8 +43,6 @@ import os
 import time
 from contextlib import nullcontext
 
-from threadpoolctl import ThreadpoolController
-
 from lamina.layers import split_rows
 
 AUTO = "auto"
@@ -97,7 +95,7 @@ class Blas:
     """The thread count of the loaded BLAS libraries (through threadpoolctl, looked up once)."""
 
     def __init__(self):
-        self.libraries = ThreadpoolController().select(user_api="blas").lib_controllers
+        self.libraries = split_rows.blas_libraries()
 
     def get(self) -> int | None:
         counts = [library.num_threads for library in self.libraries]
