@@ -31,8 +31,12 @@ the machine's idle time (``/proc/stat``); over a shorter one (the first round, a
 the threads of other processes running at each of its batches (``/proc/loadavg``, where there is one).
 So a loop that starts while another process holds a core runs on one thread from its first batch.
 
-The count also splits large element-wise work into as many parts (``layers/split_rows``), which never
-changes a bit. Timing never changes the numbers: the same batches run, only the BLAS thread count differs, and
+A candidate is a thread count ``n`` (BLAS on ``n`` threads, and large element-wise work and convolution
+blocks split in ``n`` parts, ``layers/split_rows``) or a pair ``(blas, parts)`` that sets the two apart: on
+two cores "auto" tries ``1``, ``(1, 2)`` and ``2``. The pair wins where the matrix products are small (a
+CNN: its convolution blocks run in parts, each with its own one-thread product, and the dense products at
+one thread leave no BLAS thread spinning on the core the next parts need). The parts never change a bit;
+timing never changes the numbers either: the same batches run, only the BLAS thread count differs, and
 that is fixed at a pinned int (bit for bit).
 """
 
@@ -166,6 +170,24 @@ def candidates(most: int) -> list[int]:
     return counts + [most]
 
 
+def settings(most: int) -> list:
+    """The candidates "auto" tries: each count of ``candidates(most)``, and before each count after the
+    first, the pair (the count before it, this count): BLAS on fewer threads than the work's parts."""
+    counts = candidates(most)
+    return [counts[0], *(c for before, count in zip(counts, counts[1:]) for c in ((before, count), count))]
+
+
+def blas_and_parts(candidate) -> tuple[int, int]:
+    """A candidate's (BLAS threads, parts): ``n`` is ``(n, n)``."""
+    return (candidate, candidate) if isinstance(candidate, int) else tuple(candidate)
+
+
+def _order(candidate) -> tuple[int, int]:
+    """Fewer threads first: by parts, then by BLAS threads."""
+    blas, parts = blas_and_parts(candidate)
+    return parts, blas
+
+
 class _Timing:
     """The context of one batch: times it and tells the chooser."""
 
@@ -189,8 +211,9 @@ class BlasThreads:
     ("auto").
 
     ``threads``: "auto", a positive int or None ($LAMINA_THREADS replaces "auto"). ``counts``,
-    ``clock``, ``blas``, ``idle`` and ``free`` are for tests and special machines: the candidate counts
-    (default: 1, 2, 4, ... up to the BLAS's thread count and the CPUs this process may use),
+    ``clock``, ``blas``, ``idle`` and ``free`` are for tests and special machines: the candidates (ints and
+    (blas, parts) pairs; default: ``settings(n)``, n the least of the BLAS's thread count and the CPUs this
+    process may use),
     the timer, the BLAS handle (``get``/``set``/``save``/``restore``), the machine's idle
     CPU-seconds and the cores other processes leave free now (each None, or returning None: unknown,
     more threads are tried).
@@ -221,8 +244,8 @@ class BlasThreads:
         if self.counts is None:
             most = self.blas.get() or 1
             cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-            self.counts = candidates(max(1, min(most, cpus)))
-        self.counts = sorted(set(self.counts))
+            self.counts = settings(max(1, min(most, cpus)))
+        self.counts = sorted(set(self.counts), key=_order)
         self._size = None           # the batch size measured (a short last batch is not a measurement)
         self._chosen = None
         self._usual = None          # the chosen count's usual seconds per batch (a running mean)
@@ -252,24 +275,26 @@ class BlasThreads:
         return self._timing
 
     def epoch(self):
-        """The count that ran the most batches since the last call (ties: the fewer threads); the pin, or
-        None."""
+        """The threads of the candidate that ran the most batches since the last call (ties: the fewer
+        threads; a pair's parts); the pin, or None."""
         if self.setting is None:
             return None
         if self.setting != AUTO or not self.used:
-            return self.current
+            return blas_and_parts(self.current)[1]
         most = max(self.used.values())
-        count = min(c for c, k in self.used.items() if k == most)
+        count = min((c for c, k in self.used.items() if k == most), key=_order)
         self.used.clear()
-        return count
+        return blas_and_parts(count)[1]
 
     # ---------------------------------------------------------------- choosing
 
-    def _switch(self, n: int) -> None:
-        if n != self.current:
-            self.blas.set(n)
-            split_rows.set_parts(n)
-            self.current = n
+    def _switch(self, candidate) -> None:
+        if candidate != self.current:
+            blas, parts = blas_and_parts(candidate)
+            if self.current is None or blas != blas_and_parts(self.current)[0]:
+                self.blas.set(blas)
+            split_rows.set_parts(parts)
+            self.current = candidate
 
     def record(self, n: int, seconds: float) -> None:
         """One batch of ``n`` samples took ``seconds`` at the current count: measure, and switch if it is
@@ -315,7 +340,7 @@ class BlasThreads:
         seen = self._free_seen or [self.free() if self.free is not None else None]
         if seen[0] is None:
             return None
-        return sum(seen) / len(seen) - self.current
+        return sum(seen) / len(seen) - blas_and_parts(self.current)[1]
 
     def _mark(self) -> None:
         self._idle_mark = (self.idle(), self.clock()) if self.idle is not None else None
@@ -324,7 +349,8 @@ class BlasThreads:
     def _next_trial(self) -> None:
         while self._plan:
             count = self._plan.popleft()
-            more = count - self.current if self.current is not None else 0
+            more = (blas_and_parts(count)[1] - blas_and_parts(self.current)[1]
+                    if self.current is not None else 0)
             if more > 0:
                 free = self._free_cores()
                 if free is not None and free < IDLE * more:
@@ -362,7 +388,7 @@ class BlasThreads:
     def _finish_round(self) -> None:
         results = self._results
         best = min(results.values())
-        chosen = min(c for c, t in results.items() if t <= best * (1 + MARGIN))
+        chosen = min((c for c, t in results.items() if t <= best * (1 + MARGIN)), key=_order)
         cost = max(0.0, self._round_seconds - self._round_batches * results[chosen])
         self._interval = min(2 * self._interval, MAX_INTERVAL) if chosen == self._chosen else INTERVAL
         self._gap = BUDGET * cost

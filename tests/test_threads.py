@@ -12,6 +12,7 @@ import pytest
 from threadpoolctl import threadpool_info, threadpool_limits
 
 from lamina import layers, losses, optim
+from lamina.layers import split_rows
 from lamina.optim import threads as T
 from lamina.optim.threads import BlasThreads
 
@@ -219,6 +220,37 @@ def test_candidate_counts():
     assert T.candidates(8) == [1, 2, 4, 8]
 
 
+def test_auto_tries_blas_on_fewer_threads_than_the_parts():
+    assert T.settings(1) == [1]
+    assert T.settings(2) == [1, (1, 2), 2]
+    assert T.settings(4) == [1, (1, 2), 2, (2, 4), 4]
+    assert [T.blas_and_parts(c) for c in T.settings(2)] == [(1, 1), (1, 2), (2, 2)]
+
+
+def cnn_like(threads, batch):
+    """Small products: parts on two cores pay, two BLAS threads do not (they spin on the parts' core)."""
+    return {(1, 1): 0.006, (1, 2): 0.0045, (2, 2): 0.007}[threads, split_rows.parts()]
+
+
+def test_keeps_one_blas_thread_and_two_parts_when_that_is_fastest(auto):
+    machine = Machine(cnn_like)
+    with machine.chooser(counts=T.settings(2)) as chooser:
+        ran = machine.run(chooser, 3000)
+        assert chooser.rounds[0].keys() == {1, (1, 2), 2}
+        assert (machine.threads, split_rows.parts()) == (1, 2)
+        assert chooser.epoch() == 2                            # the threads it ran on: the parts
+    assert ran.count(2) < 0.03 * len(ran)                      # BLAS at two threads in the trials only
+    assert machine.now < 1.03 * 3000 * 0.0045
+    assert (machine.threads, split_rows.parts()) == (2, 1)     # both settings restored
+
+
+def test_no_parts_tried_while_another_process_holds_a_core(auto):
+    machine = Machine(cnn_like, free=lambda batch: 1)
+    with machine.chooser(counts=T.settings(2)) as chooser:
+        machine.run(chooser, 3000)
+        assert all(results.keys() == {1} for results in chooser.rounds)
+
+
 @pytest.mark.parametrize("bad", [0, -1, 1.5, True, "two", "0"])
 def test_bad_settings_are_named(bad):
     with pytest.raises(ValueError, match="threads must be"):
@@ -329,7 +361,6 @@ def test_evaluate_pins_and_chooses(auto):
 
 
 def test_the_count_splits_element_wise_work_as_many_ways_and_is_restored():
-    from lamina.layers import split_rows
     with threadpool_limits(1, user_api="blas"):
         with BlasThreads(2):
             assert split_rows.parts() == 2
