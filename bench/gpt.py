@@ -2,6 +2,7 @@
 
     python bench/gpt.py                       # 200 float32 steps at 1 and 2 threads, agreement, profile
     python bench/gpt.py --steps 100 --threads 1 --no-torch
+    python bench/gpt.py --threads 1 auto      # auto: fit(threads="auto"), the others at their own defaults
 
 The model is examples/shakespeare_gpt.py's (nanoGPT's CPU configuration: 4 pre-norm blocks, 4 heads,
 width 128, context 64, batch 12, the output layer tied to the embedding; AdamW with betas (0.9, 0.99),
@@ -30,6 +31,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+from contextlib import nullcontext
 import time
 from pathlib import Path
 
@@ -116,7 +118,7 @@ def run_reference(state, x, y, order, lrs, threads: int, dtype) -> dict:
     """The NumPy GPT over the same batches: per-step losses and times."""
     net = gpt_reference.GPT(state, heads=CONFIG["heads"], dtype=dtype)
     b, out = CONFIG["batch_size"], {"losses": [], "seconds": []}
-    with threadpool_limits(threads):
+    with threadpool_limits(threads) if threads != "auto" else nullcontext():
         for i, lr in enumerate(lrs):
             started = time.perf_counter()
             rows = order[i * b:(i + 1) * b]
@@ -134,8 +136,9 @@ def run_torch(python: Path, state, vocab: int, x, y, order, lrs, threads: int, d
         work = Path(folder) / "work.npz"
         np.savez(work, config=json.dumps(config), x=x[rows], y=y[rows], lr=lrs,
                  **{f"w:{k}": v for k, v in state.items()})
-        proc = subprocess.run([str(python), str(HERE / "gpt_torch.py"), "--steps-of", str(work), "--threads",
-                               str(threads), "--dtype", dtype], capture_output=True, text=True)
+        pinned = ["--threads", str(threads)] if threads != "auto" else []
+        proc = subprocess.run([str(python), str(HERE / "gpt_torch.py"), "--steps-of", str(work), *pinned,
+                               "--dtype", dtype], capture_output=True, text=True)
     if proc.returncode:
         raise RuntimeError(f"bench/gpt_torch.py failed:\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -210,7 +213,8 @@ def main(argv=None) -> None:
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--steps", type=int, default=200, help="float32 steps timed per implementation")
     p.add_argument("--warm", type=int, default=10, help="steps left out of the timing at the start")
-    p.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="BLAS thread counts")
+    p.add_argument("--threads", type=lambda v: v if v == "auto" else int(v), nargs="+", default=[1, 2],
+                   help="BLAS thread counts; auto: lamina at fit's default, the others at theirs")
     p.add_argument("--torch-python", type=Path, default=TORCH_VENV if TORCH_VENV.exists() else None)
     p.add_argument("--no-torch", dest="torch_python", action="store_const", const=None)
     p.add_argument("--profile-steps", type=int, default=30, help="lamina steps under cProfile (0: none)")
