@@ -5,6 +5,7 @@
     python bench/cnn.py --torch-python /work/torchvenv/bin/python
     python bench/cnn.py --samples 15000      # a quarter of the epoch: the first 15,000 images, fit's order
     python bench/cnn.py --threads 1 2 auto   # auto: fit(threads="auto"), the others at their defaults
+    python bench/cnn.py --threads 1 1,2      # 1,2: lamina's fit(threads=(1, 2)), the others at 2 threads
     python bench/cnn.py --baseline /tmp/old  # one more column: lamina from another checkout (PYTHONPATH)
 
 The network (channels-last in lamina and the reference, NCHW in PyTorch), float32:
@@ -145,7 +146,7 @@ def child_reference(state, threads, out):
     from threadpoolctl import threadpool_limits
     import cnn_reference as R
     (x, y), (x_test, y_test) = images()
-    with threadpool_limits(threads, user_api="blas") if threads != "auto" else nullcontext():
+    with threadpool_limits(cores(threads), user_api="blas") if threads != "auto" else nullcontext():
         warm = R.CNN(arrays_of(state), LEARNING_RATE, MOMENTUM)
         warm.train_epoch(x[:WARMUP_SAMPLES], y[:WARMUP_SAMPLES], BATCH, np.random.default_rng(1))
 
@@ -166,7 +167,7 @@ def child_torch(state, threads, out):
     import torch
     import torch.nn.functional as F
     if threads != "auto":
-        torch.set_num_threads(threads)
+        torch.set_num_threads(cores(threads))
     (x, y), (x_test, y_test) = images()
     xt = torch.from_numpy(x.reshape(-1, 1, 28, 28))     # one channel: NHWC and NCHW are the same bytes
     yt = torch.from_numpy(y)
@@ -234,10 +235,10 @@ def torch_python(given: str | None) -> str | None:
 def run(impl, threads, state_file, out, python, baseline=None) -> dict:
     env = dict(os.environ)
     if threads != "auto":
-        env["OMP_NUM_THREADS"] = str(threads)
+        env["OMP_NUM_THREADS"] = str(cores(threads))
     if impl == "baseline":
         env["PYTHONPATH"] = os.pathsep.join([baseline, *filter(None, [os.environ.get("PYTHONPATH")])])
-    proc = subprocess.run([python, __file__, "--child", impl, "--threads", str(threads), "--state",
+    proc = subprocess.run([python, __file__, "--child", impl, "--threads", label(threads), "--state",
                            state_file, "--out", out], capture_output=True, text=True, timeout=1800, env=env)
     if proc.returncode != 0:
         raise RuntimeError(f"{impl} child failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
@@ -250,12 +251,24 @@ def max_relative_difference(a: str, b: str) -> float:
 
 
 def thread_count(text: str):
-    """A --threads value: a positive int or "auto"."""
+    """A --threads value: a positive int, "auto", or "B,P" (lamina's BLAS threads and parts apart)."""
     if text == "auto":
         return text
     if text.isdigit() and int(text) > 0:
         return int(text)
-    raise argparse.ArgumentTypeError(f'expected a positive int or "auto", got {text!r}')
+    pair = text.split(",")
+    if len(pair) == 2 and all(p.isdigit() and int(p) > 0 for p in pair):
+        return int(pair[0]), int(pair[1])
+    raise argparse.ArgumentTypeError(f'expected a positive int, "auto" or "B,P", got {text!r}')
+
+
+def cores(threads):
+    """The thread count the reference and PyTorch run at for a --threads value (a pair: its parts)."""
+    return threads[1] if isinstance(threads, tuple) else threads
+
+
+def label(threads) -> str:
+    return ",".join(map(str, threads)) if isinstance(threads, tuple) else str(threads)
 
 
 def med(values):
@@ -304,18 +317,18 @@ def main():
         for threads in args.threads:
             for r in range(args.rounds):
                 for name in names[r % len(names):] + names[:r % len(names)]:
-                    out = os.path.join(tmp, f"{name}-{threads}.npz")
+                    out = os.path.join(tmp, f"{name}-{label(threads)}.npz")
                     result = run(name, threads, state_file, out, pythons[name], args.baseline)
                     results[threads][name].append(result)
-                    print(f"  threads {threads} round {r + 1}: {name:9s} {result['seconds']:6.1f} s "
+                    print(f"  threads {label(threads)} round {r + 1}: {name:9s} {result['seconds']:6.1f} s "
                           f"(cpu {result['cpu']:.1f} s), peak RSS {result['peak_kb'] / 1024:.0f} MB, "
                           f"test accuracy {result['accuracy']:.4f}", flush=True)
         differences = {}
         for when in ("-warmup", ""):
             for name in names[1:]:
                 differences[name, when] = max_relative_difference(
-                    os.path.join(tmp, f"lamina-{args.threads[-1]}{when}.npz"),
-                    os.path.join(tmp, f"{name}-{args.threads[-1]}{when}.npz"))
+                    os.path.join(tmp, f"lamina-{label(args.threads[-1])}{when}.npz"),
+                    os.path.join(tmp, f"{name}-{label(args.threads[-1])}{when}.npz"))
     print(report(results, names, differences, args.samples))
     print(H.describe_ticks(ticks, H.cpu_ticks(), H.own_cpu_seconds() - own))
 
@@ -330,7 +343,7 @@ def report(results, names, differences, samples: int = 60000) -> str:
         seconds = {n: med([r["seconds"] for r in by[n]]) for n in names}
         cpu = {n: med([r["cpu"] for r in by[n]]) for n in names}
         rounds = len(by["lamina"])
-        row = [str(threads), *(f"{seconds[n]:.1f}" for n in names),
+        row = [label(threads), *(f"{seconds[n]:.1f}" for n in names),
                *(f"{seconds['lamina'] / seconds[n]:.2f}" for n in others),
                *(f"{med([by['lamina'][i]['seconds'] / by[n][i]['seconds'] for i in range(rounds)]):.2f}"
                  for n in others),

@@ -14,7 +14,7 @@ step() {
 }
 step python bench/mlp.py --threads 1 --workloads W1 W2 --rounds 3 --no-rss --no-inference --no-torch
 step python bench/peers.py --workloads W1 W2 --rounds 2 --no-contention
-step python bench/cnn.py --samples 20000 --rounds 1 --threads 1 2 auto
+step python bench/cnn.py --samples 20000 --rounds 1 --threads 1 1,2 2 auto
 step python bench/gpt.py --steps 30 --warm 3 --threads 1 2 auto --profile-steps 0
 step python bench/contention.py --fits 2 --samples 10000
 step python bench/memory.py

@@ -12,7 +12,7 @@ from lamina.layers.layer import check_layer, chunks, forward_of, input_dtype, ou
 from lamina.layers.mode import EVAL, INFER
 from lamina.optim.checks import check_targets, positive_int
 from lamina.optim.metrics import accuracy_rule, part_rules
-from lamina.optim.threads import AUTO, Blas, BlasThreads, candidates, resolve
+from lamina.optim.threads import AUTO, Blas, BlasThreads, resolve, settings
 from lamina.losses import SoftmaxCrossEntropy
 from lamina.optim.tuples import (add_scores, cast, check_x, check_y, count_of, finite, first_rows, n_samples,
                                  part_means, part_scores, per_sample_shape, rows)
@@ -47,7 +47,7 @@ def evaluate(model, loss, x, y, batch_size: int = 1000, *, transform=None, threa
 
 
 _CHOSEN: dict = {}
-"""The count "auto" chose for evaluate in this process (once, on the first call of several batches)."""
+"""The candidate "auto" chose for evaluate in this process (once, on the first call of several batches)."""
 
 
 def evaluation_threads(threads, model, x, transform, batch_size) -> BlasThreads:
@@ -64,20 +64,17 @@ def evaluation_threads(threads, model, x, transform, batch_size) -> BlasThreads:
     return BlasThreads(_CHOSEN["count"], who="evaluate")
 
 
-def _fastest(model, xb, transform) -> int:
-    """The BLAS thread count among 1, 2, 4, ... that runs the forward of ``xb`` fastest (best of two)."""
-    blas, forward = Blas(), forward_of(model)
+def _fastest(model, xb, transform):
+    """The candidate of ``settings`` (1, (1, 2), 2, ...) that runs the forward of ``xb`` fastest (best of
+    two)."""
+    forward, times = forward_of(model), {}
     xb = cast(xb if transform is None else transform(xb), input_dtype(model, xb))
-    saved, times = blas.save(), {}
-    try:
-        for count in candidates(max(1, min(blas.get() or 1, os.cpu_count() or 1))):
-            blas.set(count)
+    for candidate in settings(max(1, min(Blas().get() or 1, os.cpu_count() or 1))):
+        with BlasThreads(candidate, who="evaluate"):
             for _ in range(2):
                 started = time.perf_counter()
                 forward(xb, INFER)
-                times[count] = min(times.get(count, math.inf), time.perf_counter() - started)
-    finally:
-        blas.restore(saved)
+                times[candidate] = min(times.get(candidate, math.inf), time.perf_counter() - started)
     return min(times, key=times.get)
 
 

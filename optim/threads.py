@@ -70,8 +70,8 @@ SMOOTH = 0.05         # weight of a new batch in the usual time (an average over
 
 
 def parse(value, source: str = "threads"):
-    """"auto", None or a positive int from a setting (a string from the environment: "auto", "none" or
-    digits)."""
+    """"auto", None, a positive int or a (BLAS threads, parts) pair of them from a setting (a string from the
+    environment: "auto", "none" or digits)."""
     if isinstance(value, str):
         text = value.strip().lower()
         if text == AUTO:
@@ -82,9 +82,16 @@ def parse(value, source: str = "threads"):
             return int(text)
     elif value is None:
         return None
-    elif isinstance(value, int) and not isinstance(value, bool) and value > 0:
+    elif _positive(value):
         return int(value)
-    raise ValueError(f"{source} must be \"auto\", None or a positive int, got {value!r}")
+    elif isinstance(value, (tuple, list)) and len(value) == 2 and all(map(_positive, value)):
+        return int(value[0]), int(value[1])
+    raise ValueError(f"{source} must be \"auto\", None, a positive int or a pair of them (BLAS threads, "
+                     f"parts), got {value!r}")
+
+
+def _positive(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
 
 
 def resolve(threads, who: str = "fit"):

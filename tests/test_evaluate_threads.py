@@ -28,7 +28,7 @@ def test_auto_chooses_once_and_repeated_calls_give_the_same_bits(auto_threads, m
     fastest = evaluation._fastest
     monkeypatch.setattr(evaluation, "_fastest", lambda *a: timed.append(1) or fastest(*a))
     results = [optim.evaluate(model, losses.SoftmaxCrossEntropy(), x, y, batch_size=250) for _ in range(3)]
-    assert len(timed) == 1 and evaluation._CHOSEN["count"] >= 1
+    assert len(timed) == 1 and evaluation._CHOSEN["count"] in optim.threads.settings(2)
     assert results[0] == results[1] == results[2]
 
 

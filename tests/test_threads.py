@@ -251,7 +251,18 @@ def test_no_parts_tried_while_another_process_holds_a_core(auto):
         assert all(results.keys() == {1} for results in chooser.rounds)
 
 
-@pytest.mark.parametrize("bad", [0, -1, 1.5, True, "two", "0"])
+def test_a_pair_pins_blas_threads_and_parts_apart():
+    with threadpool_limits(2, user_api="blas"):
+        with BlasThreads((1, 2)) as chooser:
+            assert (blas_threads(), split_rows.parts(), chooser.epoch()) == (1, 2, 2)
+        assert (blas_threads(), split_rows.parts()) == (2, 1)
+    _, history, seen = train((1, 2))
+    assert history["threads"] == [2, 2] and set(seen) == {1}
+    for a, b in zip(weights(train((1, 2))[0]), weights(train(1)[0])):   # parts never change a bit
+        assert np.array_equal(a, b)
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True, "two", "0", (1,), (1, 0), (1, 2, 3), (True, 2)])
 def test_bad_settings_are_named(bad):
     with pytest.raises(ValueError, match="threads must be"):
         BlasThreads(bad)
@@ -342,7 +353,7 @@ def test_auto_records_json_counts_and_restores(auto):
 
 def test_timing_does_not_change_the_numbers(auto, monkeypatch):
     """With one candidate, "auto" times every batch and must give the bits of the pinned count."""
-    monkeypatch.setattr(T, "candidates", lambda most: [1])
+    monkeypatch.setattr(T, "settings", lambda most: [1])
     chosen, history, _ = train("auto")
     pinned, _, _ = train(1)
     assert history["threads"] == [1, 1]
