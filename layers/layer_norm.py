@@ -9,7 +9,6 @@ import warnings
 import attrs
 import numpy as np
 
-from lamina.layers import split_rows
 from lamina.layers.features import PerFeature, feature_arrays
 from lamina.layers.initializers import positive_int
 from lamina.layers.layer import Layer
@@ -59,24 +58,18 @@ class LayerNorm(PerFeature, Layer):
         n_features) and (m, 1), m the samples times their positions."""
         self.check_input(x)
         flat = x.reshape(-1, x.shape[-1])
-        size, weight, bias, eps = 1 / flat.shape[1], self.weight, self.bias, self.eps
-        x_hat = np.empty_like(flat)
-        inv_sigma = np.empty((len(flat), 1), flat.dtype)
-        y = np.empty(flat.shape, np.result_type(flat, weight))
-
-        def rows(a, b):
-            mean = np.add.reduce(flat[a:b], axis=1, keepdims=True)
-            mean *= size
-            centered = np.subtract(flat[a:b], mean, out=x_hat[a:b])      # then scaled in place
-            var = np.einsum("ij,ij->i", centered, centered)[:, None]     # biased: the squares in one pass
-            var *= size
-            var += eps
-            sigma = np.sqrt(var, out=inv_sigma[a:b])
-            np.divide(1, sigma, out=sigma)
-            centered *= sigma
-            np.multiply(centered, weight, out=y[a:b])
-            y[a:b] += bias
-        split_rows.run(rows, len(flat), flat.size)
+        size = 1 / flat.shape[1]
+        mean = np.add.reduce(flat, axis=1, keepdims=True)
+        mean *= size
+        x_hat = flat - mean                                      # centered, then scaled in place
+        var = np.einsum("ij,ij->i", x_hat, x_hat)[:, None]      # biased: the squares summed in one pass
+        var *= size
+        var += self.eps
+        inv_sigma = np.sqrt(var, out=var)
+        np.divide(1, inv_sigma, out=inv_sigma)
+        x_hat *= inv_sigma
+        y = x_hat * self.weight
+        y += self.bias
         return y.reshape(x.shape), (x_hat, inv_sigma)
 
     def backward(self, cache, dy: np.ndarray, mode: Mode):
@@ -88,17 +81,13 @@ class LayerNorm(PerFeature, Layer):
                              bias=np.add.reduce(flat, axis=0))
         if not mode.input_grad:
             return None, grads
-        size, weight = 1 / x_hat.shape[1], self.weight
-        dx = np.empty(flat.shape, np.result_type(flat, weight))
-
-        def rows(a, b):
-            g = np.multiply(flat[a:b], weight, out=dx[a:b])
-            mean_g = np.add.reduce(g, axis=1, keepdims=True)
-            mean_g *= size
-            mean_gx = np.einsum("ij,ij->i", g, x_hat[a:b])[:, None]
-            mean_gx *= size
-            g -= mean_g
-            g -= x_hat[a:b] * mean_gx
-            g *= inv_sigma[a:b]
-        split_rows.run(rows, len(flat), flat.size)
-        return dx.reshape(dy.shape), grads
+        size = 1 / x_hat.shape[1]
+        g = flat * self.weight
+        mean_g = np.add.reduce(g, axis=1, keepdims=True)
+        mean_g *= size
+        mean_gx = np.einsum("ij,ij->i", g, x_hat)[:, None]
+        mean_gx *= size
+        g -= mean_g
+        g -= x_hat * mean_gx
+        g *= inv_sigma
+        return g.reshape(dy.shape), grads
