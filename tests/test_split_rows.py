@@ -6,7 +6,9 @@ import threading
 import numpy as np
 import pytest
 
+from lamina import layers
 from lamina.layers import split_rows
+from lamina.layers.mode import TRAIN
 
 
 def test_parts_cover_every_row_once_and_run_on_other_threads():
@@ -81,3 +83,22 @@ def test_blas_jobs_run_one_blas_thread_per_part_and_get_the_count_back():
         split_rows.run(lambda a, b: seen.append(blas_threads()), 4, split_rows.MIN_ELEMENTS)
     assert seen[:2] == [[1] * len(blas_threads())] * 2      # both parts, while they ran
     assert seen[2:] == [[2] * len(blas_threads())] * 2      # a job that does not call BLAS leaves it alone
+
+
+@pytest.mark.parametrize("make", [
+    lambda rng: layers.GELU(),
+    lambda rng: layers.MultiHeadAttention.init(rng, 128, 4, causal=True),
+], ids=["GELU", "MultiHeadAttention"])
+def test_layers_that_split_their_rows_give_the_bits_of_the_whole(make):
+    rng = np.random.default_rng(0)
+    layer = make(rng)
+    x = (3 * rng.standard_normal((12, 64, 128)) + 1).astype(np.float32)   # above MIN_ELEMENTS: split
+    dy = rng.standard_normal(x.shape).astype(np.float32)
+    runs = []
+    for parts in (1, 2):
+        with split_rows.using(parts):
+            y, cache = layer.forward(x, TRAIN)
+            dx, grads = layer.backward(cache, dy, TRAIN)
+        runs.append([y, dx, *layers.parameters(grads)])
+    for whole, split in zip(*runs):
+        assert np.array_equal(whole, split)
