@@ -99,8 +99,8 @@ def main():
             for i in range(args.fits):
                 log.clear()
                 seconds = timed(fit)
-                more = [s for candidate, s in log if T.blas_and_parts(candidate)[1] > 1]
-                one = statistics.median(s for candidate, s in log if T.blas_and_parts(candidate)[1] == 1)
+                more = [s for candidate, s in log if max(T.blas_and_parts(candidate)) > 1]
+                one = statistics.median(s for candidate, s in log if max(T.blas_and_parts(candidate)) == 1)
                 worst[name] = max(worst.get(name, 0.0), seconds / idle)
                 print(f"| {name} | busy, auto, {i + 1} | {seconds:.2f} | {seconds / idle:.2f} | "
                       f"{len(more)} | {sum(more):.3f} | {more[0] / one if more else 0:.0f}x |", flush=True)

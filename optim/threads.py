@@ -189,10 +189,14 @@ def blas_and_parts(candidate) -> tuple[int, int]:
     return (candidate, candidate) if isinstance(candidate, int) else tuple(candidate)
 
 
+def _threads(candidate) -> int:
+    """The threads a candidate runs on."""
+    return max(blas_and_parts(candidate))
+
+
 def _order(candidate) -> tuple[int, int]:
-    """Fewer threads first: by parts, then by BLAS threads."""
-    blas, parts = blas_and_parts(candidate)
-    return parts, blas
+    """Fewer threads first, then fewer BLAS threads."""
+    return _threads(candidate), blas_and_parts(candidate)[0]
 
 
 class _Timing:
@@ -217,13 +221,12 @@ class BlasThreads:
     """The BLAS thread count for one loop (``fit``'s or ``evaluate``'s): pinned, left alone, or chosen
     ("auto").
 
-    ``threads``: "auto", a positive int or None ($LAMINA_THREADS replaces "auto"). ``counts``,
-    ``clock``, ``blas``, ``idle`` and ``free`` are for tests and special machines: the candidates (ints and
-    (blas, parts) pairs; default: ``settings(n)``, n the least of the BLAS's thread count and the CPUs this
-    process may use),
-    the timer, the BLAS handle (``get``/``set``/``save``/``restore``), the machine's idle
-    CPU-seconds and the cores other processes leave free now (each None, or returning None: unknown,
-    more threads are tried).
+    ``threads``: "auto", a positive int, a (blas, parts) pair or None ($LAMINA_THREADS replaces "auto").
+    ``counts``, ``clock``, ``blas``, ``idle`` and ``free`` are for tests and special machines: the candidates
+    (ints and (blas, parts) pairs; default: ``settings(n)``, n the least of the BLAS's thread count and the
+    CPUs this process may use), the timer, the BLAS handle (``get``/``set``/``save``/``restore``), the
+    machine's idle CPU-seconds and the cores other processes leave free now (each None, or returning None:
+    unknown, more threads are tried).
     """
 
     def __init__(self, threads=AUTO, *, who: str = "fit", counts=None, clock=time.perf_counter, blas=None,
@@ -283,15 +286,15 @@ class BlasThreads:
 
     def epoch(self):
         """The threads of the candidate that ran the most batches since the last call (ties: the fewer
-        threads; a pair's parts); the pin, or None."""
+        threads); the pin's, or None."""
         if self.setting is None:
             return None
         if self.setting != AUTO or not self.used:
-            return blas_and_parts(self.current)[1]
+            return _threads(self.current)
         most = max(self.used.values())
         count = min((c for c, k in self.used.items() if k == most), key=_order)
         self.used.clear()
-        return blas_and_parts(count)[1]
+        return _threads(count)
 
     # ---------------------------------------------------------------- choosing
 
@@ -347,7 +350,7 @@ class BlasThreads:
         seen = self._free_seen or [self.free() if self.free is not None else None]
         if seen[0] is None:
             return None
-        return sum(seen) / len(seen) - blas_and_parts(self.current)[1]
+        return sum(seen) / len(seen) - _threads(self.current)
 
     def _mark(self) -> None:
         self._idle_mark = (self.idle(), self.clock()) if self.idle is not None else None
@@ -356,8 +359,7 @@ class BlasThreads:
     def _next_trial(self) -> None:
         while self._plan:
             count = self._plan.popleft()
-            more = (blas_and_parts(count)[1] - blas_and_parts(self.current)[1]
-                    if self.current is not None else 0)
+            more = _threads(count) - _threads(self.current) if self.current is not None else 0
             if more > 0:
                 free = self._free_cores()
                 if free is not None and free < IDLE * more:
