@@ -98,7 +98,7 @@ class Combinator(Layer):
     dtype: np.dtype | None = _derived()   # the dtype every array of the combinator shares (None: no arrays)
     _paths: tuple = _derived()            # each child's local path
     _kids: tuple = _derived()             # the children
-    _forwards: tuple = _derived()         # each child's forward without entry checks
+    _forwards: tuple = _derived()         # each child's class's unchecked forward: f(child, x, mode)
     _nested: tuple = _derived()           # whether each child is a combinator
 
     def __attrs_post_init__(self):
@@ -144,21 +144,18 @@ class Combinator(Layer):
         object.__setattr__(self, "dtype", dtypes.pop() if dtypes else None)
         object.__setattr__(self, "_paths", tuple(path for path, _ in kids))
         object.__setattr__(self, "_kids", tuple(child for _, child in kids))
-        object.__setattr__(self, "_forwards", tuple(forward_of(child) for _, child in kids))
+        object.__setattr__(self, "_forwards", tuple(forward_of(type(child)) for _, child in kids))
         object.__setattr__(self, "_nested", tuple(isinstance(child, Combinator) for _, child in kids))
         self.output_shape(None)
 
     def gradient_record(self, **children):
         """The gradient record of this combinator: its class with ``children`` (the children's gradient
-        records) in
-        their fields, built without checking again (it has this record's structure: the children's backward
-        made it)."""
+        records, of the children's classes) in their fields, built without checking again (it has this
+        record's structure: the children's backward made it); its other fields are this record's."""
         grads = object.__new__(type(self))
         for name in _field_names(type(self)):
             object.__setattr__(grads, name, children[name] if name in children else getattr(self, name))
-        kids = tuple([child for _, child in grads.children()])
-        object.__setattr__(grads, "_kids", kids)
-        object.__setattr__(grads, "_forwards", tuple([forward_of(child) for child in kids]))
+        object.__setattr__(grads, "_kids", tuple([child for _, child in grads.children()]))
         return grads
 
     def _dtype_culprit(self, dtypes) -> str:
@@ -193,12 +190,12 @@ class Combinator(Layer):
         """Child i's forward (unchecked), with its path on errors and ``mode.observe`` told of its output."""
         try:
             if mode.observe is None:
-                result = self._forwards[i](x, mode)
+                result = self._forwards[i](self._kids[i], x, mode)
                 return result if mode.keep_cache else (result[0], None)
             inner = mode
             if self._nested[i]:
                 inner = attrs.evolve(mode, observe=_Prefixed(mode.observe, self._paths[i]))
-            y, cache = self._forwards[i](x, inner)
+            y, cache = self._forwards[i](self._kids[i], x, inner)
             mode.observe(self._paths[i], self._kids[i], y)
             return y, (cache if mode.keep_cache else None)
         except PATHED as error:

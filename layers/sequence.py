@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import functools
+
 import attrs
 
 from lamina.layers.combinator import PATHED, Combinator, as_children
 from lamina.layers.layer import describe
 from lamina.layers.mode import Mode
 from lamina.layers.records.registry import register
+
+
+@functools.lru_cache(maxsize=None)
+def _paths(n: int) -> tuple:
+    """("layers[0]", ..., "layers[n - 1]")."""
+    return tuple(f"layers[{i}]" for i in range(n))
 
 
 @register
@@ -33,7 +41,7 @@ class Sequence(Combinator):
         return f"Sequence({n} layer{'s' if n != 1 else ''})"
 
     def children(self) -> tuple:
-        return tuple([(f"layers[{i}]", layer) for i, layer in enumerate(self.layers)])
+        return tuple(zip(_paths(len(self.layers)), self.layers))
 
     def source_of(self, i: int) -> str | None:
         return None if i == 0 else f"layers[{i - 1}] {describe(self.layers[i - 1])}"
@@ -52,10 +60,10 @@ class Sequence(Combinator):
     def forward_unchecked(self, x, mode: Mode):
         caches = []
         if mode.observe is None:   # forward_child's work without an observer, inline: the path on an error
-            i, keep = 0, mode.keep_cache
+            i, keep, kids = 0, mode.keep_cache, self._kids
             try:
                 for i, forward in enumerate(self._forwards):
-                    x, cache = forward(x, mode)
+                    x, cache = forward(kids[i], x, mode)
                     if keep:
                         caches.append(cache)
             except PATHED as error:
