@@ -9,7 +9,8 @@ difference of the two totals over 200 steps is the cost of one step, imports and
 (``--batches N``: epochs of N batches instead; W2's step is ~15x W1's).
 ``--root`` imports lamina from another checkout (the harness and the reference stay this checkout's):
 the same yardstick for two trees, e.g. lamina 0.2. One thread; the two runs of a column go at once
-(about 3-5 minutes per column on W1).
+(about 3-5 minutes per column on W1). ``--simulate`` adds callgrind's cache and branch simulation (about
+twice as slow): instruction- and data-cache misses and mispredicted branches per step.
 Needs valgrind; run it at ``nice -n 19``: instruction counts do not depend on the load.
 """
 
@@ -48,24 +49,36 @@ def train(root: Path, column: str, workload: str, epochs: int, batches: int) -> 
                          rng=np.random.default_rng(H.SHUFFLE_SEED), threads=1)
 
 
-def collected(root: Path, column: str, workload: str, epochs: int, batches: int) -> int:
-    """The total instructions of one child run under callgrind."""
+SIMULATE = ["--cache-sim=yes", "--branch-sim=yes"]
+EVENTS = {"Ir": "instructions", "I1mr": "instruction-cache (L1) misses",
+          "D1mr": "data-cache (L1) read misses", "D1mw": "data-cache (L1) write misses",
+          "Bc": "conditional branches", "Bcm": "conditional branches mispredicted", "Bi": "indirect branches",
+          "Bim": "indirect branches mispredicted"}
+
+
+def collected(root: Path, column: str, workload: str, epochs: int, batches: int,
+              simulate: bool = False) -> dict:
+    """{event: total} of one child run under callgrind (instructions only, or with the cache and branch
+    simulation)."""
     env = {**os.environ, "PYTHONPATH": str(root), "PYTHONHASHSEED": "0", "OPENBLAS_NUM_THREADS": "1"}
     with tempfile.TemporaryDirectory() as folder:
         run = subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={folder}/out",
-                              sys.executable, __file__, "--child", column, workload, str(epochs),
-                              str(batches), "--root", str(root)],
+                              *(SIMULATE if simulate else []), sys.executable, __file__, "--child", column,
+                              workload, str(epochs), str(batches), "--root", str(root)],
                              env=env, capture_output=True, text=True, cwd=folder)
-    found = re.search(r"Collected : (\d+)", run.stderr)
-    if run.returncode or not found:
+        out = Path(folder, "out")
+        names = re.search(r"^events: (.+)$", out.read_text(), re.M) if out.exists() else None
+    found = re.search(r"Collected : ([\d ]+)", run.stderr)
+    if run.returncode or not found or not names:
         raise RuntimeError(f"callgrind run of {column} {workload} failed:\n{run.stderr[-2000:]}")
-    return int(found.group(1))
+    return dict(zip(names.group(1).split(), map(int, found.group(1).split())))
 
 
-def per_step(root: Path, column: str, workload: str, batches: int) -> float:
+def per_step(root: Path, column: str, workload: str, batches: int, simulate: bool = False) -> dict:
+    """{event: count per training step}: the difference of 3 and 1 epochs."""
     with ThreadPoolExecutor(2) as pool:
-        one, three = pool.map(lambda e: collected(root, column, workload, e, batches), (1, 3))
-    return (three - one) / (2 * batches)
+        one, three = pool.map(lambda e: collected(root, column, workload, e, batches, simulate), (1, 3))
+    return {event: (three[event] - one[event]) / (2 * batches) for event in one}
 
 
 def main() -> None:
@@ -76,6 +89,8 @@ def main() -> None:
                         help="the checkout whose lamina is measured")
     parser.add_argument("--columns", nargs="+", default=["reference", "fit"])
     parser.add_argument("--batches", type=int, default=100, help="batches per epoch (default 100)")
+    parser.add_argument("--simulate", action="store_true",
+                        help="also callgrind's cache and branch simulation: misses and mispredicts per step")
     parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     root = args.root.resolve()
@@ -86,10 +101,23 @@ def main() -> None:
     print("| workload | " + " | ".join(args.columns) + " | fit / reference |")
     print("| --- |" + " --- |" * (len(args.columns) + 1))
     for workload in args.workloads:
-        counts = {column: per_step(root, column, workload, args.batches) for column in args.columns}
-        ratio = counts["fit"] / counts["reference"] if {"fit", "reference"} <= counts.keys() else float("nan")
-        print(f"| {workload} | " + " | ".join(f"{counts[c] / 1e6:.3f} M" for c in args.columns)
+        counts = {column: per_step(root, column, workload, args.batches, args.simulate)
+                  for column in args.columns}
+        ratio = (counts["fit"]["Ir"] / counts["reference"]["Ir"] if {"fit", "reference"} <= counts.keys()
+                 else float("nan"))
+        print(f"| {workload} | " + " | ".join(f"{counts[c]['Ir'] / 1e6:.3f} M" for c in args.columns)
               + f" | {ratio:.3f} |", flush=True)
+        if args.simulate:
+            print(f"\n{workload}, per step:\n")
+            print("| event | " + " | ".join(args.columns) + " | fit / reference |")
+            print("| --- |" + " --- |" * (len(args.columns) + 1))
+            both = {"fit", "reference"} <= counts.keys()
+            for event, name in EVENTS.items():
+                values = " | ".join(f"{counts[c][event]:,.0f}" for c in args.columns)
+                ratio = (counts["fit"][event] / counts["reference"][event]
+                         if both and counts["reference"][event] else float("nan"))
+                print(f"| {name} ({event}) | {values} | {ratio:.3f} |")
+            print()
 
 
 if __name__ == "__main__":
