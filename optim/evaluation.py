@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import os
 import time
 
 import numpy as np
@@ -12,7 +11,7 @@ from lamina.layers.layer import check_layer, chunks, forward_of, input_dtype, ou
 from lamina.layers.mode import EVAL, INFER
 from lamina.optim.checks import check_targets, positive_int
 from lamina.optim.metrics import accuracy_rule, part_rules
-from lamina.optim.threads import AUTO, Blas, BlasThreads, resolve, settings
+from lamina.optim.threads import AUTO, Blas, BlasThreads, most_threads, resolve, settings
 from lamina.losses import SoftmaxCrossEntropy
 from lamina.optim.tuples import (add_scores, cast, check_x, check_y, count_of, finite, first_rows, n_samples,
                                  part_means, part_scores, per_sample_shape, rows)
@@ -69,7 +68,7 @@ def _fastest(model, xb, transform):
     two)."""
     forward, times = forward_of(model), {}
     xb = cast(xb if transform is None else transform(xb), input_dtype(model, xb))
-    for candidate in settings(max(1, min(Blas().get() or 1, os.cpu_count() or 1))):
+    for candidate in settings(most_threads(Blas())):
         with BlasThreads(candidate, who="evaluate"):
             for _ in range(2):
                 started = time.perf_counter()

@@ -48,6 +48,7 @@ import time
 from contextlib import nullcontext
 
 from lamina.layers import split_rows
+from lamina.layers.settings import is_int
 
 AUTO = "auto"
 ENV = "LAMINA_THREADS"
@@ -91,7 +92,7 @@ def parse(value, source: str = "threads"):
 
 
 def _positive(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+    return is_int(value) and value > 0
 
 
 def resolve(threads, who: str = "fit"):
@@ -177,6 +178,13 @@ def candidates(most: int) -> list[int]:
     return counts + [most]
 
 
+def most_threads(blas) -> int:
+    """The most threads worth trying: the least of the BLAS's thread count (``blas.get()``) and the CPUs this
+    process may use."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(blas.get() or 1, cpus))
+
+
 def settings(most: int) -> list:
     """The candidates "auto" tries: each count of ``candidates(most)``, and before each count after the
     first, the pair (the count before it, this count): BLAS on fewer threads than the work's parts."""
@@ -252,9 +260,7 @@ class BlasThreads:
             self._switch(self.setting)
             return self
         if self.counts is None:
-            most = self.blas.get() or 1
-            cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-            self.counts = settings(max(1, min(most, cpus)))
+            self.counts = settings(most_threads(self.blas))
         self.counts = sorted(set(self.counts), key=_order)
         self._size = None           # the batch size measured (a short last batch is not a measurement)
         self._chosen = None
