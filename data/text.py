@@ -10,6 +10,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from lamina.data.errors import ChecksumError
+from lamina.layers.settings import positive_int
 
 TINY_SHAKESPEARE_SHA256 = "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"
 
@@ -32,8 +33,7 @@ def windows(ids, length: int) -> tuple[np.ndarray, np.ndarray]:
     ids = np.asarray(ids)
     if ids.ndim != 1:
         raise ValueError(f"windows: ids must be 1-D (a corpus as one sequence), got shape {ids.shape}")
-    if isinstance(length, bool) or not isinstance(length, (int, np.integer)) or length < 1:
-        raise ValueError(f"windows: length must be a positive int, got {length!r}")
+    positive_int("windows", "length", length)
     count = len(ids) - length
     if count < 1:
         raise ValueError(f"windows: {len(ids)} ids make no window of {length} with its next-token target "

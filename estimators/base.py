@@ -81,9 +81,7 @@ class NetEstimator(BaseEstimator):
         settings.positive_int(who, "batch_size", self.batch_size)
         settings.positive_int(who, "patience", self.patience, allow_none=True)
         settings.positive_int(who, "threads", self.threads, allow_none=True)
-        fraction = self.validation_fraction
-        if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 <= fraction < 1:
-            raise ValueError(f"{who}: validation_fraction must be a number in [0, 1), got {fraction!r}")
+        settings.fraction_right_open(who, "validation_fraction", self.validation_fraction)
         self._dtype = settings.float_dtype(who, self.dtype)
         if self.model is not None and not callable(self.model):
             raise TypeError(f"{who}: model must be None or a callable (rng, n_features, n_outputs) -> layer, "

@@ -15,13 +15,14 @@ import attrs
 import numpy as np
 
 from lamina.layers.errors import ShapeError
-from lamina.layers.initializers import check_rng, normal, positive_int
+from lamina.layers.initializers import check_rng, normal
 from lamina.layers.layer import Layer
 from lamina.layers import split_rows
 from lamina.layers.maths import softmax_
 from lamina.layers.mode import Mode
 from lamina.layers.records.parameter import param
 from lamina.layers.records.registry import register
+from lamina.layers.settings import positive_int
 
 
 @functools.lru_cache(maxsize=16)
@@ -43,8 +44,7 @@ def _check(layer: "MultiHeadAttention", attribute, value) -> None:
     if len({getattr(layer, field).dtype for field in expected}) > 1:
         raise TypeError("MultiHeadAttention: weight_qkv, bias_qkv, weight_out, bias_out must share a dtype")
     heads = layer.n_heads
-    if not isinstance(heads, (int, np.integer)) or isinstance(heads, bool) or heads < 1:
-        raise ValueError(f"MultiHeadAttention: n_heads must be a positive int, got {heads!r}")
+    positive_int("MultiHeadAttention", "n_heads", heads)
     if dim % heads:
         raise ValueError(f"MultiHeadAttention: dim {dim} is not divisible by n_heads {heads}; each head "
                          f"takes dim / n_heads features")
@@ -71,7 +71,7 @@ class MultiHeadAttention(Layer):
         """A fresh layer: both weights drawn as ``init`` says ("he", "glorot" or a std), biases zero."""
         who = "MultiHeadAttention.init"
         check_rng(rng, who, f"{who}(rng, dim, n_heads)")
-        dim = positive_int(dim, "dim", who)
+        dim = positive_int(who, "dim", dim)
         return cls(weight_qkv=normal(rng, (dim, 3 * dim), init, dim, 3 * dim, dtype, who),
                    bias_qkv=np.zeros(3 * dim, dtype),
                    weight_out=normal(rng, (dim, dim), init, dim, dim, dtype, who),

@@ -11,11 +11,11 @@ import numpy as np
 
 from lamina.layers.errors import LayerError
 from lamina.layers.features import PerFeature, feature_arrays
-from lamina.layers.initializers import positive_int
 from lamina.layers.layer import Layer
 from lamina.layers.mode import Mode
 from lamina.layers.records.parameter import buffer, param
 from lamina.layers.records.registry import register
+from lamina.layers.settings import positive_int
 
 
 def _number(name: str, low: float, high: float, closed_low: bool):
@@ -59,7 +59,7 @@ class BatchNorm(PerFeature, Layer):
     @classmethod
     def init(cls, n_features: int, momentum: float = 0.1, eps: float = 1e-5, dtype=np.float32) -> "BatchNorm":
         """A fresh layer: weight 1, bias 0, running mean 0, running variance 1, all (n_features,)."""
-        n_features = positive_int(n_features, "n_features", "BatchNorm.init")
+        n_features = positive_int("BatchNorm.init", "n_features", n_features)
         ones, zeros = np.ones(n_features, dtype), np.zeros(n_features, dtype)
         return cls(weight=ones, bias=zeros, running_mean=zeros, running_var=ones, momentum=momentum, eps=eps)
 

@@ -13,12 +13,13 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from lamina.layers.errors import ShapeError, format_shape
-from lamina.layers.initializers import check_rng, normal, positive_int
+from lamina.layers.initializers import check_rng, normal
 from lamina.layers.layer import Layer
 from lamina.layers.mode import Mode
 from lamina.layers.pooling1d import sequence_shape
 from lamina.layers.records.parameter import param
 from lamina.layers.records.registry import register
+from lamina.layers.settings import positive_int
 
 PADDINGS = ("valid", "same", "causal")
 
@@ -54,9 +55,9 @@ class Conv1D(Layer):
 
     weight: np.ndarray = param()
     bias: np.ndarray = param()
-    stride: int = attrs.field(default=1, converter=lambda v: positive_int(v, "stride", "Conv1D"))
+    stride: int = attrs.field(default=1, converter=lambda v: positive_int("Conv1D", "stride", v))
     padding: object = attrs.field(default=0, converter=_padding)
-    dilation: int = attrs.field(default=1, converter=lambda v: positive_int(v, "dilation", "Conv1D"),
+    dilation: int = attrs.field(default=1, converter=lambda v: positive_int("Conv1D", "dilation", v),
                                 validator=_check)
 
     @classmethod
@@ -64,9 +65,9 @@ class Conv1D(Layer):
              stride=1, padding=0, dilation=1, dtype=np.float32, init="he") -> "Conv1D":
         """A fresh layer: weight (kernel_size, in_channels, out_channels) drawn as ``init`` says, bias 0."""
         check_rng(rng, "Conv1D.init", "Conv1D.init(rng, in_channels, out_channels, kernel_size)")
-        c_in = positive_int(in_channels, "in_channels", "Conv1D.init")
-        c_out = positive_int(out_channels, "out_channels", "Conv1D.init")
-        k = positive_int(kernel_size, "kernel_size", "Conv1D.init")
+        c_in = positive_int("Conv1D.init", "in_channels", in_channels)
+        c_out = positive_int("Conv1D.init", "out_channels", out_channels)
+        k = positive_int("Conv1D.init", "kernel_size", kernel_size)
         weight = normal(rng, (k, c_in, c_out), init, k * c_in, k * c_out, dtype, "Conv1D.init")
         return cls(weight=weight, bias=np.zeros(c_out, dtype), stride=stride, padding=padding,
                    dilation=dilation)

@@ -26,11 +26,12 @@ import numpy as np
 from lamina.layers import split_rows
 from lamina.layers.errors import ShapeError, format_shape
 from lamina.layers.im2col import blocks, col2im_add, image_shape, im2col, output_size, pad, pair, scratch
-from lamina.layers.initializers import check_rng, normal, positive_int
+from lamina.layers.initializers import check_rng, normal
 from lamina.layers.layer import Layer
 from lamina.layers.mode import Mode
 from lamina.layers.records.parameter import param
 from lamina.layers.records.registry import register
+from lamina.layers.settings import positive_int
 
 TRANSPOSED_MAX_CHANNELS = 3
 """Up to this many input channels im2col is made transposed, one shifted slab per kernel offset."""
@@ -84,8 +85,8 @@ class Conv2D(Layer):
              dtype=np.float32, init="he") -> "Conv2D":
         """A fresh layer: weight drawn as ``init`` says ("he", "glorot", a std; fan kh*kw*c), bias 0."""
         check_rng(rng, "Conv2D.init", "Conv2D.init(rng, in_channels, out_channels, kernel_size)")
-        in_channels = positive_int(in_channels, "in_channels", "Conv2D.init")
-        out_channels = positive_int(out_channels, "out_channels", "Conv2D.init")
+        in_channels = positive_int("Conv2D.init", "in_channels", in_channels)
+        out_channels = positive_int("Conv2D.init", "out_channels", out_channels)
         kh, kw = pair(kernel_size, "kernel_size", "Conv2D.init")
         weight = normal(rng, (kh, kw, in_channels, out_channels), init, kh * kw * in_channels,
                         kh * kw * out_channels, dtype, "Conv2D.init")

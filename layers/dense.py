@@ -6,11 +6,12 @@ import attrs
 import numpy as np
 
 from lamina.layers.errors import ShapeError
-from lamina.layers.initializers import check_rng, normal, positive_int
+from lamina.layers.initializers import check_rng, normal
 from lamina.layers.layer import Layer
 from lamina.layers.mode import Mode
 from lamina.layers.records.registry import register
 from lamina.layers.records.parameter import frozen_array, param
+from lamina.layers.settings import positive_int
 
 def _check_bias(dense: "Dense", attribute, bias: np.ndarray) -> None:
     weight = dense.weight
@@ -36,7 +37,7 @@ class Dense(Layer):
     def init(cls, rng: np.random.Generator, n_in: int, n_out: int, dtype=np.float32, init="he") -> "Dense":
         """A fresh layer: weight (n_in, n_out) drawn as ``init`` says ("he", "glorot" or a std), bias 0."""
         check_rng(rng, "Dense.init", "Dense.init(rng, n_in, n_out)")
-        n_in, n_out = positive_int(n_in, "n_in", "Dense.init"), positive_int(n_out, "n_out", "Dense.init")
+        n_in, n_out = positive_int("Dense.init", "n_in", n_in), positive_int("Dense.init", "n_out", n_out)
         weight = normal(rng, (n_in, n_out), init, n_in, n_out, dtype, "Dense.init")
         return cls(weight=weight, bias=np.zeros(n_out, dtype=dtype))
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import numbers
-
 import attrs
 import numpy as np
 
@@ -11,12 +9,11 @@ from lamina.layers.errors import LayerError
 from lamina.layers.layer import Layer
 from lamina.layers.mode import Mode
 from lamina.layers.records.registry import register
+from lamina.layers.settings import fraction_right_open
 
 
 def _rate(value) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= value < 1:
-        raise ValueError(f"Dropout: rate must be a number in [0, 1), got {value!r}")
-    return float(value)
+    return fraction_right_open("Dropout", "rate", value)
 
 
 @register

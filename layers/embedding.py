@@ -6,11 +6,12 @@ import attrs
 import numpy as np
 
 from lamina.layers.errors import LayerError, ShapeError
-from lamina.layers.initializers import check_rng, normal, positive_int
+from lamina.layers.initializers import check_rng, normal
 from lamina.layers.layer import Layer
 from lamina.layers.mode import Mode
 from lamina.layers.records.parameter import param
 from lamina.layers.records.registry import register
+from lamina.layers.settings import positive_int
 
 
 def _check_padding_idx(layer: "Embedding", attribute, value) -> None:
@@ -52,8 +53,8 @@ class Embedding(Layer):
         """A fresh table (n_tokens, dim) ~ N(0, 1) as torch (``init``: another std, or "he"/"glorot" with
         fan_in 1); the ``padding_idx`` row zero."""
         check_rng(rng, "Embedding.init", "Embedding.init(rng, n_tokens, dim)")
-        n_tokens = positive_int(n_tokens, "n_tokens", "Embedding.init")
-        dim = positive_int(dim, "dim", "Embedding.init")
+        n_tokens = positive_int("Embedding.init", "n_tokens", n_tokens)
+        dim = positive_int("Embedding.init", "dim", dim)
         weight = normal(rng, (n_tokens, dim), init, 1, dim, dtype, "Embedding.init")
         if isinstance(padding_idx, (int, np.integer)) and 0 <= padding_idx < n_tokens:   # else refused below
             weight[padding_idx] = 0

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import numbers
 
 import attrs
 import numpy as np
@@ -11,6 +10,7 @@ import numpy as np
 from lamina.layers.layer import infer
 from lamina.layers.maths import softmax
 from lamina.layers.positional_embedding import PositionalEmbedding
+from lamina.layers.settings import is_real, non_negative_int, positive_int, refuse
 
 
 def max_length(layer) -> int | None:
@@ -24,14 +24,6 @@ def max_length(layer) -> int | None:
             if found is not None:
                 return found
     return None
-
-
-def _count(value, name: str, minimum: int, none_ok: bool = False) -> None:
-    if value is None and none_ok:
-        return
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        allowed = f"{'None or ' if none_ok else ''}an int >= {minimum}"
-        raise ValueError(f"generate: {name} must be {allowed}, got {value!r}")
 
 
 def sample(logits: np.ndarray, rng: np.random.Generator, temperature: float, top_k: int | None) -> np.ndarray:
@@ -58,15 +50,13 @@ def generate(model, ids, steps: int, rng: np.random.Generator, *, temperature: f
     if ids.dtype.kind not in "iu" or ids.ndim != 2 or ids.shape[0] == 0 or ids.shape[1] == 0:
         raise ValueError(f"generate: ids must be a non-empty int array (n, t0), got dtype {ids.dtype} and "
                          f"shape {ids.shape}")
-    _count(steps, "steps", 0)
-    _count(top_k, "top_k", 1, none_ok=True)
-    _count(context, "context", 1, none_ok=True)
+    non_negative_int("generate", "steps", steps)
+    positive_int("generate", "top_k", top_k, allow_none=True)
+    positive_int("generate", "context", context, allow_none=True)
     if not isinstance(rng, np.random.Generator):
         raise TypeError(f"generate: rng must be a numpy.random.Generator, got {type(rng).__name__}")
-    if isinstance(temperature, bool) or not isinstance(temperature, numbers.Real) or not (
-            math.isfinite(temperature) and temperature >= 0):
-        raise ValueError(f"generate: temperature must be a finite number >= 0 (0: greedy), got "
-                         f"{temperature!r}")
+    if not (is_real(temperature) and math.isfinite(temperature) and temperature >= 0):
+        refuse("generate", "temperature", "a finite number >= 0 (0: greedy)", temperature)
     context = max_length(model) if context is None else context
     n, t0 = ids.shape
     out = np.empty((n, t0 + steps), np.int64)

@@ -1,4 +1,4 @@
-"""Initialisers: how every ``init`` that draws weights draws them, and the checks of its arguments.
+"""Initialisers: how every ``init`` that draws weights draws them, and the check of its generator.
 
 ``init="he"`` (the default) draws N(0, 2 / fan_in), ``"glorot"`` N(0, 2 / (fan_in + fan_out)), and a
 float is the standard deviation of a zero-mean normal (nanoGPT's GPT uses 0.02). Biases start at zero.
@@ -7,9 +7,10 @@ float is the standard deviation of a zero-mean normal (nanoGPT's GPT uses 0.02).
 from __future__ import annotations
 
 import math
-import numbers
 
 import numpy as np
+
+from lamina.layers.settings import is_real
 
 NAMED = ("he", "glorot")
 
@@ -20,18 +21,11 @@ def check_rng(rng, who: str, call: str) -> None:
         raise TypeError(f"{who} needs a numpy.random.Generator first: {call}, got {type(rng).__name__}")
 
 
-def positive_int(value, name: str, who: str) -> int:
-    """``value`` as an int >= 1; a ValueError naming ``who`` and the argument otherwise."""
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{who}: {name} must be a positive int, got {value!r}")
-    return int(value)
-
-
 def standard_deviation(init, fan_in: int, fan_out: int, who: str) -> float:
     """The std ``init`` names: sqrt(2 / fan_in) ("he"), sqrt(2 / (fan_in + fan_out)) ("glorot"), a float."""
     if isinstance(init, str) and init in NAMED:
         return math.sqrt(2 / fan_in if init == "he" else 2 / (fan_in + fan_out))
-    if isinstance(init, numbers.Real) and not isinstance(init, bool) and math.isfinite(init) and init >= 0:
+    if is_real(init) and math.isfinite(init) and init >= 0:
         return float(init)
     raise ValueError(f'{who}: init must be "he", "glorot" or a float >= 0 (the std of a zero-mean normal), '
                      f"got {init!r}")

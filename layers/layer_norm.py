@@ -10,11 +10,11 @@ import attrs
 import numpy as np
 
 from lamina.layers.features import PerFeature, feature_arrays
-from lamina.layers.initializers import positive_int
 from lamina.layers.layer import Layer
 from lamina.layers.mode import Mode
 from lamina.layers.records.parameter import param
 from lamina.layers.records.registry import register
+from lamina.layers.settings import positive_int
 
 
 def _eps(value) -> float:
@@ -41,7 +41,7 @@ class LayerNorm(PerFeature, Layer):
     @classmethod
     def init(cls, n_features: int, eps: float = 1e-5, dtype=np.float32) -> "LayerNorm":
         """A fresh layer: weight 1, bias 0, both (n_features,)."""
-        n_features = positive_int(n_features, "n_features", "LayerNorm.init")
+        n_features = positive_int("LayerNorm.init", "n_features", n_features)
         if n_features == 1:
             warnings.warn("LayerNorm.init(1): normalizing over one feature always gives 0, so the layer "
                           "outputs its bias whatever the input; normalize over more features, or use "

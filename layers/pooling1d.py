@@ -15,17 +15,12 @@ from lamina.layers.errors import ShapeError, format_shape
 from lamina.layers.layer import Layer
 from lamina.layers.mode import Mode
 from lamina.layers.records.registry import register
+from lamina.layers.settings import positive_int
 
 
 def _positive(layer: str, what: str, none_ok: bool = False):
     """A converter: an int >= 1 (or None when ``none_ok``); a ValueError naming the layer otherwise."""
-    def convert(value):
-        if value is None and none_ok:
-            return None
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-            raise ValueError(f"{layer}: {what} must be a positive int, got {value!r}")
-        return int(value)
-    return convert
+    return lambda value: positive_int(layer, what, value, allow_none=none_ok)
 
 
 def sequence_shape(layer, shape, min_length: int = 1) -> tuple:

@@ -6,11 +6,12 @@ import attrs
 import numpy as np
 
 from lamina.layers.errors import ShapeError, format_shape
-from lamina.layers.initializers import check_rng, normal, positive_int
+from lamina.layers.initializers import check_rng, normal
 from lamina.layers.layer import Layer
 from lamina.layers.mode import Mode
 from lamina.layers.records.parameter import param
 from lamina.layers.records.registry import register
+from lamina.layers.settings import positive_int
 
 
 def _check_weight(layer, attribute, weight: np.ndarray) -> None:
@@ -31,8 +32,8 @@ class PositionalEmbedding(Layer):
              init=1.0) -> "PositionalEmbedding":
         """A fresh table (max_length, dim) ~ N(0, 1) as torch's nn.Embedding (``init``: another std: 0.02)."""
         check_rng(rng, "PositionalEmbedding.init", "PositionalEmbedding.init(rng, max_length, dim)")
-        max_length = positive_int(max_length, "max_length", "PositionalEmbedding.init")
-        dim = positive_int(dim, "dim", "PositionalEmbedding.init")
+        max_length = positive_int("PositionalEmbedding.init", "max_length", max_length)
+        dim = positive_int("PositionalEmbedding.init", "dim", dim)
         return cls(weight=normal(rng, (max_length, dim), init, 1, dim, dtype, "PositionalEmbedding.init"))
 
     @property

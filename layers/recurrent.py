@@ -15,11 +15,12 @@ import attrs
 import numpy as np
 
 from lamina.layers.errors import ShapeError
-from lamina.layers.initializers import check_rng, positive_int
+from lamina.layers.initializers import check_rng
 from lamina.layers.layer import Layer
 from lamina.layers.mode import Mode
 from lamina.layers.records.parameter import param
 from lamina.layers.records.registry import register
+from lamina.layers.settings import positive_int
 
 
 def sigmoid(z: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
@@ -56,7 +57,7 @@ def _uniform(rng: np.random.Generator, who: str, n_in: int, n_hidden: int, gates
     """The four arrays, uniform in +-1/sqrt(n_hidden) as torch draws them."""
     who = f"{who}.init"
     check_rng(rng, who, f"{who}(rng, n_in, n_hidden)")
-    n_in, n_hidden = positive_int(n_in, "n_in", who), positive_int(n_hidden, "n_hidden", who)
+    n_in, n_hidden = positive_int(who, "n_in", n_in), positive_int(who, "n_hidden", n_hidden)
     bound = 1 / math.sqrt(n_hidden)
     shapes = {"weight_input": (n_in, gates * n_hidden), "weight_hidden": (n_hidden, gates * n_hidden),
               "bias_input": (gates * n_hidden,), "bias_hidden": (gates * n_hidden,)}

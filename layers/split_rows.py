@@ -23,6 +23,8 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
+from lamina.layers.settings import positive_int
+
 MIN_ELEMENTS = 1 << 16
 """The least array size worth splitting (elements): below it, a thread handoff costs more than it saves."""
 
@@ -40,8 +42,7 @@ def parts() -> int:
 def set_parts(n: int) -> int:
     """Split large jobs in ``n`` parts from now on (1: run them whole); returns the previous count."""
     global _parts
-    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-        raise ValueError(f"split_rows.set_parts: expected a positive int, got {n!r}")
+    n = positive_int("split_rows.set_parts", "n", n)
     previous, _parts = _parts, n
     return previous
 

@@ -74,11 +74,3 @@ def check_targets(y, n: int, n_outputs: int | None, loss=None, name: str = "y",
     if row is not None:
         raise ValueError(f"{who}: {name} row {row} holds NaN or inf; expected finite values")
     return y
-
-
-def positive_int(name: str, value, allow_none: bool = False, who: str = "fit") -> None:
-    """ValueError unless ``value`` is a positive int (or None, with ``allow_none``)."""
-    if value is None and allow_none:
-        return
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{who}: {name} must be a positive int, got {value!r}")

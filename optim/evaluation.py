@@ -9,7 +9,8 @@ import numpy as np
 
 from lamina.layers.layer import check_layer, chunks, forward_of, input_dtype, output_shape_of, rows_per_chunk
 from lamina.layers.mode import EVAL, INFER
-from lamina.optim.checks import check_targets, positive_int
+from lamina.layers.settings import positive_int
+from lamina.optim.checks import check_targets
 from lamina.optim.metrics import accuracy_rule, part_rules
 from lamina.optim.threads import AUTO, Blas, BlasThreads, most_threads, resolve, settings
 from lamina.losses import SoftmaxCrossEntropy
@@ -37,7 +38,7 @@ def n_outputs(model, x, transform):
 def evaluate(model, loss, x, y, batch_size: int = 1000, *, transform=None, threads=DEFAULT_THREADS) -> dict:
     """{"loss": mean loss over the samples, "accuracy": where the targets decide one} of ``model`` on (x, y),
     in batches."""
-    positive_int("batch_size", batch_size, who="evaluate")
+    positive_int("evaluate", "batch_size", batch_size)
     check_layer(model, "evaluate: the model")
     x = check_x(x, who="evaluate")
     y = check_y(check_targets, y, n_samples(x), n_outputs(model, x, transform), loss, who="evaluate")

@@ -22,10 +22,10 @@ class RMSprop(Optimizer):
     """
 
     learning_rate: object = attrs.field(default=1e-2, validator=hyper.learning_rate)
-    alpha: float = attrs.field(default=0.99, validator=hyper.fraction)
+    alpha: float = attrs.field(default=0.99, validator=hyper.fraction_right_open)
     eps: float = attrs.field(default=1e-8, validator=hyper.positive)
     weight_decay: float = attrs.field(default=0.0, validator=hyper.non_negative)
-    momentum: float = attrs.field(default=0.0, validator=hyper.fraction)
+    momentum: float = attrs.field(default=0.0, validator=hyper.fraction_right_open)
     centered: bool = attrs.field(default=False, validator=hyper.boolean)
     clip_norm: float | None = attrs.field(default=None, validator=hyper.optional_positive)
 

@@ -3,32 +3,14 @@
 from __future__ import annotations
 
 import math
-import numbers
 
 import attrs
-import numpy as np
 
+from lamina.layers.settings import fraction_left_open, non_negative_number, positive_number, validator
 
-def is_number(value) -> bool:
-    """A real number (Python or NumPy), not a bool."""
-    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
-
-
-def _positive(instance, attribute, value) -> None:
-    if not is_number(value) or not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{type(instance).__name__}.{attribute.name} must be a positive finite number, "
-                         f"got {value!r}")
-
-
-def _non_negative(instance, attribute, value) -> None:
-    if not is_number(value) or not math.isfinite(value) or value < 0:
-        raise ValueError(f"{type(instance).__name__}.{attribute.name} must be a finite number >= 0, "
-                         f"got {value!r}")
-
-
-def _fraction(instance, attribute, value) -> None:
-    if not is_number(value) or not 0 < value <= 1:
-        raise ValueError(f"{type(instance).__name__}.{attribute.name} must be in (0, 1], got {value!r}")
+_positive = validator(positive_number)
+_non_negative = validator(non_negative_number)
+_fraction = validator(fraction_left_open)   # a decay factor: (0, 1]
 
 
 @attrs.frozen

@@ -29,7 +29,7 @@ class SGD(Optimizer):
     """
 
     learning_rate: object = attrs.field(validator=hyper.learning_rate)
-    momentum: float = attrs.field(default=0.0, validator=hyper.fraction)
+    momentum: float = attrs.field(default=0.0, validator=hyper.fraction_right_open)
     nesterov: bool = attrs.field(default=False, validator=_check_nesterov)
     weight_decay: float = attrs.field(default=0.0, validator=hyper.non_negative)
     clip_norm: float | None = attrs.field(default=None, validator=hyper.optional_positive)

@@ -11,10 +11,11 @@ from pathlib import Path
 import numpy as np
 from lamina.layers.layer import check_layer, input_dtype, model_dtype, takes_ids
 from lamina.layers.records.tree import check_same_sharing, check_same_structure
+from lamina.layers.settings import positive_int
 from lamina.optim.callbacks import HOOKS, BestModel, DivergenceWatch, ProgressBar
 from lamina.optim.checkpoints import PATTERN as CHECKPOINTS
 from lamina.optim.checkpoints import FolderLock, load_checkpoint, remove_stale_temporaries
-from lamina.optim.checks import check_targets, positive_int
+from lamina.optim.checks import check_targets
 from lamina.optim.errors import TrainingWarning
 from lamina.optim.evaluation import DEFAULT_THREADS, evaluate, n_outputs  # noqa: F401 (evaluate: as before)
 from lamina.optim.loop import Loop, hooks_of
@@ -86,8 +87,8 @@ def _new_history(classify: bool, validation: bool, parts: list) -> dict:
 def _check_settings(rng, validation, *, keep_best, patience, **counts) -> None:
     """fit's counts are positive ints (``None`` allowed for checkpoint_every, patience, steps_per_epoch)."""
     for name, value in counts.items():
-        positive_int(name, value, allow_none=name in ("checkpoint_every", "steps_per_epoch"))
-    positive_int("patience", patience, allow_none=True)
+        positive_int("fit", name, value, allow_none=name in ("checkpoint_every", "steps_per_epoch"))
+    positive_int("fit", "patience", patience, allow_none=True)
     if not isinstance(rng, np.random.Generator):
         raise TypeError(f"fit: rng must be a numpy.random.Generator (np.random.default_rng(seed)), "
                         f"got {type(rng).__name__}")

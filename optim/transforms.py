@@ -12,6 +12,7 @@ from typing import ClassVar
 import attrs
 import numpy as np
 
+from lamina.layers.settings import is_real
 from lamina.optim import hyper
 from lamina.optim.transform import Needs, Transform
 
@@ -35,7 +36,7 @@ class Trace(Transform):
     """Momentum as torch's SGD (dampening 0): t = decay t + g; u = t, or g + decay t with nesterov."""
 
     name: ClassVar[str] = "trace"
-    decay: float = attrs.field(validator=hyper.fraction)
+    decay: float = attrs.field(validator=hyper.fraction_right_open)
     nesterov: bool = attrs.field(default=False, validator=hyper.boolean)
 
     @property
@@ -62,8 +63,8 @@ class ScaleByAdam(Transform):
 
     name: ClassVar[str] = "scale_by_adam"
     needs: ClassVar[Needs] = Needs(state=("mu", "nu"), elementwise=True, writes_grad=False)
-    b1: float = attrs.field(default=0.9, validator=hyper.fraction)
-    b2: float = attrs.field(default=0.999, validator=hyper.fraction)
+    b1: float = attrs.field(default=0.9, validator=hyper.fraction_right_open)
+    b2: float = attrs.field(default=0.999, validator=hyper.fraction_right_open)
     eps: float = attrs.field(default=1e-8, validator=hyper.positive)
 
     def update(self, g, state, p, step):
@@ -93,7 +94,7 @@ class ScaleByRms(Transform):
     """
 
     name: ClassVar[str] = "scale_by_rms"
-    alpha: float = attrs.field(default=0.99, validator=hyper.fraction)
+    alpha: float = attrs.field(default=0.99, validator=hyper.fraction_right_open)
     eps: float = attrs.field(default=1e-8, validator=hyper.positive)
     centered: bool = attrs.field(default=False, validator=hyper.boolean)
 
@@ -136,7 +137,7 @@ class ScaleByLearningRate(Transform):
         if not callable(self.learning_rate):
             return float(self.learning_rate)
         lr = self.learning_rate(step)
-        if not (hyper.is_number(lr) and math.isfinite(lr) and lr >= 0):
+        if not (is_real(lr) and math.isfinite(lr) and lr >= 0):
             raise ValueError(f"scale_by_learning_rate: the learning-rate schedule gave {lr!r} at step "
                              f"{step}; expected a finite number >= 0")
         return float(lr)

@@ -92,8 +92,8 @@ def test_float32_stays_float32(make):
 @pytest.mark.parametrize("kwargs, match", [
     (dict(learning_rate=-1e-3), r"learning_rate must be a positive finite number"),
     (dict(learning_rate=0.0), r"learning_rate must be a positive"),
-    (dict(betas=(1.0, 0.999)), r"betas\[0\] must be in \[0, 1\), got 1\.0"),
-    (dict(betas=(0.9, -0.1)), r"betas\[1\] must be in \[0, 1\), got -0\.1"),
+    (dict(betas=(1.0, 0.999)), r"betas\[0\] must be a number in \[0, 1\), got 1\.0"),
+    (dict(betas=(0.9, -0.1)), r"betas\[1\] must be a number in \[0, 1\), got -0\.1"),
     (dict(betas=(0.9,)), r"betas must be a pair"),
     (dict(eps=0.0), r"eps must be a positive finite number, got 0\.0"),
     (dict(eps=-1e-8), r"eps must be a positive"),

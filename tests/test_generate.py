@@ -75,8 +75,8 @@ def test_the_model_sees_at_most_the_context_and_by_default_the_positional_embedd
 @pytest.mark.parametrize("kwargs, error, match", [
     (dict(temperature=-1.0), ValueError, r"temperature must be a finite number >= 0 \(0: greedy\), got -1.0"),
     (dict(temperature=float("nan")), ValueError, r"temperature must be a finite number"),
-    (dict(top_k=0), ValueError, r"top_k must be None or an int >= 1, got 0"),
-    (dict(context=0), ValueError, r"context must be None or an int >= 1, got 0"),
+    (dict(top_k=0), ValueError, r"top_k must be a positive int or None, got 0"),
+    (dict(context=0), ValueError, r"context must be a positive int or None, got 0"),
     (dict(steps=-1), ValueError, r"steps must be an int >= 0, got -1"),
     (dict(ids=np.zeros((2, 3))), ValueError, r"ids must be a non-empty int array \(n, t0\), got dtype float"),
     (dict(ids=np.zeros(3, np.int64)), ValueError, r"got dtype int64 and shape \(3,\)"),

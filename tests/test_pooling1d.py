@@ -67,7 +67,7 @@ def test_a_flat_or_short_input_is_a_shape_error_with_the_path(pool):
 
 @pytest.mark.parametrize("make, match", [
     (lambda: layers.MaxPool1D(0), r"MaxPool1D: size must be a positive int, got 0"),
-    (lambda: layers.AvgPool1D(2, 0), r"AvgPool1D: stride must be a positive int, got 0"),
+    (lambda: layers.AvgPool1D(2, 0), r"AvgPool1D: stride must be a positive int or None, got 0"),
     (lambda: layers.MaxPool1D((2, 2)), r"MaxPool1D: size must be a positive int, got \(2, 2\)"),
 ])
 def test_bad_settings(make, match):

@@ -56,10 +56,10 @@ def test_no_bias_correction_and_eps_outside_the_root():
 
 @pytest.mark.parametrize("kwargs, match", [
     (dict(learning_rate=-0.01), r"learning_rate must be a positive finite number"),
-    (dict(alpha=1.0), r"alpha must be in \[0, 1\), got 1\.0"),
-    (dict(alpha=-0.1), r"alpha must be in \[0, 1\)"),
+    (dict(alpha=1.0), r"alpha must be a number in \[0, 1\), got 1\.0"),
+    (dict(alpha=-0.1), r"alpha must be a number in \[0, 1\)"),
     (dict(eps=0), r"eps must be a positive finite number, got 0"),
-    (dict(momentum=1.5), r"momentum must be in \[0, 1\)"),
+    (dict(momentum=1.5), r"momentum must be a number in \[0, 1\)"),
     (dict(weight_decay=-1.0), r"weight_decay must be a finite number >= 0"),
     (dict(clip_norm=float("inf")), r"clip_norm must be a positive finite number or None"),
 ])

@@ -38,11 +38,11 @@ def test_cosine_with_warmup_is_warmup_of_a_cosine():
 
 
 @pytest.mark.parametrize("make, match", [
-    (lambda: optim.Exponential(initial=0.1, factor=1.5), r"Exponential\.factor must be in \(0, 1\]"),
-    (lambda: optim.Linear(initial=-1.0, final=0.0, total=3), r"Linear\.initial must be a finite number >= 0"),
-    (lambda: optim.Linear(initial=1.0, final=0.0, total=0), r"Linear\.total must be a positive"),
-    (lambda: optim.Warmup(optim.Constant(0.1), steps=0), r"Warmup\.steps must be a positive"),
-    (lambda: optim.Warmup(-0.1, steps=3), r"Warmup\.then must be a positive"),
+    (lambda: optim.Exponential(initial=0.1, factor=1.5), r"Exponential: factor must be a number in \(0, 1\]"),
+    (lambda: optim.Linear(initial=-1.0, final=0.0, total=3), r"Linear: initial must be a finite number >= 0"),
+    (lambda: optim.Linear(initial=1.0, final=0.0, total=0), r"Linear: total must be a positive"),
+    (lambda: optim.Warmup(optim.Constant(0.1), steps=0), r"Warmup: steps must be a positive"),
+    (lambda: optim.Warmup(-0.1, steps=3), r"Warmup: then must be a positive"),
 ])
 def test_schedules_check_their_arguments(make, match):
     with pytest.raises(ValueError, match=match):

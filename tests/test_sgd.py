@@ -145,10 +145,11 @@ def test_a_schedule_giving_a_bad_rate_is_refused_at_that_step():
 
 
 @pytest.mark.parametrize("make, match", [
-    (lambda: optim.StepDecay(initial=0.1, factor=0.0, every=1), r"StepDecay\.factor must be in \(0, 1\]"),
-    (lambda: optim.StepDecay(initial=-0.1, factor=0.5, every=1), r"StepDecay\.initial must be a positive"),
-    (lambda: optim.Cosine(initial=0.1, total=0), r"Cosine\.total must be a positive"),
-    (lambda: optim.Constant(float("nan")), r"Constant\.value must be a positive finite"),
+    (lambda: optim.StepDecay(initial=0.1, factor=0.0, every=1),
+     r"StepDecay: factor must be a number in \(0, 1\]"),
+    (lambda: optim.StepDecay(initial=-0.1, factor=0.5, every=1), r"StepDecay: initial must be a positive"),
+    (lambda: optim.Cosine(initial=0.1, total=0), r"Cosine: total must be a positive"),
+    (lambda: optim.Constant(float("nan")), r"Constant: value must be a positive finite"),
 ])
 def test_schedule_validation(make, match):
     with pytest.raises(ValueError, match=match):
@@ -184,9 +185,9 @@ def test_converges_to_the_least_squares_solution():
     (dict(learning_rate=float("nan")), ValueError, r"learning_rate must be a positive finite number.*nan"),
     (dict(learning_rate=float("inf")), ValueError, r"learning_rate .*inf"),
     (dict(learning_rate="0.1"), ValueError, r"learning_rate"),
-    (dict(learning_rate=0.1, momentum=1.0), ValueError, r"momentum must be in \[0, 1\), got 1\.0"),
-    (dict(learning_rate=0.1, momentum=-0.5), ValueError, r"momentum must be in \[0, 1\)"),
-    (dict(learning_rate=0.1, momentum=float("nan")), ValueError, r"momentum must be in \[0, 1\)"),
+    (dict(learning_rate=0.1, momentum=1.0), ValueError, r"momentum must be a number in \[0, 1\), got 1\.0"),
+    (dict(learning_rate=0.1, momentum=-0.5), ValueError, r"momentum must be a number in \[0, 1\)"),
+    (dict(learning_rate=0.1, momentum=float("nan")), ValueError, r"momentum must be a number in \[0, 1\)"),
     (dict(learning_rate=0.1, nesterov=True), ValueError, r"nesterov=True needs momentum > 0"),
     (dict(learning_rate=0.1, momentum=0.9, nesterov=1), TypeError, r"nesterov must be True or False"),
     (dict(learning_rate=0.1, weight_decay=-1e-4), ValueError, r"weight_decay must be a finite number >= 0"),

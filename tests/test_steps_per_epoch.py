@@ -87,6 +87,6 @@ def test_resuming_with_another_steps_per_epoch_is_refused(tmp_path):
 
 @pytest.mark.parametrize("bad", [0, -1, 2.5, True])
 def test_steps_per_epoch_must_be_a_positive_int(bad):
-    with pytest.raises(ValueError, match=f"steps_per_epoch must be a positive int, got {bad!r}"):
+    with pytest.raises(ValueError, match=f"steps_per_epoch must be a positive int or None, got {bad!r}"):
         optim.fit(model_(), losses.SoftmaxCrossEntropy(), optim.SGD(0.1), x, labels, epochs=1,
                   batch_size=BATCH, rng=np.random.default_rng(0), progress=False, steps_per_epoch=bad)
