@@ -4,7 +4,6 @@ BatchNorm2d."""
 from __future__ import annotations
 
 import math
-import numbers
 
 import attrs
 import numpy as np
@@ -15,14 +14,14 @@ from lamina.layers.layer import Layer
 from lamina.layers.mode import Mode
 from lamina.layers.records.parameter import buffer, param
 from lamina.layers.records.registry import register
-from lamina.layers.settings import positive_int
+from lamina.layers.settings import is_real, positive_int
 
 
 def _number(name: str, low: float, high: float, closed_low: bool):
     """A converter to float that refuses anything outside [low, high] (or (low, high] when not
     ``closed_low``)."""
     def convert(value) -> float:
-        ok = (not isinstance(value, bool) and isinstance(value, numbers.Real) and math.isfinite(value)
+        ok = (is_real(value) and math.isfinite(value)
               and (low <= value if closed_low else low < value) and value <= high)
         if not ok:
             interval = f"{'[' if closed_low else '('}{low}, {high}{']' if math.isfinite(high) else ')'}"

@@ -19,7 +19,7 @@ from lamina.layers.mode import Mode
 from lamina.layers.pooling1d import sequence_shape
 from lamina.layers.records.parameter import param
 from lamina.layers.records.registry import register
-from lamina.layers.settings import positive_int
+from lamina.layers.settings import is_int, positive_int, refuse
 
 PADDINGS = ("valid", "same", "causal")
 
@@ -28,8 +28,8 @@ def _padding(value):
     """An int >= 0 (both ends), or "valid" (kept as 0), "same" or "causal"."""
     if isinstance(value, str) and value in PADDINGS:
         return 0 if value == "valid" else value
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-        raise ValueError(f'Conv1D: padding must be an int >= 0, "valid", "same" or "causal", got {value!r}')
+    if not (is_int(value) and value >= 0):
+        refuse("Conv1D", "padding", 'an int >= 0, "valid", "same" or "causal"', value)
     return int(value)
 
 

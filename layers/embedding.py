@@ -11,7 +11,7 @@ from lamina.layers.layer import Layer
 from lamina.layers.mode import Mode
 from lamina.layers.records.parameter import param
 from lamina.layers.records.registry import register
-from lamina.layers.settings import positive_int
+from lamina.layers.settings import is_int, positive_int
 
 
 def _check_padding_idx(layer: "Embedding", attribute, value) -> None:
@@ -20,7 +20,7 @@ def _check_padding_idx(layer: "Embedding", attribute, value) -> None:
     if value is None:
         return
     n_tokens = len(layer.weight)
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 0 <= value < n_tokens:
+    if not (is_int(value) and 0 <= value < n_tokens):
         raise ValueError(f"Embedding: padding_idx must be None or an id in [0, {n_tokens}), got {value!r}")
 
 
@@ -56,7 +56,7 @@ class Embedding(Layer):
         n_tokens = positive_int("Embedding.init", "n_tokens", n_tokens)
         dim = positive_int("Embedding.init", "dim", dim)
         weight = normal(rng, (n_tokens, dim), init, 1, dim, dtype, "Embedding.init")
-        if isinstance(padding_idx, (int, np.integer)) and 0 <= padding_idx < n_tokens:   # else refused below
+        if is_int(padding_idx) and 0 <= padding_idx < n_tokens:   # else refused below
             weight[padding_idx] = 0
         return cls(weight=weight, padding_idx=padding_idx)
 

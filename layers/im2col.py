@@ -19,6 +19,7 @@ from numpy.lib.stride_tricks import as_strided
 
 from lamina.layers.layer import ROW_ALIGN
 from lamina.layers.errors import ShapeError, format_shape
+from lamina.layers.settings import is_int
 
 BLOCK_BYTES = 1 << 21
 """How large an im2col block may grow: it stays in a core's L2 cache between the copy and the matrix
@@ -52,8 +53,7 @@ def pair(value, what: str, layer: str, *, minimum: int = 1) -> tuple[int, int]:
     """An int or a pair of ints, each at least ``minimum``, as a (height, width) tuple; a ValueError naming
     ``layer`` otherwise."""
     items = tuple(value) if isinstance(value, (tuple, list)) else (value, value)
-    if len(items) != 2 or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool)
-                                  for v in items):
+    if len(items) != 2 or not all(is_int(v) for v in items):
         raise ValueError(f"{layer}: {what} must be an int or a pair of ints (height, width), got {value!r}")
     if min(items) < minimum:
         raise ValueError(f"{layer}: {what} must be at least {minimum}, got {value!r}")

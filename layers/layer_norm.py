@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-import numbers
 import warnings
 
 import attrs
@@ -14,14 +12,11 @@ from lamina.layers.layer import Layer
 from lamina.layers.mode import Mode
 from lamina.layers.records.parameter import param
 from lamina.layers.records.registry import register
-from lamina.layers.settings import positive_int
+from lamina.layers.settings import positive_int, positive_number
 
 
 def _eps(value) -> float:
-    if (isinstance(value, bool) or not isinstance(value, numbers.Real)
-            or not (math.isfinite(value) and value > 0)):
-        raise ValueError(f"LayerNorm: eps must be a positive number, got {value!r}")
-    return float(value)
+    return positive_number("LayerNorm", "eps", value)
 
 
 def _check_arrays(layer: "LayerNorm", attribute, value) -> None:

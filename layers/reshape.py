@@ -11,6 +11,7 @@ from lamina.layers.errors import ShapeError, format_shape
 from lamina.layers.layer import Layer
 from lamina.layers.mode import Mode
 from lamina.layers.records.registry import register
+from lamina.layers.settings import is_int
 
 
 @register
@@ -46,7 +47,7 @@ def _shape(value) -> tuple:
         items = tuple(items)
     except TypeError:
         raise ValueError(f"Reshape: shape must be a tuple of ints (per sample), got {value!r}") from None
-    if (not items or not all(isinstance(s, (int, np.integer)) and not isinstance(s, bool) for s in items)
+    if (not items or not all(is_int(s) for s in items)
             or any(s == 0 or s < -1 for s in items) or items.count(-1) > 1):
         raise ValueError("Reshape: shape must be a non-empty tuple of positive ints (one may be -1, "
                          f"inferred), per sample without the batch axis, got {value!r}")

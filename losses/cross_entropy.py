@@ -8,10 +8,11 @@ import numpy as np
 
 from lamina.losses.settings import fraction, weights
 from lamina.losses.targets import check_array_target, check_labels, check_pred
+from lamina.layers.settings import is_int
 
 
 def _check_ignore_index(loss, attribute, value) -> None:
-    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer))):
+    if value is not None and not is_int(value):
         raise ValueError(f"SoftmaxCrossEntropy: ignore_index must be None or an int (a label to skip), "
                          f"got {value!r}")
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import math
 
 import attrs
 
 from lamina.layers.errors import LayerError
+from lamina.layers.settings import non_negative_number
 
 
 def _as_losses(value) -> tuple:
@@ -25,8 +25,7 @@ def _as_weights(value):
         return None
     weights = tuple(value)
     for i, w in enumerate(weights):
-        if isinstance(w, bool) or not isinstance(w, (int, float)) or not math.isfinite(w) or w < 0:
-            raise ValueError(f"losses.Multi: weights[{i}] must be a finite number >= 0, got {w!r}")
+        non_negative_number("losses.Multi", f"weights[{i}]", w)
     return tuple(float(w) for w in weights)
 
 

@@ -47,7 +47,7 @@ def test_init_gives_ones_and_zeros_and_the_repr_is_short():
 
 @pytest.mark.parametrize("eps", [0, -1.0, float("inf"), float("nan"), "1e-5", True])
 def test_eps_must_be_positive(eps):
-    with pytest.raises(ValueError, match=r"LayerNorm: eps must be a positive number"):
+    with pytest.raises(ValueError, match=r"LayerNorm: eps must be a positive finite number"):
         layers.LayerNorm.init(3, eps=eps)
 
 

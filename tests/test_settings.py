@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+from pathlib import Path
 
 import attrs
 import numpy as np
@@ -84,3 +85,25 @@ def test_the_attrs_validator_names_the_record_and_the_field():
         Record(0.5, 0)
     with pytest.raises(ValueError, match=r"^Record: label_smoothing must be a number in \[0, 1\], got 2$"):
         Record(0.5, smoothing=2)
+
+
+
+LIBRARY = ("layers", "losses", "optim", "data", "estimators", "diagnostics")
+# a check written by hand: a value refused for not being an int or a number (settings.is_int / is_real)
+HAND_WRITTEN = re.compile(r"not isinstance\(\w+, (\(int, np\.integer\)|\(int, float\)|numbers\.\w+)\)")
+
+
+def test_no_library_module_writes_its_own_int_or_number_check():
+    root = Path(__file__).resolve().parent.parent
+    found = [f"{path.relative_to(root)}:{text[:match.start()].count(chr(10)) + 1}"
+             for package in LIBRARY for path in sorted((root / package).rglob("*.py"))
+             if path != root / "layers" / "settings.py"
+             for text in [path.read_text()] for match in HAND_WRITTEN.finditer(text)]
+    assert not found, f"use lamina.layers.settings instead of these copies: {found}"
+
+
+def test_the_pattern_finds_the_copies_it_is_meant_for():
+    copies = ["if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:",
+              "if isinstance(v, bool) or not isinstance(v, numbers.Real) or not 0 <= v < 1:",
+              "if isinstance(w, bool) or not isinstance(w, (int, float)) or w < 0:"]
+    assert all(HAND_WRITTEN.search(line) for line in copies)

@@ -14,6 +14,7 @@ from lamina.layers.onnx.forms import load
 from lamina.layers.onnx.graph import MIN_OPSET, Graph
 from lamina.layers.onnx.simplify import cancel_transposes
 from lamina.layers.parallel import Parallel
+from lamina.layers.settings import is_int
 
 
 def _import_onnx():
@@ -29,8 +30,7 @@ def _one_shape(shape, where: str) -> tuple:
     """A per-sample shape as a tuple of positive ints and None (a dynamic axis)."""
     shape = (shape,) if isinstance(shape, (int, np.integer)) or shape is None else tuple(shape)
     for size in shape:
-        if size is not None and (
-                isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1):
+        if size is not None and not (is_int(size) and size >= 1):
             raise ValueError(f"export_onnx: {where} must hold positive ints (or None for a dynamic axis), "
                              f"got {shape!r}")
     return tuple(None if size is None else int(size) for size in shape)
@@ -46,8 +46,7 @@ def input_shapes(input_shape) -> tuple[list, bool]:
 
 def _check_target(path, opset: int, newest: int) -> str:
     """The path as a string, after checking the opset and that the path's folder exists."""
-    is_int = isinstance(opset, (int, np.integer)) and not isinstance(opset, bool)
-    if not is_int or not MIN_OPSET <= opset <= newest:
+    if not (is_int(opset) and MIN_OPSET <= opset <= newest):
         raise ValueError(f"export_onnx: opset must be an int from {MIN_OPSET} to {newest} (the newest this "
                          f"onnx package knows), got {opset!r}")
     path = os.fspath(path)
