@@ -10,8 +10,10 @@ import numpy as np
 
 from lamina.layers import split_rows
 from lamina.layers.layer import Layer
+from lamina.layers.maths import relu
 from lamina.layers.mode import Mode
 from lamina.layers.records.registry import register
+from lamina.layers.settings import finite_number, validator
 
 
 def _dtype(y, dy) -> np.dtype:
@@ -48,7 +50,7 @@ class ReLU(_Elementwise):
     """y = max(x, 0)."""
 
     def apply(self, x):
-        y = np.maximum(x, 0)
+        y = relu(x)
         return y, y
 
     def derivative(self, y, dy):
@@ -58,18 +60,12 @@ class ReLU(_Elementwise):
         return dx
 
 
-def _check_slope(layer, attribute, value) -> None:
-    if (isinstance(value, bool) or not isinstance(value, (int, float, np.floating))
-            or not math.isfinite(value)):
-        raise ValueError(f"LeakyReLU: negative_slope must be a finite number, got {value!r}")
-
-
 @register
 @attrs.frozen
 class LeakyReLU(_Elementwise):
     """y = x where x > 0, else negative_slope * x (``torch.nn.LeakyReLU``)."""
 
-    negative_slope: float = attrs.field(default=0.01, validator=_check_slope)
+    negative_slope: float = attrs.field(default=0.01, validator=validator(finite_number))
 
     def apply(self, x):
         return np.where(x > 0, x, x * x.dtype.type(self.negative_slope)), x

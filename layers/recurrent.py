@@ -16,6 +16,7 @@ import numpy as np
 
 from lamina.layers.errors import ShapeError
 from lamina.layers.initializers import check_rng
+from lamina.layers.maths import relu
 from lamina.layers.layer import Layer
 from lamina.layers.mode import Mode
 from lamina.layers.records.parameter import param
@@ -166,7 +167,7 @@ class RNN(_Recurrent):
             if self.nonlinearity == "tanh":
                 np.tanh(a[s], out=hs[s + 1])
             else:
-                np.maximum(a[s], 0, out=hs[s + 1])
+                relu(a[s], out=hs[s + 1])
         return hs, None
 
     def _steps_back(self, hs, state, dys):

@@ -94,6 +94,20 @@ def test_relu_by_hand():
     assert grads == layers.ReLU() and layers.parameters(grads) == []
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int64])
+@pytest.mark.parametrize("width", [3, 16, 40])   # a short last axis (the scalar 0) and long ones (a zero row)
+def test_relu_gives_the_bits_of_maximum_with_zero(dtype, width):
+    special = [-0.0, 0.0, np.nan, -np.inf, np.inf, -1.5, 2.5] if dtype != np.int64 else [-3, 0, 5]
+    x = np.resize(np.array(special, dtype), (4, 2, width))
+    y, _ = layers.ReLU().forward(x, layers.EVAL)
+    by_hand = [[[max(v, 0) if v == v else v for v in row] for row in block] for block in x.tolist()]
+    expected = np.array(by_hand)
+    assert y.dtype == x.dtype and y.shape == x.shape
+    np.testing.assert_array_equal(y, expected.astype(dtype))
+    if dtype != np.int64:   # no negative zero comes out (array_equal would take -0.0 for 0.0)
+        assert not np.signbit(y[y == 0]).any()
+
+
 @given(hnp.arrays(np.float64, hnp.array_shapes(max_dims=3, max_side=5), elements=st.floats(-30, 30)))
 def test_tanh_and_sigmoid_match_math(x):
     np.testing.assert_allclose(layers.Tanh()(x), np.vectorize(math.tanh)(x), rtol=1e-15, atol=1e-300)
