@@ -1,25 +1,26 @@
-"""bench/mlp.py's columns for this checkout and another one (before a change) measured in lockstep, one run.
+"""bench/mlp.py's columns for this checkout and another one (before a change), measured in turns, one run.
 
     git worktree add /tmp/before f3adca5          # lamina 0.2, the tree before issue 18
-    python bench/before_after.py /tmp/before --workloads W1 W2 --rounds 5
+    python bench/before_after.py /tmp/before --workloads W1 W2 --rounds 12
 
 The host's speed drifts by 10-30% within minutes here, so two runs of ``mlp.py`` one after the other
-compare the host more than the code. This script starts two child processes, each one thread (BLAS
-pinned to 1): "after" imports this checkout's lamina, "before" the other checkout's, and both run the
-same columns of ``mlp.py`` (lamina through ``optim.fit``, the careful NumPy loop, the matmul floor)
-on the same data, batches and weights. Each column's epoch runs in both at the same moment, each
-child alone on one core, and the cores swap every round (``--apart``: one child after the other,
-their order swapping every round). Every round then gives same-moment ratios:
+compare the host more than the code. Every round this script starts two child processes, each one thread
+(BLAS pinned to 1): "after" imports this checkout's lamina, "before" the other checkout's, and both run
+the same columns of ``mlp.py`` (lamina through ``optim.fit``, the careful NumPy loop, the matmul floor)
+on the same data, batches and weights. Each column's epoch runs in one child, then at once in the other
+(which goes first swaps every round), so each ratio compares epochs seconds apart; a fresh pair of
+processes each round keeps one process's memory layout from weighing on every round. Every round gives:
 
 - lamina after / lamina before: the change itself;
 - each tree's lamina / reference and lamina / floor: ``mlp.py``'s ratios, before and after;
 - reference after / reference before: the same code in both children, so its distance from 1 is the
-  measurement's own noise (which core, which process layout).
+  measurement's own noise.
 
-The tables give the median of the rounds' ratios and their range. The columns are the ones of
-``mlp.py --threads 1`` (the reference and floor come from this checkout's bench/ for both children).
-A checkout without ``lamina/__init__.py`` (0.2 maps its folders to ``lamina`` only when installed)
-gets this checkout's, which serves the same folders from a source tree.
+The tables give the median of the rounds' ratios and their range. ``--together`` runs the two children
+at the same moment, one per core (they then slow each other down through the shared cache and memory).
+The reference and the floor come from this checkout's bench/ for both children. A checkout without
+``lamina/__init__.py`` (0.2 maps its folders to ``lamina`` only when installed) gets this checkout's,
+which serves the same folders from a source tree.
 """
 
 from __future__ import annotations
@@ -102,15 +103,16 @@ class Child:
 def run_together(children: list[Child], line: str) -> list[dict]:
     for c in children:
         c.send(line)
-    return [c.receive() for c in children]
+    out = {c.label: c.receive() for c in children}
+    return [out["after"], out["before"]]
 
 
-def run_apart(children: list[Child], line: str) -> list[dict]:
+def run_in_turns(children: list[Child], line: str) -> list[dict]:
     out = {}
     for c in children:
         c.send(line)
         out[c.label] = c.receive()
-    return [out[c.label] for c in sorted(children, key=lambda c: c.label != "after")]
+    return [out["after"], out["before"]]
 
 
 def with_shim(before: Path) -> list[str]:
@@ -141,7 +143,9 @@ def main() -> None:
                         help="the other checkout (e.g. a git worktree of the commit before)")
     parser.add_argument("--workloads", nargs="+", default=["W1", "W2"])
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--apart", action="store_true", help="one child after the other instead of together")
+    parser.add_argument("--together", action="store_true",
+                        help="both children at once, one per core (they slow each other down: shared "
+                             "cache and memory)")
     args = parser.parse_args()
     sys.path.insert(0, str(HERE))
     import harness as H
@@ -149,31 +153,32 @@ def main() -> None:
     before = args.before.resolve()
     notes = with_shim(before)
     cores = sorted(os.sched_getaffinity(0))
-    if not args.apart and len(cores) < 2:
-        raise SystemExit("together needs two cores; use --apart")
+    if args.together and len(cores) < 2:
+        raise SystemExit("--together needs two cores")
     print(f"# lamina benchmark: bench/before_after.py {' '.join(sys.argv[1:])}")
     print()
     for line in H.machine_header():
         print(f"- {line}")
     print(f"- after: {ROOT} ({revision(ROOT)})")
     print(f"- before: {before} ({revision(before)})")
-    print(f"- {'apart: one child after the other' if args.apart else 'together: one child per core'}, "
-          f"BLAS 1 thread, {args.rounds} rounds; the cores (or the order) swap every round")
+    print(f"- {'together: one child per core' if args.together else 'in turns: one child after the other'}, "
+          f"BLAS 1 thread, {args.rounds} rounds, a fresh pair of processes each; the order (or the cores) "
+          "swap every round")
     for note in notes:
         print(f"- {note}")
     print(flush=True)
     busy0, own0 = H.cpu_ticks(), H.own_cpu_seconds()
-    children = [Child("after", ROOT, args.workloads), Child("before", before, args.workloads)]
-    run = run_apart if args.apart else run_together
-    try:
-        run(children, "warm")
-        ratios = {wl: {} for wl in args.workloads}
-        for r in range(args.rounds):
-            if args.apart:
-                children.reverse()
-            else:
-                for c, core in zip(children, cores[r % 2:] + cores[:r % 2]):
+    run = run_together if args.together else run_in_turns
+    ratios = {wl: {} for wl in args.workloads}
+    for r in range(args.rounds):   # a fresh pair of processes every round: no process's memory layout stays
+        children = [Child("after", ROOT, args.workloads), Child("before", before, args.workloads)]
+        if r % 2:
+            children.reverse()
+        try:
+            if args.together:
+                for c, core in zip(children, cores):
                     c.pin(core)
+            run(children, "warm")
             for wl in args.workloads:
                 got = {}
                 for name in COLUMNS:
@@ -188,9 +193,9 @@ def main() -> None:
                     for other in ("reference", "floor"):
                         ratio = got["lamina"][k] / got[other][k]
                         row.setdefault(f"lamina / {other}, {tree}", []).append(ratio)
-    finally:
-        for c in children:
-            c.close()
+        finally:
+            for c in children:
+                c.close()
     print()
     print("| workload | " + " | ".join(next(iter(ratios.values())).keys()) + " |")
     print("| --- " * (1 + len(next(iter(ratios.values())))) + "|")
