@@ -19,7 +19,7 @@ from lamina.layers.mode import Mode
 from lamina.layers.pooling1d import sequence_shape
 from lamina.layers.records.parameter import param
 from lamina.layers.records.registry import register
-from lamina.layers.settings import is_int, positive_int, refuse
+from lamina.layers.settings import converter, is_int, positive_int, refuse
 
 PADDINGS = ("valid", "same", "causal")
 
@@ -55,9 +55,9 @@ class Conv1D(Layer):
 
     weight: np.ndarray = param()
     bias: np.ndarray = param()
-    stride: int = attrs.field(default=1, converter=lambda v: positive_int("Conv1D", "stride", v))
+    stride: int = attrs.field(default=1, converter=converter(positive_int, "Conv1D", "stride"))
     padding: object = attrs.field(default=0, converter=_padding)
-    dilation: int = attrs.field(default=1, converter=lambda v: positive_int("Conv1D", "dilation", v),
+    dilation: int = attrs.field(default=1, converter=converter(positive_int, "Conv1D", "dilation"),
                                 validator=_check)
 
     @classmethod

@@ -9,11 +9,7 @@ from lamina.layers.errors import LayerError
 from lamina.layers.layer import Layer
 from lamina.layers.mode import Mode
 from lamina.layers.records.registry import register
-from lamina.layers.settings import fraction_right_open
-
-
-def _rate(value) -> float:
-    return fraction_right_open("Dropout", "rate", value)
+from lamina.layers.settings import converter, fraction_right_open
 
 
 @register
@@ -22,7 +18,7 @@ class Dropout(Layer):
     """Training: y = x * keep / (1 - rate), keep ~ Bernoulli(1 - rate) per element; inference: y = x. Any
     shape."""
 
-    rate: float = attrs.field(default=0.5, converter=_rate)
+    rate: float = attrs.field(default=0.5, converter=converter(fraction_right_open, "Dropout", "rate"))
 
     def output_shape(self, input_shape):
         return input_shape

@@ -12,11 +12,7 @@ from lamina.layers.layer import Layer
 from lamina.layers.mode import Mode
 from lamina.layers.records.parameter import param
 from lamina.layers.records.registry import register
-from lamina.layers.settings import positive_int, positive_number
-
-
-def _eps(value) -> float:
-    return positive_number("LayerNorm", "eps", value)
+from lamina.layers.settings import converter, positive_int, positive_number
 
 
 def _check_arrays(layer: "LayerNorm", attribute, value) -> None:
@@ -31,7 +27,7 @@ class LayerNorm(PerFeature, Layer):
 
     weight: np.ndarray = param()
     bias: np.ndarray = param(validator=_check_arrays)
-    eps: float = attrs.field(default=1e-5, converter=_eps)
+    eps: float = attrs.field(default=1e-5, converter=converter(positive_number, "LayerNorm", "eps"))
 
     @classmethod
     def init(cls, n_features: int, eps: float = 1e-5, dtype=np.float32) -> "LayerNorm":

@@ -15,12 +15,7 @@ from lamina.layers.errors import ShapeError, format_shape
 from lamina.layers.layer import Layer
 from lamina.layers.mode import Mode
 from lamina.layers.records.registry import register
-from lamina.layers.settings import positive_int
-
-
-def _positive(layer: str, what: str, none_ok: bool = False):
-    """A converter: an int >= 1 (or None when ``none_ok``); a ValueError naming the layer otherwise."""
-    return lambda value: positive_int(layer, what, value, allow_none=none_ok)
+from lamina.layers.settings import converter, positive_int
 
 
 def sequence_shape(layer, shape, min_length: int = 1) -> tuple:
@@ -73,8 +68,9 @@ class _Pool1D(Layer):
 class MaxPool1D(_Pool1D):
     """y[b, i, c] = max of x[b, i*s:i*s+size, c]; the gradient to each window's first maximum (torch's)."""
 
-    size: int = attrs.field(default=2, converter=_positive("MaxPool1D", "size"))
-    stride: int | None = attrs.field(default=None, converter=_positive("MaxPool1D", "stride", none_ok=True))
+    size: int = attrs.field(default=2, converter=converter(positive_int, "MaxPool1D", "size"))
+    stride: int | None = attrs.field(
+        default=None, converter=converter(positive_int, "MaxPool1D", "stride", allow_none=True))
 
     def forward(self, x: np.ndarray, mode: Mode):
         """x (n, t, c) -> y (n, t', c); the cache is (x, y)."""
@@ -104,8 +100,9 @@ class MaxPool1D(_Pool1D):
 class AvgPool1D(_Pool1D):
     """y[b, i, c] = mean of x[b, i*s:i*s+size, c] (no padding, as torch's default)."""
 
-    size: int = attrs.field(default=2, converter=_positive("AvgPool1D", "size"))
-    stride: int | None = attrs.field(default=None, converter=_positive("AvgPool1D", "stride", none_ok=True))
+    size: int = attrs.field(default=2, converter=converter(positive_int, "AvgPool1D", "size"))
+    stride: int | None = attrs.field(
+        default=None, converter=converter(positive_int, "AvgPool1D", "stride", allow_none=True))
 
     def forward(self, x: np.ndarray, mode: Mode):
         """x (n, t, c) -> y (n, t', c); the cache is x's shape and y's."""

@@ -114,8 +114,16 @@ def boolean(who: str, name: str, value) -> bool:
     return bool(value)
 
 
-def validator(check, *, name: str | None = None, **options):
-    """An attrs validator running ``check(class name, name or the field's name, value, **options)``."""
+def validator(check, *, name: str | None = None, who=None, **options):
+    """An attrs validator running ``check(who, name or the field's name, value, **options)``; ``who``: how the
+    error names the record, a function of it (its class name when None)."""
     def validate(instance, attribute, value) -> None:
-        check(type(instance).__name__, name or attribute.name, value, **options)
+        check(type(instance).__name__ if who is None else who(instance), name or attribute.name, value,
+              **options)
     return validate
+
+
+def converter(check, who: str, name: str, **options):
+    """An attrs converter: the value ``check(who, name, value, **options)`` returns (an int as ``int``, a
+    number as ``float``)."""
+    return lambda value: check(who, name, value, **options)

@@ -13,18 +13,11 @@ def owner(instance) -> str:
     return type(instance).name if isinstance(instance, Transform) else type(instance).__name__
 
 
-def _checked(check, **options):
-    """An attrs validator: ``check`` (one of ``layers.settings``) naming the optimizer or transform."""
-    def validate(instance, attribute, value) -> None:
-        check(owner(instance), attribute.name, value, **options)
-    return validate
-
-
-positive = _checked(settings.positive_number)
-non_negative = _checked(settings.non_negative_number)
-fraction_right_open = _checked(settings.fraction_right_open)   # a decay rate, a momentum: [0, 1)
-optional_positive = _checked(settings.positive_number, allow_none=True)
-boolean = _checked(settings.boolean)
+positive = settings.validator(settings.positive_number, who=owner)
+non_negative = settings.validator(settings.non_negative_number, who=owner)
+fraction_right_open = settings.validator(settings.fraction_right_open, who=owner)   # a decay rate: [0, 1)
+optional_positive = settings.validator(settings.positive_number, who=owner, allow_none=True)
+boolean = settings.validator(settings.boolean, who=owner)
 
 
 def learning_rate(instance, attribute, value) -> None:
